@@ -1,0 +1,42 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test setup system-deps clean
+
+$(STAMP): pyproject.toml
+	$(MAKE) system-deps
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	# torch first, pinned: on this machine 2.13.0 is a CPU wheel on disk; an unpinned torch
+	# would pull a multi-GB CUDA build. Set TORCH_VERSION= to keep an installed one.
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install -q "torch==$(TORCH_VERSION)"
+	$(BIN)/python -m pip install -q -e ".[all,dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+system-deps:
+	@# espeak-ng (phonemes for TTS) and libusb (open3d) from Debian, when we may install them
+	@if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  missing=""; \
+	  command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
+	  ldconfig -p | grep -q libusb-1.0 || missing="$$missing libusb-1.0-0"; \
+	  ldconfig -p | grep -q libgomp || missing="$$missing libgomp1"; \
+	  if [ -n "$$missing" ]; then \
+	    (apt-get install -y -q $$missing >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q $$missing >/dev/null)) \
+	    || echo "warning: could not apt-get install$$missing"; \
+	  fi; \
+	else echo "note: not root or no apt-get; install espeak-ng and libusb-1.0-0 yourself for TTS phonemes and open3d"; fi
+
+demo: $(STAMP)
+	$(BIN)/python -m multidiff.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) demo_output .pytest_cache

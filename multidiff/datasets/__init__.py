@@ -1,0 +1,1 @@
+"""Adapters from real, published data formats to arrays the core understands."""

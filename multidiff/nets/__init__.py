@@ -1,0 +1,1 @@
+"""Networks, one architecture per file; they know nothing of schedules."""
