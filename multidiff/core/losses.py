@@ -1,0 +1,37 @@
+"""The denoising (eps-prediction) loss of Ho et al. (2020), for discrete and continuous time."""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+
+from .denoiser import Denoiser, add_noise
+
+__all__ = ["eps_mse", "draw_discrete_t", "draw_continuous_t"]
+
+
+def draw_discrete_t(n: int, num_steps: int, device=None, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Uniform step indices in ``[0, num_steps)``."""
+    return torch.randint(0, num_steps, (n,), device=device, generator=generator)
+
+
+def draw_continuous_t(n: int, device=None, t_min: float = 1e-5, t_max: float = 1.0,
+                      generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Uniform times in ``[t_min, t_max]`` for the VP-SDE (t_min > 0 keeps the loss finite)."""
+    return t_min + (t_max - t_min) * torch.rand(n, device=device, generator=generator)
+
+
+def eps_mse(model: Denoiser, x0: torch.Tensor, t: torch.Tensor, alpha_bar_of: Callable[[torch.Tensor], torch.Tensor],
+            mask: Optional[torch.Tensor] = None, eps: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Mean squared error between the model's noise prediction and the true noise.
+
+    ``t`` holds one time per batch row; ``alpha_bar_of(t)`` gives its signal level. With ``mask``
+    the mean runs over the entries where mask is 1 only (CSDI trains on the target entries).
+    """
+    eps = torch.randn_like(x0) if eps is None else eps
+    ab = alpha_bar_of(t).to(x0)
+    residual = (model(add_noise(x0, eps, ab), t) - eps) ** 2
+    if mask is None:
+        return residual.mean()
+    mask = mask.to(residual.dtype)
+    return (residual * mask).sum() / mask.sum().clamp(min=1)
