@@ -65,10 +65,7 @@ def with_values(df: pd.DataFrame, frame: NumericFrame, values: np.ndarray) -> pd
     """A copy of ``df`` whose numeric columns hold ``values``; everything else is left as it was."""
     out = df.copy()
     for j, c in enumerate(frame.columns):
-        col = values[:, j]
-        if pd.api.types.is_integer_dtype(df[c].dtype) and not np.isnan(col).any():
-            out[c] = col  # keep ints as floats: imputed values are not integers
-        out[c] = col
+        out[c] = values[:, j]  # float, also for integer columns: imputed values are not integers
     return out
 
 
