@@ -1,0 +1,146 @@
+"""Wide pandas DataFrames <-> GluonTS multivariate datasets, and readers for the forecasting
+benchmarks of TimeGrad (Rasul et al. 2021): LSTNet's ``exchange_rate.txt.gz`` and ETTh1.
+
+A multivariate GluonTS entry is ``{"start": pd.Period, "target": (D, T) array}``; a wide frame
+has a regular DatetimeIndex (rows = time) and one numeric column per series. NaN stays NaN: the
+model masks it out.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterable, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .fetch import locate
+from .frames import numeric_frame
+
+__all__ = ["EXCHANGE_COLUMNS", "read_exchange_rate", "read_etth1", "frame_index", "frame_to_dataset",
+           "dataset_to_frames", "to_multivariate", "rolling_split", "Benchmark", "BENCHMARKS", "load_benchmark"]
+
+# LSTNet (Lai et al. 2018): Australia, British, Canada, Switzerland, China, Japan, New Zealand, Singapore
+EXCHANGE_COLUMNS = ["AUD", "GBP", "CAD", "CHF", "CNY", "JPY", "NZD", "SGD"]
+
+
+def read_exchange_rate(path: Optional[str | os.PathLike] = None) -> pd.DataFrame:
+    """LSTNet's daily exchange rates (7588 x 8, no header) as a wide frame on GluonTS' calendar
+    for this file: business days from 1990-01-01 (``gluonts.dataset.repository._lstnet``)."""
+    folder = locate("exchange_rate", path)
+    values = pd.read_csv(folder / "exchange_rate.txt.gz", header=None).to_numpy(dtype=np.float64)
+    if values.shape[1] != len(EXCHANGE_COLUMNS):
+        raise ValueError(f"{folder / 'exchange_rate.txt.gz'} has {values.shape[1]} columns, expected 8; "
+                         "is this LSTNet's exchange_rate file?")
+    index = pd.date_range("1990-01-01", periods=len(values), freq="B", name="date")
+    return pd.DataFrame(values, index=index, columns=EXCHANGE_COLUMNS)
+
+
+def read_etth1(path: Optional[str | os.PathLike] = None) -> pd.DataFrame:
+    """ETTh1 (Zhou et al. 2021): hourly, 7 series (``date,HUFL,...,OT``) indexed by ``date``."""
+    folder = locate("etth1", path)
+    df = pd.read_csv(folder / "ETTh1.csv", parse_dates=["date"]).set_index("date")
+    return df.asfreq("h")
+
+
+def frame_index(df: pd.DataFrame, freq: Optional[str] = None, time_column: Optional[str] = None):
+    """Validate ``df`` for forecasting and return ``(values (T, D), columns, index, freq)``.
+
+    The timestamps must be strictly increasing and regular; ``freq`` is taken from the index
+    (``df.index.freq`` or ``pd.infer_freq``) when not given.
+    """
+    frame = numeric_frame(df, time_column=time_column)
+    index = frame.time
+    if index is None:
+        raise ValueError("forecasting needs timestamps: give the frame a DatetimeIndex "
+                         "(df.set_index(pd.to_datetime(df['date']))) or pass time_column=")
+    if len(index) > 1 and not index.is_monotonic_increasing:
+        raise ValueError("timestamps must increase from row to row; sort the frame first (df.sort_index())")
+    freq = freq or getattr(index, "freqstr", None) or (pd.infer_freq(index) if len(index) >= 3 else None)
+    if freq is None:
+        raise ValueError("cannot tell the frequency of the timestamps: they are irregular or too few; pass "
+                         "freq='h' / 'D' / 'B' ..., and resample gaps with df.asfreq(freq) (missing rows become NaN)")
+    try:
+        offset = pd.tseries.frequencies.to_offset(freq)
+    except ValueError as err:
+        raise ValueError(f"freq={freq!r} is not a pandas frequency string (e.g. 'h', 'D', 'B', '15min')") from err
+    expected = pd.date_range(index[0], periods=len(index), freq=offset)
+    if not expected.equals(pd.DatetimeIndex(index)):
+        bad = int(np.argmax(expected != index))
+        raise ValueError(f"timestamps are irregular for freq={freq!r}: row {bad} is {index[bad]}, expected "
+                         f"{expected[bad]}; fill the gaps with df.asfreq({freq!r}) (they become NaN) or pass "
+                         "the right freq")
+    return frame.values, list(frame.columns), pd.DatetimeIndex(index), offset.freqstr
+
+
+def frame_to_dataset(df: pd.DataFrame, freq: Optional[str] = None, time_column: Optional[str] = None,
+                     item_id: str = "0"):
+    """One multivariate GluonTS entry from a wide frame; returns ``(ListDataset, freq)``."""
+    from gluonts.dataset.common import ListDataset
+
+    values, _, index, freq = frame_index(df, freq, time_column)
+    entry = {"start": pd.Period(index[0], freq=freq), "target": values.T.astype(np.float32), "item_id": item_id}
+    return ListDataset([entry], freq=freq, one_dim_target=False), freq
+
+
+def dataset_to_frames(dataset: Iterable[dict], columns: Optional[Sequence] = None) -> list[pd.DataFrame]:
+    """Wide frames (rows = time) for the entries of a multivariate GluonTS dataset."""
+    frames = []
+    for entry in dataset:
+        target = np.atleast_2d(np.asarray(entry["target"], dtype=np.float64))
+        start = entry["start"]
+        index = pd.period_range(start, periods=target.shape[1], freq=start.freq).to_timestamp()
+        frames.append(pd.DataFrame(target.T, index=index, columns=columns))
+    return frames
+
+
+def to_multivariate(dataset, target_dim: Optional[int] = None):
+    """Group a univariate GluonTS dataset (one entry per series, as ``PandasDataset`` or
+    ``ListDataset`` give) into one multivariate entry with GluonTS' ``MultivariateGrouper``."""
+    from gluonts.dataset.multivariate_grouper import MultivariateGrouper
+
+    n = len(list(dataset)) if target_dim is None else target_dim
+    return MultivariateGrouper(max_target_dim=n)(dataset)
+
+
+def rolling_split(df: pd.DataFrame, prediction_length: int, n_windows: int, freq: Optional[str] = None):
+    """TimeGrad's evaluation protocol: the last ``n_windows`` non-overlapping windows of
+    ``prediction_length`` are the test set. Returns ``(train_ds, test_ds, freq)``: training data
+    end before the first test window; test entry k holds all history up to the end of window k
+    (``make_evaluation_predictions`` cuts the last ``prediction_length`` off as the target)."""
+    from gluonts.dataset.common import ListDataset
+
+    values, _, index, freq = frame_index(df, freq)
+    n_train = len(values) - n_windows * prediction_length
+    if n_windows < 1 or n_train < 2 * prediction_length:
+        raise ValueError(f"{len(values)} rows cannot hold {n_windows} test windows of {prediction_length} "
+                         "plus a training part; use fewer windows or a shorter horizon")
+    start = pd.Period(index[0], freq=freq)
+    make = lambda end, i: {"start": start, "target": values[:end].T.astype(np.float32), "item_id": str(i)}
+    train = ListDataset([make(n_train, 0)], freq=freq, one_dim_target=False)
+    test = ListDataset([make(n_train + (k + 1) * prediction_length, k) for k in range(n_windows)], freq=freq,
+                       one_dim_target=False)
+    return train, test, freq
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    read: object            # path -> wide frame
+    prediction_length: int  # horizon of the published protocol
+    n_windows: int          # rolling test windows at the end of the series
+
+
+BENCHMARKS = {
+    "exchange_rate": Benchmark(read_exchange_rate, 30, 5),  # TimeGrad / GP-copula protocol
+    "etth1": Benchmark(read_etth1, 24, 7),                   # hourly, as TimeGrad's electricity/traffic
+}
+
+
+def load_benchmark(name: str, path: Optional[str | os.PathLike] = None):
+    """``(frame, train_ds, test_ds, freq, prediction_length)`` for a benchmark of :data:`BENCHMARKS`."""
+    if name not in BENCHMARKS:
+        raise KeyError(f"unknown forecasting benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}")
+    spec = BENCHMARKS[name]
+    df = spec.read(path)
+    train, test, freq = rolling_split(df, spec.prediction_length, spec.n_windows)
+    return df, train, test, freq, spec.prediction_length
