@@ -1,0 +1,27 @@
+import pandas as pd
+
+from multidiff.cli import main
+
+
+def test_cli_round_trips_a_csv(tmp_path, aqi_week):
+    src = tmp_path / "week.csv"
+    aqi_week.rename_axis("date").reset_index().to_csv(src, index=False)
+    out = tmp_path / "filled.csv"
+    code = main(["impute", str(src), "-o", str(out), "--time-column", "date", "--samples", "3",
+                 "--quantiles", "0.05,0.95", "--window", "12", "--channels", "8", "--layers", "1",
+                 "--epochs", "1", "--max-steps", "4", "--device", "cpu", "--sampler", "ddim", "--steps", "3", "--save-model", str(tmp_path / "m")])
+    assert code == 0
+    filled = pd.read_csv(out)
+    assert list(filled.columns) == ["date"] + list(aqi_week.columns)
+    assert len(filled) == len(aqi_week) and not filled.isna().any().any()
+    lo, hi = pd.read_csv(tmp_path / "filled_q0.05.csv"), pd.read_csv(tmp_path / "filled_q0.95.csv")
+    assert (lo[aqi_week.columns].to_numpy() <= hi[aqi_week.columns].to_numpy() + 1e-9).all()
+    # the saved model is reused
+    code = main(["impute", str(src), "-o", str(tmp_path / "again.csv"), "--time-column", "date",
+                 "--model", str(tmp_path / "m"), "--samples", "2"])
+    assert code == 0 and len(pd.read_csv(tmp_path / "again.csv")) == len(aqi_week)
+
+
+def test_cli_reports_bad_input(tmp_path, capsys):
+    assert main(["impute", str(tmp_path / "missing.csv")]) == 2
+    assert "no such file" in capsys.readouterr().err
