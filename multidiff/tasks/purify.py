@@ -1,0 +1,232 @@
+"""Adversarial purification with a diffusion model: DiffPure (Nie et al., ICML 2022).
+
+Diffuse the input to a small time ``t*`` with the forward process, run the reverse process
+(VP-SDE Euler-Maruyama as DiffPure, or DDPM / DDIM) back to t = 0 with a diffusion model trained
+on clean data, then classify. The added noise drowns the adversarial perturbation. The honest
+evaluation (Lee & Kim, ICCV 2023: full-gradient PGD-EOT through every purification step) lives in
+:mod:`multidiff.tasks.purify_attacks` and :mod:`multidiff.tasks.purify_eval`.
+
+>>> purifier = Purifier(model, t_star=0.1, n_steps=20, sampler="sde")
+>>> defended = Defended(classifier, purifier)
+>>> report = evaluate(classifier, purifier, (x, y), attacks=["pgd", "pgd-eot"], eps=0.1)
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from ..core import samplers
+from ..core.conditioning import repeat_samples
+from ..core.denoiser import add_noise
+from ..core.schedules import alpha_bars as alpha_bars_of_betas, vp_alpha_bar, vp_discrete_betas
+
+__all__ = ["Purifier", "Defended", "check_range", "evaluate", "RobustnessReport", "ATTACKS",
+           "train_denoiser", "train_classifier", "save_models", "load_models"]
+
+_SAMPLER = {"sde": "euler_sde", "ddpm": "ddpm", "ddim": "ddim"}
+
+
+def check_range(x: torch.Tensor, data_range: tuple[float, float], what: str = "input") -> None:
+    """Raise a ``ValueError`` naming the fix if ``x`` has entries outside ``data_range`` (or NaN)."""
+    lo, hi = data_range
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{what} contains NaN or inf; purification needs finite values in [{lo}, {hi}]")
+    tol = 1e-5 * (hi - lo)
+    if x.numel() and (x.min() < lo - tol or x.max() > hi + tol):
+        raise ValueError(f"{what} has values in [{float(x.min()):.4g}, {float(x.max()):.4g}], outside the declared "
+                         f"data_range [{lo}, {hi}]; rescale it (images: pixels/255) or pass data_range=")
+
+
+class Purifier(nn.Module):
+    """DiffPure purification ``x -> x_pur`` (same shape, dtype and value range).
+
+    ``model(x_t, t) -> eps`` is a diffusion model on the classifier's input space, rescaled from
+    ``data_range`` to [-1, 1]. With ``alpha_bars=None`` it is a continuous VP-SDE model
+    (time in [0, 1], ``beta(t) = beta0 + t (beta1 - beta0)``): ``"sde"`` integrates the reverse
+    SDE over ``vp_grid`` (DiffPure), ``"ddpm"``/``"ddim"`` walk a ``discrete_grid`` of the same SDE
+    discretised into ``n_train_steps`` (step i <-> time (i+1)/n_train_steps). With ``alpha_bars``
+    (a discrete DDPM table) the model takes step indices and every sampler walks that table.
+    ``t_star`` is the fraction of the diffusion run (0 turns purification off: identity).
+    ``n_steps`` defaults to DiffPure's dt = 1e-3 (t* x 1000 steps). ``gradient_checkpointing``
+    recomputes each network call in the backward pass, so full-gradient attacks fit in memory.
+    """
+
+    def __init__(self, model: Callable, t_star: float = 0.1, n_steps: Optional[int] = None, sampler: str = "sde",
+                 alpha_bars: Optional[torch.Tensor] = None, beta0: float = 0.1, beta1: float = 20.0,
+                 n_train_steps: int = 1000, data_range: tuple[float, float] = (0.0, 1.0),
+                 gradient_checkpointing: bool = True):
+        super().__init__()
+        t_star = float(t_star)
+        if not (math.isfinite(t_star) and 0 <= t_star <= 1):
+            raise ValueError(f"t_star must lie in (0, 1] (a fraction of the diffusion time; DiffPure uses 0.1), "
+                             f"or be 0 to turn purification off; got {t_star}")
+        if sampler not in _SAMPLER:
+            raise ValueError(f"sampler must be one of {', '.join(_SAMPLER)}, got {sampler!r}")
+        lo, hi = map(float, data_range)
+        if not hi > lo:
+            raise ValueError(f"data_range must be (low, high) with high > low, got {data_range}")
+        self.model = model  # registered as a submodule when it is an nn.Module (moves with .to())
+        self.t_star, self.sampler, self.data_range = t_star, sampler, (lo, hi)
+        self.gradient_checkpointing = gradient_checkpointing
+        self.discrete = alpha_bars is not None
+        if self.discrete:
+            self.table = alpha_bars.detach().to(torch.float64).cpu()
+        else:
+            self.beta0, self.beta1 = beta0, beta1
+            self.table = alpha_bars_of_betas(vp_discrete_betas(n_train_steps, beta0, beta1))
+        total = len(self.table)
+        default = max(1, round(t_star * (total if self.discrete else 1000)))
+        self.n_steps = int(n_steps) if n_steps is not None else default
+        if self.n_steps < 1:
+            raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+        self.grid = self._make_grid() if t_star > 0 else None
+
+    def _make_grid(self) -> samplers.Grid:
+        if self.sampler == "sde" and not self.discrete:
+            fn = lambda t: vp_alpha_bar(t, self.beta0, self.beta1)
+            return samplers.vp_grid(self.n_steps, fn, t_start=self.t_star, t_end=self.t_star / max(self.n_steps, 2))
+        t_start = max(0, round(self.t_star * len(self.table)) - 1)
+        return samplers.discrete_grid(self.table, self.n_steps, t_start=t_start)
+
+    @property
+    def level(self) -> float:
+        """Signal level alpha_bar(t*) the input is diffused to (1 when purification is off)."""
+        return 1.0 if self.grid is None else float(self.grid.alpha_bars[0])
+
+    def _denoiser(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        if not self.discrete and not t.is_floating_point():  # discretised VP-SDE: step i is time (i+1)/T
+            t = (t.to(torch.float32) + 1) / len(self.table)
+        if self.gradient_checkpointing and torch.is_grad_enabled() and x.requires_grad:
+            return checkpoint(self.model, x, t, use_reentrant=False)
+        return self.model(x, t)
+
+    def forward(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """One purification run (fresh noise unless ``generator`` is given); differentiable."""
+        check_range(x, self.data_range)
+        if self.grid is None:
+            return x
+        lo, hi = self.data_range
+        param = next(iter(self.model.parameters()), None) if isinstance(self.model, nn.Module) else None
+        work = param.dtype if param is not None and param.is_floating_point() else torch.float32
+        z = ((x.to(work) - lo) / (hi - lo)) * 2 - 1
+        noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+        z = add_noise(z, noise, self.grid.alpha_bars[0])
+        z = samplers.sample(_SAMPLER[self.sampler], self._denoiser, z, self.grid, generator=generator)
+        return ((z.clamp(-1, 1) + 1) / 2 * (hi - lo) + lo).to(x.dtype)
+
+    def purify_many(self, x: torch.Tensor, n: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """``n`` independent purification runs in one batched pass: shape ``(n, *x.shape)``."""
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
+        return self(repeat_samples(x, n), generator=generator).reshape(n, *x.shape)
+
+
+class Defended(nn.Module):
+    """Purify, then classify. ``forward`` gives differentiable logits (with ``n_votes > 1`` the
+    log of the mean softmax over the runs); ``predict`` gives the majority vote over ``n_votes``
+    purification runs (ties broken by the mean probability)."""
+
+    def __init__(self, classifier: nn.Module, purifier: Purifier, n_votes: int = 1):
+        super().__init__()
+        if n_votes < 1:
+            raise ValueError(f"n_votes must be >= 1, got {n_votes}")
+        self.classifier, self.purifier, self.n_votes = classifier, purifier, int(n_votes)
+
+    def _logits(self, x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
+        runs = self.purifier.purify_many(x, self.n_votes, generator=generator)
+        return self.classifier(runs.reshape(-1, *x.shape[1:])).reshape(self.n_votes, x.shape[0], -1)
+
+    def forward(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        logits = self._logits(x, generator)
+        if self.n_votes == 1:
+            return logits[0]
+        return torch.logsumexp(torch.log_softmax(logits, -1), 0) - math.log(self.n_votes)
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        logits = self._logits(x, generator)
+        votes = torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).sum(0).float()
+        return (votes + 1e-3 * logits.softmax(-1).mean(0)).argmax(-1)
+
+
+# training and persistence -------------------------------------------------------------------
+
+def _loader(tensors, batch_size: int, seed: int):
+    ds = torch.utils.data.TensorDataset(*tensors)
+    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, drop_last=len(ds) > batch_size,
+                                       generator=torch.Generator().manual_seed(seed))
+
+
+def train_denoiser(x_train: torch.Tensor, config=None, data_range: tuple[float, float] = (0.0, 1.0),
+                   batch_size: int = 128, val: Optional[torch.Tensor] = None, **net_kwargs) -> nn.Module:
+    """Train a :class:`~multidiff.nets.unet_small.SmallUNet` as a continuous VP-SDE eps-model
+    (Song et al. 2021; DiffPure's score model) on clean data rescaled to [-1, 1], via ``core.training.fit``."""
+    from ..core.losses import draw_continuous_t, eps_mse
+    from ..core.training import TrainConfig, fit
+    from ..nets.unet_small import SmallUNet
+
+    check_range(x_train, data_range, "x_train")
+    config = config or TrainConfig(epochs=50, lr=2e-3, lr_schedule="cosine", progress=False)
+    lo, hi = data_range
+    scaled = lambda x: (x.float() - lo) / (hi - lo) * 2 - 1
+    dims = x_train.dim() - 2
+    net = SmallUNet(x_train.shape[1], dims=dims, time_scale=1000.0, **net_kwargs)
+
+    def loss_fn(model, batch):
+        x0 = batch[0]
+        return eps_mse(model, x0, draw_continuous_t(len(x0), device=x0.device), vp_alpha_bar)
+
+    val_batches = None if val is None else [(v,) for v in scaled(val).split(batch_size)]
+    fit(net, loss_fn, _loader([scaled(x_train)], batch_size, config.seed), config, val_batches=val_batches)
+    return net
+
+
+def train_classifier(x_train: torch.Tensor, y_train: torch.Tensor, n_classes: int, config=None,
+                     batch_size: int = 64, **net_kwargs) -> nn.Module:
+    """Train a :class:`~multidiff.nets.classifiers.ConvClassifier` with cross-entropy through ``core.training.fit``."""
+    from ..core.training import TrainConfig, fit
+    from ..nets.classifiers import ConvClassifier
+
+    if y_train.shape != (len(x_train),):
+        raise ValueError(f"y_train must have shape ({len(x_train)},), got {tuple(y_train.shape)}")
+    config = config or TrainConfig(epochs=30, lr=2e-3, lr_schedule="cosine", ema_decay=0.99, progress=False)
+    net = ConvClassifier(x_train.shape[1], n_classes, dims=x_train.dim() - 2, **net_kwargs)
+    loss_fn = lambda model, batch: nn.functional.cross_entropy(model(batch[0]), batch[1])
+    fit(net, loss_fn, _loader([x_train.float(), y_train.long()], batch_size, config.seed), config)
+    return net
+
+
+def save_models(directory: str | Path, denoiser: nn.Module, classifier: nn.Module, meta: dict) -> Path:
+    """Write both networks and their hyper-parameters as one atomic safetensors checkpoint."""
+    from ..core.checkpoint import save_checkpoint
+    return save_checkpoint(directory, {"denoiser": denoiser.state_dict(), "classifier": classifier.state_dict()},
+                           {"denoiser": denoiser.config, "classifier": classifier.config, **meta})
+
+
+def load_models(directory: str | Path, device: str = "auto") -> tuple[nn.Module, nn.Module, dict]:
+    """Inverse of :func:`save_models`: ``(denoiser, classifier, meta)`` in eval mode on ``device``."""
+    from ..core.checkpoint import load_checkpoint
+    from ..core.device import resolve_device
+    from ..nets.classifiers import ConvClassifier
+    from ..nets.unet_small import SmallUNet
+
+    states, meta = load_checkpoint(directory)
+    dn = meta["denoiser"]
+    denoiser = SmallUNet(**{**dn, "mults": tuple(dn["mults"])})
+    classifier = ConvClassifier(**meta["classifier"])
+    denoiser.load_state_dict(states["denoiser"])
+    classifier.load_state_dict(states["classifier"])
+    dev = resolve_device(device)
+    return denoiser.to(dev).eval(), classifier.to(dev).eval(), meta
+
+
+def __getattr__(name):  # evaluation and attacks load lazily (they pull in matplotlib for the grid)
+    if name in ("evaluate", "RobustnessReport", "ATTACKS"):
+        from . import purify_eval
+        return getattr(purify_eval, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,117 @@
+import math
+
+import pytest
+import torch
+
+from multidiff.core.schedules import alpha_bars, linear_betas
+from multidiff.nets.unet_small import SmallUNet
+from multidiff.tasks.purify import Defended, Purifier
+
+from .helpers import LinearClassifier, OracleEps
+
+
+def tiny_unet(dims=2, ch=1):
+    torch.manual_seed(0)
+    return SmallUNet(ch, base=8, mults=(1, 2), dims=dims, time_dim=16).eval()
+
+
+@pytest.mark.parametrize("sampler", ["sde", "ddpm", "ddim"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_purifier_keeps_shape_dtype_range_and_input(sampler, dtype):
+    x = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(0)).to(dtype)
+    before = x.clone()
+    p = Purifier(tiny_unet(), t_star=0.3, n_steps=3, sampler=sampler)
+    with torch.no_grad():
+        out = p(x)
+    assert out.shape == x.shape and out.dtype == dtype
+    assert out.min() >= 0 and out.max() <= 1 and torch.isfinite(out).all()
+    assert torch.equal(x, before)
+    assert not torch.equal(out, x)
+
+
+def test_other_range_and_1d_signals():
+    x = 2 * torch.rand(3, 7, 24) - 1
+    p = Purifier(tiny_unet(dims=1, ch=7), t_star=0.2, n_steps=2, data_range=(-1, 1))
+    with torch.no_grad():
+        out = p(x)
+    assert out.shape == x.shape and out.min() >= -1 and out.max() <= 1
+
+
+def test_t_star_zero_is_identity():
+    x = torch.rand(4, 1, 8, 8)
+    assert torch.equal(Purifier(tiny_unet(), t_star=0.0)(x), x)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "sde"])
+def test_oracle_denoiser_returns_the_only_data_point(sampler):
+    # with all data at one point the exact eps-model is closed-form; purification must land on it
+    x0 = torch.rand(1, 1, 4, 4, generator=torch.Generator().manual_seed(1)).double()
+    model = OracleEps(x0 * 2 - 1)
+    x = (x0 + 0.05 * torch.randn(6, 1, 4, 4, dtype=torch.float64)).clamp(0, 1)
+    out = Purifier(model, t_star=0.5, n_steps=50, sampler=sampler)(x, generator=torch.Generator().manual_seed(0))
+    tol = 1e-6 if sampler == "ddim" else 2e-2  # DDIM is exact for this model; Euler-Maruyama is not
+    assert (out - x0).abs().max() < tol
+
+
+def test_noise_level_and_grid_match_t_star():
+    p = Purifier(tiny_unet(), t_star=0.1, sampler="sde")
+    assert p.n_steps == 100  # DiffPure's dt = 1e-3
+    assert math.isclose(p.level, math.exp(-(0.1 * 0.1 + 0.5 * 19.9 * 0.01)), rel_tol=1e-9)
+    d = Purifier(tiny_unet(), t_star=0.1, n_steps=10, sampler="ddpm")
+    assert int(d.grid.times[0]) == 99 and len(d.grid) == 10
+    assert math.isclose(d.level, p.level, rel_tol=1e-9)  # the discretised SDE has the same level at t*
+
+
+def test_discrete_model_gets_step_indices():
+    seen = []
+
+    def model(x, t):
+        seen.append(t)
+        return torch.zeros_like(x)
+
+    ab = alpha_bars(linear_betas(100))
+    Purifier(model, t_star=0.2, n_steps=4, sampler="ddim", alpha_bars=ab)(torch.rand(2, 1, 4, 4))
+    assert all(not t.is_floating_point() for t in seen) and int(seen[0][0]) == 19
+
+
+def test_seeded_runs_repeat_and_fresh_runs_differ():
+    x = torch.rand(3, 1, 8, 8)
+    p = Purifier(tiny_unet(), t_star=0.2, n_steps=3)
+    with torch.no_grad():
+        a = p(x, generator=torch.Generator().manual_seed(5))
+        b = p(x, generator=torch.Generator().manual_seed(5))
+        c = p(x)
+        many = p.purify_many(x, 4)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert many.shape == (4, 3, 1, 8, 8) and not torch.equal(many[0], many[1])
+
+
+@pytest.mark.parametrize("t_star", [-0.1, 1.5, float("nan")])
+def test_t_star_outside_unit_interval_is_rejected(t_star):
+    with pytest.raises(ValueError, match="t_star must lie in"):
+        Purifier(tiny_unet(), t_star=t_star)
+
+
+def test_bad_inputs_are_rejected():
+    p = Purifier(tiny_unet(), t_star=0.1, n_steps=2)
+    with pytest.raises(ValueError, match="outside the declared data_range"):
+        p(torch.rand(2, 1, 8, 8) * 255)
+    with pytest.raises(ValueError, match="NaN"):
+        p(torch.full((2, 1, 8, 8), float("nan")))
+    with pytest.raises(ValueError, match="sampler must be"):
+        Purifier(tiny_unet(), sampler="heun")
+    with pytest.raises(ValueError, match="data_range"):
+        Purifier(tiny_unet(), data_range=(1, 0))
+
+
+def test_defended_vote_and_logits():
+    x = torch.rand(4, 1, 8, 8)
+    clf = LinearClassifier(64, 3)
+    d = Defended(clf, Purifier(tiny_unet(), t_star=0.1, n_steps=2), n_votes=5)
+    with torch.no_grad():
+        logp = d(x)
+        pred = d.predict(x)
+    assert logp.shape == (4, 3) and torch.allclose(logp.exp().sum(-1), torch.ones(4), atol=1e-5)
+    assert pred.shape == (4,) and pred.dtype == torch.long
+    same = Defended(clf, Purifier(tiny_unet(), t_star=0.0), n_votes=3)
+    assert torch.equal(same.predict(x), clf(x).argmax(-1))  # no purification: the vote is the classifier
