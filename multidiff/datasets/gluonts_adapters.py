@@ -18,7 +18,7 @@ from .fetch import locate
 from .frames import numeric_frame
 
 __all__ = ["EXCHANGE_COLUMNS", "read_exchange_rate", "read_etth1", "frame_index", "frame_to_dataset",
-           "dataset_to_frames", "to_multivariate", "rolling_split", "Benchmark", "BENCHMARKS", "load_benchmark"]
+           "dataset_to_frames", "to_multivariate", "to_univariate", "rolling_split", "Benchmark", "BENCHMARKS", "load_benchmark"]
 
 # LSTNet (Lai et al. 2018): Australia, British, Canada, Switzerland, China, Japan, New Zealand, Singapore
 EXCHANGE_COLUMNS = ["AUD", "GBP", "CAD", "CHF", "CNY", "JPY", "NZD", "SGD"]
@@ -101,6 +101,16 @@ def to_multivariate(dataset, target_dim: Optional[int] = None):
 
     n = len(list(dataset)) if target_dim is None else target_dim
     return MultivariateGrouper(max_target_dim=n)(dataset)
+
+
+def to_univariate(dataset) -> list[dict]:
+    """Split multivariate entries into one univariate entry per series (for univariate models such
+    as DeepAR); entry ``i * D + d`` is series ``d`` of entry ``i``."""
+    out = []
+    for i, entry in enumerate(dataset):
+        for d, row in enumerate(np.atleast_2d(np.asarray(entry["target"]))):
+            out.append({"start": entry["start"], "target": row, "item_id": f"{entry.get('item_id', i)}:{d}"})
+    return out
 
 
 def rolling_split(df: pd.DataFrame, prediction_length: int, n_windows: int, freq: Optional[str] = None):

@@ -26,6 +26,11 @@ def _check(samples: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.nda
     return samples, targets
 
 
+def _quantile(samples: np.ndarray, q) -> np.ndarray:
+    # GluonTS' SampleForecast.quantile: the sorted sample at index round((S - 1) q), no interpolation
+    return np.quantile(samples, q, axis=1, method="nearest")
+
+
 def quantile_loss(target: np.ndarray, forecast: np.ndarray, q: float) -> float:
     """``2 * sum |(forecast - target) * (1{target <= forecast} - q)|`` (GluonTS' quantile loss)."""
     target, forecast = np.asarray(target, dtype=np.float64), np.asarray(forecast, dtype=np.float64)
@@ -36,7 +41,7 @@ def crps(samples, targets, quantiles: Sequence[float] = QUANTILES) -> float:
     """Mean over quantiles of sum(quantile loss) / sum|target|, pooled over windows, steps and series."""
     samples, targets = _check(samples, targets)
     denom = np.abs(targets).sum()
-    qs = np.quantile(samples, quantiles, axis=1)  # (Q, N, H, D), linear interpolation as GluonTS
+    qs = _quantile(samples, quantiles)  # (Q, N, H, D)
     return float(np.mean([quantile_loss(targets, f, q) / denom for q, f in zip(quantiles, qs)]))
 
 
@@ -47,9 +52,9 @@ def crps_sum(samples, targets, quantiles: Sequence[float] = QUANTILES) -> float:
 
 
 def nd(samples, targets) -> float:
-    """Normalised deviation: sum|target - median| / sum|target|."""
+    """Normalised deviation: sum|target - median| / sum|target| (median as GluonTS picks it)."""
     samples, targets = _check(samples, targets)
-    return float(np.abs(targets - np.median(samples, axis=1)).sum() / np.abs(targets).sum())
+    return float(np.abs(targets - _quantile(samples, 0.5)).sum() / np.abs(targets).sum())
 
 
 def nrmse(samples, targets) -> float:
@@ -73,7 +78,7 @@ def nrmse_sum(samples, targets) -> float:
 def coverage(samples, targets, q: float) -> float:
     """Fraction of targets at or below the q-quantile of the samples (calibrated: close to q)."""
     samples, targets = _check(samples, targets)
-    return float(np.mean(targets <= np.quantile(samples, q, axis=1)))
+    return float(np.mean(targets <= _quantile(samples, q)))
 
 
 def forecast_metrics(samples, targets) -> dict[str, float]:

@@ -169,7 +169,7 @@ class TimeGradEstimator(PyTorchLightningEstimator):
     """
 
     @validated()
-    def __init__(self, freq: str, prediction_length: int, target_dim: int, context_length: Optional[int] = None,
+    def __init__(self, freq: Optional[str], prediction_length: int, target_dim: int, context_length: Optional[int] = None,
                  lags_seq: Optional[List[int]] = None, cell_type: str = "lstm", num_layers: int = 2,
                  hidden_size: int = 40, dropout_rate: float = 0.1, diff_steps: int = 100, beta_start: float = 1e-4,
                  beta_end: float = 0.1, residual_layers: int = 8, residual_channels: int = 8,

@@ -1,0 +1,144 @@
+"""TimeGradEstimator / TimeGradPredictor through GluonTS and Lightning on a real slice of exchange_rate."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from multidiff.datasets.gluonts_adapters import read_exchange_rate, rolling_split
+from multidiff.metrics.forecasting import crps_sum
+from multidiff.tasks.forecasting import TimeGradEstimator, TimeGradPredictor
+
+H = 10
+TINY = dict(context_length=H, hidden_size=8, num_layers=1, residual_layers=2, residual_channels=4, batch_size=8,
+            num_batches_per_epoch=8, max_epochs=1, num_parallel_samples=16, sampler="ddim", sampling_steps=4, seed=0)
+
+
+@pytest.fixture(scope="module")
+def exchange(data_dir):
+    df = read_exchange_rate(data_dir / "exchange_rate").iloc[-400:]
+    train, test, freq = rolling_split(df, H, 2)
+    return df, train, test, freq
+
+
+@pytest.fixture(scope="module")
+def predictor(exchange):
+    torch.set_num_threads(1)
+    df, train, _, freq = exchange
+    return TimeGradEstimator(freq=freq, prediction_length=H, target_dim=8, **TINY).train(train)
+
+
+def _predict(predictor, ds, seed=0, **kw):
+    torch.manual_seed(seed)
+    return list(predictor.predict(ds, **kw))
+
+
+def test_forecasts_are_gluonts_sample_forecasts(predictor, exchange):
+    from gluonts.model.forecast import SampleForecast
+
+    _, _, test, _ = exchange
+    forecasts = _predict(predictor, test)
+    assert len(forecasts) == 2 and all(isinstance(f, SampleForecast) for f in forecasts)
+    assert forecasts[0].samples.shape == (16, H, 8) and forecasts[0].samples.dtype == np.float32
+    assert np.isfinite(forecasts[0].samples).all()
+    assert forecasts[1].start_date == pd.Period(exchange[0].index[-1], freq="B") + 1  # after each entry
+    assert _predict(predictor, test, num_samples=5)[0].samples.shape == (5, H, 8)
+
+
+def test_serialize_round_trip_gives_identical_samples(predictor, exchange, tmp_path):
+    from gluonts.model.predictor import Predictor
+
+    _, _, test, _ = exchange
+    predictor.serialize(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gluonts-config.json", "predictor.json", "weights"]
+    assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == ["config.json", "weights.safetensors"]
+    loaded = Predictor.deserialize(tmp_path)
+    assert isinstance(loaded, TimeGradPredictor)
+    a, b = _predict(predictor, test, seed=7), _predict(loaded, test, seed=7)
+    np.testing.assert_array_equal(a[0].samples, b[0].samples)
+    assert not np.array_equal(a[0].samples, _predict(predictor, test, seed=8)[0].samples)
+
+
+def test_sampler_choice_is_serialized(predictor, tmp_path):
+    predictor.set_sampler("dpm_solver", 3)
+    try:
+        predictor.serialize(tmp_path)
+        loaded = TimeGradPredictor.deserialize(tmp_path)
+        assert (loaded.model.sampler, loaded.model.sampling_steps) == ("dpm_solver", 3)
+    finally:
+        predictor.set_sampler("ddim", 4)
+
+
+def test_gluonts_evaluator_agrees(predictor, exchange):
+    from gluonts.evaluation import MultivariateEvaluator, make_evaluation_predictions
+
+    _, _, test, _ = exchange
+    torch.manual_seed(0)
+    fc_it, ts_it = make_evaluation_predictions(test, predictor, num_samples=16)
+    forecasts, series = list(fc_it), list(ts_it)
+    evaluator = MultivariateEvaluator(quantiles=(np.arange(20) / 20.0)[1:], target_agg_funcs={"sum": np.sum})
+    agg, _ = evaluator(iter(series), iter(forecasts), num_series=len(test))
+    samples = np.stack([f.samples for f in forecasts])
+    targets = np.stack([s.to_numpy()[-H:] for s in series])
+    assert crps_sum(samples, targets) == pytest.approx(agg["m_sum_mean_wQuantileLoss"], rel=1e-5)
+    assert agg["m_sum_mean_wQuantileLoss"] > 0
+
+
+def test_nan_in_history_is_masked_not_crashed(predictor, exchange):
+    from gluonts.dataset.common import ListDataset
+
+    _, _, test, freq = exchange
+    entry = dict(list(test)[0])
+    target = entry["target"].copy()
+    target[2, -15:-5] = np.nan
+    target[:, -30] = np.nan
+    forecasts = _predict(predictor, ListDataset([{**entry, "target": target}], freq=freq, one_dim_target=False))
+    assert np.isfinite(forecasts[0].samples).all()
+
+
+def test_wrong_target_dim_is_a_clear_error(exchange):
+    _, train, _, freq = exchange
+    est = TimeGradEstimator(freq=freq, prediction_length=H, target_dim=5, **TINY)
+    with pytest.raises(ValueError, match="has 8 series but the estimator was built with target_dim=5"):
+        est.train(train)
+
+
+def test_too_short_series_is_a_clear_error(exchange, predictor):
+    from gluonts.dataset.common import ListDataset
+
+    df, _, _, freq = exchange
+    short = ListDataset([{"start": pd.Period(df.index[0], freq=freq), "target": df.to_numpy().T[:, :12]}], freq=freq,
+                        one_dim_target=False)
+    est = TimeGradEstimator(freq=freq, prediction_length=H, target_dim=8, **TINY)
+    with pytest.raises(ValueError, match="12 time steps, too short: training needs at least 20"):
+        est.train(short)
+    tiny = ListDataset([{"start": pd.Period(df.index[0], freq=freq), "target": df.to_numpy().T[:, :4]}], freq=freq,
+                       one_dim_target=False)
+    with pytest.raises(ValueError, match="prediction needs at least 10"):
+        _predict(predictor, tiny)
+
+
+def test_univariate_and_wrong_freq_entries_are_clear_errors(exchange, predictor):
+    from gluonts.dataset.common import ListDataset
+
+    df, _, _, _ = exchange
+    uni = ListDataset([{"start": pd.Period(df.index[0], freq="B"), "target": df.iloc[:, 0].to_numpy()}], freq="B")
+    with pytest.raises(ValueError, match="1-D target.*MultivariateGrouper"):
+        _predict(predictor, uni)
+    daily = ListDataset([{"start": pd.Period("2020-01-01", freq="D"), "target": df.to_numpy().T}], freq="D",
+                        one_dim_target=False)
+    with pytest.raises(ValueError, match="frequency 'D' but the estimator was built with freq='B'"):
+        _predict(predictor, daily)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(freq=None), "freq is required"),
+    (dict(freq="fortnightly"), "not a pandas frequency"),
+    (dict(target_dim=0), "target_dim must be a positive"),
+    (dict(sampler="euler_sde"), "sampler must be one of"),
+])
+def test_bad_estimator_arguments(kwargs, message):
+    args = dict(freq="B", prediction_length=H, target_dim=8)
+    with pytest.raises(ValueError, match=message):
+        TimeGradEstimator(**{**args, **kwargs})
