@@ -14,9 +14,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .mel import MelConfig, mel_filters
+from .mel import LOG_CLAMP, MelConfig, mel_filters
 
 Vocoder = Callable[[torch.Tensor], torch.Tensor]
+MAX_LOG_MEL = 10.0  # log-mels above this are clipped before inversion
 
 __all__ = ["Vocoder", "GriffinLim", "mel_to_linear"]
 
@@ -31,7 +32,9 @@ def mel_to_linear(log_mel: torch.Tensor, cfg: MelConfig = MelConfig(), n_iter: i
     non-negative least squares by multiplicative updates (Lee & Seung 2001) from the pseudo-inverse,
     the same problem librosa's ``mel_to_stft`` solves with NNLS."""
     fb = mel_filters(cfg, log_mel.device)
-    target = torch.exp(log_mel.float())
+    # HiFi-GAN log-mels of real speech lie in about [-11.5, 3]; clamping keeps exp() finite for a
+    # decoder that overshoots (an under-trained model can)
+    target = torch.exp(log_mel.float().clamp(min=math.log(LOG_CLAMP), max=MAX_LOG_MEL))
     s = (torch.as_tensor(_pinv(cfg), device=log_mel.device) @ target).clamp(min=1e-5)
     gram, rhs = fb.T @ fb, fb.T @ target
     for _ in range(n_iter):
@@ -43,7 +46,8 @@ class GriffinLim:
     """Fast Griffin-Lim phase reconstruction (Perraudin et al. 2013; Griffin & Lim 1984) in torch.
 
     ``n_iter`` projections with ``momentum`` (0 is the classic algorithm); the magnitude is raised to
-    ``power`` first (>1 sharpens harmonics, as Tacotron's 1.5). The output has ``frames * hop`` samples.
+    ``power`` first (>1 sharpens harmonics, as Tacotron's 1.5). The output has ``frames * hop`` samples,
+    aligned so that :func:`multidiff.audio.mel.mel_spectrogram` of it has the input's frame grid.
     """
 
     def __init__(self, cfg: MelConfig = MelConfig(), n_iter: int = 60, momentum: float = 0.99, power: float = 1.0,
@@ -64,6 +68,8 @@ class GriffinLim:
 
     @torch.no_grad()
     def __call__(self, log_mel: torch.Tensor) -> torch.Tensor:
+        if not torch.isfinite(log_mel).all():
+            raise ValueError("the mel holds NaN or inf values; check the model that produced it")
         if log_mel.dim() not in (2, 3) or log_mel.shape[-2] != self.cfg.n_mels:
             raise ValueError(f"expected a log-mel of shape ({self.cfg.n_mels}, frames) or "
                              f"(batch, {self.cfg.n_mels}, frames), got {tuple(log_mel.shape)}")
@@ -84,5 +90,7 @@ class GriffinLim:
             angles = angles / angles.abs().clamp(min=1e-16)
             prev = rebuilt
         wav = self._istft(mag * angles, window, length)
-        wav = torch.nn.functional.pad(wav, (0, self.cfg.hop_length))
+        # internal frame k is centred on sample k*hop; the HiFi-GAN framing centres it on k*hop + hop/2
+        half = self.cfg.hop_length // 2
+        wav = torch.nn.functional.pad(wav, (half, self.cfg.hop_length - half))
         return wav[0] if squeeze else wav

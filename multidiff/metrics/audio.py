@@ -1,7 +1,9 @@
 """Speech metrics: mel cepstral distortion with DTW (Kubichek 1993) and log-F0 RMSE.
 
-MCD: cepstra are the DCT-II (orthonormal) of the natural-log mel spectrum (HiFi-GAN mel, 80 bins),
-coefficients 1..``order`` (c0, the energy, is excluded as usual); the two utterances are aligned by
+MCD: the cepstrum of the natural-log *amplitude* mel spectrum (HiFi-GAN mel, N = 80 bins), i.e. the
+real cepstrum on a mel-warped frequency axis, ``c_m = (1/N) sum_k log X_k cos(pi m (k + 1/2) / N)``
+(the role SPTK's all-pass-warped ``mcep`` plays in Kubichek's definition; values are on that scale
+but not identical to it), coefficients 1..``order`` (c0, the energy, is excluded as usual); the two utterances are aligned by
 dynamic time warping on those cepstra and the distortion ``(10 / ln 10) * sqrt(2 * sum_d (c_d - c'_d)^2)``
 is averaged over the warping path, in dB. log-F0 RMSE: F0 by pYIN (Mauch & Dixon 2014), compared on the
 same warping path over the frames voiced in both, as ``sqrt(mean((ln f0 - ln f0')^2))``.
@@ -14,19 +16,20 @@ import numpy as np
 import torch
 
 __all__ = ["mel_cepstrum", "dtw_path", "mel_cepstral_distortion", "mcd_dtw", "f0_track", "log_f0_rmse",
-           "speech_metrics"]
+           "speech_features", "compare_features", "speech_metrics"]
 
 _MCD_K = 10.0 / math.log(10.0) * math.sqrt(2.0)
 
 
 def mel_cepstrum(log_mel: torch.Tensor | np.ndarray, order: int = 24) -> np.ndarray:
-    """``(frames, order)`` cepstra c1..c_order of a natural-log mel ``(n_mels, frames)``."""
+    """``(frames, order)`` mel cepstra c1..c_order of a natural-log mel ``(n_mels, frames)`` (module docstring)."""
     from scipy.fft import dct
 
     log_mel = np.asarray(torch.as_tensor(log_mel).detach().cpu(), dtype=np.float64)
     if log_mel.ndim != 2 or not 0 < order < log_mel.shape[0]:
         raise ValueError(f"expected a (n_mels, frames) log-mel and 0 < order < n_mels, got {log_mel.shape}, {order}")
-    return dct(log_mel, type=2, norm="ortho", axis=0)[1:order + 1].T
+    n = log_mel.shape[0]
+    return (dct(log_mel, type=2, axis=0) / (2 * n))[1:order + 1].T  # scipy's DCT-II is 2 * sum(...)
 
 
 def dtw_path(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -80,18 +83,28 @@ def log_f0_rmse(f0_ref: np.ndarray, f0_syn: np.ndarray, path: np.ndarray | None 
     return float(np.sqrt(np.mean((np.log(a[voiced]) - np.log(b[voiced])) ** 2)))
 
 
-def speech_metrics(ref_wav: np.ndarray, syn_wav: np.ndarray, sample_rate: int = 22050, order: int = 24,
-                   with_f0: bool = True) -> dict[str, float]:
-    """``{"mcd": dB, "log_f0_rmse": ...}`` between a reference and a synthesized waveform, both analysed
-    with the same HiFi-GAN mel (22.05 kHz settings) and aligned by one DTW path on their cepstra."""
+def speech_features(wav: np.ndarray, sample_rate: int = 22050, order: int = 24, with_f0: bool = True) -> dict:
+    """Mel cepstra (HiFi-GAN mel at this rate) and, with ``with_f0``, the pYIN F0 track of a waveform."""
     from ..audio.mel import MelConfig, mel_spectrogram
 
     cfg = MelConfig(sample_rate=sample_rate)
-    c_ref = mel_cepstrum(mel_spectrogram(torch.as_tensor(np.asarray(ref_wav, np.float32)), cfg), order)
-    c_syn = mel_cepstrum(mel_spectrogram(torch.as_tensor(np.asarray(syn_wav, np.float32)), cfg), order)
-    path = dtw_path(c_ref, c_syn)
-    out = {"mcd": mel_cepstral_distortion(c_ref, c_syn, path)}
-    if with_f0:
-        out["log_f0_rmse"] = log_f0_rmse(f0_track(ref_wav, sample_rate, cfg.hop_length),
-                                         f0_track(syn_wav, sample_rate, cfg.hop_length), path)
+    wav = np.asarray(wav, np.float32)
+    cep = mel_cepstrum(mel_spectrogram(torch.as_tensor(wav), cfg), order)
+    return {"cep": cep, "f0": f0_track(wav, sample_rate, cfg.hop_length) if with_f0 else None}
+
+
+def compare_features(ref: dict, syn: dict) -> dict[str, float]:
+    """``{"mcd": dB[, "log_f0_rmse"]}`` of two :func:`speech_features`, on one DTW path over the cepstra."""
+    path = dtw_path(ref["cep"], syn["cep"])
+    out = {"mcd": mel_cepstral_distortion(ref["cep"], syn["cep"], path)}
+    if ref.get("f0") is not None and syn.get("f0") is not None:
+        out["log_f0_rmse"] = log_f0_rmse(ref["f0"], syn["f0"], path)
     return out
+
+
+def speech_metrics(ref_wav: np.ndarray, syn_wav: np.ndarray, sample_rate: int = 22050, order: int = 24,
+                   with_f0: bool = True) -> dict[str, float]:
+    """MCD-DTW (dB) and log-F0 RMSE between a recorded and a synthesized waveform, both analysed the same
+    way and aligned by one DTW path on their mel cepstra."""
+    return compare_features(speech_features(ref_wav, sample_rate, order, with_f0),
+                            speech_features(syn_wav, sample_rate, order, with_f0))

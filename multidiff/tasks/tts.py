@@ -35,9 +35,16 @@ from ..core.schedules import vp_alpha_bar
 from ..core.training import TrainConfig, TrainResult, fit
 from ..nets.gradtts import GradTTSConfig, GradTTSNet, fit_length, sequence_mask
 
-__all__ = ["DiffusionConfig", "TTS", "gradtts_loss", "collate", "train", "load", "evaluate", "SAMPLERS"]
+__all__ = ["DiffusionConfig", "PRESETS", "TTS", "gradtts_loss", "collate", "train", "load", "evaluate", "SAMPLERS"]
 
 SAMPLERS = ("euler_ode", "dpm_solver")
+# network sizes: "gradtts" is the paper's (14.8 M parameters); the others fit CPU budgets
+PRESETS = {
+    "gradtts": {},
+    "small": dict(enc_channels=96, enc_filter=384, enc_layers=4, dp_filter=128, dec_dim=32, dec_attn_dim=16),
+    "tiny": dict(enc_channels=64, enc_filter=128, enc_layers=2, dp_filter=64, dec_dim=16, dec_mults=(1, 2),
+                 dec_attn_dim=8),
+}
 _LOG_2PI = math.log(2 * math.pi)
 
 
@@ -108,7 +115,8 @@ def gradtts_loss(net: GradTTSNet, batch: dict, diffusion: DiffusionConfig = Diff
     diff_loss = losses.eps_mse(model, y_seg - mu_seg, t, diffusion.alpha_bar,
                                mask=seg_mask.unsqueeze(1).expand_as(y_seg))
     if parts is not None:
-        parts.update(duration=float(dur_loss), prior=float(prior_loss), diffusion=float(diff_loss))
+        parts.update(duration=float(dur_loss.detach()), prior=float(prior_loss.detach()),
+                     diffusion=float(diff_loss.detach()))
     return dur_loss + prior_loss + diff_loss
 
 
@@ -153,7 +161,7 @@ class TTS:
         batch = collate([(i, torch.zeros(1, 1)) for i in ids])
         tokens, x_len = batch["tokens"].to(self.device), batch["x_lengths"].to(self.device)
         mu_x, logw, x_mask = self.net.encode(tokens, x_len)
-        w = torch.ceil(torch.exp(logw) * x_mask * length_scale).squeeze(1)
+        w = torch.ceil(torch.ceil(torch.exp(logw) * x_mask) * length_scale).squeeze(1)  # Grad-TTS: ceil, then scale
         y_len = w.sum(1).clamp(min=1).long()
         frames = fit_length(int(y_len.max()), self.net.n_down)
         attn = durations_to_path(w, frames)
@@ -161,7 +169,7 @@ class TTS:
         return mu_y, sequence_mask(y_len, frames).to(mu_y.dtype), y_len
 
     @torch.no_grad()
-    def decode(self, mu_y: torch.Tensor, y_mask: torch.Tensor, n_steps: int = 10, temperature: float = 1.0,
+    def decode(self, mu_y: torch.Tensor, y_mask: torch.Tensor, n_steps: int = 10, temperature: float = 1.5,
                sampler: str = "euler_ode", seed: Optional[int] = 0) -> torch.Tensor:
         """Diffusion decoder: aligned means -> mels ``(batch, n_feats, frames)`` (padding zeroed)."""
         if temperature <= 0:
@@ -174,7 +182,7 @@ class TTS:
         y0 = samplers.sample(sampler, model, y * y_mask.unsqueeze(1), grid, generator=gen)
         return (y0 + mu_y) * y_mask.unsqueeze(1)
 
-    def synthesize_mels(self, texts: Sequence[str], n_steps: int = 10, temperature: float = 1.0,
+    def synthesize_mels(self, texts: Sequence[str], n_steps: int = 10, temperature: float = 1.5,
                         sampler: str = "euler_ode", length_scale: float = 1.0, seed: Optional[int] = 0,
                         return_prior: bool = False):
         """One batched decoder run for several texts -> list of ``(n_feats, frames)`` mels (and priors)."""
@@ -183,7 +191,7 @@ class TTS:
         out = [m[:, :n].cpu() for m, n in zip(mels, y_len.tolist())]
         return (out, [m[:, :n].cpu() for m, n in zip(mu_y, y_len.tolist())]) if return_prior else out
 
-    def synthesize_mel(self, text: str, n_steps: int = 10, temperature: float = 1.0, sampler: str = "euler_ode",
+    def synthesize_mel(self, text: str, n_steps: int = 10, temperature: float = 1.5, sampler: str = "euler_ode",
                        length_scale: float = 1.0, seed: Optional[int] = 0) -> torch.Tensor:
         """Log-mel ``(n_feats, frames)`` of ``text`` (HiFi-GAN convention), for any vocoder."""
         return self.synthesize_mels([text], n_steps, temperature, sampler, length_scale, seed)[0]
@@ -192,7 +200,7 @@ class TTS:
         wav = (vocoder or self.vocoder)(mel.to(self.device))
         return wav.detach().float().cpu().numpy()
 
-    def synthesize(self, text: str, n_steps: int = 10, temperature: float = 1.0, sampler: str = "euler_ode",
+    def synthesize(self, text: str, n_steps: int = 10, temperature: float = 1.5, sampler: str = "euler_ode",
                    length_scale: float = 1.0, seed: Optional[int] = 0,
                    vocoder: Optional[Vocoder] = None) -> tuple[np.ndarray, int]:
         """``(waveform float32 (samples,), sample_rate)`` for ``text``."""
@@ -259,12 +267,12 @@ def _ema_decay(max_steps: Optional[int]) -> float:
 
 def train(data: str | Path | Sequence, out: Optional[str | Path] = None, max_steps: Optional[int] = None,
           device: str = "auto", epochs: int = 1000, batch_size: int = 16, lr: float = 1e-4, holdout: int = 20,
-          net: Optional[dict] = None, diffusion: Optional[dict] = None, frontend: str = "auto",
+          size: str = "gradtts", net: Optional[dict] = None, diffusion: Optional[dict] = None, frontend: str = "auto",
           progress: bool = True, seed: int = 0, resume: bool = False, **train_kwargs) -> TTS:
     """Train a Grad-TTS voice on an LJ Speech-style folder (or a list of ``Utterance``).
 
-    The last ``holdout`` utterances are kept out (validation loss; evaluation). ``net`` / ``diffusion``
-    override :class:`GradTTSConfig` / :class:`DiffusionConfig` fields; other keywords go to
+    The last ``holdout`` utterances are kept out (validation loss; evaluation). ``size`` picks a
+    :data:`PRESETS` network; ``net`` / ``diffusion`` override :class:`GradTTSConfig` / :class:`DiffusionConfig` fields; other keywords go to
     :class:`TrainConfig`. With ``out`` the core writes ``out/last`` (resumable) and the voice is saved
     to ``out/final``. Grad-TTS: Adam lr 1e-4, batch 16, 1.7 M iterations on LJ Speech.
     """
@@ -274,7 +282,9 @@ def train(data: str | Path | Sequence, out: Optional[str | Path] = None, max_ste
     train_items, val_items = split_holdout(items, holdout)
     fe, mel_cfg = TextFrontend(frontend), MelConfig()
     diff_cfg = DiffusionConfig(**(diffusion or {}))
-    netcfg = GradTTSConfig(n_vocab=fe.n_symbols, n_feats=mel_cfg.n_mels, **(net or {}))
+    if size not in PRESETS:
+        raise ValueError(f"size must be one of {', '.join(PRESETS)}, got {size!r}")
+    netcfg = GradTTSConfig(n_vocab=fe.n_symbols, n_feats=mel_cfg.n_mels, **{**PRESETS[size], **(net or {})})
     model = TTS(GradTTSNet(netcfg), fe, mel_cfg, diff_cfg, device=device)
     train_pairs, val_pairs = prepare(train_items, fe, mel_cfg), prepare(val_items, fe, mel_cfg)
     cfg = TrainConfig(epochs=epochs, lr=lr, max_steps=max_steps, device=str(model.device), seed=seed,
@@ -294,10 +304,11 @@ def train(data: str | Path | Sequence, out: Optional[str | Path] = None, max_ste
 
 @dataclass
 class EvalResult:
-    rows: list[dict] = field(default_factory=list)  # one row per (decoder setting), averaged over clips
+    rows: list[dict] = field(default_factory=list)  # one row per decoder setting, averaged over clips
+    examples: dict = field(default_factory=dict)      # first clip: {"ground truth", "prior mu", setting: mel}
 
     def table(self) -> str:
-        keys = ["setting", "mcd", "log_f0_rmse", "rtf_decoder", "rtf_end_to_end"]
+        keys = ["setting", "mcd", "log_f0_rmse", "f0_clips", "rtf_decoder", "rtf_end_to_end"]
         lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
         for r in self.rows:
             lines.append("| " + " | ".join(f"{r[k]:.4f}" if isinstance(r.get(k), float) else str(r.get(k, ""))
@@ -311,21 +322,24 @@ def _sync(device: torch.device) -> None:
 
 
 def evaluate(model: TTS, items, steps: Sequence[int] = (4, 10, 50), sampler: str = "euler_ode",
-             temperature: float = 1.0, with_f0: bool = True, vocoder: Optional[Vocoder] = None,
+             temperature: float = 1.5, with_f0: bool = True, vocoder: Optional[Vocoder] = None,
              seed: int = 0, progress: Optional[Callable[[str], None]] = None) -> EvalResult:
     """MCD-DTW and log-F0 RMSE against the real clips ``items`` (vocoded ground truth is *not* used:
     the reference is the recorded audio), plus real-time factors, for the prior ``mu`` alone
     ("prior") and the diffusion decoder at each of ``steps``. RTF = synthesis time / audio duration,
     decoder only (diffusion sampling) and end to end (text -> waveform, vocoder included)."""
     from ..datasets.ljspeech import load_audio
-    from ..metrics.audio import speech_metrics
+    from ..metrics.audio import compare_features, speech_features
 
-    refs = [load_audio(u.path, model.sample_rate) for u in items]
+    if not items:
+        raise ValueError("evaluate() needs at least one held-out utterance")
+    wavs = [load_audio(u.path, model.sample_rate) for u in items]
+    refs = [speech_features(w, model.sample_rate, with_f0=with_f0) for w in wavs]
     settings = [("prior", 0)] + [(f"{sampler}-{n}", n) for n in steps]
-    result = EvalResult()
+    result = EvalResult(examples={"ground truth": mel_spectrogram(torch.from_numpy(wavs[0]), model.mel)})
     for name, n in settings:
         scores, dec_t, e2e_t, dur = [], 0.0, 0.0, 0.0
-        for u, ref in zip(items, refs):
+        for u, ref in zip(items, refs):  # one clip at a time: RTF as a user synthesizing one sentence sees it
             _sync(model.device)
             t0 = time.perf_counter()
             mu_y, y_mask, y_len = model.prior([u.text])
@@ -336,13 +350,17 @@ def evaluate(model: TTS, items, steps: Sequence[int] = (4, 10, 50), sampler: str
             t2 = time.perf_counter()
             wav = model.vocode(mel[0, :, : int(y_len[0])], vocoder)
             t3 = time.perf_counter()
+            if u is items[0]:
+                result.examples["prior mu" if n == 0 else name] = mel[0, :, : int(y_len[0])].cpu()
             dec_t, e2e_t, dur = dec_t + (t2 - t1), e2e_t + (t3 - t0), dur + len(wav) / model.sample_rate
-            scores.append(speech_metrics(ref, wav, model.sample_rate, with_f0=with_f0))
+            scores.append(compare_features(ref, speech_features(wav, model.sample_rate, with_f0=with_f0)))
         row = {"setting": name, "steps": n, "clips": len(items),
                "mcd": float(np.mean([s["mcd"] for s in scores])),
                "rtf_decoder": dec_t / dur if n else 0.0, "rtf_end_to_end": e2e_t / dur}
-        if with_f0:
-            row["log_f0_rmse"] = float(np.nanmean([s["log_f0_rmse"] for s in scores]))
+        if with_f0:  # clips where pYIN finds no frame voiced in both are left out of the mean
+            f0 = [s["log_f0_rmse"] for s in scores if not math.isnan(s["log_f0_rmse"])]
+            row["log_f0_rmse"] = float(np.mean(f0)) if f0 else float("nan")
+            row["f0_clips"] = len(f0)
         result.rows.append(row)
         if progress:
             progress(f"{name}: MCD {row['mcd']:.3f} dB")

@@ -1,0 +1,116 @@
+"""``multidiff tts train|synthesize|evaluate``: Grad-TTS text to speech (Popov et al. 2021)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("tts", help="text to speech with a Grad-TTS diffusion decoder",
+                       description="Train a Grad-TTS voice on an LJ Speech-style folder, synthesize, evaluate.")
+    cmds = p.add_subparsers(dest="tts_command", metavar="COMMAND")
+    cmds.required = True
+
+    t = cmds.add_parser("train", help="train on a folder with metadata.csv + wavs/")
+    t.add_argument("--data", help="LJ Speech-style folder (default: ljspeech_subset / LJSpeech-1.1 on the data path)")
+    t.add_argument("--out", required=True, help="checkpoint folder (out/last is resumable, out/final is the voice)")
+    t.add_argument("--size", default="gradtts", choices=["gradtts", "small", "tiny"], help="network size preset")
+    t.add_argument("--max-steps", type=int, default=None)
+    t.add_argument("--epochs", type=int, default=1000)
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--lr", type=float, default=1e-4)
+    t.add_argument("--segment-frames", type=int, default=172, help="decoder training crop (frames)")
+    t.add_argument("--holdout", type=int, default=20, help="last N utterances held out")
+    t.add_argument("--frontend", default="auto", choices=["auto", "phoneme", "char"])
+    t.add_argument("--resume", action="store_true")
+    t.add_argument("--device", default="auto")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=_train)
+
+    s = cmds.add_parser("synthesize", help="text -> WAV (and a mel PNG)")
+    s.add_argument("--checkpoint", required=True)
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text", help="one sentence")
+    src.add_argument("--text-file", help="one sentence per line; decoded as one batch, written as OUT_001.wav ...")
+    s.add_argument("-o", "--output", default="out.wav", help="WAV path (with --text-file: the name pattern)")
+    s.add_argument("--png", action="store_true", help="also write OUT.png with the prior mu and the decoded mel")
+    _decoding_args(s)
+    s.set_defaults(func=_synthesize)
+
+    e = cmds.add_parser("evaluate", help="MCD-DTW, log-F0 RMSE and RTF on the held-out clips")
+    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--data", help="LJ Speech-style folder (default: the data path)")
+    e.add_argument("--holdout", type=int, default=20, help="evaluate on the last N utterances")
+    e.add_argument("--clips", type=int, default=None, help="use only the first K of them")
+    e.add_argument("--eval-steps", type=int, nargs="+", default=[4, 10, 50])
+    e.add_argument("--no-f0", action="store_true", help="skip pYIN F0 (faster)")
+    e.add_argument("--json", help="write the rows as JSON here")
+    e.add_argument("--png", help="write a mel PNG of the first clip here")
+    _decoding_args(e, steps=False)
+    e.set_defaults(func=_evaluate)
+
+
+def _decoding_args(p, steps: bool = True) -> None:
+    if steps:
+        p.add_argument("--steps", type=int, default=10, help="decoder steps")
+    p.add_argument("--sampler", default="euler_ode", choices=["euler_ode", "dpm_solver"])
+    p.add_argument("--temperature", type=float, default=1.5, help="noise is divided by it (Grad-TTS: 1.5)")
+    p.add_argument("--length-scale", type=float, default=1.0, help=">1 speaks slower")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+
+
+def _train(args) -> int:
+    from ..tasks import tts
+
+    model = tts.train(args.data, out=args.out, max_steps=args.max_steps, device=args.device, epochs=args.epochs,
+                      batch_size=args.batch_size, lr=args.lr, holdout=args.holdout, size=args.size,
+                      diffusion={"segment_frames": args.segment_frames}, frontend=args.frontend,
+                      seed=args.seed, resume=args.resume)
+    last = model.history[-1] if model.history else {}
+    print(f"trained {sum(p.numel() for p in model.net.parameters())} parameters; last epoch {last}; "
+          f"voice saved to {Path(args.out) / 'final'}")
+    return 0
+
+
+def _synthesize(args) -> int:
+    from ..audio.files import save_mel_png, write_wav
+    from ..tasks import tts
+
+    model = tts.load(args.checkpoint, device=args.device)
+    if args.text is not None:
+        texts = [args.text]
+    else:
+        texts = [ln.strip() for ln in Path(args.text_file).read_text(encoding="utf-8").splitlines() if ln.strip()]
+        if not texts:
+            raise ValueError(f"{args.text_file} holds no sentences (one per line expected)")
+    mels, priors = model.synthesize_mels(texts, args.steps, args.temperature, args.sampler, args.length_scale,
+                                         args.seed, return_prior=True)
+    out = Path(args.output)
+    for i, (text, mel, mu) in enumerate(zip(texts, mels, priors)):
+        path = out if len(texts) == 1 else out.with_name(f"{out.stem}_{i + 1:03d}{out.suffix or '.wav'}")
+        write_wav(path, model.vocode(mel), model.sample_rate)
+        if args.png:
+            save_mel_png(path.with_suffix(".png"), {"prior mu": mu, f"decoded ({args.steps} steps)": mel}, text[:80])
+        print(f"{path}: {mel.shape[-1] * model.mel.hop_length / model.sample_rate:.2f} s")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from ..audio.files import save_mel_png
+    from ..datasets.ljspeech import locate_ljspeech, read_metadata, split_holdout
+    from ..tasks import tts
+
+    model = tts.load(args.checkpoint, device=args.device)
+    _, test = split_holdout(read_metadata(locate_ljspeech(args.data)), args.holdout)
+    test = test[: args.clips] if args.clips else test
+    res = tts.evaluate(model, test, args.eval_steps, args.sampler, args.temperature, with_f0=not args.no_f0,
+                       seed=args.seed, progress=print)
+    print(res.table())
+    if args.json:
+        from ..core.checkpoint import write_atomic
+
+        write_atomic(args.json, lambda tmp: Path(tmp).write_text(json.dumps(res.rows, indent=1)))
+    if args.png:
+        save_mel_png(args.png, res.examples, test[0].text[:80])
+    return 0

@@ -1,0 +1,108 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from multidiff.nets.gradtts import GradTTSConfig, GradTTSNet
+from multidiff.tasks import tts
+
+TINY = dict(enc_channels=32, enc_filter=64, enc_layers=1, dp_filter=32, dec_dim=8, dec_mults=(1, 2), dec_groups=4,
+            dec_attn_dim=8)
+TEXT = "In eighteen thirteen"
+
+
+@pytest.fixture(scope="module")
+def trained(short_clips, tmp_path_factory):
+    out = tmp_path_factory.mktemp("voice")
+    model = tts.train(short_clips, out=None, max_steps=30, epochs=30, batch_size=2, lr=3e-3, holdout=0, net=TINY,
+                      diffusion={"segment_frames": 32}, device="cpu", progress=False, ema_decay=0, frontend="char")
+    model.save(out / "final")
+    return model, out
+
+
+def test_tiny_model_overfits_two_real_clips(trained):
+    model, out = trained
+    losses = [h["train_loss"] for h in model.history]
+    assert len(losses) == 30 and all(math.isfinite(v) for v in losses)
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_loss_has_the_three_grad_tts_terms(short_clips):
+    fe = tts.TextFrontend("char")
+    batch = tts.collate(tts.prepare(short_clips, fe, tts.MelConfig()))
+    before = {k: v.clone() for k, v in batch.items()}
+    net = GradTTSNet(GradTTSConfig(n_vocab=fe.n_symbols, **TINY))
+    parts = {}
+    loss = tts.gradtts_loss(net, batch, tts.DiffusionConfig(segment_frames=32), parts)
+    assert set(parts) == {"duration", "prior", "diffusion"}
+    assert float(loss) == pytest.approx(sum(parts.values()), rel=1e-5)
+    # the prior loss of an untrained encoder is about the Gaussian NLL of log-mels around 0
+    assert parts["prior"] > 0.5 * math.log(2 * math.pi)
+    assert 0.5 < parts["diffusion"] < 2  # eps-MSE of an untrained network is near var(eps) = 1
+    assert all(torch.equal(batch[k], before[k]) for k in batch)
+
+
+def test_synthesis_length_follows_the_durations(trained):
+    model, _ = trained
+    mu_y, y_mask, y_len = model.prior([TEXT])
+    ids = torch.tensor([model.frontend.encode(TEXT)])
+    _, logw, _ = model.net.encode(ids, torch.tensor([ids.shape[1]]))
+    assert int(y_len[0]) == int(torch.ceil(torch.exp(logw)).sum())
+    wav, sr = model.synthesize(TEXT, n_steps=3)
+    assert sr == 22050 and wav.dtype == np.float32 and np.isfinite(wav).all()
+    assert len(wav) == int(y_len[0]) * 256
+    slow, _ = model.synthesize(TEXT, n_steps=2, length_scale=2.0)
+    assert len(slow) == 2 * len(wav)
+
+
+def test_samplers_and_seeds(trained):
+    model, _ = trained
+    a = model.synthesize_mel(TEXT, n_steps=4, seed=1)
+    assert a.shape[0] == 80 and torch.isfinite(a).all()
+    assert torch.equal(a, model.synthesize_mel(TEXT, n_steps=4, seed=1))
+    assert not torch.equal(a, model.synthesize_mel(TEXT, n_steps=4, seed=2))
+    b = model.synthesize_mel(TEXT, n_steps=4, sampler="dpm_solver", seed=1)
+    assert b.shape == a.shape and torch.isfinite(b).all()
+    batch = model.synthesize_mels([TEXT, "The press yard."], n_steps=2)
+    assert len(batch) == 2 and batch[0].shape == a.shape
+    with pytest.raises(ValueError, match="sampler must be"):
+        model.synthesize_mel(TEXT, sampler="heun")
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        model.synthesize_mel(TEXT, temperature=0)
+
+
+def test_save_load_round_trip_gives_identical_mels(trained, tmp_path):
+    model, out = trained
+    model.save(tmp_path / "voice")
+    again = tts.load(tmp_path / "voice", device="cpu")
+    assert again.frontend.config() == model.frontend.config()
+    assert torch.equal(again.synthesize_mel(TEXT, n_steps=3, seed=5), model.synthesize_mel(TEXT, n_steps=3, seed=5))
+    trained_dir = tts.load(out, device="cpu")  # train()'s out folder resolves to out/final
+    assert torch.equal(trained_dir.synthesize_mel(TEXT, n_steps=2), model.synthesize_mel(TEXT, n_steps=2))
+
+
+def test_clear_errors(trained, tmp_path, short_clips):
+    model, _ = trained
+    with pytest.raises(ValueError, match="text is empty"):
+        model.synthesize("")
+    with pytest.raises(ValueError, match="no pronounceable characters"):
+        model.synthesize("!!! ... ???")
+    with pytest.raises(FileNotFoundError, match="no checkpoint at"):
+        tts.load(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="no metadata.csv"):
+        tts.train(tmp_path, max_steps=1)
+    with pytest.raises(ValueError, match="size must be"):
+        tts.train(short_clips, size="huge", holdout=0)
+
+
+def test_plugging_another_vocoder(trained):
+    model, _ = trained
+    calls = []
+
+    def vocoder(mel):
+        calls.append(mel.shape)
+        return torch.zeros(mel.shape[-1] * 256)
+
+    wav, _ = model.synthesize(TEXT, n_steps=2, vocoder=vocoder)
+    assert calls and calls[0][0] == 80 and len(wav) == calls[0][-1] * 256
