@@ -1,16 +1,8 @@
 """``multidiff forecast``: forecast a wide CSV with TimeGrad, or run a benchmark protocol with ``--dataset``."""
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
-
-
-def _floats(text: str) -> list[float]:
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
 
 
 def add_parser(sub) -> None:
@@ -22,7 +14,7 @@ def add_parser(sub) -> None:
     p.add_argument("--time-column", default=None, help="timestamp column (default: the first column)")
     p.add_argument("--freq", help="pandas frequency (default: inferred from the timestamps)")
     p.add_argument("--horizon", type=int, help="steps to forecast (required with INPUT)")
-    p.add_argument("--quantiles", type=_floats, default=[0.1, 0.5, 0.9])
+    p.add_argument("--quantiles", type=float, nargs="+", default=[0.1, 0.5, 0.9], help="e.g. --quantiles 0.05 0.5 0.95")
     p.add_argument("--samples", type=int, default=100, help="sample paths per forecast")
     p.add_argument("--dataset", choices=["exchange_rate", "etth1"], help="run the benchmark protocol instead")
     p.add_argument("--data", help="folder holding the dataset files (default: search path / cache / download)")
