@@ -66,6 +66,7 @@ def main(argv=None):
     ap.add_argument("--throughput-steps", type=int, nargs="*", default=[10, 50])
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine)")
+    ap.add_argument("--tasks", nargs="+", default=["generate", "complete"], choices=["generate", "complete"])
     ap.add_argument("--out", default="benchmark_points.json")
     ap.add_argument("--render-dir", default=None, help="write PNG renders here")
     args = ap.parse_args(argv)
@@ -77,35 +78,47 @@ def main(argv=None):
     results = {"settings": vars(args), "device": str(torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu")}
     for cls in args.classes:
         res = results[cls] = {}
-        t0 = time.perf_counter()
-        gen = points.Generator(max_steps=args.gen_steps, **common).fit(root, [cls], max_shapes=args.train_shapes)
-        res["gen_train_s"], res["gen_final_loss"] = time.perf_counter() - t0, gen.train_result.history[-1]["train_loss"]
-        t0 = time.perf_counter()
-        res["generation"] = points.evaluate(gen, root, [cls], "test", args.sample_steps, args.sampler,
-                                            max_shapes=args.n_eval, emd_points=args.emd_points)
-        res["gen_eval_s"] = time.perf_counter() - t0
-        res["throughput"] = throughput(gen, ["ddpm", "ddim", "dpm_solver"], args.throughput_steps)
-        print(cls, "generation", json.dumps(res["generation"]), flush=True)
-
-        t0 = time.perf_counter()
-        comp = points.Completer(max_steps=args.comp_steps, views=args.views, **common)
-        comp.fit(root, [cls], max_shapes=args.train_shapes)
-        res["comp_train_s"], res["comp_final_loss"] = time.perf_counter() - t0, comp.train_result.history[-1]["train_loss"]
-        library = points.completion_pairs(comp._folder(root, [cls], "train", None), 1, comp.max_known, seed=123)
-        t0 = time.perf_counter()
-        res["completion"] = points.evaluate(comp, root, [cls], "test", args.sample_steps, args.sampler,
-                                            max_shapes=args.n_eval, emd_points=args.emd_points, baseline=library)
-        res["comp_eval_s"] = time.perf_counter() - t0
-        print(cls, "completion", json.dumps(res["completion"]), flush=True)
-        if args.render_dir:
-            render(gen, comp, root, cls, Path(args.render_dir), args)
+        if "generate" in args.tasks:
+            gen = run_generation(root, cls, common, args, res)
+        if "complete" in args.tasks:
+            comp = run_completion(root, cls, common, args, res)
+        if args.render_dir and "generate" in args.tasks:
+            points.render(list(gen.sample(8, n_steps=args.sample_steps, sampler=args.sampler, seed=2)),
+                          Path(args.render_dir) / f"points_{cls}_generated.png", cols=4)
+        if args.render_dir and "complete" in args.tasks:
+            render_completion(comp, root, cls, Path(args.render_dir), args)
     Path(args.out).write_text(json.dumps(results, indent=1))
     print(json.dumps(results, indent=1))
 
 
-def render(gen, comp, root, cls, out: Path, args):
-    clouds = gen.sample(8, n_steps=args.sample_steps, sampler=args.sampler, seed=2)
-    points.render(list(clouds), out / f"points_{cls}_generated.png", cols=4)
+def run_generation(root, cls, common, args, res):
+    t0 = time.perf_counter()
+    gen = points.Generator(max_steps=args.gen_steps, **common).fit(root, [cls], max_shapes=args.train_shapes)
+    res["gen_train_s"], res["gen_final_loss"] = time.perf_counter() - t0, gen.train_result.history[-1]["train_loss"]
+    t0 = time.perf_counter()
+    res["generation"] = points.evaluate(gen, root, [cls], "test", args.sample_steps, args.sampler,
+                                        max_shapes=args.n_eval, emd_points=args.emd_points)
+    res["gen_eval_s"] = time.perf_counter() - t0
+    res["throughput"] = throughput(gen, ["ddpm", "ddim", "dpm_solver"], args.throughput_steps)
+    print(cls, "generation", json.dumps(res["generation"]), flush=True)
+    return gen
+
+
+def run_completion(root, cls, common, args, res):
+    t0 = time.perf_counter()
+    comp = points.Completer(max_steps=args.comp_steps, views=args.views, **common)
+    comp.fit(root, [cls], max_shapes=args.train_shapes)
+    res["comp_train_s"], res["comp_final_loss"] = time.perf_counter() - t0, comp.train_result.history[-1]["train_loss"]
+    library = points.completion_pairs(comp._folder(root, [cls], "train", None), 1, comp.max_known, seed=123)
+    t0 = time.perf_counter()
+    res["completion"] = points.evaluate(comp, root, [cls], "test", args.sample_steps, args.sampler,
+                                        max_shapes=args.n_eval, emd_points=args.emd_points, baseline=library)
+    res["comp_eval_s"] = time.perf_counter() - t0
+    print(cls, "completion", json.dumps(res["completion"]), flush=True)
+    return comp
+
+
+def render_completion(comp, root, cls, out: Path, args):
     test = comp._folder(root, [cls], "test", 3)
     pairs = points.completion_pairs(test, 1, comp.max_known, seed=0)
     truth = pairs["frame"].invert(pairs["x0"])

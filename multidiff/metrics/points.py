@@ -21,7 +21,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-__all__ = ["check_clouds", "chamfer", "emd_exact", "emd_sinkhorn", "fscore", "pairwise_distances",
+__all__ = ["check_clouds", "chamfer", "one_sided_chamfer", "emd_exact", "emd_sinkhorn", "fscore", "pairwise_distances",
            "mmd_cov", "one_nna", "generation_metrics"]
 
 
@@ -59,6 +59,13 @@ def chamfer(a: torch.Tensor, b: torch.Tensor, reduction: str = "none") -> torch.
     d = _sqdist(a, b)
     cd = d.min(2).values.mean(1) + d.min(1).values.mean(1)
     return _reduce(cd, reduction)
+
+
+def one_sided_chamfer(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean squared distance from each point of ``a`` to its nearest point of ``b``, per pair: (B,).
+    Used to match a partial scan against full shapes (it ignores what the scan cannot see)."""
+    a, b = _pair(a, b)
+    return _sqdist(a, b).min(2).values.mean(1)
 
 
 def _reduce(v: torch.Tensor, reduction: str) -> torch.Tensor:

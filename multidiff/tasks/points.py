@@ -29,8 +29,8 @@ from ..core.losses import draw_discrete_t, eps_mse
 from ..core.samplers import discrete_grid, sample as run_sampler
 from ..core.schedules import alpha_bars, linear_betas
 from ..core.training import TrainConfig, TrainResult, fit as train_loop
-from ..datasets.pointclouds import (Normalization, PointCloudFolder, check_points, load_folder, normalize, partial_scan,
-                                    read_cloud, resample, shape_seed)
+from ..datasets.pointclouds import (NORMALIZATIONS, Normalization, PointCloudFolder, check_points, load_folder,
+                                    normalize, partial_scan, read_cloud, resample, shape_seed)
 from ..metrics import points as M
 from ..nets.point_denoiser import PointDenoiser
 
@@ -55,6 +55,10 @@ class _PointDiffusion:
                  max_known: Optional[int] = None, views: int = 4):
         if num_points < 2:
             raise ValueError(f"num_points must be >= 2, got {num_points}")
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
+        if max_known is not None and not 0 < max_known < num_points:
+            raise ValueError(f"max_known must lie in [1, num_points - 1] = [1, {num_points - 1}], got {max_known}")
         self.num_points, self.channels, self.layers, self.k = num_points, channels, layers, k
         self.num_steps, self.beta_start, self.beta_end = num_steps, beta_start, beta_end
         self.normalization, self.epochs, self.max_steps = normalization, epochs, max_steps
@@ -312,8 +316,7 @@ def retrieve(partials: Sequence, library: dict, points: int = 256) -> torch.Tens
     for i, p in enumerate(partials):
         z, frame = normalize(torch.tensor(check_points(p, f"partial cloud {i}")), "unit_std")
         z = z.float()
-        scores = torch.cat([M._sqdist(z.expand(len(c), -1, -1), c).min(2).values.mean(1)
-                            for c in sub.split(256)])
+        scores = torch.cat([M.one_sided_chamfer(z.expand(len(c), -1, -1), c) for c in sub.split(256)])
         out.append(frame.invert(lib[int(scores.argmin())].double()))
     return torch.stack(out)
 

@@ -98,3 +98,10 @@ def test_sampler_name_and_empty_partial_errors(completer):
         completer.complete(torch.randn(10, 3), sampler="euler_magic")
     with pytest.raises(ValueError, match="empty"):
         completer.complete(torch.zeros(0, 3))
+
+
+def test_constructor_errors():
+    with pytest.raises(ValueError, match="normalization must be one of"):
+        points.Generator(normalization="unit_cube")
+    with pytest.raises(ValueError, match="max_known"):
+        points.Completer(num_points=64, max_known=64)
