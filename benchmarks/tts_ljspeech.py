@@ -18,11 +18,26 @@ from pathlib import Path
 import torch
 
 
+def vocoder_ceiling(model, items, with_f0: bool) -> dict:
+    """MCD / log-F0 RMSE of ground-truth mels through the model's vocoder: the best any decoder can reach."""
+    from multidiff.audio.mel import mel_spectrogram
+    from multidiff.datasets.ljspeech import load_audio
+    from multidiff.metrics.audio import speech_metrics
+
+    scores = []
+    for u in items:
+        ref = load_audio(u.path, model.sample_rate)
+        syn = model.vocode(mel_spectrogram(torch.from_numpy(ref), model.mel))
+        scores.append(speech_metrics(ref, syn, model.sample_rate, with_f0=with_f0))
+    return {k: sum(s[k] for s in scores) / len(scores) for k in scores[0]}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", help="LJ Speech-style folder (default: ljspeech_subset on the data path)")
     p.add_argument("--out", default="runs/tts_ljspeech", help="checkpoint + outputs folder")
     p.add_argument("--checkpoint", help="evaluate this trained voice instead of training one")
+    p.add_argument("--resume", action="store_true", help="continue the training run in --out up to --max-steps")
     p.add_argument("--size", default="small", choices=["gradtts", "small", "tiny"])
     p.add_argument("--max-steps", type=int, default=3000)
     p.add_argument("--batch-size", type=int, default=16)
@@ -53,13 +68,15 @@ def main(argv=None) -> int:
         model, train_s = tts.load(args.checkpoint, device=args.device), None
     else:
         model = tts.train(items, out=out, max_steps=args.max_steps, device=args.device, batch_size=args.batch_size,
-                          lr=args.lr, holdout=args.holdout, size=args.size, seed=args.seed,
+                          lr=args.lr, holdout=args.holdout, size=args.size, seed=args.seed, resume=args.resume,
                           diffusion={"segment_frames": args.segment_frames})
         train_s = time.perf_counter() - t0
     report = {"device": torch.cuda.get_device_name() if model.device.type == "cuda" else platform.processor() or "cpu",
               "threads": torch.get_num_threads(), "train_seconds": train_s, "args": vars(args),
               "parameters": sum(q.numel() for q in model.net.parameters()), "clips_train": len(items) - args.holdout,
               "history": model.history, "results": {}}
+    report["vocoder_ceiling"] = vocoder_ceiling(model, test[: args.eval_clips], not args.no_f0)
+    print(f"ground-truth mel + vocoder: {report['vocoder_ceiling']}")
     for sampler in args.samplers:
         res = tts.evaluate(model, test[: args.eval_clips], args.eval_steps, sampler, args.temperature,
                            with_f0=not args.no_f0, seed=args.seed, progress=print)

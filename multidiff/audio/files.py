@@ -35,7 +35,8 @@ def save_mel_png(path: str | Path, mels: Mapping[str, torch.Tensor | np.ndarray]
         raise ValueError("give at least one mel to plot")
     arrays = {k: np.asarray(torch.as_tensor(v).detach().float().cpu()) for k, v in mels.items()}
     lo, hi = min(a.min() for a in arrays.values()), max(a.max() for a in arrays.values())
-    fig, axes = plt.subplots(len(arrays), 1, figsize=(10, 2.4 * len(arrays)), squeeze=False)
+    fig, axes = plt.subplots(len(arrays), 1, figsize=(10, 2.4 * len(arrays)), squeeze=False,
+                             layout="constrained")
     for ax, (name, a) in zip(axes[:, 0], arrays.items()):
         im = ax.imshow(a, origin="lower", aspect="auto", vmin=lo, vmax=hi, interpolation="none")
         ax.set_title(name)
