@@ -1,5 +1,4 @@
 """TimeGradEstimator / TimeGradPredictor through GluonTS and Lightning on a real slice of exchange_rate."""
-import json
 
 import numpy as np
 import pandas as pd
@@ -142,3 +141,20 @@ def test_bad_estimator_arguments(kwargs, message):
     args = dict(freq="B", prediction_length=H, target_dim=8)
     with pytest.raises(ValueError, match=message):
         TimeGradEstimator(**{**args, **kwargs})
+
+
+def test_trains_from_a_pandas_dataset_with_validation(exchange):
+    from gluonts.dataset.pandas import PandasDataset
+
+    from multidiff.datasets.gluonts_adapters import to_multivariate
+
+    df = exchange[0].iloc[:120, :3]
+    long = df.rename_axis("date").reset_index().melt(id_vars="date", var_name="series", value_name="value")
+    uni = PandasDataset.from_long_dataframe(long, target="value", item_id="series", timestamp="date", freq="B")
+    grouped = list(to_multivariate(uni))
+    assert grouped[0]["target"].shape == (3, 120)
+    np.testing.assert_allclose(grouped[0]["target"], df[sorted(df.columns)].to_numpy().T, rtol=1e-6)  # by item_id
+    est = TimeGradEstimator(freq="B", prediction_length=H, target_dim=3, **{**TINY, "num_batches_per_epoch": 2})
+    train = [{**grouped[0], "target": grouped[0]["target"][:, :-H]}]
+    predictor = est.train(train, validation_data=grouped)
+    assert _predict(predictor, grouped)[0].samples.shape == (16, H, 3)

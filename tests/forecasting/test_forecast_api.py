@@ -7,7 +7,7 @@ import torch
 from multidiff.datasets.gluonts_adapters import read_etth1, rolling_split
 from multidiff.metrics.forecasting import coverage, crps
 from multidiff.tasks import forecast
-from multidiff.tasks.forecasting import TimeGradEstimator, evaluate
+from multidiff.tasks.forecasting import TimeGradEstimator
 
 TINY = dict(context_length=12, hidden_size=8, num_layers=1, residual_layers=2, residual_channels=4, batch_size=8,
             num_batches_per_epoch=6, max_epochs=1, sampler="ddim", sampling_steps=4, lags_seq=[1, 24])

@@ -1,5 +1,4 @@
 """docs/notebooks/forecasting.ipynb runs top to bottom (tiny settings)."""
-import os
 from pathlib import Path
 
 import pytest
