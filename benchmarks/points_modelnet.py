@@ -69,6 +69,7 @@ def main(argv=None):
     ap.add_argument("--tasks", nargs="+", default=["generate", "complete"], choices=["generate", "complete"])
     ap.add_argument("--out", default="benchmark_points.json")
     ap.add_argument("--render-dir", default=None, help="write PNG renders here")
+    ap.add_argument("--save-dir", default=None, help="save the trained models here (safetensors checkpoints)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -82,6 +83,11 @@ def main(argv=None):
             gen = run_generation(root, cls, common, args, res)
         if "complete" in args.tasks:
             comp = run_completion(root, cls, common, args, res)
+        if args.save_dir:
+            for name, model in (("generator", gen if "generate" in args.tasks else None),
+                                ("completer", comp if "complete" in args.tasks else None)):
+                if model is not None:
+                    model.save(Path(args.save_dir) / f"{cls}_{name}")
         if args.render_dir and "generate" in args.tasks:
             points.render(list(gen.sample(8, n_steps=args.sample_steps, sampler=args.sampler, seed=2)),
                           Path(args.render_dir) / f"points_{cls}_generated.png", cols=4)
