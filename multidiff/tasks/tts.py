@@ -176,7 +176,10 @@ class TTS:
             raise ValueError(f"temperature must be > 0 (noise is divided by it), got {temperature}")
         grid = _grid(sampler, n_steps, self.diffusion)
         gen = torch.Generator(device=self.device)
-        gen.manual_seed(seed if seed is not None else int(torch.seed() % 2 ** 63))
+        if seed is None:
+            gen.seed()  # fresh entropy, without touching the global RNG
+        else:
+            gen.manual_seed(seed)
         y = torch.randn(mu_y.shape, generator=gen, device=self.device, dtype=mu_y.dtype) / temperature
         model = lambda y_t, t: self.net.denoise(y_t, y_mask, mu_y, t.to(mu_y.dtype))
         y0 = samplers.sample(sampler, model, y * y_mask.unsqueeze(1), grid, generator=gen)
