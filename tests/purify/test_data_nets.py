@@ -19,7 +19,7 @@ def test_digits_are_real_scaled_and_stratified():
 
 def test_etth1_season_windows(data_dir):
     d = load_dataset("etth1", path=data_dir / "ett")
-    assert d.x_train.shape[1:] == (7, 24) and len(d.x_train) == 365
+    assert d.x_train.shape[1:] == (7, 24) and len(d.x_train) + len(d.x_test) == 725 and len(d.x_test) == 179
     assert d.y_train[0] == 2 and d.classes[2] == "summer"  # 2016-07-01 is in summer
     assert d.x_train.min() == 0 and d.x_train.max() == 1 and d.x_test.max() <= 1
     assert set(d.y_test.tolist()) == {0, 1, 2, 3}

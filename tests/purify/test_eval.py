@@ -24,7 +24,7 @@ def setup():
 def report(setup):
     clf, pur, data = setup
     return evaluate(clf, pur, data, attacks=["fgsm", "pgd", "bpda-eot", "pgd-eot", "transfer"], eps=0.1,
-                    steps=2, eot=2, n_votes=3, batch_size=4, device="cpu", n_examples_kept=3)
+                    steps=1, eot=2, n_votes=2, batch_size=4, device="cpu", n_examples_kept=3)
 
 
 def test_report_numbers_come_from_predictions(report, setup):
@@ -44,7 +44,7 @@ def test_report_numbers_come_from_predictions(report, setup):
     assert worst <= min(r["accuracy"] for (n, t), r in rows.items() if t == "defended" and n not in ("clean", "worst-case"))
     s = report.settings
     assert s["attacks"]["pgd-eot"]["eot"] == 2 and s["attacks"]["fgsm"]["steps"] == 1
-    assert s["attacks"]["pgd"]["step_size"] == pytest.approx(2.5 * 0.1 / 2) and s["purifier"]["t_star"] == 0.1
+    assert s["attacks"]["pgd"]["step_size"] == pytest.approx(2.5 * 0.1 / 1) and s["purifier"]["t_star"] == 0.1
     assert report.timings["purify_and_classify_per_input"] > 0
 
 
