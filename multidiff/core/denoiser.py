@@ -15,7 +15,8 @@ import torch
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
-__all__ = ["Denoiser", "x0_from_eps", "eps_from_x0", "eps_from_v", "v_from_eps", "add_noise", "as_eps_model"]
+__all__ = ["Denoiser", "x0_from_eps", "eps_from_x0", "eps_from_v", "v_from_eps", "add_noise", "as_eps_model",
+           "clip_denoised"]
 
 
 def _bcast(ab: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
@@ -69,3 +70,18 @@ def as_eps_model(net: Callable, prediction: str, alpha_bar_of: Callable[[torch.T
         return convert[prediction](x_t, net(x_t, t), alpha_bar_of(t).to(x_t))
 
     return model
+
+
+def clip_denoised(model: Denoiser, alpha_bar_of: Callable[[torch.Tensor], torch.Tensor],
+                  low: torch.Tensor | float, high: torch.Tensor | float) -> Denoiser:
+    """Static thresholding (Ho et al. 2020; Saharia et al. 2022): clamp the implied clean signal
+    to ``[low, high]`` (broadcastable, e.g. per feature) and return the matching noise. Keeps a
+    poorly fitted network from sending samples far outside the range of the data."""
+    def clipped(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        ab = alpha_bar_of(t).to(x_t)
+        eps = model(x_t, t)
+        x0 = torch.maximum(torch.minimum(x0_from_eps(x_t, eps, ab), torch.as_tensor(high).to(x_t)),
+                           torch.as_tensor(low).to(x_t))
+        return eps_from_x0(x_t, x0, ab)
+
+    return clipped

@@ -31,7 +31,7 @@ def _score(samples, target, mask) -> dict:
 
 
 def _evaluate(imp: Imputer, inputs: Sequence[np.ndarray], targets, masks, n_samples, samplers, transform=None,
-              nfe_reference: int = 50) -> list[dict]:
+              nfe_reference: int = 50, keep: Optional[dict] = None) -> list[dict]:
     rows = []
     tr = transform or (lambda a: a)
     target = np.concatenate([tr(t) for t in targets])
@@ -41,6 +41,8 @@ def _evaluate(imp: Imputer, inputs: Sequence[np.ndarray], targets, masks, n_samp
         t0 = time.perf_counter()
         samples = np.concatenate([tr(imp.sample_array(x, n_samples)) for x in inputs], axis=1)
         secs = time.perf_counter() - t0
+        if keep is not None:
+            keep[f"{name}-{steps}"] = samples
         row = {"method": f"CSDI {name}-{steps}", "NFE": steps, "NFE %": 100.0 * steps / nfe_reference,
                "sample_s": secs, **_score(samples, target, mask)}
         rows.append(row)
@@ -54,11 +56,16 @@ def _evaluate(imp: Imputer, inputs: Sequence[np.ndarray], targets, masks, n_samp
 
 
 def run_aqi36(path=None, n_samples: int = 100, samplers=DEFAULT_SAMPLERS, valid_month: int = 1,
-              **imputer_params) -> dict:
+              test_months: Optional[Sequence[int]] = None, keep_samples: bool = False, **imputer_params) -> dict:
     """Train on the training months (validation month held out), impute the test months from
-    ``pm25_missing`` and score the hidden entries in original units (CSDI protocol)."""
+    ``pm25_missing`` and score the hidden entries in original units (CSDI protocol).
+    ``test_months`` narrows the test months (the demo uses March alone); ``keep_samples``
+    adds the imputer, the samples and the frames to the result."""
     data = load_aqi36(path)
-    train, valid, test_months = data.split(valid_month)
+    train, valid, all_test = data.split(valid_month)
+    test_months = tuple(test_months or all_test)
+    if not set(test_months) <= set(all_test):
+        raise ValueError(f"test_months must be among CSDI's test months {all_test}, got {test_months}")
     params = {"window": 36, "mask_strategy": "mix", **imputer_params}
     imp = Imputer(**params)
     imp.columns_ = list(data.ground.columns)
@@ -70,9 +77,14 @@ def run_aqi36(path=None, n_samples: int = 100, samplers=DEFAULT_SAMPLERS, valid_
     inputs = [data.missing[s].to_numpy() for s in sel]
     targets = [data.ground[s].to_numpy() for s in sel]
     masks = [data.eval_mask[s].to_numpy() for s in sel]
-    rows = _evaluate(imp, inputs, targets, masks, n_samples, samplers)
-    return {"dataset": "AQI-36", "train_s": train_s, "steps": imp.train_result_.steps,
-            "eval_entries": int(sum(m.sum() for m in masks)), "rows": rows, "params": params}
+    kept: dict = {}
+    rows = _evaluate(imp, inputs, targets, masks, n_samples, samplers, keep=kept if keep_samples else None)
+    result = {"dataset": "AQI-36", "train_s": train_s, "steps": imp.train_result_.steps,
+              "eval_entries": int(sum(m.sum() for m in masks)), "rows": rows, "params": params}
+    if keep_samples:
+        index = data.ground.index[np.any(sel, axis=0)]
+        result["artifacts"] = {"imputer": imp, "samples": kept, "index": index, "data": data}
+    return result
 
 
 def run_physionet(path=None, missing_ratio: float = 0.1, n_samples: int = 100, samplers=DEFAULT_SAMPLERS,

@@ -124,6 +124,7 @@ class Imputer(TransformerMixin, BaseEstimator):
             n_val = max(1, int(len(windows["values"]) * self.validation_fraction))
             val = {k: v[-n_val:] for k, v in windows.items()}  # the latest windows: no look-ahead into train
             windows = {k: v[:-n_val] for k, v in windows.items()}
+        torch.manual_seed(self.seed)  # the initial weights are part of what `seed` makes reproducible
         self.model_ = self._build_model()
         gen = torch.Generator().manual_seed(self.seed)
         loader = _batches(windows, self.batch_size, shuffle=True, generator=gen)
