@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 import torch
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# one thread: on a shared 2-core box, two threads per process oversubscribe badly (seen: 60x slower)
+torch.set_num_threads(int(os.environ.get("MULTIDIFF_TEST_THREADS", "1")))
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DATA = Path(os.environ.get("MULTIDIFF_DATA", SHARED))

@@ -101,3 +101,16 @@ def test_prediction_conversions_round_trip():
     x0_net = lambda x, t: x0  # a perfect x0-predictor
     wrapped = as_eps_model(x0_net, "x0", lambda t: ab)
     assert torch.allclose(wrapped(xt, torch.zeros(8)), eps)
+
+
+def test_clip_denoised_bounds_the_implied_clean_signal():
+    from multidiff.core.denoiser import clip_denoised
+    wild = lambda x, t: torch.full_like(x, -50.0)  # implies a far too large x0
+    ab = lambda t: AB[t.long()]
+    model = clip_denoised(wild, ab, -2.0, 2.0)
+    x = torch.randn(16, 3, dtype=torch.float64)
+    t = torch.full((16,), 500)
+    x0 = x0_from_eps(x, model(x, t), AB[500])
+    assert x0.max() <= 2.0 + 1e-9 and x0.min() >= -2.0 - 1e-9
+    out = SM.ddim(model, x, SM.discrete_grid(AB, 10))
+    assert out.abs().max() <= 2.0 + 1e-6

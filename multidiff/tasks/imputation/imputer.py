@@ -48,6 +48,8 @@ class Imputer(TransformerMixin, BaseEstimator):
     overlap by half (``stride``) and each row is taken from the window it is most central in.
     ``sampler``/``sampler_steps``: ``"ddpm"`` with 50 steps is CSDI's ancestral sampler;
     ``"dpm_solver"`` or ``"ddim"`` with 5-10 steps is 5-10x faster (see docs/imputation.md).
+    ``clip`` clamps the clean values implied at each sampler step to the training range of each
+    column widened by ``clip`` times that range (None disables; CSDI itself does not clip).
     """
 
     def __init__(self, window: int = 36, stride: Optional[int] = None, train_stride: int = 1, epochs: int = 200,
@@ -57,14 +59,15 @@ class Imputer(TransformerMixin, BaseEstimator):
                  n_samples: int = 50, sampler: str = "ddpm", sampler_steps: Optional[int] = None,
                  sample_batch_size: int = 256, validation_fraction: float = 0.0, patience: int = 0,
                  ema_decay: float = 0.0, time_column: Optional[str] = None, device: str = "auto",
-                 seed: int = 0, progress: bool = True, checkpoint_dir: Optional[str] = None):
+                 seed: int = 0, progress: bool = True, checkpoint_dir: Optional[str] = None,
+                 clip: Optional[float] = 0.5):
         self.window, self.stride, self.train_stride, self.epochs, self.max_steps = window, stride, train_stride, epochs, max_steps
         self.batch_size, self.lr, self.num_steps, self.schedule = batch_size, lr, num_steps, schedule
         self.beta_start, self.beta_end, self.channels, self.layers, self.heads = beta_start, beta_end, channels, layers, heads
         self.mask_strategy, self.n_samples, self.sampler, self.sampler_steps = mask_strategy, n_samples, sampler, sampler_steps
         self.sample_batch_size, self.validation_fraction, self.patience = sample_batch_size, validation_fraction, patience
         self.ema_decay, self.time_column, self.device, self.seed = ema_decay, time_column, device, seed
-        self.progress, self.checkpoint_dir = progress, checkpoint_dir
+        self.progress, self.checkpoint_dir, self.clip = progress, checkpoint_dir, clip
 
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> None:
@@ -118,6 +121,8 @@ class Imputer(TransformerMixin, BaseEstimator):
         self.mean_ = np.nan_to_num(np.nanmean(stacked, axis=0))
         std = np.nan_to_num(np.nanstd(stacked, axis=0))
         self.std_ = np.where(std > 0, std, 1.0)
+        z = self._normalise(stacked)
+        self.low_, self.high_ = np.nanmin(z, axis=0), np.nanmax(z, axis=0)
         windows = self._windows(series, self.train_stride)
         val = self._windows(val_series, self.window) if val_series is not None else None
         if val is None and self.validation_fraction > 0:
@@ -178,12 +183,17 @@ class Imputer(TransformerMixin, BaseEstimator):
         wo = np.stack([obs[s:s + length].T for s in starts])
         gen = torch.Generator(device=device).manual_seed(self.seed if generator_seed is None else generator_seed)
         per_call = max(1, self.sample_batch_size // n_samples)
+        bounds = None
+        if self.clip is not None:
+            width = (self.high_ - self.low_) * self.clip
+            bounds = tuple(torch.tensor(b, dtype=torch.float32, device=device)[:, None]
+                           for b in (self.low_ - width, self.high_ + width))
         out = []
         for i in range(0, len(starts), per_call):
             v = torch.tensor(wv[i:i + per_call], dtype=torch.float32, device=device)
             m = torch.tensor(wo[i:i + per_call], dtype=torch.float32, device=device)
             pos = torch.arange(length, device=device, dtype=torch.float32).expand(len(v), length)
-            s = model.impute(v, m, pos, n_samples, self.sampler, self.sampler_steps, gen)
+            s = model.impute(v, m, pos, n_samples, self.sampler, self.sampler_steps, gen, bounds)
             out.append(s.permute(1, 0, 3, 2).float().cpu().numpy())  # (windows, S, L, K)
         samples = stitch(np.concatenate(out), starts, n_rows) * self.std_ + self.mean_
         return np.where(obs[None], values[None], samples)
@@ -232,7 +242,8 @@ class Imputer(TransformerMixin, BaseEstimator):
         except TypeError as err:
             raise ValueError("column labels must be JSON-serialisable (str/int/float) to save; rename them") from err
         config = {"params": self.get_params(), "columns": self.columns_, "mean": self.mean_.tolist(),
-                  "std": self.std_.tolist(), "format": "multidiff.Imputer/1"}
+                  "std": self.std_.tolist(), "low": self.low_.tolist(), "high": self.high_.tolist(),
+                  "format": "multidiff.Imputer/1"}
         return save_checkpoint(path, {"model": self.model_.state_dict()}, config)
 
     @classmethod
@@ -246,6 +257,7 @@ class Imputer(TransformerMixin, BaseEstimator):
             imp.device = device
         imp.columns_ = config["columns"]
         imp.mean_, imp.std_ = np.array(config["mean"]), np.array(config["std"])
+        imp.low_, imp.high_ = np.array(config["low"]), np.array(config["high"])
         imp.model_ = imp._build_model()
         imp.model_.load_state_dict(states["model"])
         imp.model_.eval()

@@ -9,6 +9,7 @@ from torch import nn
 
 from ...core import samplers
 from ...core.conditioning import conditional_input, repeat_samples
+from ...core.denoiser import clip_denoised
 from ...core.losses import draw_discrete_t, eps_mse
 from ...core.schedules import alpha_bars, make_betas
 from ...nets.csdi import CSDINet
@@ -43,15 +44,19 @@ class CSDIModel(nn.Module):
 
     @torch.no_grad()
     def impute(self, values: torch.Tensor, cond_mask: torch.Tensor, positions: torch.Tensor, n_samples: int,
-               sampler: str = "ddpm", n_steps: Optional[int] = None, generator: Optional[torch.Generator] = None
-               ) -> torch.Tensor:
+               sampler: str = "ddpm", n_steps: Optional[int] = None, generator: Optional[torch.Generator] = None,
+               x0_bounds: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> torch.Tensor:
         """(B, K, L) -> (n_samples, B, K, L) samples; conditioning entries are returned as given.
-        All samples of all windows go through the network in one call per step."""
+        All samples of all windows go through the network in one call per step. ``x0_bounds``
+        (low, high), broadcastable to (K, L), clamp the implied clean values at every step."""
         b = values.shape[0]
         obs, cond, pos = (repeat_samples(v, n_samples) for v in (values, cond_mask, positions))
         spacing = "uniform" if sampler == "ddpm" else "logsnr"
         grid = samplers.discrete_grid(self.alpha_bars, n_steps or self.num_steps, spacing=spacing)
         x = torch.randn(obs.shape, generator=generator, device=obs.device, dtype=obs.dtype)
-        out = samplers.sample(sampler, self.denoiser(obs, cond, pos), x, grid, generator=generator)
+        model = self.denoiser(obs, cond, pos)
+        if x0_bounds is not None:
+            model = clip_denoised(model, lambda t: self.alpha_bars[t], *x0_bounds)
+        out = samplers.sample(sampler, model, x, grid, generator=generator)
         out = cond * obs + (1 - cond) * out
         return out.reshape(n_samples, b, *values.shape[1:])
