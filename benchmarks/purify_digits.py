@@ -49,10 +49,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--device", default="auto")
     p.add_argument("--cpu-small", action="store_true",
                    help="CPU budget: 100 epochs, 100 inputs, 10 purification steps, PGD 5 steps, EOT 2, seeds 0,1")
-    a = p.parse_args()
-    if a.cpu_small:
-        a.epochs, a.n_examples, a.n_steps, a.steps, a.eot, a.seeds = 100, 100, 10, 5, 2, "0,1"
-    return a
+    if p.parse_known_args()[0].cpu_small:  # smaller defaults; options given explicitly still win
+        p.set_defaults(epochs=100, n_examples=100, n_steps=10, steps=5, eot=2, seeds="0,1")
+    return p.parse_args()
 
 
 def models(a, d):
