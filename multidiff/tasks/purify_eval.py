@@ -146,8 +146,8 @@ def evaluate(classifier: nn.Module, purifier: Purifier, data: tuple[torch.Tensor
     gen = torch.Generator(device=dev).manual_seed(seed)
     preds: dict[str, dict[str, list[int]]] = {}
     timings: dict[str, float] = {}
-    kept = slice(0, min(n_examples_kept, len(x)))
-    examples = {"clean": x[kept].cpu(), "labels": y[kept].cpu()}
+    kept = torch.linspace(0, len(x) - 1, min(n_examples_kept, len(x)), device=dev).round().long()  # spread over the set
+    examples = {"clean": x[kept].cpu(), "labels": y[kept].cpu(), "index": kept.cpu()}
 
     def predict(target: str, xs: torch.Tensor) -> list[int]:
         with torch.no_grad():
@@ -203,8 +203,8 @@ def evaluate(classifier: nn.Module, purifier: Purifier, data: tuple[torch.Tensor
 
 
 def save_grid(report: RobustnessReport, path: str | Path, attack: str, classes: Optional[Sequence[str]] = None) -> Path:
-    """PNG of clean / adversarial / purified inputs with the true label and the classifier's prediction on
-    each shown input (images as
+    """PNG of clean / adversarial / purified inputs with the true label ``y`` and the classifier's
+    prediction ``p`` on each shown input (images as
     grey pictures, 1-D signals as line plots of their first channels), written atomically."""
     import matplotlib
     matplotlib.use("Agg")
@@ -214,10 +214,13 @@ def save_grid(report: RobustnessReport, path: str | Path, attack: str, classes: 
     if not ex or f"adv_{attack}" not in ex:
         raise ValueError(f"the report holds no examples for attack {attack!r}; run evaluate(...) with it first")
     name = lambda i: str(classes[i]) if classes is not None else str(i)
-    rows = [("clean", ex["clean"], report.predictions["clean"]["undefended"]),
+    clean_pred = [report.predictions["clean"]["undefended"][int(i)] for i in ex["index"]]
+    rows = [("clean", ex["clean"], clean_pred),
             (f"adversarial ({attack})", ex[f"adv_{attack}"], ex[f"bare_{attack}"].tolist()),
             ("purified", ex[f"purified_{attack}"], ex[f"pred_{attack}"].tolist())]
     n = len(ex["clean"])
+    if n == 0:
+        raise ValueError("the report keeps no example inputs; run evaluate(..., n_examples_kept=8)")
     fig, axes = plt.subplots(3, n, figsize=(1.6 * n, 5.2), squeeze=False)
     for r, (title, xs, pred) in enumerate(rows):
         for i in range(n):
@@ -232,8 +235,7 @@ def save_grid(report: RobustnessReport, path: str | Path, attack: str, classes: 
                     ax.plot(ch.numpy(), lw=0.8)
                 ax.set_ylim(*report.settings["purifier"]["data_range"])
                 ax.set_xticks([]), ax.set_yticks([])
-            who = "pred" if r < 2 else "pur.pred"
-            ax.set_title(f"y={name(int(ex['labels'][i]))} {who}={name(int(pred[i]))}", fontsize=7)
+            ax.set_title(f"y={name(int(ex['labels'][i]))} p={name(int(pred[i]))}", fontsize=7)
         axes[r][0].set_ylabel(title, fontsize=8)
     fig.tight_layout()
     path = Path(path)
