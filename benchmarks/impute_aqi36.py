@@ -1,46 +1,11 @@
 """CSDI's AQI-36 protocol (Tashiro et al. 2021, Table 2): MAE / RMSE / CRPS on the hidden entries
-of the test months, for CSDI's 50-step ancestral sampler and for fast samplers, next to the mean
-and linear-interpolation baselines.
+of the test months (3, 6, 9, 12), for CSDI's 50-step ancestral sampler and fast samplers, next to
+the mean and linear-interpolation baselines.
 
 GPU (the paper's setting): python benchmarks/impute_aqi36.py --epochs 200 --samples 100
-CPU smoke budget:          python benchmarks/impute_aqi36.py --max-steps 1500 --samples 16
+CPU smoke budget:          python benchmarks/impute_aqi36.py --max-steps 600 --samples 10 --channels 32 --layers 2
 """
-import argparse
-import json
-import platform
-import sys
-import time
-from pathlib import Path
-
-import torch
-
-from multidiff.core.checkpoint import write_atomic
-from multidiff.core.device import resolve_device
-from multidiff.tasks.imputation.benchmark import format_table, run_aqi36
-
-
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, default=200)
-    p.add_argument("--max-steps", type=int, default=None)
-    p.add_argument("--samples", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--channels", type=int, default=64)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--data", default=None)
-    p.add_argument("--out", default="benchmarks/out/impute_aqi36.json")
-    a = p.parse_args()
-    dev = resolve_device(a.device)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else f"CPU ({platform.processor() or 'x86_64'}, {torch.get_num_threads()} threads)"
-    t0 = time.time()
-    res = run_aqi36(a.data, n_samples=a.samples, epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size,
-                    channels=a.channels, device=a.device, progress=True)
-    res.update(device=name, date=time.strftime("%Y-%m-%d"), command="python " + " ".join(sys.argv),
-               wall_s=time.time() - t0)
-    print(f"device: {name}  date: {res['date']}  command: {res['command']}")
-    print(format_table(res))
-    write_atomic(a.out, lambda tmp: Path(tmp).write_text(json.dumps(res, indent=1, default=str)))
-
+from multidiff.tasks.imputation.benchmark import main
 
 if __name__ == "__main__":
-    main()
+    main("aqi36")

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .common import add_data_option, add_run_options
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("forecast", help="probabilistic forecasting with TimeGrad",
@@ -17,20 +19,14 @@ def add_parser(sub) -> None:
     p.add_argument("--quantiles", type=float, nargs="+", default=[0.1, 0.5, 0.9], help="e.g. --quantiles 0.05 0.5 0.95")
     p.add_argument("--samples", type=int, default=100, help="sample paths per forecast")
     p.add_argument("--dataset", choices=["exchange_rate", "etth1"], help="run the benchmark protocol instead")
-    p.add_argument("--data", help="folder holding the dataset files (default: search path / cache / download)")
+    add_data_option(p)
     p.add_argument("--context-length", type=int, default=None)
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batches-per-epoch", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--hidden-size", type=int, default=40)
-    p.add_argument("--sampler", default="ddpm", choices=["ddpm", "ddim", "dpm_solver"])
-    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: all 100 for ddpm)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", help="use a serialized predictor (folder) instead of training one")
-    p.add_argument("--save-model", help="serialize the trained predictor to this folder")
+    add_run_options(p, "sampler steps (default: all 100 for ddpm)")
     p.add_argument("--plot", help="also draw a fan chart PNG here")
-    p.add_argument("--json", help="benchmark: also write the metrics as JSON here")
     p.set_defaults(func=run)
 
 

@@ -5,6 +5,8 @@ import argparse
 import json
 from pathlib import Path
 
+from .common import add_data_option, add_run_options
+
 
 def _floats(text: str) -> list[float]:
     try:
@@ -22,20 +24,14 @@ def add_parser(sub) -> None:
     p.add_argument("--samples", type=int, default=50, help="samples drawn per missing value (median is written)")
     p.add_argument("--quantiles", type=_floats, default=[], help="also write INPUT_q<q>.csv for these quantiles")
     p.add_argument("--dataset", choices=["aqi36", "physionet"], help="run CSDI's benchmark protocol instead")
-    p.add_argument("--data", help="folder holding the dataset files (default: search path / cache / download)")
+    add_data_option(p)
     p.add_argument("--missing-ratio", type=float, default=0.1, help="physionet: fraction of observed values hidden")
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--max-steps", type=int, default=None, help="stop training after this many optimizer steps")
     p.add_argument("--window", type=int, default=None, help="window length L (default 36; physionet 48)")
     p.add_argument("--channels", type=int, default=64)
     p.add_argument("--layers", type=int, default=4)
-    p.add_argument("--sampler", default="ddpm", choices=["ddpm", "ddim", "dpm_solver"])
-    p.add_argument("--steps", type=int, default=None, help="sampler steps (default: all 50 for ddpm)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", help="use a saved imputer instead of training one")
-    p.add_argument("--save-model", help="save the trained imputer to this folder")
-    p.add_argument("--json", help="benchmark: also write the results as JSON here")
+    add_run_options(p, "sampler steps (default: all 50 for ddpm)")
     p.set_defaults(func=run)
 
 

@@ -13,7 +13,7 @@ from ...datasets.physionet import csdi_split, eval_mask, load_physionet
 from ...metrics.imputation import crps_quantile, masked_mae, masked_rmse
 from .imputer import Imputer
 
-__all__ = ["run_aqi36", "run_physionet", "format_table"]
+__all__ = ["run_aqi36", "run_physionet", "format_table", "main"]
 
 # sampler settings compared by default: CSDI's 50-step ancestral sampler and fast ones
 DEFAULT_SAMPLERS = (("ddpm", 50), ("dpm_solver", 5), ("ddim", 5))
@@ -120,3 +120,49 @@ def format_table(result: dict) -> str:
         lines.append(f"| {r['method']} | {fmt('NFE', '%d')} | {fmt('MAE', '%.4f')} | {fmt('RMSE', '%.4f')} | "
                      f"{fmt('CRPS', '%.4f')} | {fmt('sample_s', '%.1f')} |")
     return "\n".join(lines)
+
+
+def main(dataset: str, argv=None) -> dict:
+    """Command line of ``benchmarks/impute_<dataset>.py``: run the protocol, print the table with
+    device, date and command, and write the result as JSON."""
+    import argparse
+    import json
+    import platform
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    from ...core.checkpoint import write_atomic
+    from ...core.device import resolve_device
+
+    p = argparse.ArgumentParser(description=f"CSDI's {dataset} benchmark protocol")
+    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--samples", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--channels", type=int, default=64)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--data", default=None)
+    p.add_argument("--out", default=f"benchmarks/out/impute_{dataset}.json")
+    if dataset == "physionet":
+        p.add_argument("--missing-ratio", type=float, default=0.1)
+        p.add_argument("--limit", type=int, default=None, help="read only the first N records (CPU smoke runs)")
+    a = p.parse_args(argv)
+    dev = resolve_device(a.device)
+    name = (torch.cuda.get_device_name(dev) if dev.type == "cuda"
+            else f"CPU ({platform.machine()}, {torch.get_num_threads()} torch threads)")
+    params = dict(n_samples=a.samples, epochs=a.epochs, max_steps=a.max_steps, batch_size=a.batch_size,
+                  channels=a.channels, layers=a.layers, device=a.device, progress=True)
+    t0 = time.time()
+    if dataset == "physionet":
+        res = run_physionet(a.data, missing_ratio=a.missing_ratio, limit=a.limit, **params)
+    else:
+        res = run_aqi36(a.data, **params)
+    res.update(device=name, date=time.strftime("%Y-%m-%d"), command="python " + " ".join(sys.argv),
+               wall_s=time.time() - t0)
+    print(f"device: {name}  date: {res['date']}  command: {res['command']}")
+    print(format_table(res))
+    write_atomic(a.out, lambda tmp: Path(tmp).write_text(json.dumps(res, indent=1, default=str)))
+    return res
