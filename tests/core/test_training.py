@@ -80,3 +80,15 @@ def test_checkpoint_is_atomic_and_overwrites(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]  # no temporary left behind
     with pytest.raises(FileNotFoundError, match="not a multidiff checkpoint"):
         load_checkpoint(tmp_path / "nothing")
+
+
+def test_write_atomic_leaves_normal_permissions(tmp_path):
+    import os
+    from pathlib import Path
+
+    from multidiff.core.checkpoint import write_atomic
+    write_atomic(tmp_path / "a.txt", lambda tmp: Path(tmp).write_text("hi"))
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert (tmp_path / "a.txt").read_text() == "hi"
