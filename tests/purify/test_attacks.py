@@ -108,3 +108,19 @@ def test_check_perturbation_flags_escapes():
         check_perturbation(x, x + 0.2, 0.1, "linf", (0, 1))
     with pytest.raises(RuntimeError, match="data range"):
         check_perturbation(x, x + 0.6, 2.0, "l2", (0, 1))
+
+
+def test_full_gradient_pgd_eot_raises_the_defended_loss(tiny_purifier):
+    clf = LinearClassifier(16).double()
+    x, y = data(8, seed=5)
+    x = x.double()
+    adv = run_attack(make_attack("pgd-eot", 0.2, steps=3, eot=4), clf, x, y, tiny_purifier,
+                     generator=torch.Generator().manual_seed(2))
+
+    def expected_loss(z):  # over fresh purification noise, the same draws for both inputs
+        with torch.no_grad():
+            zs = z.repeat(16, 1, 1, 1)
+            return nn.functional.cross_entropy(clf(tiny_purifier(zs, generator=torch.Generator().manual_seed(9))),
+                                               y.repeat(16)).item()
+
+    assert expected_loss(adv) > expected_loss(x) + 0.05
