@@ -41,6 +41,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--n-examples", type=int, default=450)
     p.add_argument("--t-star", type=float, default=0.1)
     p.add_argument("--n-steps", type=int, default=100, help="purification steps (DiffPure: t* x 1000)")
+    p.add_argument("--sampler", choices=("sde", "ddpm", "ddim"), default="sde", help="reverse process (DiffPure: sde)")
+    p.add_argument("--norm", choices=("linf", "l2"), default="linf")
     p.add_argument("--steps", type=int, default=50, help="PGD iterations")
     p.add_argument("--eot", type=int, default=10)
     p.add_argument("--n-votes", type=int, default=1)
@@ -77,7 +79,7 @@ def main() -> None:
     n = min(a.n_examples, len(d.y_test))
     data = (d.x_test[:n], d.y_test[:n])
     attacks = a.attacks.split(",")
-    purifier = purify.Purifier(den, t_star=a.t_star, n_steps=a.n_steps, sampler="sde", data_range=d.data_range)
+    purifier = purify.Purifier(den, t_star=a.t_star, n_steps=a.n_steps, sampler=a.sampler, data_range=d.data_range)
     summary = {"dataset": d.description, "n_examples": n, "train_seconds": train_s, "settings": vars(a),
                "device": str(next(den.parameters()).device), "host": platform.processor() or platform.machine(),
                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "results": {}}
@@ -85,7 +87,7 @@ def main() -> None:
         per_seed = []
         for seed in map(int, a.seeds.split(",")):
             t0 = time.perf_counter()
-            rep = purify.evaluate(clf, purifier, data, attacks=attacks, eps=eps, steps=a.steps, eot=a.eot,
+            rep = purify.evaluate(clf, purifier, data, attacks=attacks, eps=eps, norm=a.norm, steps=a.steps, eot=a.eot,
                                   n_votes=a.n_votes, batch_size=a.batch_size, seed=seed, device=a.device)
             rep.timings["total"] = time.perf_counter() - t0
             rep.save(out / f"eps{eps}", stem=f"seed{seed}")
@@ -113,7 +115,7 @@ def main() -> None:
 def markdown(s: dict) -> str:
     lines = []
     for eps, res in s["results"].items():
-        lines += [f"Linf eps = {eps} ({s['n_examples']} test inputs; mean over seeds {s['settings']['seeds']} "
+        lines += [f"{s['settings']['norm']} eps = {eps} ({s['n_examples']} test inputs; mean over seeds {s['settings']['seeds']} "
                   f"with Student-t 95 % CI; Wilson 95 % CI of seed {s['settings']['seeds'].split(',')[0]} in brackets)", "",
                   "| attack | undefended | defended |", "|---|---|---|"]
         table: dict = {}
