@@ -23,7 +23,7 @@ import torch
 
 from ..core.checkpoint import load_checkpoint, save_checkpoint, write_atomic
 from ..core.conditioning import replace_known
-from ..core.denoiser import eps_from_x0, x0_from_eps
+from ..core.denoiser import clip_denoised
 from ..core.device import resolve_device
 from ..core.losses import draw_discrete_t, eps_mse
 from ..core.samplers import discrete_grid, sample as run_sampler
@@ -113,12 +113,7 @@ class _PointDiffusion:
         ``clip_denoised``, Ho et al. 2020): keeps few-step samplers stable."""
         if self.clip is None:
             return model
-
-        def clipped(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            ab = self._alpha_bar_of(t).to(x_t)
-            x0 = x0_from_eps(x_t, model(x_t, t), ab).clamp(-self.clip, self.clip)
-            return eps_from_x0(x_t, x0, ab)
-        return clipped
+        return clip_denoised(model, self._alpha_bar_of, -self.clip, self.clip)
 
     def _run(self, model, x, n_steps, sampler, generator, project=None):
         if sampler not in SAMPLER_NAMES:
