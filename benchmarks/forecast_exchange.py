@@ -5,7 +5,7 @@ reference) and with DDIM / DPM-Solver++(2M) at few steps, and scores CRPS, CRPS-
 NRMSE-sum on the same windows as two baselines: GluonTS' torch DeepAR and seasonal naive.
 
     python benchmarks/forecast_exchange.py                   # paper-sized model, 20 x 100 batches
-    python benchmarks/forecast_exchange.py --epochs 3 --samples 50 --out benchmarks/results/x.json
+    python benchmarks/forecast_exchange.py --epochs 3 --samples 50 --out benchmarks/out/x.json
 """
 from __future__ import annotations
 
