@@ -88,8 +88,6 @@ class Imputer(TransformerMixin, BaseEstimator):
             if len(frame.values) < self.window:
                 raise ValueError(f"the frame has {len(frame.values)} rows, fewer than one window of {self.window}; "
                                  f"pass window=<= {len(frame.values)} (or more rows)")
-            if np.isnan(frame.values).all(axis=0).any():  # numeric_frame already raised; kept for arrays
-                raise ValueError("a column is entirely NaN")
         else:
             missing = [c for c in self.columns_ if c not in frame.columns]
             extra = [c for c in frame.columns if c not in self.columns_]
