@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import shutil
 import tarfile
 import urllib.request
 import zipfile
@@ -144,11 +143,3 @@ def download_dataset(name: str, url: Optional[str] = None, dest: Optional[Path] 
         write_atomic(dest / fname, lambda tmp, d=data: Path(tmp).write_bytes(d))
     return dest
 
-
-def copy_into_cache(name: str, source_folder: Path) -> Path:  # used by tests to seed a cache
-    spec = REGISTRY[name]
-    dest = cache_dir() / spec.folder
-    dest.mkdir(parents=True, exist_ok=True)
-    for fname in spec.files:
-        shutil.copyfile(source_folder / fname, dest / fname)
-    return dest

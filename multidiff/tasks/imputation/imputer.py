@@ -293,10 +293,9 @@ def impute(df: pd.DataFrame, n_samples: int = 50, quantiles: Sequence[float] = (
     """
     imputer_params.setdefault("max_steps", 2000)
     imputer_params.setdefault("progress", False)
-    numeric_frame(df, imputer_params.get("time_column"))  # fail fast on bad input, before training
     imp = Imputer(n_samples=n_samples, **imputer_params)
     if not np.isnan(numeric_frame(df, imp.time_column).values).any() and not return_result:
-        return df.copy()
+        return df.copy()  # nothing to fill: no training needed
     imp.fit(df)
     return imp.impute(df, n_samples=n_samples, quantiles=quantiles, return_result=return_result,
                       return_samples=return_samples)
