@@ -21,22 +21,24 @@ def add_parser(sub) -> None:
     p.add_argument("input", nargs="?", help="CSV (or .parquet) with gaps; rows are time steps")
     p.add_argument("-o", "--output", help="where to write the filled CSV (default: INPUT_filled.csv)")
     p.add_argument("--time-column", help="name of a timestamp column (kept as is, used for ordering checks)")
-    p.add_argument("--samples", type=int, default=50, help="samples drawn per missing value (median is written)")
+    p.add_argument("--samples", type=int, default=20, help="samples drawn per missing value (median is written)")
     p.add_argument("--quantiles", type=_floats, default=[], help="also write INPUT_q<q>.csv for these quantiles")
     p.add_argument("--dataset", choices=["aqi36", "physionet"], help="run CSDI's benchmark protocol instead")
     add_data_option(p)
     p.add_argument("--missing-ratio", type=float, default=0.1, help="physionet: fraction of observed values hidden")
-    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--max-time", type=float, default=120.0, help="training budget in seconds (default 120)")
+    p.add_argument("--epochs", type=int, default=1000)
     p.add_argument("--max-steps", type=int, default=None, help="stop training after this many optimizer steps")
     p.add_argument("--window", type=int, default=None, help="window length L (default 36; physionet 48)")
-    p.add_argument("--channels", type=int, default=64)
-    p.add_argument("--layers", type=int, default=4)
-    add_run_options(p, "sampler steps (default: all 50 for ddpm)")
-    p.set_defaults(func=run)
+    p.add_argument("--channels", type=int, default=32)
+    p.add_argument("--layers", type=int, default=2)
+    add_run_options(p, "sampler steps (default 10)")
+    p.set_defaults(func=run, sampler="ddim", steps=10)
 
 
 def run(args) -> int:
-    params = {"epochs": args.epochs, "max_steps": args.max_steps, "channels": args.channels, "layers": args.layers,
+    params = {"epochs": args.epochs, "max_steps": args.max_steps, "max_time": args.max_time,
+              "channels": args.channels, "layers": args.layers,
               "sampler": args.sampler, "sampler_steps": args.steps, "device": args.device, "seed": args.seed}
     if args.window:
         params["window"] = args.window
@@ -66,6 +68,8 @@ def run(args) -> int:
         written.append(qpath)
     n = int(res.imputed_mask.to_numpy().sum())
     print(f"imputed {n} values in {len(res.columns)} columns; wrote {', '.join(map(str, written))}")
+    if res.check is not None:
+        print(res.check["message"])
     return 0
 
 

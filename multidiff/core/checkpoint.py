@@ -1,24 +1,31 @@
 """Checkpoints as safetensors + JSON, written atomically (no pickle anywhere).
 
 A checkpoint is a directory holding ``weights.safetensors`` (named tensors) and
-``config.json`` (everything else). It is written to a temporary sibling and renamed into
-place, so a crash never leaves a half-written checkpoint behind.
+``config.json`` (everything else, plus a ``format_version`` and the sha256 of the weights file).
+It is written to a temporary sibling and renamed into place, so a crash never leaves a
+half-written checkpoint behind; on load the checksum catches a weights file that was
+corrupted or swapped afterwards.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
+from torch import nn
 
-__all__ = ["save_checkpoint", "load_checkpoint", "flatten_state", "unflatten_state", "write_atomic"]
+__all__ = ["save_checkpoint", "load_checkpoint", "load_state_strict", "encode_labels", "decode_labels",
+           "flatten_state", "unflatten_state", "write_atomic", "FORMAT_VERSION"]
 
 WEIGHTS, CONFIG = "weights.safetensors", "config.json"
+FORMAT_VERSION = 1  # bump when config.json changes in a way older code cannot read
 
 
 def write_atomic(path: str | os.PathLike, write) -> None:
@@ -68,8 +75,20 @@ def unflatten_state(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return skeleton
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def save_checkpoint(directory: str | os.PathLike, states: dict[str, Any], config: dict[str, Any]) -> Path:
-    """Write ``states`` (name -> nested state of tensors) and a JSON ``config`` atomically."""
+    """Write ``states`` (name -> nested state of tensors) and a JSON ``config`` atomically.
+
+    ``config.json`` holds ``{"format_version", "weights_sha256", "config", "states"}``; returns
+    the checkpoint directory.
+    """
     directory = Path(directory)
     tensors, skeletons = {}, {}
     for name, state in states.items():
@@ -79,7 +98,9 @@ def save_checkpoint(directory: str | os.PathLike, states: dict[str, Any], config
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
     try:
         save_file(tensors, str(tmp / WEIGHTS))
-        (tmp / CONFIG).write_text(json.dumps({"config": config, "states": skeletons}, indent=1))
+        meta = {"format_version": FORMAT_VERSION, "weights_sha256": _sha256(tmp / WEIGHTS),
+                "config": config, "states": skeletons}
+        (tmp / CONFIG).write_text(json.dumps(meta, indent=1))
         if directory.exists():
             old = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.old."))
             os.replace(directory, old / "x")
@@ -93,13 +114,118 @@ def save_checkpoint(directory: str | os.PathLike, states: dict[str, Any], config
     return directory
 
 
+def _read_meta(path: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path} is not valid JSON ({e}): the checkpoint is truncated or corrupted; "
+                         "re-save or re-train") from None
+    if not isinstance(meta, dict) or not {"config", "states"} <= meta.keys():
+        keys = sorted(meta) if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{path} is not a multidiff checkpoint config: expected the keys 'config' and "
+                         f"'states', found {keys}")
+    version = meta.get("format_version", 0)  # checkpoints from before versioning have no key
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ValueError(f"{path} has an invalid format_version {version!r}; the file was modified")
+    if version > FORMAT_VERSION:
+        raise ValueError(f"{path} has checkpoint format version {version}, but this multidiff reads up to "
+                         f"version {FORMAT_VERSION}: it was written by a newer multidiff; upgrade "
+                         "(pip install -U multidiff)")
+    return meta
+
+
 def load_checkpoint(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], dict[str, Any]]:
-    """Read a checkpoint written by :func:`save_checkpoint`; returns ``(states, config)``."""
+    """Read a checkpoint written by :func:`save_checkpoint`; returns ``(states, config)``.
+
+    Raises ``FileNotFoundError`` when a file is missing and ``ValueError`` when ``config.json``
+    is unreadable or from a newer format, or when ``weights.safetensors`` fails its checksum or
+    cannot be parsed. Checkpoints written before checksums existed load without the check.
+    """
     directory = Path(directory)
     if not (directory / WEIGHTS).is_file() or not (directory / CONFIG).is_file():
         raise FileNotFoundError(
             f"{directory} is not a multidiff checkpoint: expected {WEIGHTS} and {CONFIG} inside it")
-    meta = json.loads((directory / CONFIG).read_text())
-    tensors = load_file(str(directory / WEIGHTS), device=str(map_location))
-    states = {name: unflatten_state(sk, tensors) for name, sk in meta["states"].items()}
+    meta = _read_meta(directory / CONFIG)
+    expected = meta.get("weights_sha256")
+    if expected is not None and _sha256(directory / WEIGHTS) != expected:
+        raise ValueError(f"{directory / WEIGHTS} does not match the checksum in {CONFIG}: the file is "
+                         "corrupted or was modified; re-save or re-train")
+    try:
+        tensors = load_file(str(directory / WEIGHTS), device=str(map_location))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"{directory / WEIGHTS} cannot be read as safetensors ({e}): the file is "
+                         "corrupted or not a weights file; re-save or re-train") from None
+    try:
+        states = {name: unflatten_state(sk, tensors) for name, sk in meta["states"].items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ValueError(f"{directory / CONFIG} refers to tensors missing from {WEIGHTS} ({e!r}): the "
+                         "checkpoint files do not belong together; re-save or re-train") from None
     return states, meta["config"]
+
+
+def load_state_strict(module: nn.Module, state_dict: Mapping[str, torch.Tensor], what: str = "checkpoint") -> nn.Module:
+    """``module.load_state_dict(state_dict)``, but a mismatch raises one ``ValueError`` that lists
+    the first missing, unknown and wrongly shaped parameter names (``what`` names the source in
+    the message, e.g. ``"checkpoint /runs/a"``). Nothing is loaded when they do not match.
+    Returns ``module``."""
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unknown = [k for k in state_dict if k not in expected]
+    shapes = [f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}" for k, v in expected.items()
+              if k in state_dict and hasattr(state_dict[k], "shape") and tuple(state_dict[k].shape) != tuple(v.shape)]
+
+    def first(names: list[str], n: int = 5) -> str:
+        return ", ".join(names[:n]) + (f" ... ({len(names)} in all)" if len(names) > n else "")
+
+    problems = []
+    if missing:
+        problems.append(f"missing parameters: {first(missing)}")
+    if unknown:
+        problems.append(f"unknown parameters: {first(unknown)}")
+    if shapes:
+        problems.append(f"shape mismatches (checkpoint vs model): {first(shapes, 3)}")
+    if not problems:
+        try:
+            module.load_state_dict(state_dict)
+            return module
+        except RuntimeError as e:  # e.g. a custom load hook rejecting the state
+            problems.append(str(e).strip())
+    raise ValueError(f"the {what} does not match this {type(module).__name__} ({'; '.join(problems)}): it was "
+                     "written for a different model configuration or multidiff version; load it with the "
+                     "matching settings/version or re-train")
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def encode_labels(labels) -> list:
+    """Column labels as JSON-able values: tuples (MultiIndex columns) become
+    ``{"__tuple__": [...]}``, nested as needed; str, int, float, bool and None stay as they are.
+    NumPy scalars are turned into Python ones. Anything else raises ``ValueError``.
+    Inverse: :func:`decode_labels`."""
+    def enc(label):
+        if hasattr(label, "item") and not isinstance(label, _SCALARS) and getattr(label, "ndim", None) == 0:
+            label = label.item()  # numpy scalars, e.g. np.int64 column names
+        if isinstance(label, tuple):
+            return {"__tuple__": [enc(v) for v in label]}
+        if isinstance(label, _SCALARS):
+            return label
+        raise ValueError(f"column label {label!r} of type {type(label).__name__} cannot be stored in a checkpoint: "
+                         "labels must be str, int, float, bool, None or tuples of those; rename the columns "
+                         "(e.g. df.columns = df.columns.map(str))")
+    return [enc(label) for label in labels]
+
+
+def decode_labels(obj) -> list:
+    """Inverse of :func:`encode_labels`: ``{"__tuple__": [...]}`` becomes a tuple again."""
+    def dec(value):
+        if isinstance(value, dict):
+            if set(value) != {"__tuple__"} or not isinstance(value["__tuple__"], list):
+                raise ValueError(f"invalid encoded column label {value!r}; expected {{'__tuple__': [...]}}")
+            return tuple(dec(v) for v in value["__tuple__"])
+        if isinstance(value, _SCALARS):
+            return value
+        raise ValueError(f"invalid encoded column label {value!r}")
+    if not isinstance(obj, list):
+        raise ValueError(f"encoded column labels must be a JSON list, got {type(obj).__name__}")
+    return [dec(v) for v in obj]

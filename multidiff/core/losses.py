@@ -1,13 +1,16 @@
-"""The denoising (eps-prediction) loss of Ho et al. (2020), for discrete and continuous time."""
+"""The denoising loss of Ho et al. (2020) for networks that predict eps, x0 or v (Salimans & Ho
+2022), in discrete and continuous time."""
 from __future__ import annotations
 
 from typing import Callable, Optional
 
 import torch
 
-from .denoiser import Denoiser, add_noise
+from .denoiser import Denoiser, _bcast, add_noise
 
-__all__ = ["eps_mse", "draw_discrete_t", "draw_continuous_t"]
+__all__ = ["eps_mse", "denoising_mse", "draw_discrete_t", "draw_continuous_t", "PREDICTIONS"]
+
+PREDICTIONS = ("eps", "x0", "v")
 
 
 def draw_discrete_t(n: int, num_steps: int, device=None, generator: Optional[torch.Generator] = None) -> torch.Tensor:
@@ -31,6 +34,26 @@ def eps_mse(model: Denoiser, x0: torch.Tensor, t: torch.Tensor, alpha_bar_of: Ca
     eps = torch.randn_like(x0) if eps is None else eps
     ab = alpha_bar_of(t).to(x0)
     residual = (model(add_noise(x0, eps, ab), t) - eps) ** 2
+    if mask is None:
+        return residual.mean()
+    mask = mask.to(residual.dtype)
+    return (residual * mask).sum() / mask.sum().clamp(min=1)
+
+
+def denoising_mse(net: Callable, x0: torch.Tensor, t: torch.Tensor, alpha_bar_of: Callable[[torch.Tensor], torch.Tensor],
+                  prediction: str = "eps", mask: Optional[torch.Tensor] = None,
+                  eps: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """MSE of a network that predicts ``"eps"``, ``"x0"`` or ``"v"`` (Salimans & Ho 2022) against
+    that quantity. x0- and v-prediction stay accurate at high noise, which keeps few-step
+    samplers stable; :func:`multidiff.core.denoiser.as_eps_model` adapts such a net for sampling."""
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
+    if prediction == "eps":
+        return eps_mse(net, x0, t, alpha_bar_of, mask=mask, eps=eps)
+    eps = torch.randn_like(x0) if eps is None else eps
+    ab = _bcast(alpha_bar_of(t).to(x0), x0)
+    target = x0 if prediction == "x0" else ab.sqrt() * eps - (1 - ab).sqrt() * x0
+    residual = (net(add_noise(x0, eps, ab), t) - target) ** 2
     if mask is None:
         return residual.mean()
     mask = mask.to(residual.dtype)

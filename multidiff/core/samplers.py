@@ -7,21 +7,24 @@ continuous VP-SDE. All samples of a batch go through the network in one call per
 
 ``project(x, ab)`` is an optional hook run after every step with the level ``x`` is now at;
 :func:`multidiff.core.conditioning.replace_known` uses it to hold observed values fixed
-(RePaint / PVD-style guidance). ``generator`` makes stochastic samplers reproducible.
+(RePaint / PVD-style guidance). ``generator`` makes stochastic samplers reproducible;
+``randn(like)``, when given, replaces it as the source of every noise draw (EDM's injectable
+``randn_like``), e.g. :func:`rowwise_randn` for noise that does not depend on batch composition.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 
 from .denoiser import Denoiser, x0_from_eps
 
 Project = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Randn = Callable[[torch.Tensor], torch.Tensor]  # like -> standard normal noise of like's shape, dtype, device
 
 __all__ = ["Grid", "discrete_grid", "vp_grid", "ddim", "ddpm", "dpm_solver_pp_2m",
-           "euler_ode", "euler_sde", "sample", "SAMPLERS"]
+           "euler_ode", "euler_sde", "sample", "SAMPLERS", "Randn", "rowwise_randn"]
 
 
 @dataclass(frozen=True)
@@ -84,12 +87,38 @@ def _call(model: Denoiser, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return model(x, times if times.is_floating_point() else times.long())
 
 
-def _noise(x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
+def _noise(x: torch.Tensor, generator: Optional[torch.Generator], randn: Optional[Randn] = None) -> torch.Tensor:
+    if randn is not None:
+        return randn(x)
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
 
 
+def rowwise_randn(generators: Sequence[torch.Generator], n_samples: int) -> Randn:
+    """A ``randn`` for a sample-major batch of ``n_samples * len(generators)`` rows (row
+    ``s * B + b`` is sample ``s`` of item ``b``, as :func:`~multidiff.core.conditioning.repeat_samples`
+    lays it out) in which the noise of item ``b`` comes from ``generators[b]`` alone.
+
+    Each call draws ``(n_samples, *like.shape[1:])`` from every generator, so an item's noise
+    stream is the same whichever other items share its batch: chunking a job into calls of any
+    size gives the same samples (per-item generators as EDM's ``StackedRandomGenerator``).
+    """
+    generators = list(generators)
+
+    def randn(like: torch.Tensor) -> torch.Tensor:
+        if like.shape[0] != n_samples * len(generators):
+            raise ValueError(f"rowwise_randn was built for {n_samples} samples x {len(generators)} items = "
+                             f"{n_samples * len(generators)} rows, got a batch of {like.shape[0]}")
+        shape = (n_samples, *like.shape[1:])
+        noise = torch.stack([torch.randn(shape, generator=g, device=g.device, dtype=like.dtype)
+                             for g in generators], dim=1)  # (S, B, ...): sample-major
+        return noise.reshape(like.shape).to(like.device)
+
+    return randn
+
+
 def ddim(model: Denoiser, x: torch.Tensor, grid: Grid, eta: float = 0.0,
-         generator: Optional[torch.Generator] = None, project: Optional[Project] = None) -> torch.Tensor:
+         generator: Optional[torch.Generator] = None, project: Optional[Project] = None,
+         randn: Optional[Randn] = None) -> torch.Tensor:
     """DDIM (Song, Meng & Ermon 2021). ``eta = 0`` is deterministic, ``eta = 1`` is DDPM ancestral."""
     for i in range(len(grid)):
         ab, ab_next = grid.alpha_bars[i], grid.next_level(i)
@@ -98,7 +127,7 @@ def ddim(model: Denoiser, x: torch.Tensor, grid: Grid, eta: float = 0.0,
         sigma = eta * ((1 - ab_next) / (1 - ab) * (1 - ab / ab_next)).clamp(min=0).sqrt()
         x = ab_next.sqrt() * x0 + (1 - ab_next - sigma ** 2).clamp(min=0).sqrt() * eps
         if eta > 0 and i + 1 < len(grid):
-            x = x + sigma * _noise(x, generator)
+            x = x + sigma * _noise(x, generator, randn)
         x = x.to(eps.dtype)
         if project is not None:
             x = project(x, ab_next)
@@ -106,17 +135,18 @@ def ddim(model: Denoiser, x: torch.Tensor, grid: Grid, eta: float = 0.0,
 
 
 def ddpm(model: Denoiser, x: torch.Tensor, grid: Grid, generator: Optional[torch.Generator] = None,
-         project: Optional[Project] = None) -> torch.Tensor:
+         project: Optional[Project] = None, randn: Optional[Randn] = None) -> torch.Tensor:
     """Ancestral sampling (Ho et al. 2020) with posterior variance beta-tilde; over a full
     discrete grid this is exactly CSDI's and TimeGrad's sampler."""
-    return ddim(model, x, grid, eta=1.0, generator=generator, project=project)
+    return ddim(model, x, grid, eta=1.0, generator=generator, project=project, randn=randn)
 
 
 def dpm_solver_pp_2m(model: Denoiser, x: torch.Tensor, grid: Grid, generator: Optional[torch.Generator] = None,
-                     project: Optional[Project] = None) -> torch.Tensor:
+                     project: Optional[Project] = None, randn: Optional[Randn] = None) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022): second-order multistep in log-SNR, data prediction.
 
     The history is a local variable; the last step lands on the data prediction (sigma = 0).
+    Deterministic: ``generator`` and ``randn`` are accepted for a uniform signature and unused.
     """
     x0_prev, h_prev = None, None
     lam = lambda ab: 0.5 * (torch.log(ab) - torch.log1p(-ab))  # log(alpha / sigma)
@@ -139,7 +169,8 @@ def dpm_solver_pp_2m(model: Denoiser, x: torch.Tensor, grid: Grid, generator: Op
 
 
 def _euler(model: Denoiser, x: torch.Tensor, grid: Grid, stochastic: bool,
-           generator: Optional[torch.Generator], project: Optional[Project]) -> torch.Tensor:
+           generator: Optional[torch.Generator], project: Optional[Project],
+           randn: Optional[Randn] = None) -> torch.Tensor:
     for i in range(len(grid)):
         ab, ab_next = grid.alpha_bars[i], grid.next_level(i)
         eps = _call(model, x, grid.times[i])
@@ -148,7 +179,7 @@ def _euler(model: Denoiser, x: torch.Tensor, grid: Grid, stochastic: bool,
         if stochastic:
             x = x + beta_dt * (0.5 * x + score)
             if i + 1 < len(grid):
-                x = x + beta_dt.sqrt() * _noise(x, generator)
+                x = x + beta_dt.sqrt() * _noise(x, generator, randn)
         else:
             x = x + 0.5 * beta_dt * (x + score)
         x = x.to(eps.dtype)
@@ -158,15 +189,15 @@ def _euler(model: Denoiser, x: torch.Tensor, grid: Grid, stochastic: bool,
 
 
 def euler_ode(model: Denoiser, x: torch.Tensor, grid: Grid, generator: Optional[torch.Generator] = None,
-              project: Optional[Project] = None) -> torch.Tensor:
+              project: Optional[Project] = None, randn: Optional[Randn] = None) -> torch.Tensor:
     """Euler steps of the VP probability-flow ODE (Song et al. 2021), as Grad-TTS samples."""
-    return _euler(model, x, grid, False, generator, project)
+    return _euler(model, x, grid, False, generator, project, randn)
 
 
 def euler_sde(model: Denoiser, x: torch.Tensor, grid: Grid, generator: Optional[torch.Generator] = None,
-              project: Optional[Project] = None) -> torch.Tensor:
+              project: Optional[Project] = None, randn: Optional[Randn] = None) -> torch.Tensor:
     """Euler-Maruyama steps of the reverse VP-SDE (Song et al. 2021), as DiffPure purifies."""
-    return _euler(model, x, grid, True, generator, project)
+    return _euler(model, x, grid, True, generator, project, randn)
 
 
 SAMPLERS = {

@@ -114,3 +114,43 @@ def test_clip_denoised_bounds_the_implied_clean_signal():
     assert x0.max() <= 2.0 + 1e-9 and x0.min() >= -2.0 - 1e-9
     out = SM.ddim(model, x, SM.discrete_grid(AB, 10))
     assert out.abs().max() <= 2.0 + 1e-6
+
+
+@pytest.mark.parametrize("method", ["ddpm", "ddim", "euler_sde"])
+def test_injected_randn_is_the_only_noise_source(method):
+    """With ``randn`` given, stochastic samplers take every noise draw from it: neither the
+    generator nor the global RNG is touched, and zero noise makes ddpm a deterministic map."""
+    model, grid = (vp_model, SM.vp_grid(20, vp)) if method == "euler_sde" else (discrete_model, SM.discrete_grid(AB, 20))
+    kwargs = {"eta": 1.0} if method == "ddim" else {}
+    x = torch.randn(64, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    shapes = []
+    zeros = lambda like: shapes.append(like.shape) or torch.zeros_like(like)
+    g, global_state = torch.Generator().manual_seed(5), torch.get_rng_state()
+    a = SM.sample(method, model, x, grid, generator=g, randn=zeros, **kwargs)
+    assert torch.equal(g.get_state(), torch.Generator().manual_seed(5).get_state())
+    assert torch.equal(torch.get_rng_state(), global_state)
+    assert len(shapes) == len(grid) - 1 and all(s == x.shape for s in shapes)  # one draw per step but the last
+    assert torch.equal(a, SM.sample(method, model, x, grid, randn=zeros, **kwargs))
+    assert not torch.equal(a, SM.sample(method, model, x, grid, generator=torch.Generator().manual_seed(5), **kwargs))
+
+
+def test_rowwise_randn_makes_samples_independent_of_how_items_are_batched():
+    """Item b draws only from generators[b], so 5 items sampled in one call or in chunks of 2
+    give identical samples (the Gaussian denoiser is elementwise, so equality is exact)."""
+    n_samples, grid = 3, SM.discrete_grid(AB, 50)
+
+    def run(chunks):
+        gens = [torch.Generator().manual_seed(100 + b) for b in range(5)]
+        outs = []
+        for lo, hi in chunks:
+            randn = SM.rowwise_randn(gens[lo:hi], n_samples)
+            x = randn(torch.empty(n_samples * (hi - lo), 4, dtype=torch.float64))  # x_T from the same streams
+            outs.append(SM.ddpm(discrete_model, x, grid, randn=randn).reshape(n_samples, hi - lo, 4))
+        return torch.cat(outs, dim=1)  # (samples, items, 4)
+
+    whole = run([(0, 5)])
+    assert torch.equal(whole, run([(0, 2), (2, 4), (4, 5)]))
+    assert torch.equal(whole, run([(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]))
+    assert not torch.allclose(whole[:, 0], whole[:, 1]) and not torch.allclose(whole[0], whole[1])
+    with pytest.raises(ValueError, match="rows"):
+        SM.rowwise_randn([torch.Generator()], 3)(torch.empty(4, 2))

@@ -1,5 +1,8 @@
 import json
+import random
+import time
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -66,7 +69,7 @@ def test_checkpoint_resume_continues_where_it_stopped(tmp_path):
 def test_early_stopping_and_bad_config():
     cfg = TrainConfig(epochs=50, lr=1e-9, patience=2, progress=False, device="cpu", lr_schedule="constant")
     res = fit(TinyDenoiser(), loss_fn, batches(2), cfg, val_batches=batches(1, 5))
-    assert res.stopped_early and len(res.history) < 50
+    assert res.stopped_early and res.stopped_by == "early_stopping" and len(res.history) < 50
     with pytest.raises(ValueError, match="lr must be > 0"):
         fit(TinyDenoiser(), loss_fn, batches(1), TrainConfig(lr=0, progress=False))
 
@@ -92,3 +95,72 @@ def test_write_atomic_leaves_normal_permissions(tmp_path):
     os.umask(umask)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o666 & ~umask
     assert (tmp_path / "a.txt").read_text() == "hi"
+
+
+def test_fit_leaves_the_callers_rngs_alone_and_seeds_its_own():
+    cfg = TrainConfig(epochs=2, lr=3e-3, progress=False, device="cpu", seed=4)
+    m1, m2 = TinyDenoiser(), TinyDenoiser()
+    m2.load_state_dict(m1.state_dict())
+    random.seed(11)
+    np.random.seed(11)
+    torch.manual_seed(11)
+    before = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    fit(m1, loss_fn, batches(3), cfg)
+    after = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    assert after[0] == before[0]
+    assert all(np.array_equal(a, b) for a, b in zip(after[1], before[1]))
+    assert torch.equal(after[2], before[2])
+    torch.manual_seed(999)  # another global state: the run is still the same, seeded by config.seed
+    fit(m2, loss_fn, batches(3), cfg)
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_max_time_stops_training_and_drives_the_lr_schedule():
+    cfg = TrainConfig(epochs=500, lr=1e-3, ema_decay=0, progress=False, device="cpu", max_time=0.4)
+    t = time.perf_counter()
+    res = fit(TinyDenoiser(), loss_fn, batches(4), cfg)
+    # not a speed test: 500 epochs would take minutes, the budget stops it after one step past 0.4 s
+    assert time.perf_counter() - t < 60 and res.seconds >= 0.4
+    assert res.stopped_by == "max_time" and not res.stopped_early and res.steps >= 1
+    # multistep's last phase (x0.01 after 90 %) is reached within the time budget, not after 10**6 epochs
+    assert res.history[-1]["lr"] == pytest.approx(1e-5)
+    if len(res.history) > 2:
+        assert res.history[0]["lr"] == pytest.approx(1e-3)
+
+
+def test_max_time_counts_the_time_of_resumed_runs(tmp_path):
+    cfg = TrainConfig(epochs=500, ema_decay=0, progress=False, device="cpu", max_time=0.2)
+    first = fit(TinyDenoiser(), loss_fn, batches(4), cfg, checkpoint_dir=tmp_path)
+    again = fit(TinyDenoiser(), loss_fn, batches(4), cfg, checkpoint_dir=tmp_path, resume=True)
+    assert first.stopped_by == again.stopped_by == "max_time"
+    assert again.steps == first.steps and again.history == first.history and again.seconds >= 0.2
+
+
+def test_stopped_by_and_config_validation():
+    quick = dict(ema_decay=0, progress=False, device="cpu")
+    assert fit(TinyDenoiser(), loss_fn, batches(2), TrainConfig(epochs=2, **quick)).stopped_by == "epochs"
+    res = fit(TinyDenoiser(), loss_fn, batches(4), TrainConfig(epochs=9, max_steps=6, **quick))
+    assert res.stopped_by == "max_steps" and res.steps == 6 and len(res.history) == 2
+    for bad, match in [({"epochs": 0}, "epochs must be"), ({"max_steps": 0}, "max_steps must be"),
+                       ({"max_steps": 2.5}, "max_steps must be"), ({"max_time": 0}, "max_time must be"),
+                       ({"max_time": -1.0}, "max_time must be")]:
+        with pytest.raises(ValueError, match=match):
+            fit(TinyDenoiser(), loss_fn, batches(1), TrainConfig(**{**quick, **bad}))
+    with pytest.raises(ValueError, match="0 training steps would run"):
+        fit(TinyDenoiser(), loss_fn, [], TrainConfig(**quick))
+    with pytest.raises(ValueError, match="0 training steps would run.*epoch 2"):
+        fit(TinyDenoiser(), loss_fn, iter(batches(2)), TrainConfig(epochs=2, **quick))
+
+
+def test_progress_bar_counts_steps_or_seconds_and_stays_quiet_when_off(capsys):
+    fit(TinyDenoiser(), loss_fn, batches(4), TrainConfig(epochs=3, max_steps=10, ema_decay=0, device="cpu"))
+    err = capsys.readouterr().err
+    assert "10/10" in err and "step" in err and "loss=" in err
+    fit(TinyDenoiser(), loss_fn, batches(4), TrainConfig(epochs=500, max_time=0.3, ema_decay=0, device="cpu"))
+    assert "time budget" in capsys.readouterr().err
+    fit(TinyDenoiser(), loss_fn, batches(4), TrainConfig(epochs=3, max_time=100, ema_decay=0, device="cpu"))
+    err = capsys.readouterr().err  # the step limit binds long before 100 s: the bar keeps counting steps
+    assert "12/12" in err and "time budget" not in err
+    fit(TinyDenoiser(), loss_fn, batches(2), TrainConfig(epochs=2, progress=False, device="cpu"))
+    assert capsys.readouterr().err == ""

@@ -3,14 +3,19 @@ import numpy as np
 from multidiff.tasks.imputation.benchmark import format_table, run_physionet
 
 
-def test_physionet_protocol_runs_and_reports_all_rows(data_dir):
+def test_physionet_protocol_runs_and_reports_our_rows_then_the_peers(data_dir):
     res = run_physionet(data_dir / "physionet2012", missing_ratio=0.1, limit=40, n_samples=2,
-                        samplers=(("ddpm", 10), ("dpm_solver", 3)), channels=8, layers=1, heads=2,
-                        num_steps=10, epochs=1, max_steps=3, progress=False, device="cpu")
+                        samplers=(("ddpm", 10), ("dpm_solver", 3)), peers=("mean", "linear interpolation"),
+                        channels=8, layers=1, heads=2, num_steps=10, epochs=5, max_steps=3, max_time=None,
+                        progress=False, device="cpu")
     methods = [r["method"] for r in res["rows"]]
-    assert methods == ["CSDI ddpm-10", "CSDI dpm_solver-3", "mean", "linear interpolation"]
-    assert res["eval_entries"] > 0 and res["steps"] == 2  # 28 training patients / batch 16 -> 2 steps
+    assert methods == ["multidiff ddpm-10", "multidiff dpm_solver-3", "mean", "linear interpolation"]
+    # 28 training patients / batch 16 -> 2 steps an epoch: the step limit ends training in epoch 2
+    assert res["stopped_by"] == "max_steps" and res["steps"] == 3
+    assert res["eval_entries"] > 0
     for r in res["rows"]:
         assert np.isfinite(r["MAE"]) and np.isfinite(r["RMSE"]) and r["RMSE"] >= r["MAE"]
-    assert res["rows"][1]["NFE"] == 3
-    assert "| mean |" in format_table(res)
+    assert [r["NFE"] for r in res["rows"][:2]] == [10, 3]
+    assert all("CRPS" in r for r in res["rows"][:2]) and all("CRPS" not in r for r in res["rows"][2:])
+    table = format_table(res)
+    assert "| multidiff dpm_solver-3 | 3 |" in table and "| mean |" in table and "| linear interpolation |" in table

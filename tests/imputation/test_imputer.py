@@ -12,7 +12,7 @@ from multidiff.tasks.imputation import Imputer
 
 def test_impute_fills_numeric_gaps_keeps_the_rest_and_does_not_mutate(aqi_week, tiny_imputer):
     df = aqi_week.copy()
-    df["site"] = "beijing"  # a non-numeric column stays untouched
+    df["site"] = pd.Categorical(["beijing"] * len(df))  # a non-numeric column stays untouched
     df.loc[df.index[3], "site"] = None
     before = df.copy(deep=True)
     res = tiny_imputer.impute(df, n_samples=5, quantiles=(0.05, 0.5, 0.95), return_result=True, return_samples=True)
@@ -38,7 +38,7 @@ def test_frame_without_nan_comes_back_as_an_equal_copy(aqi_week, tiny_imputer):
 
 
 @pytest.mark.parametrize("make_bad,message", [
-    (lambda df: df.to_numpy().tolist(), "expected a pandas DataFrame"),
+    (lambda df: df.to_numpy()[:, 0], "Expected 2D array"),  # fit takes array-likes, as scikit-learn
     (lambda df: df.iloc[:0], "empty"),
     (lambda df: df.assign(**{df.columns[0]: np.nan}), "entirely NaN"),
     (lambda df: df.replace(df.iloc[0, 0], np.inf), "contain inf"),
@@ -54,6 +54,8 @@ def test_bad_input_gets_a_clear_error(aqi_week, make_bad, message, tiny):
 def test_transform_checks_columns_and_fit_state(aqi_week, tiny_imputer, tiny):
     with pytest.raises(ValueError, match="differ from those seen in fit"):
         tiny_imputer.impute(aqi_week.iloc[:, :4])
+    with pytest.raises(TypeError, match="expected a pandas DataFrame"):
+        tiny_imputer.impute(aqi_week.to_numpy().tolist())
     with pytest.raises(RuntimeError, match="not fitted"):
         Imputer().impute(aqi_week)
     with pytest.raises(ValueError, match="mask_strategy"):

@@ -6,8 +6,11 @@ conditional distribution, the point estimate is their median.
 """
 from __future__ import annotations
 
-import json
+import inspect
+import math
+import numbers
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -15,20 +18,41 @@ from typing import Optional, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
+from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+from sklearn.utils.validation import check_array
 
-from ...core.checkpoint import load_checkpoint, save_checkpoint
+from ...core.conditioning import interpolate_masked
+from ...core.checkpoint import decode_labels, encode_labels, load_checkpoint, load_state_strict, save_checkpoint
 from ...core.device import resolve_device
-from ...core.samplers import SAMPLERS
+from ...core.samplers import rowwise_randn
 from ...core.training import TrainConfig, TrainResult, fit
 from ...datasets.frames import NumericFrame, numeric_frame, with_values
 from .masks import STRATEGIES
 from .model import CSDIModel
-from .windows import stitch, window_starts
+from .selfcheck import check_mask, self_check_report
+from .windows import WindowBatches, stitch, window_starts
 
-__all__ = ["Imputer", "ImputationResult", "impute"]
+__all__ = ["Imputer", "ImputationResult", "impute", "NotFittedError"]
 
-_MODEL_KEYS = ("num_steps", "schedule", "beta_start", "beta_end", "channels", "layers", "heads", "mask_strategy")
+_MODEL_KEYS = ("num_steps", "schedule", "beta_start", "beta_end", "channels", "layers", "heads", "mask_strategy",
+               "prediction", "base")
+_PREDICTIONS = ("eps", "x0", "v")
+_BASES = ("interpolation", None)
+_TOKENS_PER_CALL = 40_000  # grid cells per network call when sampling: small calls stay in cache and
+                           # reuse memory (measured 2x faster per window on 2 cores than 10x larger calls)
+_SAMPLERS = ("ddpm", "ddim", "dpm_solver")  # the core samplers that fit a discrete (CSDI) schedule
+_SCHEDULES = ("linear", "quad", "cosine")
+FORMAT = "multidiff.Imputer/2"  # /2: labels encoded by core.checkpoint.encode_labels, input columns stored
+_FORMAT_1 = "multidiff.Imputer/1"  # still read: plain JSON labels, no input columns
+_CONFIG_KEYS = ("params", "columns", "mean", "std", "low", "high")
+# check_array spells "allow NaN" ensure_all_finite from scikit-learn 1.6 on, force_all_finite before
+_ALLOW_NAN = {("ensure_all_finite" if "ensure_all_finite" in inspect.signature(check_array).parameters
+               else "force_all_finite"): "allow-nan"}
+
+
+class NotFittedError(_SklearnNotFittedError, RuntimeError):
+    """An unfitted :class:`Imputer` was used: scikit-learn's ``NotFittedError``, also a ``RuntimeError``."""
 
 
 @dataclass
@@ -38,56 +62,125 @@ class ImputationResult:
     samples: Optional[np.ndarray] = None        # (n_samples, rows, numeric columns), when asked for
     imputed_mask: Optional[pd.DataFrame] = None  # True where a value was imputed
     columns: list = field(default_factory=list)  # the numeric columns the samples refer to
+    check: Optional[dict] = None                 # the imputer's self-check (model vs interpolation MAE)
 
 
-class Imputer(TransformerMixin, BaseEstimator):
+class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """CSDI imputer for DataFrames (rows = time, columns = features).
 
     Parameters mirror CSDI's defaults; ``window`` is the length L of the (K x L) grid. Training
-    draws all windows with stride ``train_stride`` each epoch. At ``transform`` time windows
-    overlap by half (``stride``) and each row is taken from the window it is most central in.
-    ``sampler``/``sampler_steps``: ``"ddpm"`` with 50 steps is CSDI's ancestral sampler;
-    ``"dpm_solver"`` or ``"ddim"`` with 5-10 steps is 5-10x faster (see docs/imputation.md).
-    ``clip`` clamps the clean values implied at each sampler step to the training range of each
-    column widened by ``clip`` times that range (None disables; CSDI itself does not clip).
+    draws all windows with stride ``train_stride`` (1 to ``window``) each epoch, for ``epochs``
+    passes, at most ``max_steps`` optimizer steps and ``max_time`` seconds. At ``transform`` time
+    windows overlap by half (``stride``, 1 to ``window``) and each row is taken from the window it
+    is most central in. ``sampler``/``sampler_steps``: ``"ddpm"`` with 50 steps is CSDI's
+    ancestral sampler; ``"dpm_solver"`` or ``"ddim"`` with 5-10 steps is 5-10x faster (see
+    docs/imputation.md). ``clip`` clamps the clean values implied at each sampler step to the
+    training range of each column widened by ``clip`` times that range (None disables; CSDI
+    itself does not clip). ``seed`` fixes the initial weights, the training noise and the
+    samples (window ``w`` draws from its own generator, so ``sample_batch_size`` only trades
+    memory for speed); the caller's random states are left alone.
+
+    Fitted attributes (scikit-learn conventions): ``columns_`` (the numeric columns imputed),
+    ``n_features_in_`` and ``input_columns_`` (all columns seen in fit), ``feature_names_in_``
+    (when those are all strings), ``mean_``/``std_`` (per-column normalisation), ``low_``/``high_``
+    (normalised training range), ``model_`` and ``train_result_``. A fit that raises leaves them
+    as they were.
     """
 
-    def __init__(self, window: int = 36, stride: Optional[int] = None, train_stride: int = 1, epochs: int = 200,
+    def __init__(self, window: int = 36, stride: Optional[int] = None, train_stride: int = 1, epochs: int = 1000,
                  max_steps: Optional[int] = None, batch_size: int = 16, lr: float = 1e-3,
                  num_steps: int = 50, schedule: str = "quad", beta_start: float = 1e-4, beta_end: float = 0.5,
-                 channels: int = 64, layers: int = 4, heads: int = 8, mask_strategy: str = "mix",
-                 n_samples: int = 50, sampler: str = "ddpm", sampler_steps: Optional[int] = None,
-                 sample_batch_size: int = 256, validation_fraction: float = 0.0, patience: int = 0,
+                 channels: int = 32, layers: int = 2, heads: int = 4, mask_strategy: str = "mix",
+                 n_samples: int = 20, sampler: str = "ddim", sampler_steps: Optional[int] = 10,
+                 sample_batch_size: Optional[int] = None, validation_fraction: float = 0.0, patience: int = 0,
                  ema_decay: float = 0.0, time_column: Optional[str] = None, device: str = "auto",
                  seed: int = 0, progress: bool = True, checkpoint_dir: Optional[str] = None,
-                 clip: Optional[float] = 0.5):
+                 clip: Optional[float] = 0.5, max_time: Optional[float] = 120.0, prediction: str = "v",
+                 base: Optional[str] = "interpolation", context: Optional[int] = None, self_check: float = 0.1):
         self.window, self.stride, self.train_stride, self.epochs, self.max_steps = window, stride, train_stride, epochs, max_steps
         self.batch_size, self.lr, self.num_steps, self.schedule = batch_size, lr, num_steps, schedule
         self.beta_start, self.beta_end, self.channels, self.layers, self.heads = beta_start, beta_end, channels, layers, heads
         self.mask_strategy, self.n_samples, self.sampler, self.sampler_steps = mask_strategy, n_samples, sampler, sampler_steps
         self.sample_batch_size, self.validation_fraction, self.patience = sample_batch_size, validation_fraction, patience
         self.ema_decay, self.time_column, self.device, self.seed = ema_decay, time_column, device, seed
-        self.progress, self.checkpoint_dir, self.clip = progress, checkpoint_dir, clip
+        self.progress, self.checkpoint_dir, self.clip, self.max_time = progress, checkpoint_dir, clip, max_time
+        self.prediction, self.base, self.context, self.self_check = prediction, base, context, self_check
 
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> None:
-        if self.window < 2:
-            raise ValueError(f"window must be >= 2 time steps, got {self.window}")
-        if self.mask_strategy not in STRATEGIES:
-            raise ValueError(f"mask_strategy must be one of {STRATEGIES}, got {self.mask_strategy!r}")
-        if self.sampler not in SAMPLERS or self.sampler.startswith("euler"):
-            raise ValueError(f"sampler must be ddpm, ddim or dpm_solver, got {self.sampler!r}")
-        if self.n_samples < 1:
-            raise ValueError(f"n_samples must be >= 1, got {self.n_samples}")
-        if not 0 <= self.validation_fraction < 1:
-            raise ValueError(f"validation_fraction must lie in [0, 1), got {self.validation_fraction}")
+        """Validate every hyper-parameter, before anything is computed or trained."""
+        _whole("window", self.window, 2)
+        _whole("stride", self.stride, 1, self.window, none="half the window")
+        _whole("train_stride", self.train_stride, 1, self.window)
+        _whole("epochs", self.epochs, 1)
+        _whole("max_steps", self.max_steps, 1, none="no limit")
+        _real("max_time", self.max_time, 0, low_open=True, none="no limit")
+        _whole("batch_size", self.batch_size, 1)
+        _real("lr", self.lr, 0, low_open=True)
+        _whole("num_steps", self.num_steps, 1)
+        _choice("schedule", self.schedule, _SCHEDULES)
+        if self.schedule != "cosine":
+            _real("beta_start", self.beta_start, 0, 1, low_open=True)
+            _real("beta_end", self.beta_end, self.beta_start, 1)
+        for name in ("channels", "layers", "heads"):
+            _whole(name, getattr(self, name), 1)
+        if self.channels % self.heads:
+            raise ValueError(f"channels ({self.channels}) must be a multiple of heads ({self.heads})")
+        _choice("mask_strategy", self.mask_strategy, STRATEGIES)
+        _whole("n_samples", self.n_samples, 1)
+        _choice("sampler", self.sampler, _SAMPLERS)
+        _whole("sampler_steps", self.sampler_steps, 1, none="num_steps")
+        _whole("sample_batch_size", self.sample_batch_size, 1, none="sized by memory")
+        _choice("prediction", self.prediction, _PREDICTIONS)
+        _choice("base", self.base, _BASES)
+        _whole("context", self.context, 0, none="one window")
+        _real("self_check", self.self_check, 0, 0.5)
+        _real("validation_fraction", self.validation_fraction, 0, 1)
+        _whole("patience", self.patience, 0)
+        _real("ema_decay", self.ema_decay, 0, 1)
+        _whole("seed", self.seed, 0)
+        _real("clip", self.clip, 0, none="no clipping")
+        self._train_config().validate()
+        resolve_device(self.device)  # e.g. "cuda" without CUDA: fail now, not after the data work
+
+    def _train_config(self) -> TrainConfig:
+        return TrainConfig(epochs=self.epochs, lr=self.lr, weight_decay=1e-6, max_steps=self.max_steps,
+                           max_time=self.max_time, ema_decay=self.ema_decay, patience=self.patience,
+                           seed=self.seed, progress=self.progress, device=self.device, grad_clip=1.0)
+
+    def _input(self, X, reset: bool) -> pd.DataFrame:
+        """``X`` as a DataFrame. Arrays are checked as scikit-learn checks them (dense, 2-D, real,
+        NaN allowed); at transform time (``reset=False``) the number of columns and, when fit saw
+        string labels, the labels must match fit (scikit-learn's messages)."""
+        if not isinstance(X, pd.DataFrame):
+            X = check_array(X, dtype=np.float64, **_ALLOW_NAN)
+        if not reset:
+            names, fitted = _feature_names(X), getattr(self, "feature_names_in_", None)
+            name = type(self).__name__
+            if names is not None and fitted is None:
+                warnings.warn(f"X has feature names, but {name} was fitted without feature names", UserWarning)
+            elif names is None and fitted is not None:
+                warnings.warn(f"X does not have valid feature names, but {name} was fitted with feature names",
+                              UserWarning)
+            elif names is not None and (len(names) != len(fitted) or (names != fitted).any()):
+                raise ValueError(_names_mismatch(fitted, names))
+            if X.shape[1] != self.n_features_in_:
+                raise ValueError(f"X has {X.shape[1]} features, but {name} is expecting {self.n_features_in_} "
+                                 "features as input.")
+            if isinstance(X, pd.DataFrame) and fitted is None and list(X.columns) != list(self.input_columns_):
+                return X.set_axis(list(self.input_columns_), axis=1)  # no names in fit: columns are positional
+        if isinstance(X, pd.DataFrame):
+            return X
+        return pd.DataFrame(X, columns=list(range(X.shape[1])) if reset else list(self.input_columns_))
 
     def _frame(self, X, fitting: bool) -> NumericFrame:
         frame = numeric_frame(X, self.time_column, allow_all_nan_columns=not fitting)
+        _warn_skipped(frame, stacklevel=4)
         if fitting:
-            if len(frame.values) < self.window:
-                raise ValueError(f"the frame has {len(frame.values)} rows, fewer than one window of {self.window}; "
-                                 f"pass window=<= {len(frame.values)} (or more rows)")
+            n = len(frame.values)
+            if n < self.window:
+                fix = f"pass window=<= {n} (or more rows)" if n >= 2 else "pass at least 2 rows"
+                raise ValueError(f"X has {n} sample(s) (rows), fewer than one window of {self.window}; {fix}")
         else:
             missing = [c for c in self.columns_ if c not in frame.columns]
             extra = [c for c in frame.columns if c not in self.columns_]
@@ -99,102 +192,182 @@ class Imputer(TransformerMixin, BaseEstimator):
         return frame
 
     # ------------------------------------------------------------------ fit
-    def _build_model(self) -> CSDIModel:
-        return CSDIModel(len(self.columns_), **{k: getattr(self, k) for k in _MODEL_KEYS})
+    def _build_model(self, n_features: int) -> CSDIModel:
+        # the initial weights are part of what `seed` makes reproducible; the fork keeps the
+        # caller's torch RNG as it was (the model is built on the CPU, so only that one is seeded)
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(self.seed)
+            return CSDIModel(n_features, context=self._context(), **{k: getattr(self, k) for k in _MODEL_KEYS})
+
+    def _context(self) -> int:
+        """Rows of context on each side of a training window (for the interpolation base only)."""
+        if self.base is None:
+            return 0
+        return self.window if self.context is None else self.context
 
     def fit(self, X, y=None):
-        """Learn per-column normalisation and train CSDI on the observed values of ``X``."""
+        """Learn per-column normalisation and train CSDI on the observed values of ``X`` (a DataFrame
+        whose non-numeric columns are left alone, or a 2-D array). ``y`` is ignored."""
         self._check_params()
-        as_array = not isinstance(X, pd.DataFrame)
-        frame = self._frame(pd.DataFrame(X) if as_array and isinstance(X, np.ndarray) else X, fitting=True)
-        self.columns_ = list(frame.columns)
-        return self.fit_arrays([frame.values])
-
-    def fit_arrays(self, series: Sequence[np.ndarray], val_series: Optional[Sequence[np.ndarray]] = None):
-        """Train on several (rows, K) float arrays with NaN for missing (e.g. one per patient)."""
-        if not hasattr(self, "columns_"):
-            self.columns_ = list(range(series[0].shape[1]))
-        self._check_params()
-        stacked = np.concatenate(series, axis=0)
-        self.mean_ = np.nan_to_num(np.nanmean(stacked, axis=0))
-        std = np.nan_to_num(np.nanstd(stacked, axis=0))
-        self.std_ = np.where(std > 0, std, 1.0)
-        z = self._normalise(stacked)
-        self.low_, self.high_ = np.nanmin(z, axis=0), np.nanmax(z, axis=0)
-        windows = self._windows(series, self.train_stride)
-        val = self._windows(val_series, self.window) if val_series is not None else None
-        if val is None and self.validation_fraction > 0:
-            n_val = max(1, int(len(windows["values"]) * self.validation_fraction))
-            val = {k: v[-n_val:] for k, v in windows.items()}  # the latest windows: no look-ahead into train
-            windows = {k: v[:-n_val] for k, v in windows.items()}
-        torch.manual_seed(self.seed)  # the initial weights are part of what `seed` makes reproducible
-        self.model_ = self._build_model()
-        gen = torch.Generator().manual_seed(self.seed)
-        loader = _batches(windows, self.batch_size, shuffle=True, generator=gen)
-        val_loader = _batches(val, self.batch_size, shuffle=False) if val is not None else None
-        cfg = TrainConfig(epochs=self.epochs, lr=self.lr, weight_decay=1e-6, max_steps=self.max_steps,
-                          ema_decay=self.ema_decay, patience=self.patience, seed=self.seed,
-                          progress=self.progress, device=self.device, grad_clip=1.0)
-        self.train_result_: TrainResult = fit(self.model_, lambda m, b: m.loss(b), loader, cfg,
-                                              val_batches=val_loader, checkpoint_dir=self.checkpoint_dir)
-        self.model_.cpu()
+        X = self._input(X, reset=True)
+        frame = self._frame(X, fitting=True)
+        self._commit(self._train([frame.values], None, list(frame.columns), list(X.columns)))
         return self
+
+    def fit_arrays(self, series: Sequence[np.ndarray], val_series: Optional[Sequence[np.ndarray]] = None,
+                   columns: Optional[Sequence] = None):
+        """Train on several (rows, K) float arrays with NaN for missing (e.g. one per patient).
+
+        ``columns`` labels the K features (default: ``columns_`` when the caller set it to K
+        labels beforehand, else 0..K-1); ``val_series`` are cut into non-overlapping windows for
+        the validation loss (early stopping with ``patience``)."""
+        self._check_params()
+        series = _series(series, "series")
+        k = series[0].shape[1]
+        val_series = _series(val_series, "val_series", k) if val_series is not None else None
+        if columns is None:
+            preset = getattr(self, "columns_", None)
+            columns = list(preset) if preset is not None and len(preset) == k else list(range(k))
+        if len(columns) != k:
+            raise ValueError(f"columns has {len(columns)} labels for {k} features")
+        self._commit(self._train(series, val_series, list(columns), list(columns)))
+        return self
+
+    def _train(self, series: list, val_series: Optional[list], columns: list, input_columns: list) -> dict:
+        """Everything a fit learns, as a dict of fitted attributes; ``self`` is not touched, so a
+        failure anywhere (bad data, a diverging loss, an interrupt) leaves a fitted imputer intact.
+
+        With ``self_check`` > 0, some observed entries (hidden with the data's own missing
+        pattern, see :mod:`.selfcheck`) are kept out of training and imputed afterwards."""
+        stacked = np.concatenate(series, axis=0)
+        mean = np.nan_to_num(np.nanmean(stacked, axis=0))
+        std = np.nan_to_num(np.nanstd(stacked, axis=0))
+        std = np.where(std > 0, std, 1.0)
+        z = (stacked - mean) / std
+        normalised = [((s - mean) / std).astype(np.float32) for s in series]
+        held = check_mask(normalised, self.window, self.self_check, self.seed) if self.self_check > 0 else None
+        train = normalised if held is None else [np.where(h, np.nan, s) for s, h in zip(normalised, held)]
+        windows = lambda data, stride, shuffle, gen=None: WindowBatches(
+            data, self.window, self._context(), stride, self.batch_size, shuffle, gen)
+        gen = torch.Generator().manual_seed(self.seed)
+        loader = windows(train, self.train_stride, True, gen)
+        val_loader = None
+        if val_series is not None:
+            val_loader = windows([((v - mean) / std).astype(np.float32) for v in val_series], self.window, False)
+            if len(val_loader.starts) == 0:
+                raise ValueError(f"no validation window: no window of {self.window} rows of val_series has two or "
+                                 "more observed values; pass longer validation series or none")
+        elif self.validation_fraction > 0:
+            n_val = max(1, int(len(loader.starts) * self.validation_fraction))
+            val_loader = windows(train, self.train_stride, False)
+            val_loader.starts = loader.starts[-n_val:]  # the latest windows: no look-ahead into train
+            loader.starts = loader.starts[:-n_val]
+        if len(loader.starts) == 0:
+            raise ValueError(f"no training window: no window of {self.window} rows (stride {self.train_stride}) "
+                             "has two or more observed values"
+                             + (f" once validation_fraction={self.validation_fraction} is held out; lower it"
+                                if self.validation_fraction > 0 else "")
+                             + "; pass more observed rows or a larger window")
+        model = self._build_model(len(columns))
+        result: TrainResult = fit(model, lambda m, b: m.loss(b), loader, self._train_config(),
+                                  val_batches=val_loader, checkpoint_dir=self.checkpoint_dir)
+        model = model.cpu().eval()
+        fitted = {"columns_": columns, "mean_": mean, "std_": std, "low_": np.nanmin(z, axis=0),
+                  "high_": np.nanmax(z, axis=0), "model_": model, "train_result_": result,
+                  "input_columns_": input_columns, "check_": None}
+        if held is not None and any(h.any() for h in held):
+            draws = [self._sample_normalised(model, t, min(self.n_samples, 10), self.seed, fitted["low_"],
+                                             fitted["high_"], rows=np.flatnonzero(h.any(1))) if h.any() else None
+                     for t, h in zip(train, held)]
+            fitted["check_"] = self_check_report(normalised, train, held, draws, std)
+            if fitted["check_"]["model_mae"] >= fitted["check_"]["interpolation_mae"]:
+                warnings.warn(fitted["check_"]["message"], UserWarning, stacklevel=4)
+        return fitted
+
+    def _commit(self, fitted: dict) -> None:
+        """Set all fitted attributes at once, with scikit-learn's ``n_features_in_`` and
+        ``feature_names_in_`` (only when every input column label is a string, else removed)."""
+        self.__dict__.update(fitted)
+        cols = self.input_columns_
+        self.n_features_in_ = len(cols)
+        if all(isinstance(c, str) for c in cols):
+            self.feature_names_in_ = np.asarray(cols, dtype=object)
+        else:
+            self.__dict__.pop("feature_names_in_", None)
 
     def _normalise(self, values: np.ndarray) -> np.ndarray:
         return (values - self.mean_) / self.std_
 
-    def _windows(self, series: Sequence[np.ndarray], stride: int) -> dict:
-        vals, obs = [], []
-        for s in series:
-            z = self._normalise(np.asarray(s, dtype=np.float64))
-            length = min(self.window, len(z))
-            for start in window_starts(len(z), length, stride):
-                w = z[start:start + length]
-                if len(w) < self.window:  # short series: pad with unobserved rows
-                    w = np.vstack([w, np.full((self.window - len(w), w.shape[1]), np.nan)])
-                vals.append(np.nan_to_num(w.T))
-                obs.append(~np.isnan(w.T))
-        if not vals:
-            raise ValueError("no training windows: every series is empty")
-        obs_arr = np.stack(obs)
-        keep = obs_arr.reshape(len(obs_arr), -1).sum(1) > 1  # a window needs something to learn from
-        return {"values": torch.tensor(np.stack(vals)[keep], dtype=torch.float32),
-                "observed": torch.tensor(obs_arr[keep], dtype=torch.float32)}
-
     # ------------------------------------------------------------------ sampling
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "model_")
+
     def _check_fitted(self):
         if not hasattr(self, "model_"):
-            raise RuntimeError("this Imputer is not fitted yet; call fit(df) first or use Imputer.load(path)")
+            raise NotFittedError("this Imputer is not fitted yet; call fit(df) first or use Imputer.load(path)")
 
     def sample_array(self, values: np.ndarray, n_samples: int, generator_seed: Optional[int] = None) -> np.ndarray:
-        """(rows, K) array with NaN -> (n_samples, rows, K) samples in original units."""
+        """(rows, K) array with NaN -> (n_samples, rows, K) samples in original units; observed
+        entries are returned as given.
+
+        Window ``w`` draws all its noise (initial and per step) from its own generator seeded with
+        ``(generator_seed or seed, w)``, so the samples do not depend on ``sample_batch_size``."""
         self._check_fitted()
+        self._check_params()
+        _whole("n_samples", n_samples, 1)
+        values = np.asarray(values, dtype=np.float64)
+        if values.ndim != 2 or values.shape[1] != len(self.columns_) or len(values) == 0:
+            raise ValueError(f"values must be a (rows >= 1, {len(self.columns_)}) array, got shape {values.shape}")
+        seed = self.seed if generator_seed is None else generator_seed
+        z = self._normalise(values).astype(np.float32)
+        samples = self._sample_normalised(self.model_, z, n_samples, seed, self.low_, self.high_)
+        return np.where(np.isnan(values)[None], samples * self.std_ + self.mean_, values[None])
+
+    def _sample_normalised(self, model: CSDIModel, z: np.ndarray, n_samples: int, seed: int, low: np.ndarray,
+                           high: np.ndarray, rows: Optional[np.ndarray] = None) -> np.ndarray:
+        """Samples (n_samples, rows, K) of a normalised series ``z`` (NaN = missing). The series
+        is cut into windows every ``stride`` rows (by default non-overlapping, as CSDI
+        evaluates), the interpolation base is computed over the whole series, and all samples of
+        several windows go through the network in one call. ``rows`` restricts the work to the
+        windows that hold those rows (the others come back as NaN)."""
         device = resolve_device(self.device)
-        model = self.model_.to(device).eval()
-        n_rows = len(values)
+        model = model.to(device).eval()
+        n_rows, k = z.shape
         length = min(self.window, n_rows)
-        stride = self.stride or max(1, length // 2)
-        starts = window_starts(n_rows, length, stride)
-        z = self._normalise(values)
+        starts = window_starts(n_rows, length, self.stride or length)
+        seeds = np.arange(len(starts))
+        if rows is not None:  # only windows that own one of the rows
+            owner = np.searchsorted(starts, rows, side="right") - 1
+            keep = np.unique(owner)
+            starts, seeds = starts[keep], seeds[keep]
         obs = ~np.isnan(z)
-        wv = np.stack([np.nan_to_num(z[s:s + length]).T for s in starts])
-        wo = np.stack([obs[s:s + length].T for s in starts])
-        gen = torch.Generator(device=device).manual_seed(self.seed if generator_seed is None else generator_seed)
-        per_call = max(1, self.sample_batch_size // n_samples)
+        zt = torch.as_tensor(np.nan_to_num(z).T)
+        base = interpolate_masked(zt, torch.as_tensor(obs.T)).T.numpy() if self.base is not None else None
+        cut = lambda a: torch.as_tensor(np.stack([a[s:s + length].T for s in starts]), dtype=torch.float32)
+        wv, wo = cut(np.nan_to_num(z)), cut(obs)
+        wb = cut(base) if base is not None else None
+        gens = [torch.Generator(device=device).manual_seed(_window_seed(seed, int(w))) for w in seeds]
+        if self.sample_batch_size is not None:
+            per_call = max(1, self.sample_batch_size // n_samples)
+        else:
+            per_call = max(1, _TOKENS_PER_CALL // (k * length * n_samples))
         bounds = None
         if self.clip is not None:
-            width = (self.high_ - self.low_) * self.clip
+            width = (high - low) * self.clip
             bounds = tuple(torch.tensor(b, dtype=torch.float32, device=device)[:, None]
-                           for b in (self.low_ - width, self.high_ + width))
+                           for b in (low - width, high + width))
+        pos = torch.arange(length, device=device, dtype=torch.float32)
         out = []
         for i in range(0, len(starts), per_call):
-            v = torch.tensor(wv[i:i + per_call], dtype=torch.float32, device=device)
-            m = torch.tensor(wo[i:i + per_call], dtype=torch.float32, device=device)
-            pos = torch.arange(length, device=device, dtype=torch.float32).expand(len(v), length)
-            s = model.impute(v, m, pos, n_samples, self.sampler, self.sampler_steps, gen, bounds)
+            part = slice(i, i + per_call)
+            v, m = wv[part].to(device), wo[part].to(device)
+            s = model.impute(v, m, pos.expand(len(v), length), n_samples, sampler=self.sampler,
+                             n_steps=self.sampler_steps, x0_bounds=bounds,
+                             base=wb[part].to(device) if wb is not None else None,
+                             randn=rowwise_randn(gens[part], n_samples))
             out.append(s.permute(1, 0, 3, 2).float().cpu().numpy())  # (windows, S, L, K)
-        samples = stitch(np.concatenate(out), starts, n_rows) * self.std_ + self.mean_
-        return np.where(obs[None], values[None], samples)
+        samples = stitch(np.concatenate(out), starts, n_rows) if rows is None else _place(out, starts, n_rows)
+        return samples
 
     def impute(self, X, n_samples: Optional[int] = None, quantiles: Sequence[float] = (0.05, 0.5, 0.95),
                return_result: bool = False, return_samples: bool = False):
@@ -207,11 +380,10 @@ class Imputer(TransformerMixin, BaseEstimator):
         qs = [float(q) for q in quantiles]
         if any(not 0 <= q <= 1 for q in qs):
             raise ValueError(f"quantiles must lie in [0, 1], got {list(quantiles)}")
+        n = self.n_samples if n_samples is None else n_samples
+        _whole("n_samples", n, 1)
         frame = self._frame(X, fitting=False)
         missing = np.isnan(frame.values)
-        n = int(n_samples or self.n_samples)
-        if n < 1:
-            raise ValueError(f"n_samples must be >= 1, got {n}")
         if not missing.any():
             samples = np.broadcast_to(frame.values, (n,) + frame.values.shape)
         else:
@@ -223,79 +395,182 @@ class Imputer(TransformerMixin, BaseEstimator):
         mask = pd.DataFrame(False, index=X.index, columns=X.columns)
         mask[frame.columns] = missing
         return ImputationResult(filled=filled, quantiles=quant, samples=np.array(samples) if return_samples else None,
-                                imputed_mask=mask, columns=list(frame.columns))
+                                imputed_mask=mask, columns=list(frame.columns), check=getattr(self, "check_", None))
 
     def transform(self, X):
-        """scikit-learn API: the filled frame (a NumPy array in, a NumPy array out)."""
-        if isinstance(X, pd.DataFrame):
-            return self.impute(X)
-        return self.impute(pd.DataFrame(np.asarray(X, dtype=np.float64))).to_numpy()
+        """scikit-learn API: ``X`` with the NaNs of its numeric columns filled by :meth:`impute`.
+
+        A DataFrame in gives a DataFrame out, an array in an array out (``set_output(transform=
+        "pandas")`` makes both DataFrames). Unlike :meth:`impute`, ``X`` must have exactly the
+        columns seen in fit (scikit-learn's feature checks)."""
+        self._check_fitted()
+        out = self.impute(self._input(X, reset=False))
+        return out.set_axis(X.columns, axis=1) if isinstance(X, pd.DataFrame) else out.to_numpy(dtype=np.float64)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()  # scikit-learn >= 1.6
+        tags.input_tags.allow_nan = True  # NaNs are what it fills
+        return tags
+
+    def _more_tags(self) -> dict:  # the same for scikit-learn < 1.6
+        return {"allow_nan": True}
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the fitted imputer to ``path`` (safetensors weights + JSON config), atomically."""
+        """Write the fitted imputer to ``path`` (safetensors weights + JSON config), atomically.
+        Column labels may be str, int, float, bool, None or tuples of those (MultiIndex)."""
         self._check_fitted()
-        try:
-            json.dumps(self.columns_)
-        except TypeError as err:
-            raise ValueError("column labels must be JSON-serialisable (str/int/float) to save; rename them") from err
-        config = {"params": self.get_params(), "columns": self.columns_, "mean": self.mean_.tolist(),
-                  "std": self.std_.tolist(), "low": self.low_.tolist(), "high": self.high_.tolist(),
-                  "format": "multidiff.Imputer/1"}
+        config = {"format": FORMAT, "params": self.get_params(), "columns": encode_labels(self.columns_),
+                  "input_columns": encode_labels(self.input_columns_), "mean": self.mean_.tolist(),
+                  "std": self.std_.tolist(), "low": self.low_.tolist(), "high": self.high_.tolist()}
         return save_checkpoint(path, {"model": self.model_.state_dict()}, config)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: Optional[str] = None) -> "Imputer":
-        """Read an imputer written by :meth:`save`."""
+        """Read an imputer written by :meth:`save` (formats ``multidiff.Imputer/1`` and ``/2``);
+        ``device`` overrides the saved one. A checkpoint that does not match raises ``ValueError``."""
         states, config = load_checkpoint(path)
-        if config.get("format") != "multidiff.Imputer/1":
-            raise ValueError(f"{path} holds a checkpoint of another kind ({config.get('format')!r}), not an Imputer")
-        imp = cls(**config["params"])
+        fmt = config.get("format") if isinstance(config, dict) else None
+        if fmt not in (FORMAT, _FORMAT_1):
+            raise ValueError(f"{path} holds a checkpoint of another kind ({fmt!r}), not an Imputer")
+        missing = [k for k in _CONFIG_KEYS + (("input_columns",) if fmt == FORMAT else ()) if k not in config]
+        if missing:
+            raise ValueError(f"the config.json of {path} lacks the keys {missing}: the checkpoint is incomplete or "
+                             "was not written by Imputer.save; save it again from a fitted Imputer")
+        params = config["params"]
+        unknown = sorted(set(params) - set(cls._get_param_names())) if isinstance(params, dict) else ["?"]
+        if unknown:
+            raise ValueError(f"{path} has parameters this Imputer does not know ({unknown[:5]}): it was written by "
+                             "another multidiff version; load it with that version")
+        imp = cls(**params)
         if device is not None:
             imp.device = device
-        imp.columns_ = config["columns"]
-        imp.mean_, imp.std_ = np.array(config["mean"]), np.array(config["std"])
-        imp.low_, imp.high_ = np.array(config["low"]), np.array(config["high"])
-        imp.model_ = imp._build_model()
-        imp.model_.load_state_dict(states["model"])
-        imp.model_.eval()
+        imp._check_params()
+        if fmt == _FORMAT_1:  # plain JSON labels: tuples came back as lists, and lists are no labels
+            columns = [tuple(c) if isinstance(c, list) else c for c in config["columns"]]
+            input_columns = columns
+        else:
+            columns, input_columns = decode_labels(config["columns"]), decode_labels(config["input_columns"])
+        arrays = {k: np.asarray(config[k], dtype=np.float64) for k in ("mean", "std", "low", "high")}
+        bad = [k for k, a in arrays.items() if a.shape != (len(columns),)]
+        if bad or "model" not in states:
+            raise ValueError(f"{path} is inconsistent: {bad or 'no model weights'} do not match its {len(columns)} "
+                             "columns; save it again from a fitted Imputer")
+        model = load_state_strict(imp._build_model(len(columns)), states["model"], f"checkpoint {path}").eval()
+        imp._commit({"columns_": columns, "mean_": arrays["mean"], "std_": arrays["std"], "low_": arrays["low"],
+                     "high_": arrays["high"], "model_": model, "input_columns_": input_columns})
         return imp
 
 
-class _batches:
-    """Re-iterable mini-batches over a dict of equally long tensors (a light DataLoader)."""
-
-    def __init__(self, data: dict, batch_size: int, shuffle: bool, generator: Optional[torch.Generator] = None):
-        self.data, self.batch_size, self.shuffle, self.generator = data, batch_size, shuffle, generator
-        self.n = len(next(iter(data.values())))
-        length = self.data["values"].shape[-1]
-        self.positions = torch.arange(length, dtype=torch.float32)
-
-    def __len__(self) -> int:
-        return -(-self.n // self.batch_size)
-
-    def __iter__(self):
-        order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
-        for i in range(0, self.n, self.batch_size):
-            idx = order[i:i + self.batch_size]
-            batch = {k: v[idx] for k, v in self.data.items()}
-            batch["positions"] = self.positions.expand(len(idx), -1)
-            yield batch
+def _whole(name: str, value, low: int, high: Optional[int] = None, none: Optional[str] = None) -> None:
+    """Raise unless ``value`` is an integer in [low, high] (or None, meaning ``none``, when allowed)."""
+    if none is not None and value is None:
+        return
+    if (isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            and value >= low and (high is None or value <= high)):
+        return
+    span = f">= {low}" if high is None else f"in [{low}, {high}]"
+    allowed = f"None ({none}) or a whole number" if none is not None else "a whole number"
+    raise ValueError(f"{name} must be {allowed} {span}, got {value!r}")
 
 
-def impute(df: pd.DataFrame, n_samples: int = 50, quantiles: Sequence[float] = (0.05, 0.5, 0.95),
+def _real(name: str, value, low: float, high: float = math.inf, low_open: bool = False,
+          none: Optional[str] = None) -> None:
+    """Raise unless ``value`` is a number in [low, high) ((low, high) with ``low_open``)."""
+    if none is not None and value is None:
+        return
+    if (isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+            and (value > low if low_open else value >= low) and value < high):
+        return
+    span = f"{'(' if low_open else '['}{low}, {high})"
+    allowed = f"None ({none}) or a number" if none is not None else "a number"
+    raise ValueError(f"{name} must be {allowed} in {span}, got {value!r}")
+
+
+def _choice(name: str, value, choices: Sequence) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+
+
+def _series(series, what: str, k: Optional[int] = None) -> list:
+    """``series`` as a non-empty list of (rows >= 1, K) float arrays with one K."""
+    arrays = [np.asarray(s, dtype=np.float64) for s in series]
+    if not arrays or any(a.ndim != 2 or len(a) == 0 for a in arrays):
+        raise ValueError(f"{what} must be a non-empty list of (rows >= 1, features) arrays")
+    k = arrays[0].shape[1] if k is None else k
+    if any(a.shape[1] != k for a in arrays):
+        raise ValueError(f"every array of {what} must have {k} features (columns), got "
+                         f"{sorted({a.shape[1] for a in arrays})}")
+    if any(np.isinf(a).any() for a in arrays):
+        raise ValueError(f"{what} contain inf; replace it with NaN to have it imputed")
+    return arrays
+
+
+def _feature_names(X) -> Optional[np.ndarray]:
+    """The column labels of a DataFrame whose labels are all strings (scikit-learn's feature
+    names), else None. Unlike scikit-learn, mixed label types are not an error here."""
+    if isinstance(X, pd.DataFrame) and all(isinstance(c, str) for c in X.columns):
+        return np.asarray(X.columns, dtype=object)
+    return None
+
+
+def _names_mismatch(fitted: np.ndarray, names: np.ndarray) -> str:
+    """scikit-learn's message for feature names that differ from those seen in fit."""
+    unexpected, missing = sorted(set(names) - set(fitted)), sorted(set(fitted) - set(names))
+    listed = lambda ns: "".join(f"- {n}\n" for n in ns[:5]) + ("- ...\n" if len(ns) > 5 else "")
+    message = "The feature names should match those that were passed during fit.\n"
+    if unexpected:
+        message += "Feature names unseen at fit time:\n" + listed(unexpected)
+    if missing:
+        message += "Feature names seen at fit time, yet now missing:\n" + listed(missing)
+    if not unexpected and not missing:
+        message += "Feature names must be in the same order as they were in fit.\n"
+    return message
+
+
+_SKIPPED = "are not numeric and are left as they are"
+
+
+def _warn_skipped(frame: NumericFrame, stacklevel: int) -> None:
+    """Say which columns are not imputed because they hold no numbers (the time column aside)."""
+    skipped = [c for c in frame.skipped if c != frame.time_column]
+    if skipped:
+        warnings.warn(f"columns {skipped[:10]}{' ...' if len(skipped) > 10 else ''} {_SKIPPED} (not imputed); "
+                      "convert them to numbers to have them imputed", UserWarning, stacklevel=stacklevel)
+
+
+def _place(out: list, starts: np.ndarray, n_rows: int) -> np.ndarray:
+    """Windows (W, S, L, K) put at their rows of an (S, n_rows, K) array of NaN (the rows of no window)."""
+    windows = np.concatenate(out)
+    placed = np.full((windows.shape[1], n_rows, windows.shape[3]), np.nan, dtype=windows.dtype)
+    for w, start in zip(windows, starts):
+        placed[:, start:start + windows.shape[2]] = w
+    return placed
+
+
+def _window_seed(seed: int, window: int) -> int:
+    """A seed for the generator of window ``window``, mixed from ``(seed, window)`` by NumPy's
+    SeedSequence so that nearby windows and seeds get unrelated streams."""
+    return int(np.random.SeedSequence([seed, window]).generate_state(1, np.uint64)[0])
+
+
+def impute(df: pd.DataFrame, n_samples: int = 20, quantiles: Sequence[float] = (0.05, 0.5, 0.95),
            return_result: bool = False, return_samples: bool = True, **imputer_params):
-    """Train a CSDI imputer on ``df`` itself and fill its NaNs (self-supervised on observed values).
+    """Train an imputer on ``df`` itself and fill its NaNs (self-supervised on observed values).
 
-    ``imputer_params`` go to :class:`Imputer` (e.g. ``epochs``, ``max_steps``, ``window``,
-    ``device``). By default training stops after 2000 optimizer steps so that a call on a large
-    frame stays bounded; raise ``max_steps`` (or set it to None) for CSDI's full 200 epochs.
+    ``imputer_params`` go to :class:`Imputer` (e.g. ``max_time``, ``window``, ``device``). By
+    default training stops after ``max_time=120`` seconds, and the imputer's self-check
+    (model vs linear interpolation on held-out entries of ``df``) is in ``result.check`` and
+    warns when the model does not win; see docs/imputation.md for speed and quality.
     """
-    imputer_params.setdefault("max_steps", 2000)
     imputer_params.setdefault("progress", False)
     imp = Imputer(n_samples=n_samples, **imputer_params)
-    if not np.isnan(numeric_frame(df, imp.time_column).values).any() and not return_result:
+    frame = numeric_frame(df, imp.time_column)
+    _warn_skipped(frame, stacklevel=3)
+    if not np.isnan(frame.values).any() and not return_result:
         return df.copy()  # nothing to fill: no training needed
-    imp.fit(df)
-    return imp.impute(df, n_samples=n_samples, quantiles=quantiles, return_result=return_result,
-                      return_samples=return_samples)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=f".*{_SKIPPED}", category=UserWarning)  # said once above
+        imp.fit(df)
+        return imp.impute(df, n_samples=n_samples, quantiles=quantiles, return_result=return_result,
+                          return_samples=return_samples)

@@ -5,9 +5,12 @@ averaged across windows (averaging would shrink the predictive spread and bias C
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import Optional
 
-__all__ = ["window_starts", "stitch"]
+import numpy as np
+import torch
+
+__all__ = ["window_starts", "stitch", "WindowBatches"]
 
 
 def window_starts(n_rows: int, window: int, stride: int) -> np.ndarray:
@@ -31,3 +34,47 @@ def stitch(window_samples: np.ndarray, starts: np.ndarray, n_rows: int) -> np.nd
     owner = dist.argmin(axis=1)
     out = window_samples[owner, :, rows - starts[owner], :]  # (n_rows, S, K)
     return np.ascontiguousarray(out.transpose(1, 0, 2))
+
+
+class WindowBatches:
+    """Re-iterable mini-batches of training windows, gathered on the fly from the series.
+
+    Every series is stored once, framed by ``context`` unobserved rows on each side (more after
+    a series shorter than ``window``), and each batch gathers its windows of ``window + 2 *
+    context`` rows by index: memory stays linear in the data however small the stride. A batch
+    is ``{"values", "observed"}`` of shape (B, K, window + 2 context), NaN-free, plus
+    ``"positions"`` (B, window). Windows whose centre holds fewer than two observed values are
+    dropped (nothing to learn from)."""
+
+    def __init__(self, series, window: int, context: int, stride: int, batch_size: int, shuffle: bool,
+                 generator: Optional[torch.Generator] = None):
+        blocks, starts, offset = [], [], 0
+        k = series[0].shape[1]
+        for s in series:
+            s = np.asarray(s, dtype=np.float32)
+            after = context + max(0, window - len(s))
+            blocks += [np.full((context, k), np.nan, np.float32), s, np.full((after, k), np.nan, np.float32)]
+            starts.append(offset + window_starts(len(s), min(window, len(s)), stride))
+            offset += context + len(s) + after
+        padded = np.concatenate(blocks)
+        observed = ~np.isnan(padded)
+        starts = np.concatenate(starts)
+        per_row = np.concatenate([[0], np.cumsum(observed.sum(1))])
+        centre_obs = per_row[starts + context + window] - per_row[starts + context]
+        self.starts = torch.as_tensor(starts[centre_obs > 1], dtype=torch.long)
+        self.values = torch.as_tensor(np.nan_to_num(padded))
+        self.observed = torch.as_tensor(observed, dtype=torch.float32)
+        self.offsets = torch.arange(window + 2 * context)
+        self.positions = torch.arange(window, dtype=torch.float32)
+        self.batch_size, self.shuffle, self.generator = batch_size, shuffle, generator
+
+    def __len__(self) -> int:
+        return -(-len(self.starts) // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.starts)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        for i in range(0, n, self.batch_size):
+            rows = self.starts[order[i:i + self.batch_size]][:, None] + self.offsets  # (B, W)
+            yield {"values": self.values[rows].transpose(1, 2), "observed": self.observed[rows].transpose(1, 2),
+                   "positions": self.positions.expand(len(rows), -1)}

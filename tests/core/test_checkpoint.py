@@ -1,0 +1,89 @@
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from multidiff.core.checkpoint import (FORMAT_VERSION, decode_labels, encode_labels, load_checkpoint,
+                                       load_state_strict, save_checkpoint)
+
+
+def _save(path):
+    return save_checkpoint(path, {"net": {"w": torch.arange(4096.0), "b": torch.ones(3)}}, {"kind": "test"})
+
+
+def test_checkpoint_records_version_and_checksum_and_loads(tmp_path):
+    _save(tmp_path / "ck")
+    meta = json.loads((tmp_path / "ck" / "config.json").read_text())
+    assert meta["format_version"] == FORMAT_VERSION == 1 and len(meta["weights_sha256"]) == 64
+    states, config = load_checkpoint(tmp_path / "ck")
+    assert config == {"kind": "test"} and torch.equal(states["net"]["w"], torch.arange(4096.0))
+
+
+def test_corrupted_weights_fail_the_checksum(tmp_path):
+    weights = _save(tmp_path / "ck") / "weights.safetensors"
+    data = bytearray(weights.read_bytes())
+    mid = len(data) // 2
+    data[mid:mid + 64] = bytes(b ^ 0xFF for b in data[mid:mid + 64])
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="weights.safetensors does not match the checksum in config.json: "
+                                         "the file is corrupted or was modified"):
+        load_checkpoint(tmp_path / "ck")
+
+
+def test_unreadable_weights_and_checkpoints_without_checksum(tmp_path):
+    d = _save(tmp_path / "ck")
+    meta = json.loads((d / "config.json").read_text())
+    del meta["weights_sha256"], meta["format_version"]  # as written before checksums existed
+    (d / "config.json").write_text(json.dumps(meta))
+    assert torch.equal(load_checkpoint(d)[0]["net"]["b"], torch.ones(3))
+    (d / "weights.safetensors").write_bytes(b"not a safetensors file at all")
+    with pytest.raises(ValueError, match="weights.safetensors cannot be read as safetensors"):
+        load_checkpoint(d)
+
+
+def test_broken_or_newer_config_gives_a_clear_error(tmp_path):
+    d = _save(tmp_path / "ck")
+    text = (d / "config.json").read_text()
+    (d / "config.json").write_text(text[: len(text) // 2])
+    with pytest.raises(ValueError, match=r"config\.json is not valid JSON.*truncated or corrupted"):
+        load_checkpoint(d)
+    (d / "config.json").write_text(json.dumps({"config": {}}))
+    with pytest.raises(ValueError, match=r"config\.json is not a multidiff checkpoint config.*'states'"):
+        load_checkpoint(d)
+    meta = json.loads(text)
+    meta["format_version"] = FORMAT_VERSION + 1
+    (d / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="written by a newer multidiff; upgrade"):
+        load_checkpoint(d)
+
+
+def test_labels_round_trip_through_json():
+    labels = ["a", 3, 2.5, True, None, ("pm25", "station 1"), ("x", ("nested", 1))]
+    back = decode_labels(json.loads(json.dumps(encode_labels(labels))))
+    assert back == labels and isinstance(back[5], tuple) and isinstance(back[6][1], tuple)
+    import numpy as np
+    import pandas as pd
+    assert decode_labels(encode_labels(pd.Index([np.int64(4)]))) == [4]
+    with pytest.raises(ValueError, match="Timestamp cannot be stored"):
+        encode_labels([pd.Timestamp("2020-01-01")])
+    with pytest.raises(ValueError, match="invalid encoded column label"):
+        decode_labels([{"oops": 1}])
+
+
+def test_load_state_strict_names_the_mismatch():
+    net = nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))
+    good = {k: v.clone() + 1 for k, v in net.state_dict().items()}
+    load_state_strict(net, good, "checkpoint a")
+    assert torch.equal(net[0].bias, good["0.bias"])
+    bad = {k: v + 5 for k, v in good.items()}
+    del bad["1.bias"]
+    bad["2.weight"] = torch.zeros(1)
+    bad["0.weight"] = torch.zeros(5, 2)
+    with pytest.raises(ValueError) as err:
+        load_state_strict(net, bad, "checkpoint a")
+    msg = str(err.value)
+    assert "checkpoint a does not match this Sequential" in msg
+    assert "missing parameters: 1.bias" in msg and "unknown parameters: 2.weight" in msg
+    assert "0.weight (5, 2) vs (3, 2)" in msg and "version" in msg
+    assert torch.equal(net[0].bias, good["0.bias"])  # nothing was loaded
