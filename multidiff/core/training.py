@@ -165,7 +165,7 @@ def _validate(model, loss_fn, batches, device, cfg, seed) -> float:
 class _Progress:
     """One tqdm bar whose ETA is what will run: it counts seconds against ``max_time`` when a
     time budget is set, and switches to counting optimizer steps once the step rate (after 20
-    steps) shows that the step limit will end training first."""
+    steps, or at the last step of a shorter run) shows that the step limit will end training first."""
 
     def __init__(self, cfg: TrainConfig, total_steps: Optional[int], steps: int, elapsed: float):
         from tqdm.auto import tqdm
@@ -194,7 +194,8 @@ class _Progress:
         bar = self.bar
         if bar.disable:
             return
-        if self.by_time and not self.checked and steps - self.start_steps >= 20:
+        probe = 20 if self.total_steps is None else min(20, self.total_steps - self.start_steps)
+        if self.by_time and not self.checked and steps - self.start_steps >= probe:
             self.checked = True
             if self._steps_bind(steps, elapsed):
                 self.by_time = False

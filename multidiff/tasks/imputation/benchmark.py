@@ -5,7 +5,7 @@ SAITS and CSDI at the same training time when PyPOTS is installed."""
 from __future__ import annotations
 
 import time
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -35,9 +35,12 @@ def _score(point, samples, target, mask) -> dict:
 
 def _evaluate(imp: Imputer, train: Sequence[np.ndarray], inputs: Sequence[np.ndarray], targets, masks, n_samples,
               samplers, transform=None, nfe_reference: int = 50, keep: Optional[dict] = None,
-              peers: Sequence[str] = tuple(peer_lib.PEERS), pypots: bool = False, budget_s: float = 0.0) -> list[dict]:
-    """Rows of the result table: our samplers, then every peer on the same entries."""
+              peers: Sequence[str] = tuple(peer_lib.PEERS), pypots: bool = False, budget_s: float = 0.0,
+              report: Optional[Callable[[dict], None]] = None) -> list[dict]:
+    """Rows of the result table: our samplers, then every peer on the same entries; ``report``
+    is called with each row as soon as it is measured."""
     rows = []
+    report = report or (lambda row: None)
     tr = transform or (lambda a: a)
     target = np.concatenate([tr(t) for t in targets])
     mask = np.concatenate(masks)
@@ -51,6 +54,7 @@ def _evaluate(imp: Imputer, train: Sequence[np.ndarray], inputs: Sequence[np.nda
         rows.append({"method": f"multidiff {name}-{steps}", "NFE": steps, "NFE %": 100.0 * steps / nfe_reference,
                      "train_s": imp.train_result_.seconds, "sample_s": secs,
                      **_score(np.median(samples, 0), samples, target, mask)})
+        report(rows[-1])
     runs = {name: peer_lib.PEERS[name] for name in peers}
     if pypots and peer_lib.pypots_available():
         runs["PyPOTS SAITS"] = peer_lib.pypots_saits(imp.window, seed=imp.seed)
@@ -62,17 +66,21 @@ def _evaluate(imp: Imputer, train: Sequence[np.ndarray], inputs: Sequence[np.nda
         point = np.concatenate([tr(p) for p in points])
         smp = np.concatenate([tr(s) for s in samples], axis=1) if samples is not None else None
         rows.append({"method": name, "wall_s": time.perf_counter() - t0, **info, **_score(point, smp, target, mask)})
+        report(rows[-1])
     return rows
 
 
 def run_aqi36(path=None, n_samples: int = 100, samplers=DEFAULT_SAMPLERS, valid_month: int = 1,
               test_months: Optional[Sequence[int]] = None, keep_samples: bool = False,
-              peers: Sequence[str] = tuple(peer_lib.PEERS), pypots: bool = False, **imputer_params) -> dict:
+              peers: Sequence[str] = tuple(peer_lib.PEERS), pypots: bool = False,
+              report: Optional[Callable[[dict], None]] = None, save_model: Optional[str] = None,
+              **imputer_params) -> dict:
     """Train on the training months (validation month held out), impute the test months from
     ``pm25_missing`` and score the hidden entries in original units (CSDI protocol), next to the
     ``peers`` (and PyPOTS SAITS/CSDI with ``pypots``, trained for the same wall time).
     ``test_months`` narrows the test months (the demo uses March alone); ``keep_samples``
-    adds the imputer, the samples and the frames to the result."""
+    adds the imputer, the samples and the frames to the result; ``save_model`` saves the trained
+    imputer there; ``report`` receives each table row as it is measured."""
     data = load_aqi36(path)
     train, valid, all_test = data.split(valid_month)
     test_months = tuple(test_months or all_test)
@@ -85,13 +93,15 @@ def run_aqi36(path=None, n_samples: int = 100, samplers=DEFAULT_SAMPLERS, valid_
     t0 = time.perf_counter()
     imp.fit_arrays([f.to_numpy() for f in train], [f.to_numpy() for f in valid], columns=list(data.ground.columns))
     train_s = time.perf_counter() - t0
+    if save_model:
+        imp.save(save_model)
     sel = [data.ground.index.month == m for m in test_months]
     inputs = [data.missing[s].to_numpy() for s in sel]
     targets = [np.nan_to_num(data.ground[s].to_numpy()) for s in sel]
     masks = [data.eval_mask[s].to_numpy() for s in sel]
     kept: dict = {}
     rows = _evaluate(imp, [f.to_numpy() for f in train], inputs, targets, masks, n_samples, samplers,
-                     keep=kept if keep_samples else None, peers=peers, pypots=pypots, budget_s=train_s)
+                     keep=kept if keep_samples else None, peers=peers, pypots=pypots, budget_s=train_s, report=report)
     result = {"dataset": "AQI-36", "train_s": train_s, "steps": imp.train_result_.steps,
               "stopped_by": imp.train_result_.stopped_by, "eval_entries": int(sum(m.sum() for m in masks)),
               "rows": rows, "params": params, "n_samples": n_samples}
@@ -103,7 +113,8 @@ def run_aqi36(path=None, n_samples: int = 100, samplers=DEFAULT_SAMPLERS, valid_
 
 def run_physionet(path=None, missing_ratio: float = 0.1, n_samples: int = 100, samplers=DEFAULT_SAMPLERS,
                   seed: int = 1, limit: Optional[int] = None, peers: Sequence[str] = tuple(peer_lib.PEERS),
-                  pypots: bool = False, **imputer_params) -> dict:
+                  pypots: bool = False, report: Optional[Callable[[dict], None]] = None,
+                  save_model: Optional[str] = None, **imputer_params) -> dict:
     """CSDI's PhysioNet protocol: hide ``missing_ratio`` of observed values, train on the training
     patients, score the hidden entries of the test patients in normalised units."""
     data = load_physionet(path, limit=limit)
@@ -117,13 +128,21 @@ def run_physionet(path=None, missing_ratio: float = 0.1, n_samples: int = 100, s
     imp.fit_arrays(list(data.values[train]), list(data.values[valid]),  # CSDI trains on all observed values
                    columns=[str(a) for a in range(data.values.shape[2])])
     train_s = time.perf_counter() - t0
+    if save_model:
+        imp.save(save_model)
     normalise = lambda a: (a - imp.mean_) / imp.std_
     rows = _evaluate(imp, list(data.values[train]), list(inputs_all[test]), list(np.nan_to_num(data.values[test])),
                      list(hidden[test]), n_samples, samplers, transform=normalise, peers=peers, pypots=pypots,
-                     budget_s=train_s)
+                     budget_s=train_s, report=report)
     return {"dataset": f"PhysioNet 2012 ({int(missing_ratio * 100)} % hidden)", "train_s": train_s,
             "steps": imp.train_result_.steps, "stopped_by": imp.train_result_.stopped_by,
             "eval_entries": int(hidden[test].sum()), "rows": rows, "params": params, "n_samples": n_samples}
+
+
+def _row_line(r: dict) -> str:
+    fmt = lambda k, f: (f % r[k]) if r.get(k) is not None else "-"
+    return (f"| {r['method']} | {fmt('NFE', '%d')} | {fmt('MAE', '%.3f')} | {fmt('RMSE', '%.3f')} | "
+            f"{fmt('CRPS', '%.4f')} | {fmt('train_s', '%.0f')} | {fmt('sample_s', '%.1f')} |")
 
 
 def format_table(result: dict) -> str:
@@ -131,10 +150,7 @@ def format_table(result: dict) -> str:
     lines = [f"### {result['dataset']}: multidiff trained {result['train_s']:.0f} s ({result['steps']} steps), "
              f"{result['eval_entries']} evaluation entries, {result.get('n_samples', '?')} samples",
              "", "| method | NFE | MAE | RMSE | CRPS | training s | imputing s |", "|---|---|---|---|---|---|---|"]
-    for r in result["rows"]:
-        fmt = lambda k, f: (f % r[k]) if r.get(k) is not None else "-"
-        lines.append(f"| {r['method']} | {fmt('NFE', '%d')} | {fmt('MAE', '%.3f')} | {fmt('RMSE', '%.3f')} | "
-                     f"{fmt('CRPS', '%.4f')} | {fmt('train_s', '%.0f')} | {fmt('sample_s', '%.1f')} |")
+    lines += [_row_line(r) for r in result["rows"]]
     return "\n".join(lines)
 
 
@@ -169,6 +185,7 @@ def main(dataset: str, argv=None) -> dict:
     p.add_argument("--device", default="auto")
     p.add_argument("--data", default=None)
     p.add_argument("--out", default=f"benchmarks/out/impute_{dataset}.json")
+    p.add_argument("--save-model", default=None, help="directory to save the trained imputer in")
     if dataset == "physionet":
         p.add_argument("--missing-ratio", type=float, default=0.1)
         p.add_argument("--limit", type=int, default=None, help="read only the first N records (CPU smoke runs)")
@@ -180,7 +197,8 @@ def main(dataset: str, argv=None) -> dict:
     params = dict(n_samples=a.samples, epochs=a.epochs, max_steps=a.max_steps, max_time=a.max_time,
                   batch_size=a.batch_size, channels=a.channels, layers=a.layers, heads=a.heads,
                   base=None if a.base == "none" else a.base, prediction=a.prediction, device=a.device,
-                  progress=True, samplers=samplers, pypots=a.pypots)
+                  progress=True, samplers=samplers, pypots=a.pypots, save_model=a.save_model,
+                  report=lambda row: print("row:", _row_line(row), flush=True))
     t0 = time.time()
     load_before = os.getloadavg()
     if dataset == "physionet":

@@ -22,8 +22,10 @@ __all__ = ["check_mask", "self_check_report"]
 
 
 def check_mask(series: Sequence[np.ndarray], window: int, fraction: float, seed: int) -> list[np.ndarray]:
-    """Boolean masks (one per series, True = held out) over ``fraction`` of the non-overlapping
-    windows, chosen with a local generator seeded by ``seed``."""
+    """Boolean masks (one per series, True = held out) over ``fraction`` of the windows that tile
+    each series (the last one aligned to its end), chosen with a local generator seeded by ``seed``."""
+    if fraction <= 0:
+        return [np.zeros(x.shape, bool) for x in series]
     rng = np.random.default_rng(seed)
     missing = np.isnan(np.concatenate(series))
     shifted = np.roll(missing, len(missing) // 2, axis=0)
@@ -49,6 +51,8 @@ def self_check_report(truth: Sequence[np.ndarray], train: Sequence[np.ndarray], 
                       draws: Sequence[np.ndarray], std: np.ndarray) -> dict:
     """MAE of the model (median of ``draws``, each (S, rows, K)) and of linear interpolation of
     ``train`` on the ``held`` entries of ``truth`` (all normalised), in the data's units."""
+    if not any(h.any() for h in held):
+        raise ValueError("the self-check holds out no entry; nothing to report")
     model_err, lin_err = [], []
     for z, t, h, d in zip(truth, train, held, draws):
         if not h.any():
