@@ -84,10 +84,26 @@ def test_conditional_gaussian_posterior_via_replacement():
 def test_partial_start_grid_and_identity_at_zero():
     grid = SM.discrete_grid(AB, 10, t_start=99)
     assert grid.times[0] == 99 and grid.times[-1] == 0 and len(grid) == 10
+    assert torch.equal(grid.alpha_bars, AB[grid.times])
     with pytest.raises(ValueError, match="t_start"):
         SM.discrete_grid(AB, 10, t_start=1000)
     with pytest.raises(ValueError, match="unknown sampler"):
         SM.sample("heun9", discrete_model, torch.zeros(1, 1), grid)
+    # identity at zero: t_start=0 is step 0 itself (not "no t_start", the full chain), for any n_steps
+    # and spacing, so a sampler started there takes the one step from alpha_bar[0] = 1 - 1e-4 to the
+    # clean level and hands clean data back unchanged, up to that step's noise (|eps| / 100)
+    x = MEAN + STD * torch.randn(2000, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for spacing in ("uniform", "logsnr"):
+        zero = SM.discrete_grid(AB, 10, t_start=0, spacing=spacing)
+        assert zero.times.tolist() == [0] and zero.alpha_bars.tolist() == [AB[0].item()]
+        for method in ("ddpm", "ddim", "dpm_solver"):
+            calls = []
+            model = lambda x_t, t: calls.append(t) or discrete_model(x_t, t)
+            out = SM.sample(method, model, x, zero, generator=torch.Generator().manual_seed(1))
+            assert len(calls) == 1 and (calls[0] == 0).all(), method
+            assert (out - x).abs().max() < 2e-3, (method, spacing)
+    # while a run from the last step (the default) draws a new sample: far from the input
+    assert (SM.ddim(discrete_model, x, SM.discrete_grid(AB, 10)) - x).abs().mean() > 0.3
 
 
 def test_prediction_conversions_round_trip():

@@ -50,18 +50,75 @@ def test_fit_reduces_loss_and_is_seeded(tmp_path):
         assert torch.equal(a, b)
 
 
+def fixed_noise_loss(model, batch):
+    """The loss of ``loss_fn`` with t and eps carried by the batch: no RNG, so a training run is a
+    function of the weights, the optimizer state, the EMA and the step counter alone."""
+    x0, t, eps = batch
+    return ((model(add_noise(x0, eps, AB[t]), t) - eps) ** 2).mean()
+
+
+def fixed_noise_batches(n=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(64, 2, generator=g) * 0.3 + 1.0, torch.randint(0, 100, (64,), generator=g),
+             torch.randn(64, 2, generator=g)) for _ in range(n)]
+
+
+def assert_same(a, b, path="states"):
+    """Nested state dicts equal bit for bit."""
+    if isinstance(a, torch.Tensor):
+        assert isinstance(b, torch.Tensor) and torch.equal(a, b), path
+    elif isinstance(a, dict):
+        assert isinstance(b, dict) and a.keys() == b.keys(), path
+        for k in a:
+            assert_same(a[k], b[k], f"{path}[{k!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, path
+
+
+class Crash(Exception):
+    pass
+
+
 def test_checkpoint_resume_continues_where_it_stopped(tmp_path):
-    cfg = TrainConfig(epochs=6, lr=3e-3, progress=False, device="cpu", seed=1, lr_schedule="cosine")
+    """A run killed in epoch 4 and resumed from its last checkpoint ends bit-identical to the same
+    run left alone: this holds only if the weights, AdamW's moments and step counts, the EMA, the
+    step counter (the cosine lr schedule) and the epoch history all come back from the checkpoint."""
+    cfg = TrainConfig(epochs=6, lr=3e-3, ema_decay=0.9, progress=False, device="cpu", seed=1, lr_schedule="cosine")
+    init = TinyDenoiser().state_dict()
+    data = fixed_noise_batches()
     full = TinyDenoiser()
-    torch.manual_seed(0)
-    ref = fit(full, loss_fn, batches(), cfg, checkpoint_dir=tmp_path / "a")
+    full.load_state_dict(init)
+    ref = fit(full, fixed_noise_loss, data, cfg, checkpoint_dir=tmp_path / "a")
+
+    calls = 0
+
+    def crashing_loss(model, batch):  # the process dies at the 4th step of epoch 4
+        nonlocal calls
+        calls += 1
+        if calls > 3 * 8 + 3:
+            raise Crash
+        return fixed_noise_loss(model, batch)
+
     part = TinyDenoiser()
-    fit(part, loss_fn, batches(), TrainConfig(**{**cfg.__dict__, "max_steps": 3 * 8}), checkpoint_dir=tmp_path / "b")
+    part.load_state_dict(init)
+    with pytest.raises(Crash):
+        fit(part, crashing_loss, data, cfg, checkpoint_dir=tmp_path / "b")
     states, conf = load_checkpoint(tmp_path / "b" / "last")
-    assert conf["loop"]["epoch"] == 3 and "optimizer" in states and "ema" in states
-    resumed = TinyDenoiser()
-    res = fit(resumed, loss_fn, batches(), cfg, checkpoint_dir=tmp_path / "b", resume=True)
-    assert res.steps == ref.steps == 48 and len(res.history) == 6
+    assert conf["loop"]["epoch"] == 3 and conf["loop"]["steps"] == 24 and "optimizer" in states and "ema" in states
+    assert conf["loop"]["history"] == ref.history[:3]
+
+    resumed = TinyDenoiser()  # fresh weights: only the checkpoint can make it continue
+    res = fit(resumed, fixed_noise_loss, data, cfg, checkpoint_dir=tmp_path / "b", resume=True)
+    assert res.steps == ref.steps == 48 and res.stopped_by == "epochs"
+    assert res.history == ref.history  # epochs 1-3 from the checkpoint, 4-6 trained on at the same lr and loss
+    for name, a in full.state_dict().items():  # the EMA weights fit leaves in the model
+        assert torch.equal(resumed.state_dict()[name], a), name
+    # the last checkpoints agree too: raw weights, EMA, AdamW's moments and step counts, lr
+    assert_same(load_checkpoint(tmp_path / "b" / "last")[0], load_checkpoint(tmp_path / "a" / "last")[0])
     # no pickle: the config is plain JSON
     json.loads((tmp_path / "b" / "last" / "config.json").read_text())
 

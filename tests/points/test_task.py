@@ -43,17 +43,52 @@ def test_save_load_round_trip(generator, tmp_path):
         points.Completer.load(tmp_path / "gen")
 
 
-def test_completion_keeps_partial_points(completer, modelnet):
+def test_completion_keeps_partial_points(completer, modelnet, monkeypatch):
+    # spy on the sampler's state: complete() overwrites the scan rows of its output at the end, and
+    # _hold feeds the network the clean scan whatever the state holds there (the free points come out
+    # bit-identical without the replace_known hook), so only the state shows that the partial points
+    # are held fixed through the reverse process
+    states, finals = [], []
+    hold, run = points._hold, points.run_sampler
+
+    def spy_hold(net, known, mask):
+        model = hold(net, known, mask)
+
+        def spied(x_t, t):
+            states.append((x_t.clone(), known, mask.expand_as(known).bool()))
+            return model(x_t, t)
+        return spied
+
+    def spy_run(*args, **kwargs):
+        finals.append(run(*args, **kwargs))
+        return finals[-1]
+
+    monkeypatch.setattr(points, "_hold", spy_hold)
+    monkeypatch.setattr(points, "run_sampler", spy_run)
+
+    def assert_held(n_steps):
+        assert len(states) == n_steps and len(finals) == 1
+        for x_t, known, mask in states:  # every network call, from the first (x_T) on
+            assert mask.any() and not mask.all()
+            assert torch.equal(x_t[mask], known[mask])  # the scan points, exactly, in the scan's frame
+        _, known, mask = states[-1]
+        assert torch.equal(finals[0][mask], known[mask])  # and after the last step
+        assert not torch.equal(states[0][0][~mask], states[-1][0][~mask])  # while the free points move
+        states.clear()
+        finals.clear()
+
     cloud = points.load(modelnet / "chair" / "test" / "chair_0890.pcd").double()  # raw units
     idx = points.partial_scan(cloud, seed=0)
     partial = cloud[idx][:40]
     before = partial.clone()
     full = completer.complete(partial, n_steps=10, sampler="ddpm")
+    assert_held(10)
     assert full.shape == (128, 3)
     assert torch.equal(full[:40], partial) and torch.equal(partial, before)  # kept exactly, input untouched
     # the generated points land at the scale of the shape, not of the unit-variance noise
     assert full[40:].std() < 3 * cloud.std() and full[40:].std() > 0.1 * cloud.std()
     many = completer.complete([partial, cloud[idx][:60]], n_steps=5, sampler="dpm_solver")
+    assert_held(5)
     assert many.shape == (2, 128, 3) and torch.equal(many[1, :60], cloud[idx][:60])
 
 
