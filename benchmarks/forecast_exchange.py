@@ -13,12 +13,11 @@ import argparse
 import json
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from multidiff.core.checkpoint import write_atomic
+from multidiff.core.checkpoint import write_text_atomic
 from multidiff.datasets.gluonts_adapters import load_benchmark, to_univariate
 from multidiff.metrics.forecasting import forecast_metrics
 from multidiff.tasks.forecasting import TimeGradEstimator, evaluate
@@ -101,7 +100,7 @@ def main(dataset: str = "exchange_rate", argv=None) -> dict:
     text = json.dumps(results, indent=1)
     print(text)
     if args.out:
-        write_atomic(args.out, lambda tmp: Path(tmp).write_text(text))
+        write_text_atomic(args.out, text)
     return results
 
 

@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from multidiff.core.checkpoint import write_atomic  # noqa: E402
+from multidiff.core.checkpoint import write_json_atomic  # noqa: E402
 from multidiff.datasets.fetch import data_roots  # noqa: E402
 from multidiff.tasks import points  # noqa: E402
 
@@ -94,7 +94,7 @@ def main(argv=None):
                           Path(args.render_dir) / f"points_{cls}_generated.png", cols=4)
         if args.render_dir and "complete" in args.tasks:
             render_completion(comp, root, cls, Path(args.render_dir), args)
-    write_atomic(args.out, lambda tmp: Path(tmp).write_text(json.dumps(results, indent=1)))
+    write_json_atomic(args.out, results, indent=1)
     print(json.dumps(results, indent=1))
 
 

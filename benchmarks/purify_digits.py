@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from multidiff.core.checkpoint import write_atomic
+from multidiff.core.checkpoint import write_json_atomic, write_text_atomic
 from multidiff.core.training import TrainConfig
 from multidiff.metrics.robustness import mean_interval
 from multidiff.tasks import purify
@@ -107,8 +107,8 @@ def main() -> None:
                                         "purifier": per_seed[0].settings["purifier"],
                                         "seconds_per_purified_input": per_seed[0].timings["purify_and_classify_per_input"],
                                         "attack_seconds": {k: v for k, v in per_seed[0].timings.items() if k.startswith("attack_")}}
-    write_atomic(out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=1)))
-    write_atomic(out / "summary.md", lambda tmp: Path(tmp).write_text(markdown(summary)))
+    write_json_atomic(out / "summary.json", summary, indent=1)
+    write_text_atomic(out / "summary.md", markdown(summary))
     print(markdown(summary))
 
 

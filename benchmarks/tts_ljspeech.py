@@ -10,7 +10,6 @@ at 10 steps on an H100 and diffusion MCD below prior MCD after <= 20 GPU minutes
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import time
 from pathlib import Path
@@ -57,6 +56,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
 
     from multidiff.audio.files import save_mel_png
+    from multidiff.core.checkpoint import write_json_atomic
     from multidiff.datasets.ljspeech import locate_ljspeech, read_metadata, split_holdout
     from multidiff.tasks import tts
 
@@ -84,8 +84,7 @@ def main(argv=None) -> int:
             save_mel_png(out / "mels.png", res.examples, test[0].text[:80])
         report["results"][sampler] = res.rows
         print(f"\n{sampler}\n{res.table()}\n")
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "report.json").write_text(json.dumps(report, indent=1))
+    write_json_atomic(out / "report.json", report, indent=1)
     print(f"train {train_s} s, {report['parameters']} parameters, {len(model.history)} epochs; "
           f"report in {out / 'report.json'}")
     return 0

@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..core.validate import check_whole
 from .mel import LOG_CLAMP, MelConfig, mel_filters
 
 Vocoder = Callable[[torch.Tensor], torch.Tensor]
@@ -52,8 +53,7 @@ class GriffinLim:
 
     def __init__(self, cfg: MelConfig = MelConfig(), n_iter: int = 60, momentum: float = 0.99, power: float = 1.0,
                  seed: int = 0):
-        if n_iter < 1:
-            raise ValueError(f"n_iter must be >= 1, got {n_iter}")
+        n_iter = check_whole("n_iter", n_iter)
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
         self.cfg, self.n_iter, self.momentum, self.power, self.seed = cfg, n_iter, momentum, power, seed

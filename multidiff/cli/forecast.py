@@ -81,7 +81,7 @@ def run(args) -> int:
 
 
 def _benchmark(args) -> int:
-    from ..core.checkpoint import write_atomic
+    from ..core.checkpoint import write_text_atomic
     from ..datasets.gluonts_adapters import load_benchmark
     from ..tasks.forecasting import TimeGradEstimator, evaluate
 
@@ -99,5 +99,5 @@ def _benchmark(args) -> int:
     text = json.dumps(metrics, indent=1)
     print(text)
     if args.json:
-        write_atomic(args.json, lambda tmp: Path(tmp).write_text(text))
+        write_text_atomic(args.json, text)
     return 0

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from .common import add_data_option, add_run_options
@@ -74,7 +73,7 @@ def run(args) -> int:
 
 
 def _benchmark(args, params) -> int:
-    from ..core.checkpoint import write_atomic
+    from ..core.checkpoint import write_json_atomic
     from ..tasks.imputation.benchmark import format_table, run_aqi36, run_physionet
 
     if args.dataset == "aqi36":
@@ -83,5 +82,5 @@ def _benchmark(args, params) -> int:
         result = run_physionet(args.data, missing_ratio=args.missing_ratio, n_samples=args.samples, **params)
     print(format_table(result))
     if args.json:
-        write_atomic(args.json, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1, default=str)))
+        write_json_atomic(args.json, result, indent=1, default=str)
     return 0

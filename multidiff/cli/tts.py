@@ -1,7 +1,6 @@
 """``multidiff tts train|synthesize|evaluate``: Grad-TTS text to speech (Popov et al. 2021)."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 
@@ -108,9 +107,9 @@ def _evaluate(args) -> int:
                        seed=args.seed, progress=print)
     print(res.table())
     if args.json:
-        from ..core.checkpoint import write_atomic
+        from ..core.checkpoint import write_json_atomic
 
-        write_atomic(args.json, lambda tmp: Path(tmp).write_text(json.dumps(res.rows, indent=1)))
+        write_json_atomic(args.json, res.rows, indent=1)
     if args.png:
         save_mel_png(args.png, res.examples, test[0].text[:80])
     return 0

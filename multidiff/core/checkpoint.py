@@ -4,7 +4,8 @@ A checkpoint is a directory holding ``weights.safetensors`` (named tensors) and
 ``config.json`` (everything else, plus a ``format_version`` and the sha256 of the weights file).
 It is written to a temporary sibling and renamed into place, so a crash never leaves a
 half-written checkpoint behind; on load the checksum catches a weights file that was
-corrupted or swapped afterwards.
+corrupted or swapped afterwards. The single-file writers every task uses live here as well:
+:func:`write_atomic`, :func:`write_text_atomic` and :func:`write_json_atomic`.
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 __all__ = ["save_checkpoint", "load_checkpoint", "load_state_strict", "encode_labels", "decode_labels",
-           "flatten_state", "unflatten_state", "write_atomic", "FORMAT_VERSION"]
+           "flatten_state", "unflatten_state", "write_atomic", "write_text_atomic", "write_json_atomic",
+           "FORMAT_VERSION"]
 
 WEIGHTS, CONFIG = "weights.safetensors", "config.json"
 FORMAT_VERSION = 1  # bump when config.json changes in a way older code cannot read
@@ -44,6 +46,20 @@ def write_atomic(path: str | os.PathLike, write) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically: readers see the old file or the new one,
+    never a half-written one, and a failed write leaves no temporary file behind."""
+    write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any, **json_kwargs) -> None:
+    """``json.dumps(obj, **json_kwargs)`` written to ``path`` atomically (see :func:`write_text_atomic`).
+
+    The object is serialised before the file is touched, so an object that is not JSON-able
+    raises ``TypeError`` and leaves an existing ``path`` as it was."""
+    write_text_atomic(path, json.dumps(obj, **json_kwargs))
 
 
 def flatten_state(state: Any, prefix: str = "") -> tuple[dict[str, torch.Tensor], Any]:

@@ -19,6 +19,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from .denoiser import Denoiser, x0_from_eps
+from .validate import check_whole
 
 Project = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Randn = Callable[[torch.Tensor], torch.Tensor]  # like -> standard normal noise of like's shape, dtype, device
@@ -57,10 +58,9 @@ def discrete_grid(alpha_bars: torch.Tensor, n_steps: int, t_start: Optional[int]
     t_start = total - 1 if t_start is None else int(t_start)
     if not 0 <= t_start < total:
         raise ValueError(f"t_start must lie in [0, {total - 1}], got {t_start}")
-    if int(n_steps) != n_steps or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive whole number, got {n_steps!r}")
+    n_steps = check_whole("n_steps", n_steps)
     ab = alpha_bars.to(torch.float64)
-    n = min(int(n_steps), t_start + 1)
+    n = min(n_steps, t_start + 1)
     if spacing == "uniform":
         steps = torch.linspace(t_start, 0, n, dtype=torch.float64).round().long()
     elif spacing == "logsnr":
@@ -78,7 +78,7 @@ def vp_grid(n_steps: int, alpha_bar_fn: Callable[[torch.Tensor], torch.Tensor],
     """Uniform continuous times from ``t_start`` to ``t_end`` for a VP-SDE with ``alpha_bar_fn(t)``."""
     if not 0 < t_end < t_start <= 1:
         raise ValueError(f"need 0 < t_end < t_start <= 1, got t_start={t_start}, t_end={t_end}")
-    times = torch.linspace(t_start, t_end, int(n_steps), dtype=torch.float64)
+    times = torch.linspace(t_start, t_end, check_whole("n_steps", n_steps), dtype=torch.float64)
     return Grid(times=times, alpha_bars=alpha_bar_fn(times).to(torch.float64))
 
 

@@ -11,15 +11,19 @@ import math
 
 import torch
 
+from .validate import check_whole
+
 __all__ = [
     "linear_betas", "quad_betas", "cosine_betas", "make_betas", "alpha_bars",
     "vp_beta", "vp_alpha_bar", "vp_discrete_betas",
 ]
 
 
+_STEPS = "the number of schedule steps"
+
+
 def _check(n: int, start: float, end: float) -> None:
-    if int(n) != n or n < 1:
-        raise ValueError(f"a schedule needs a positive whole number of steps, got {n!r}")
+    check_whole(_STEPS, n)
     if not (0.0 < start <= end < 1.0):
         raise ValueError(f"betas must satisfy 0 < start <= end < 1, got start={start}, end={end}")
 
@@ -38,8 +42,7 @@ def quad_betas(n: int, start: float = 1e-4, end: float = 0.5) -> torch.Tensor:
 
 def cosine_betas(n: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
     """Cosine schedule of Nichol & Dhariwal (2021): alpha_bar(t) = cos^2((t/T + s)/(1 + s) * pi/2)."""
-    if int(n) != n or n < 1:
-        raise ValueError(f"a schedule needs a positive whole number of steps, got {n!r}")
+    check_whole(_STEPS, n)
     t = torch.arange(n + 1, dtype=torch.float64) / n
     f = torch.cos((t + s) / (1 + s) * math.pi / 2) ** 2
     return (1 - f[1:] / f[:-1]).clamp(max=max_beta)

@@ -21,6 +21,7 @@ from torch import nn
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .device import resolve_device
+from .validate import check_whole
 
 __all__ = ["TrainConfig", "TrainResult", "EMA", "fit", "to_device"]
 
@@ -45,10 +46,8 @@ class TrainConfig:
     device: str = "auto"            # "auto", "cpu", "cuda", "cuda:1", ...
 
     def validate(self) -> None:
-        if not _is_int(self.epochs) or self.epochs < 1:
-            raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
-        if self.max_steps is not None and (not _is_int(self.max_steps) or self.max_steps < 1):
-            raise ValueError(f"max_steps must be None or an integer >= 1, got {self.max_steps!r}")
+        check_whole("epochs", self.epochs)
+        check_whole("max_steps", self.max_steps, none="no limit")
         if self.max_time is not None and (isinstance(self.max_time, bool) or not isinstance(self.max_time, numbers.Real)
                                           or not self.max_time > 0):
             raise ValueError(f"max_time must be None or a number of seconds > 0, got {self.max_time!r}")
@@ -63,10 +62,6 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be multistep, cosine or constant, got {self.lr_schedule!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
-
-
-def _is_int(x) -> bool:
-    return isinstance(x, numbers.Integral) and not isinstance(x, bool)
 
 
 @dataclass

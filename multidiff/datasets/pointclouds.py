@@ -20,6 +20,8 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from ..core.validate import check_whole
+
 __all__ = ["SUFFIXES", "NORMALIZATIONS", "require_open3d", "read_cloud", "check_points", "resample", "Normalization",
            "normalize", "list_shapes", "PointCloudFolder", "load_folder", "partial_scan", "shape_seed"]
 
@@ -199,8 +201,7 @@ def load_folder(root: str | Path, classes: Optional[Sequence[str]] = None, split
     Each cloud is resampled to ``num_points`` with a seed fixed by its file name, so the same
     files always give the same tensor. ``max_shapes`` keeps the first shapes of the sorted list.
     """
-    if num_points < 1:
-        raise ValueError(f"num_points must be >= 1, got {num_points}")
+    num_points = check_whole("num_points", num_points)
     shapes = list_shapes(root, classes, split)[: max_shapes or None]
     clouds = []
     for path, _ in shapes:

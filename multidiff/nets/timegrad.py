@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core import conditioning, losses, samplers, schedules
+from ..core.validate import check_whole
 from .embeddings import DiffusionStepEmbedding
 
 __all__ = ["EpsilonTheta", "TimeGradModel", "SAMPLER_NAMES"]
@@ -122,8 +123,7 @@ class TimeGradModel(nn.Module):
         ``"dpm_solver"`` with 10-20 steps are the fast options."""
         if sampler not in SAMPLER_NAMES:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLER_NAMES)}, got {sampler!r}")
-        if sampling_steps is not None and (int(sampling_steps) != sampling_steps or sampling_steps < 1):
-            raise ValueError(f"sampling_steps must be a positive whole number or None, got {sampling_steps!r}")
+        sampling_steps = check_whole("sampling_steps", sampling_steps, none="the full grid")
         self.sampler, self.sampling_steps = sampler, sampling_steps
 
     def _scale(self, past_target, past_observed):

@@ -9,7 +9,6 @@ frames; :func:`evaluate` scores a predictor on rolling test windows (CRPS, CRPS-
 """
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 import warnings
@@ -33,8 +32,9 @@ from gluonts.transform import (AddAgeFeature, AddObservedValuesIndicator, AddTim
                                ExpectedNumInstanceSampler, InstanceSplitter, MapTransformation, TestSplitSampler,
                                ValidationSplitSampler, VstackFeatures)
 
-from ..core.checkpoint import load_checkpoint, save_checkpoint, write_atomic
+from ..core.checkpoint import load_checkpoint, save_checkpoint, write_json_atomic, write_text_atomic
 from ..core.device import resolve_device, seed_everything
+from ..core.validate import check_whole
 from ..datasets.gluonts_adapters import frame_index, frame_to_dataset
 from ..metrics.forecasting import forecast_metrics
 from ..nets.timegrad import SAMPLER_NAMES, TimeGradModel
@@ -142,8 +142,8 @@ class TimeGradPredictor(PyTorchPredictor):
         path.mkdir(parents=True, exist_ok=True)
         meta = {"model": self.__version__, "gluonts": gluonts.__version__,
                 "type": f"{type(self).__module__}.{type(self).__qualname__}"}
-        write_atomic(path / "gluonts-config.json", lambda tmp: Path(tmp).write_text(json.dumps(meta)))
-        write_atomic(path / "predictor.json", lambda tmp: Path(tmp).write_text(dump_json(self)))
+        write_json_atomic(path / "gluonts-config.json", meta)
+        write_text_atomic(path / "predictor.json", dump_json(self))
         sampler = {"sampler": self.model.sampler, "sampling_steps": self.model.sampling_steps}
         save_checkpoint(path / "weights", {"prediction_net": self.prediction_net.state_dict()}, sampler)
 
@@ -185,10 +185,9 @@ class TimeGradEstimator(PyTorchLightningEstimator):
             freq = pd.tseries.frequencies.to_offset(freq).freqstr
         except ValueError as err:
             raise ValueError(f"freq={freq!r} is not a pandas frequency string (e.g. 'h', 'D', 'B')") from err
-        for name, value in (("prediction_length", prediction_length), ("target_dim", target_dim),
-                            ("context_length", context_length or 1)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+        check_whole("prediction_length", prediction_length)
+        check_whole("target_dim", target_dim)
+        check_whole("context_length", context_length or None, none="prediction_length")  # 0 also means the default
         if sampler not in SAMPLER_NAMES:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLER_NAMES)}, got {sampler!r}")
         accelerator = "cpu" if resolve_device(device).type == "cpu" else "auto"

@@ -29,6 +29,7 @@ from ..core.losses import draw_discrete_t, eps_mse
 from ..core.samplers import discrete_grid, sample as run_sampler
 from ..core.schedules import alpha_bars, linear_betas
 from ..core.training import TrainConfig, TrainResult, fit as train_loop
+from ..core.validate import check_whole
 from ..datasets.pointclouds import (NORMALIZATIONS, Normalization, PointCloudFolder, check_points, load_folder,
                                     normalize, partial_scan, read_cloud, resample, shape_seed)
 from ..metrics import points as M
@@ -165,8 +166,7 @@ class Generator(_PointDiffusion):
                batch_size: int = 256) -> torch.Tensor:
         """``n`` clouds (n, num_points, 3) in the training normalisation (``self.normalization``)."""
         self._check_fitted()
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
+        n = check_whole("n", n)
         device = resolve_device(self.device)
         net = self.net.to(device).eval()
         gen = torch.Generator(device=device).manual_seed(self.seed if seed is None else seed)

@@ -24,6 +24,7 @@ from ..core import samplers
 from ..core.conditioning import repeat_samples
 from ..core.denoiser import add_noise
 from ..core.schedules import alpha_bars as alpha_bars_of_betas, vp_alpha_bar, vp_discrete_betas
+from ..core.validate import check_whole
 
 __all__ = ["Purifier", "Defended", "check_range", "evaluate", "RobustnessReport", "ATTACKS",
            "train_denoiser", "train_classifier", "save_models", "load_models"]
@@ -81,9 +82,8 @@ class Purifier(nn.Module):
             self.table = alpha_bars_of_betas(vp_discrete_betas(n_train_steps, beta0, beta1))
         total = len(self.table)
         default = max(1, round(t_star * (total if self.discrete else 1000)))
-        self.n_steps = int(n_steps) if n_steps is not None else default
-        if self.n_steps < 1:
-            raise ValueError(f"n_steps must be >= 1, got {n_steps}")
+        n_steps = check_whole("n_steps", n_steps, none=f"t_star x {total if self.discrete else 1000} = {default}")
+        self.n_steps = default if n_steps is None else n_steps
         self.grid = self._make_grid() if t_star > 0 else None
 
     def _make_grid(self) -> samplers.Grid:
@@ -121,8 +121,7 @@ class Purifier(nn.Module):
 
     def purify_many(self, x: torch.Tensor, n: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
         """``n`` independent purification runs in one batched pass: shape ``(n, *x.shape)``."""
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
+        n = check_whole("n", n)
         return self(repeat_samples(x, n), generator=generator).reshape(n, *x.shape)
 
 
@@ -133,9 +132,7 @@ class Defended(nn.Module):
 
     def __init__(self, classifier: nn.Module, purifier: Purifier, n_votes: int = 1):
         super().__init__()
-        if n_votes < 1:
-            raise ValueError(f"n_votes must be >= 1, got {n_votes}")
-        self.classifier, self.purifier, self.n_votes = classifier, purifier, int(n_votes)
+        self.classifier, self.purifier, self.n_votes = classifier, purifier, check_whole("n_votes", n_votes)
 
     def _logits(self, x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
         runs = self.purifier.purify_many(x, self.n_votes, generator=generator)

@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ..core.validate import check_whole
 from ..datasets.digits import LabelledSplit, load_digits
 
 __all__ = ["DATASETS", "load_dataset", "load_etth1_seasons"]
@@ -39,8 +40,7 @@ def load_etth1_seasons(path: Optional[str] = None, test_every: int = 4) -> Label
     x = np.stack([frame.values[s:s + 24].T for s in starts]).astype(np.float32)
     month = np.asarray(frame.time[starts].month)
     y = (month % 12) // 3  # Dec/Jan/Feb -> 0, MAM -> 1, JJA -> 2, SON -> 3
-    if int(test_every) != test_every or test_every < 2:
-        raise ValueError(f"test_every must be a whole number >= 2, got {test_every!r}")
+    test_every = check_whole("test_every", test_every, 2)
     train = (np.arange(len(starts)) // 7) % test_every != test_every - 1
     lo = x[train].min(axis=(0, 2), keepdims=True)
     hi = x[train].max(axis=(0, 2), keepdims=True)

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.checkpoint import write_atomic
+from ..core.checkpoint import write_atomic, write_json_atomic, write_text_atomic
 from ..core.device import resolve_device
 from ..metrics.robustness import correct, wilson_interval, worst_case_correct
 from .purify import Defended, Purifier, check_range
@@ -101,8 +101,8 @@ class RobustnessReport:
         """Write ``stem.json`` and ``stem.md`` atomically; returns their paths."""
         d = Path(directory)
         js, md = d / f"{stem}.json", d / f"{stem}.md"
-        write_atomic(js, lambda tmp: Path(tmp).write_text(json.dumps(self.to_dict(), indent=1)))
-        write_atomic(md, lambda tmp: Path(tmp).write_text(self.to_markdown()))
+        write_json_atomic(js, self.to_dict(), indent=1)
+        write_text_atomic(md, self.to_markdown())
         return js, md
 
     @classmethod

@@ -33,6 +33,7 @@ from ..core.checkpoint import load_checkpoint, save_checkpoint
 from ..core.device import resolve_device
 from ..core.schedules import vp_alpha_bar
 from ..core.training import TrainConfig, TrainResult, fit
+from ..core.validate import check_whole
 from ..nets.gradtts import GradTTSConfig, GradTTSNet, fit_length, sequence_mask
 
 __all__ = ["DiffusionConfig", "PRESETS", "TTS", "gradtts_loss", "collate", "train", "load", "evaluate", "SAMPLERS"]
@@ -123,8 +124,7 @@ def gradtts_loss(net: GradTTSNet, batch: dict, diffusion: DiffusionConfig = Diff
 def _grid(sampler: str, n_steps: int, diffusion: DiffusionConfig) -> samplers.Grid:
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
-    if int(n_steps) != n_steps or n_steps < 1:
-        raise ValueError(f"n_steps must be a positive whole number, got {n_steps!r}")
+    n_steps = check_whole("n_steps", n_steps)
     if sampler == "euler_ode":  # Grad-TTS evaluates the score at step mid-points 1 - (i + 0.5) / n
         t_start = 1 - 0.5 / n_steps
         return samplers.vp_grid(n_steps, diffusion.alpha_bar, t_start, min(0.5 / n_steps, t_start / 2))

@@ -40,8 +40,10 @@ def test_vp_alpha_bar_integrates_beta():
 
 
 def test_bad_schedule_arguments():
-    with pytest.raises(ValueError, match="positive whole number"):
+    with pytest.raises(ValueError, match="the number of schedule steps must be a whole number >= 1, got 0"):
         S.linear_betas(0)
+    with pytest.raises(ValueError, match="the number of schedule steps must be a whole number >= 1, got 2.5"):
+        S.cosine_betas(2.5)
     with pytest.raises(ValueError, match="0 < start <= end < 1"):
         S.quad_betas(10, 0.5, 0.1)
     with pytest.raises(ValueError, match="unknown schedule"):

@@ -134,7 +134,9 @@ def test_univariate_and_wrong_freq_entries_are_clear_errors(exchange, predictor)
 @pytest.mark.parametrize("kwargs, message", [
     (dict(freq=None), "freq is required"),
     (dict(freq="fortnightly"), "not a pandas frequency"),
-    (dict(target_dim=0), "target_dim must be a positive"),
+    (dict(target_dim=0), "target_dim must be a whole number >= 1, got 0"),
+    (dict(prediction_length=-3), "prediction_length must be a whole number >= 1, got -3"),
+    (dict(context_length=-1), r"context_length must be None \(prediction_length\) or a whole number >= 1, got -1"),
     (dict(sampler="euler_sde"), "sampler must be one of"),
 ])
 def test_bad_estimator_arguments(kwargs, message):
