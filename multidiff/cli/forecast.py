@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 from .common import add_data_option, add_run_options
@@ -27,6 +28,8 @@ def add_parser(sub) -> None:
     p.add_argument("--hidden-size", type=int, default=40)
     add_run_options(p, "sampler steps (default: all 100 for ddpm)")
     p.add_argument("--plot", help="also draw a fan chart PNG here")
+    p.add_argument("--progress", action="store_true", help="show Lightning's progress bar while training")
+    p.add_argument("--verbose", action="store_true", help="show Lightning's messages and warnings while training")
     p.set_defaults(func=run)
 
 
@@ -34,7 +37,7 @@ def _estimator_kwargs(args) -> dict:
     return {"context_length": args.context_length, "max_epochs": args.epochs,
             "num_batches_per_epoch": args.batches_per_epoch, "batch_size": args.batch_size,
             "hidden_size": args.hidden_size, "sampler": args.sampler, "sampling_steps": args.steps,
-            "device": args.device}
+            "device": args.device, "progress": args.progress, "verbose": args.verbose}
 
 
 def _load_predictor(args):
@@ -60,23 +63,26 @@ def run(args) -> int:
         raise ValueError(f"--time-column {time_column!r} is not a column of {src}; columns: {list(df.columns)[:10]}")
     df = df.set_index(pd.DatetimeIndex(pd.to_datetime(df.pop(time_column)), name=time_column))
     predictor = _load_predictor(args) if args.model else None
-    if predictor is None and args.save_model:
-        from ..datasets.gluonts_adapters import frame_to_dataset
-        from ..tasks.forecasting import TimeGradEstimator
+    kwargs = {} if predictor else _estimator_kwargs(args)
+    with warnings.catch_warnings():
+        if predictor is None and args.save_model:
+            from ..datasets.gluonts_adapters import SKIPPED_COLUMNS, frame_index, values_to_dataset
+            from ..tasks.forecasting import TimeGradEstimator
 
-        ds, freq = frame_to_dataset(df, args.freq)
-        predictor = TimeGradEstimator(freq=freq, prediction_length=args.horizon, target_dim=df.shape[1],
-                                      seed=args.seed, **_estimator_kwargs(args)).train(ds)
-        predictor.serialize(Path(args.save_model))
-    result = forecast(df, args.horizon, n_samples=args.samples, quantiles=args.quantiles, freq=args.freq,
-                      predictor=predictor, seed=args.seed, **({} if predictor else _estimator_kwargs(args)))
+            values, columns, index, freq = frame_index(df, args.freq, allow_all_nan_columns=False)
+            warnings.filterwarnings("ignore", message=f".*{SKIPPED_COLUMNS}", category=UserWarning)  # said once
+            predictor = TimeGradEstimator(freq=freq, prediction_length=args.horizon, target_dim=len(columns),
+                                          seed=args.seed, **kwargs).train(values_to_dataset(values, index, freq))
+            predictor.serialize(Path(args.save_model))
+        result = forecast(df, args.horizon, n_samples=args.samples, quantiles=args.quantiles, freq=args.freq,
+                          predictor=predictor, seed=args.seed, **({} if predictor else kwargs))
     out = Path(args.output) if args.output else src.with_name(f"{src.stem}_forecast.csv")
     write_csv_atomic(result.to_long(), out)
     if args.plot:
         from ..tasks.forecast_plot import fan_chart
 
         fan_chart(result, args.plot)
-    print(f"wrote {out} ({args.horizon} steps x {df.shape[1]} series, quantiles {args.quantiles})")
+    print(f"wrote {out} ({args.horizon} steps x {result.mean.shape[1]} series, quantiles {args.quantiles})")
     return 0
 
 

@@ -8,6 +8,7 @@ model masks it out.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Iterable, Optional, Sequence
 
@@ -17,8 +18,11 @@ import pandas as pd
 from .fetch import locate
 from .frames import numeric_frame
 
-__all__ = ["EXCHANGE_COLUMNS", "read_exchange_rate", "read_etth1", "frame_index", "frame_to_dataset",
-           "dataset_to_frames", "to_multivariate", "to_univariate", "rolling_split", "Benchmark", "BENCHMARKS", "load_benchmark"]
+__all__ = ["EXCHANGE_COLUMNS", "SKIPPED_COLUMNS", "read_exchange_rate", "read_etth1", "frame_index", "frame_to_dataset",
+           "values_to_dataset", "dataset_to_frames", "to_multivariate", "to_univariate", "rolling_split", "Benchmark",
+           "BENCHMARKS", "load_benchmark"]
+
+SKIPPED_COLUMNS = "are not forecast: they hold no numbers"  # the warning of frame_index, for filters
 
 # LSTNet (Lai et al. 2018): Australia, British, Canada, Switzerland, China, Japan, New Zealand, Singapore
 EXCHANGE_COLUMNS = ["AUD", "GBP", "CAD", "CHF", "CNY", "JPY", "NZD", "SGD"]
@@ -43,13 +47,24 @@ def read_etth1(path: Optional[str | os.PathLike] = None) -> pd.DataFrame:
     return df.asfreq("h")
 
 
-def frame_index(df: pd.DataFrame, freq: Optional[str] = None, time_column: Optional[str] = None):
+def frame_index(df: pd.DataFrame, freq: Optional[str] = None, time_column: Optional[str] = None, *,
+                allow_all_nan_columns: bool = True, stacklevel: int = 2):
     """Validate ``df`` for forecasting and return ``(values (T, D), columns, index, freq)``.
 
     The timestamps must be strictly increasing and regular; ``freq`` is taken from the index
-    (``df.index.freq`` or ``pd.infer_freq``) when not given.
+    (``df.index.freq`` or ``pd.infer_freq``) when not given. Columns are read by
+    :func:`multidiff.datasets.frames.numeric_frame`: numeric text columns are converted, a text
+    column mixing numbers with other text raises ``ValueError``, and columns that are not numbers
+    (plain text, bool, dates, categories) are left out with a ``UserWarning`` naming them
+    (``stacklevel`` as for ``warnings.warn`` called here: 2 is the caller of this function).
+    ``allow_all_nan_columns=False`` raises on columns that are entirely NaN.
     """
-    frame = numeric_frame(df, time_column=time_column)
+    frame = numeric_frame(df, time_column=time_column, allow_all_nan_columns=allow_all_nan_columns)
+    if frame.skipped:
+        more = " ..." if len(frame.skipped) > 10 else ""
+        warnings.warn(f"columns {frame.skipped[:10]}{more} {SKIPPED_COLUMNS} (plain text, bool, dates or "
+                      "categories); convert them with pd.to_numeric to forecast them, or drop them to silence this",
+                      UserWarning, stacklevel=stacklevel)
     index = frame.time
     if index is None:
         raise ValueError("forecasting needs timestamps: give the frame a DatetimeIndex "
@@ -75,12 +90,18 @@ def frame_index(df: pd.DataFrame, freq: Optional[str] = None, time_column: Optio
 
 def frame_to_dataset(df: pd.DataFrame, freq: Optional[str] = None, time_column: Optional[str] = None,
                      item_id: str = "0"):
-    """One multivariate GluonTS entry from a wide frame; returns ``(ListDataset, freq)``."""
+    """One multivariate GluonTS entry from a wide frame; returns ``(ListDataset, freq)``.
+    Columns that are not numbers are left out with a warning (:func:`frame_index`)."""
+    values, _, index, freq = frame_index(df, freq, time_column, stacklevel=3)
+    return values_to_dataset(values, index, freq, item_id), freq
+
+
+def values_to_dataset(values: np.ndarray, index: pd.DatetimeIndex, freq: str, item_id: str = "0"):
+    """One multivariate GluonTS entry from ``(values (T, D), index, freq)`` as :func:`frame_index` returns them."""
     from gluonts.dataset.common import ListDataset
 
-    values, _, index, freq = frame_index(df, freq, time_column)
     entry = {"start": pd.Period(index[0], freq=freq), "target": values.T.astype(np.float32), "item_id": item_id}
-    return ListDataset([entry], freq=freq, one_dim_target=False), freq
+    return ListDataset([entry], freq=freq, one_dim_target=False)
 
 
 def dataset_to_frames(dataset: Iterable[dict], columns: Optional[Sequence] = None) -> list[pd.DataFrame]:
@@ -120,7 +141,7 @@ def rolling_split(df: pd.DataFrame, prediction_length: int, n_windows: int, freq
     (``make_evaluation_predictions`` cuts the last ``prediction_length`` off as the target)."""
     from gluonts.dataset.common import ListDataset
 
-    values, _, index, freq = frame_index(df, freq)
+    values, _, index, freq = frame_index(df, freq, stacklevel=3)
     n_train = len(values) - n_windows * prediction_length
     if n_windows < 1 or n_train < 2 * prediction_length:
         raise ValueError(f"{len(values)} rows cannot hold {n_windows} test windows of {prediction_length} "

@@ -2,7 +2,8 @@
 conditional diffusion head samples each next vector; samples are fed back autoregressively.
 
 :class:`EpsilonTheta` is TimeGrad's noise network: DiffWave-style residual blocks with dilated
-1-D convolutions that run *across the series axis* (circular padding), gated by the diffusion
+1-D convolutions that run *across the series axis* (circular padding, which for very few
+series wraps around more than once: :class:`CircularConv1d`), gated by the diffusion
 step embedding and the RNN state. :class:`TimeGradModel` is the GluonTS-style module that owns
 the encoder, the mean scaling, its loss (:func:`multidiff.core.losses.eps_mse`) and sampling
 (any sampler of :mod:`multidiff.core.samplers`, all samples of all series in one call per step).
@@ -20,18 +21,36 @@ from ..core import conditioning, losses, samplers, schedules
 from ..core.validate import check_whole
 from .embeddings import DiffusionStepEmbedding
 
-__all__ = ["EpsilonTheta", "TimeGradModel", "SAMPLER_NAMES"]
+__all__ = ["EpsilonTheta", "TimeGradModel", "CircularConv1d", "SAMPLER_NAMES"]
 
 SAMPLER_NAMES = ("ddpm", "ddim", "dpm_solver")  # the discrete-time samplers of the core
+
+
+class CircularConv1d(nn.Conv1d):
+    """``nn.Conv1d(..., padding=pad, padding_mode="circular")`` that also works when ``pad`` exceeds
+    the length: the input is extended periodically, wrapping around as often as needed (a length-1
+    series axis, ``target_dim=1``, is repeated). torch's circular padding refuses to wrap more than
+    once; where it can pad, this is exactly its computation (same padded input, same conv call)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, pad: int, dilation: int = 1):
+        super().__init__(in_channels, out_channels, kernel_size, dilation=dilation)
+        self.pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[-1]
+        if self.pad <= n:
+            x = F.pad(x, (self.pad, self.pad), mode="circular")
+        else:
+            x = x.index_select(-1, torch.arange(-self.pad, n + self.pad, device=x.device) % n)
+        return super().forward(x)
 
 
 class _ResidualBlock(nn.Module):
     def __init__(self, hidden: int, channels: int, dilation: int):
         super().__init__()
-        self.dilated_conv = nn.Conv1d(channels, 2 * channels, 3, padding=dilation, dilation=dilation,
-                                      padding_mode="circular")
+        self.dilated_conv = CircularConv1d(channels, 2 * channels, 3, pad=dilation, dilation=dilation)
         self.diffusion_projection = nn.Linear(hidden, channels)
-        self.conditioner_projection = nn.Conv1d(1, 2 * channels, 1, padding=2, padding_mode="circular")
+        self.conditioner_projection = CircularConv1d(1, 2 * channels, 1, pad=2)
         self.output_projection = nn.Conv1d(channels, 2 * channels, 1)
         nn.init.kaiming_normal_(self.conditioner_projection.weight)
         nn.init.kaiming_normal_(self.output_projection.weight)
@@ -55,7 +74,7 @@ class EpsilonTheta(nn.Module):
     def __init__(self, target_dim: int, cond_dim: int, step_emb_dim: int = 16, residual_layers: int = 8,
                  residual_channels: int = 8, dilation_cycle: int = 2, residual_hidden: int = 64):
         super().__init__()
-        self.input_projection = nn.Conv1d(1, residual_channels, 1, padding=2, padding_mode="circular")
+        self.input_projection = CircularConv1d(1, residual_channels, 1, pad=2)
         self.step_embedding = DiffusionStepEmbedding(step_emb_dim, residual_hidden)
         mid = max(1, target_dim // 2)
         self.cond_upsampler = nn.Sequential(nn.Linear(cond_dim, mid), nn.LeakyReLU(0.4),
@@ -88,7 +107,8 @@ class TimeGradModel(nn.Module):
     ``past_observed_values`` (same), ``past_time_feat`` (B, past_length, F), ``future_time_feat``
     (B, H, F). ``past_length = context_length + max(lags_seq)``. Targets are mean-scaled per
     series over the context window (TimeGrad); unobserved values are zero in the inputs and
-    excluded from the loss and from the scale.
+    excluded from the loss and from the scale (a series with an unobserved context takes the
+    batch's default scale, see :meth:`_scale`).
     """
 
     def __init__(self, target_dim: int, context_length: int, prediction_length: int, num_time_features: int,
@@ -127,12 +147,25 @@ class TimeGradModel(nn.Module):
         self.sampler, self.sampling_steps = sampler, sampling_steps
 
     def _scale(self, past_target, past_observed):
+        """Mean |value| of each series over its context window, (B, 1, D).
+
+        A series with no observed value in its context falls back as GluonTS' ``MeanScaler`` does
+        to the batch default: the mean |value| of that series over the contexts of the batch;
+        a series observed nowhere in the batch takes the mean of the scales of the series that
+        are; a batch with nothing observed at all uses 1 (its loss is entirely masked anyway).
+        """
         ctx_t, ctx_o = past_target[:, -self.context_length:], past_observed[:, -self.context_length:]
         if not self.scaling:
             return torch.ones_like(ctx_t[:, :1])
         total = (ctx_t.abs() * ctx_o).sum(1, keepdim=True)
         count = ctx_o.sum(1, keepdim=True)
-        scale = torch.where(count > 0, total / count.clamp(min=1), torch.ones_like(total))
+        batch_count = count.sum(0, keepdim=True)  # (1, 1, D)
+        batch_scale = total.sum(0, keepdim=True) / batch_count.clamp(min=1)
+        seen = batch_count > 0
+        n_seen = seen.sum()
+        others = torch.where(n_seen > 0, (batch_scale * seen).sum() / n_seen.clamp(min=1), 1.0)
+        batch_scale = torch.where(seen, batch_scale, others)
+        scale = torch.where(count > 0, total / count.clamp(min=1), batch_scale)
         return scale.clamp(min=1e-10)  # (B, 1, D)
 
     def _inputs(self, seq, time_feat, start: int, length: int):

@@ -9,6 +9,13 @@ frames; :func:`evaluate` scores a predictor on rolling test windows (CRPS, CRPS-
 """
 from __future__ import annotations
 
+import contextlib
+import functools
+import inspect
+import logging
+import math
+import numbers
+import os
 import tempfile
 import time
 import warnings
@@ -20,22 +27,26 @@ import lightning.pytorch as pl
 import numpy as np
 import pandas as pd
 import torch
-from gluonts.core.component import validated
-from gluonts.core.serde import dump_json, load_json
-from gluonts.dataset.field_names import FieldName
-from gluonts.dataset.loader import as_stacked_batches
-from gluonts.itertools import Cyclic, select
-from gluonts.time_feature import time_features_from_frequency_str
-from gluonts.torch.model.estimator import PyTorchLightningEstimator
-from gluonts.torch.model.predictor import PyTorchPredictor
-from gluonts.transform import (AddAgeFeature, AddObservedValuesIndicator, AddTimeFeatures, AsNumpyArray, Chain,
-                               ExpectedNumInstanceSampler, InstanceSplitter, MapTransformation, TestSplitSampler,
-                               ValidationSplitSampler, VstackFeatures)
+
+with warnings.catch_warnings():  # gluonts.json's import-time advert for orjson / ujson
+    warnings.filterwarnings("ignore", message=r"Using `json`-module", category=UserWarning)
+    from gluonts.core.component import validated
+    from gluonts.core.serde import dump_json, load_json
+    from gluonts.dataset.field_names import FieldName
+    from gluonts.dataset.loader import as_stacked_batches
+    from gluonts.env import env
+    from gluonts.itertools import Cached, Cyclic, select
+    from gluonts.time_feature import time_features_from_frequency_str
+    from gluonts.torch.model.estimator import PyTorchLightningEstimator, TrainOutput
+    from gluonts.torch.model.predictor import PyTorchPredictor
+    from gluonts.transform import (AddAgeFeature, AddObservedValuesIndicator, AddTimeFeatures, AsNumpyArray, Chain,
+                                   ExpectedNumInstanceSampler, InstanceSplitter, MapTransformation, TestSplitSampler,
+                                   ValidationSplitSampler, VstackFeatures)
 
 from ..core.checkpoint import load_checkpoint, save_checkpoint, write_json_atomic, write_text_atomic
 from ..core.device import resolve_device, seed_everything
 from ..core.validate import check_whole
-from ..datasets.gluonts_adapters import frame_index, frame_to_dataset
+from ..datasets.gluonts_adapters import frame_index, values_to_dataset
 from ..metrics.forecasting import forecast_metrics
 from ..nets.timegrad import SAMPLER_NAMES, TimeGradModel
 
@@ -47,6 +58,78 @@ warnings.filterwarnings("ignore", message=r".*(BDay|PeriodDtype\[B\]).*deprecate
 
 PREDICTION_INPUT_NAMES = ["past_target", "past_observed_values", "past_time_feat", "future_time_feat"]
 TRAINING_INPUT_NAMES = PREDICTION_INPUT_NAMES + ["future_target", "future_observed_values"]
+
+# whole-number arguments of TimeGradEstimator: (lowest value, meaning of None or None when None is not allowed)
+_WHOLE_ARGS = {"prediction_length": (1, None), "target_dim": (1, None), "context_length": (1, "prediction_length"),
+               "num_layers": (1, None), "hidden_size": (1, None), "diff_steps": (1, None),
+               "residual_layers": (1, None), "residual_channels": (1, None), "dilation_cycle": (1, None),
+               "batch_size": (1, None), "num_batches_per_epoch": (1, None), "max_epochs": (1, None),
+               "num_parallel_samples": (1, None), "sampling_steps": (1, "the full grid"), "seed": (0, "no seeding")}
+
+
+def _check_whole_args(init):
+    """Check the whole-number arguments with :func:`check_whole` *before* GluonTS' ``@validated()``
+    (pydantic v1) sees them: it would silently truncate ``prediction_length=2.5`` to 2."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        given = signature.bind(self, *args, **kwargs).arguments
+        for name, (low, none) in _WHOLE_ARGS.items():
+            if name in given:
+                value = given[name]
+                if name == "context_length" and isinstance(value, numbers.Integral) and value == 0:
+                    value = None  # 0 also means the default
+                check_whole(name, value, low, none=none)
+        return init(self, *args, **kwargs)
+
+    return wrapper
+
+
+_LIGHTNING_LOGGERS = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric")
+
+
+@contextlib.contextmanager
+def _lightning_output(verbose: bool):
+    """Without ``verbose``, hide Lightning's console output while training: the "GPU available"
+    banner, tips and adverts, "`Trainer.fit` stopped", and the warnings Lightning raises
+    (e.g. deprecations inside Lightning, "no val_dataloader"). Warnings from elsewhere still show."""
+    if verbose:
+        yield
+        return
+    loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.WARNING)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"(lightning|pytorch_lightning|lightning_fabric)(\.|$)")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+class _BestWeights(pl.Callback):
+    """Keeps in memory the weights of the epoch with the lowest ``monitor`` loss. GluonTS restores
+    that epoch through a ``ModelCheckpoint`` file (and prints a line per epoch); this writes nothing."""
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor, self.best, self.state = monitor, math.inf, None
+
+    def _update(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        value = trainer.callback_metrics.get(self.monitor)
+        if value is not None and math.isfinite(float(value)) and float(value) < self.best:
+            self.best = float(value)
+            self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    def on_train_epoch_end(self, trainer, module) -> None:
+        if self.monitor == "train_loss":
+            self._update(trainer, module)
+
+    def on_validation_end(self, trainer, module) -> None:
+        if self.monitor == "val_loss" and not trainer.sanity_checking:
+            self._update(trainer, module)
 
 
 def default_lags(freq: str) -> List[int]:
@@ -115,7 +198,9 @@ class TimeGradLightningModule(pl.LightningModule):
 
 class TimeGradPredictor(PyTorchPredictor):
     """GluonTS predictor whose weights are saved with :mod:`multidiff.core.checkpoint`
-    (safetensors + JSON, no pickle); ``gluonts.model.Predictor.deserialize(path)`` reads it back."""
+    (safetensors + JSON, no pickle). ``TimeGradPredictor.deserialize(path)`` reads it back from a
+    ``str`` or ``pathlib.Path``; GluonTS' generic ``gluonts.model.Predictor.deserialize(path)``
+    works too but, in GluonTS itself, only with a ``pathlib.Path``."""
 
     @property
     def model(self) -> TimeGradModel:
@@ -127,18 +212,23 @@ class TimeGradPredictor(PyTorchPredictor):
         return self
 
     def predict(self, dataset, num_samples: Optional[int] = None):
-        """Forecasts for each entry; ``num_samples`` paths are drawn in one batched pass per step."""
+        """Forecasts for each entry; ``num_samples`` paths (default: the estimator's
+        ``num_parallel_samples``) are drawn in one batched pass per step."""
+        num_samples = check_whole("num_samples", num_samples, none="num_parallel_samples")  # now, not when iterated
+        return self._predict(dataset, num_samples)
+
+    def _predict(self, dataset, num_samples: Optional[int]):
         model, saved = self.model, self.model.num_parallel_samples
-        model.num_parallel_samples = num_samples or saved
+        model.num_parallel_samples = saved if num_samples is None else num_samples
         try:
             yield from super().predict(dataset)
         finally:
             model.num_parallel_samples = saved
 
-    def serialize(self, path) -> None:
+    def serialize(self, path: str | os.PathLike) -> None:
         import gluonts
 
-        path = Path(path)
+        path = _as_path(path)
         path.mkdir(parents=True, exist_ok=True)
         meta = {"model": self.__version__, "gluonts": gluonts.__version__,
                 "type": f"{type(self).__module__}.{type(self).__qualname__}"}
@@ -148,8 +238,12 @@ class TimeGradPredictor(PyTorchPredictor):
         save_checkpoint(path / "weights", {"prediction_net": self.prediction_net.state_dict()}, sampler)
 
     @classmethod
-    def deserialize(cls, path, device: Optional[str] = None) -> "TimeGradPredictor":
-        path = Path(path)
+    def deserialize(cls, path: str | os.PathLike, device: Optional[str] = None) -> "TimeGradPredictor":
+        """The predictor saved by :meth:`serialize` in the folder ``path`` (``str`` or ``Path``)."""
+        path = _as_path(path)
+        if not (path / "predictor.json").is_file():
+            raise FileNotFoundError(f"{path} holds no saved predictor (no predictor.json); "
+                                    "save one with predictor.serialize(path)")
         predictor = load_json((path / "predictor.json").read_text())
         if not isinstance(predictor, cls):
             raise ValueError(f"{path} holds a {type(predictor).__name__}, not a {cls.__name__}")
@@ -159,15 +253,28 @@ class TimeGradPredictor(PyTorchPredictor):
         return predictor.to(resolve_device(device or "auto"))
 
 
+def _as_path(path) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or a pathlib.Path (a folder), got {type(path).__name__}")
+    return Path(path)
+
+
 class TimeGradEstimator(PyTorchLightningEstimator):
     """TimeGrad estimator (Rasul et al. 2021) for multivariate GluonTS datasets.
 
     Defaults are TimeGrad's: 2-layer LSTM with 40 cells, context = prediction length, 100
     diffusion steps with linear betas 1e-4..0.1, 8 residual blocks of 8 channels, Adam 1e-3,
     batch 64. ``trainer_kwargs`` go to ``lightning.Trainer`` (``accelerator``, ``devices``,
-    ``strategy`` for multi-GPU).
+    ``strategy`` for multi-GPU) and override the defaults below.
+
+    Training is quiet by default: no logger, no model summary, no checkpoint files (the weights
+    of the epoch with the lowest loss are kept in memory and restored, as GluonTS does through a
+    checkpoint file) and none of Lightning's console messages or warnings. ``progress=True``
+    shows Lightning's progress bar; ``verbose=True`` shows Lightning's messages, warnings and model
+    summary.
     """
 
+    @_check_whole_args
     @validated()
     def __init__(self, freq: Optional[str], prediction_length: int, target_dim: int, context_length: Optional[int] = None,
                  lags_seq: Optional[List[int]] = None, cell_type: str = "lstm", num_layers: int = 2,
@@ -176,7 +283,7 @@ class TimeGradEstimator(PyTorchLightningEstimator):
                  dilation_cycle: int = 2, scaling: bool = True, lr: float = 1e-3, weight_decay: float = 1e-8,
                  batch_size: int = 64, num_batches_per_epoch: int = 100, max_epochs: int = 20,
                  num_parallel_samples: int = 100, sampler: str = "ddpm", sampling_steps: Optional[int] = None,
-                 seed: Optional[int] = None, device: str = "auto",
+                 seed: Optional[int] = None, device: str = "auto", progress: bool = False, verbose: bool = False,
                  trainer_kwargs: Optional[Dict[str, Any]] = None) -> None:
         if not freq:
             raise ValueError("freq is required (e.g. 'h', 'D', 'B'); for a DataFrame, "
@@ -185,15 +292,14 @@ class TimeGradEstimator(PyTorchLightningEstimator):
             freq = pd.tseries.frequencies.to_offset(freq).freqstr
         except ValueError as err:
             raise ValueError(f"freq={freq!r} is not a pandas frequency string (e.g. 'h', 'D', 'B')") from err
-        check_whole("prediction_length", prediction_length)
-        check_whole("target_dim", target_dim)
-        check_whole("context_length", context_length or None, none="prediction_length")  # 0 also means the default
         if sampler not in SAMPLER_NAMES:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLER_NAMES)}, got {sampler!r}")
         accelerator = "cpu" if resolve_device(device).type == "cpu" else "auto"
         kwargs = {"max_epochs": max_epochs, "gradient_clip_val": 10.0, "accelerator": accelerator,
-                  "logger": False, "enable_progress_bar": False, "enable_model_summary": False}
+                  "logger": False, "enable_checkpointing": False, "enable_progress_bar": bool(progress),
+                  "enable_model_summary": bool(verbose)}
         super().__init__(trainer_kwargs={**kwargs, **(trainer_kwargs or {})})
+        self.verbose = bool(verbose)
         self.freq, self.prediction_length, self.target_dim = freq, prediction_length, target_dim
         self.context_length = context_length or prediction_length
         self.lags_seq = lags_seq or default_lags(freq)
@@ -258,12 +364,54 @@ class TimeGradEstimator(PyTorchLightningEstimator):
             prediction_net=module, batch_size=self.batch_size, prediction_length=self.prediction_length,
             device=str(resolve_device(self.device)))
 
+    def train_model(self, training_data, validation_data=None, from_predictor=None, shuffle_buffer_length=None,
+                    cache_data: bool = False, ckpt_path=None, **kwargs) -> TrainOutput:
+        """GluonTS' ``PyTorchLightningEstimator.train_model`` with the best epoch's weights kept in
+        memory (:class:`_BestWeights`) instead of a verbose ``ModelCheckpoint`` file, and
+        Lightning's console output only with ``verbose=True``."""
+        transformation = self.create_transformation()
+        with env._let(max_idle_transforms=max(len(training_data), 100)):
+            train_data = transformation.apply(training_data, is_train=True)
+            if cache_data:
+                train_data = Cached(train_data)
+            module = self.create_lightning_module()
+            train_loader = self.create_training_data_loader(train_data, module,
+                                                            shuffle_buffer_length=shuffle_buffer_length)
+        val_loader = None
+        if validation_data is not None:
+            with env._let(max_idle_transforms=max(len(validation_data), 100)):
+                val_data = transformation.apply(validation_data, is_train=True)
+                if cache_data:
+                    val_data = Cached(val_data)
+                val_loader = self.create_validation_data_loader(val_data, module)
+        if from_predictor is not None:
+            module.load_state_dict(from_predictor.network.state_dict())
+        best = _BestWeights("train_loss" if validation_data is None else "val_loss")
+        kwargs = dict(self.trainer_kwargs)
+        callbacks = [best] + list(kwargs.pop("callbacks", None) or [])
+        with _lightning_output(self.verbose):
+            trainer = pl.Trainer(**{"accelerator": "auto", **kwargs, "callbacks": callbacks})
+            try:
+                trainer.fit(model=module, train_dataloaders=train_loader, val_dataloaders=val_loader,
+                            ckpt_path=ckpt_path)
+            except Exception as err:
+                if best.state is None:
+                    raise
+                warnings.warn(f"training failed ({type(err).__name__}: {err}); using the weights of the best "
+                              "epoch before the failure", RuntimeWarning, stacklevel=2)
+        if best.state is not None:
+            module.load_state_dict(best.state)
+        return TrainOutput(transformation=transformation, trained_net=module, trainer=trainer,
+                           predictor=self.create_predictor(transformation, module))
+
     def train(self, training_data, validation_data=None, shuffle_buffer_length=None, cache_data: bool = True,
               ckpt_path=None, **kwargs) -> TimeGradPredictor:
         """Train on a multivariate GluonTS dataset; returns a :class:`TimeGradPredictor`.
 
-        Lightning's best-weights checkpoint goes to a temporary folder unless
-        ``trainer_kwargs["default_root_dir"]`` is set.
+        Nothing is written to disk by default. Lightning's ``default_root_dir`` is a temporary
+        folder, removed after training, unless ``trainer_kwargs["default_root_dir"]`` is set (for
+        checkpoints you ask for with ``trainer_kwargs={"enable_checkpointing": True}`` or
+        ``callbacks=[ModelCheckpoint(...)]``).
         """
         if self.seed is not None:
             seed_everything(self.seed)
@@ -305,21 +453,44 @@ class FrameForecast:
 
 def forecast(df: pd.DataFrame, horizon: int, n_samples: int = 100, quantiles: Sequence[float] = (0.1, 0.5, 0.9),
              freq: Optional[str] = None, time_column: Optional[str] = None,
-             predictor: Optional[TimeGradPredictor] = None, seed: int = 0, **estimator_kwargs) -> FrameForecast:
+             predictor: Optional[TimeGradPredictor] = None, seed: int = 0, progress: bool = False,
+             verbose: bool = False, **estimator_kwargs) -> FrameForecast:
     """Train TimeGrad on the whole wide frame ``df`` (unless ``predictor`` is given) and forecast
-    the next ``horizon`` steps. ``estimator_kwargs`` go to :class:`TimeGradEstimator`."""
+    the next ``horizon`` steps. ``estimator_kwargs`` go to :class:`TimeGradEstimator`.
+
+    Training prints nothing and writes no file; ``progress=True`` shows Lightning's progress
+    bar, ``verbose=True`` all of Lightning's output. Columns that are not numbers are left out
+    with a warning naming them (numeric text is converted; text mixing numbers and words raises).
+    A column that is entirely NaN raises ``ValueError``; a column with nothing observed in the
+    last ``context_length`` rows is forecast at the mean scale of the other columns, with a warning.
+    """
+    check_whole("horizon", horizon)
+    check_whole("n_samples", n_samples)
+    check_whole("seed", seed, 0)
     if not all(0 < q < 1 for q in quantiles):
         raise ValueError(f"quantiles must lie strictly between 0 and 1, got {list(quantiles)}")
-    values, columns, index, freq = frame_index(df, freq, time_column)
-    ds, freq = frame_to_dataset(df, freq, time_column)
+    values, columns, index, freq = frame_index(df, freq, time_column, allow_all_nan_columns=False, stacklevel=3)
+    ds = values_to_dataset(values, index, freq)
+    est = None
     if predictor is None:
         est = TimeGradEstimator(freq=freq, prediction_length=horizon, target_dim=len(columns), seed=seed,
-                                **estimator_kwargs)
-        predictor = est.train(ds)
+                                progress=progress, verbose=verbose, **estimator_kwargs)
+        context_length = est.context_length
     elif predictor.prediction_length != horizon or predictor.model.target_dim != len(columns):
         raise ValueError(f"the predictor forecasts {predictor.prediction_length} steps of "
                          f"{predictor.model.target_dim} series; the frame has {len(columns)} series and "
                          f"horizon={horizon} was asked")
+    else:
+        context_length = predictor.model.context_length
+    unseen = [c for c, col in zip(columns, values[-context_length:].T) if np.isnan(col).all()]
+    if len(unseen) == len(columns):
+        raise ValueError(f"the last {context_length} rows (the context the forecast starts from) are all NaN; "
+                         "drop the trailing empty rows or pass a shorter context_length")
+    if unseen:
+        warnings.warn(f"columns {unseen[:10]} have no observed value in the last {context_length} rows (the "
+                      "context); their forecast uses the mean scale of the other columns", UserWarning, stacklevel=2)
+    if est is not None:
+        predictor = est.train(ds)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         fc = next(iter(predictor.predict(ds, num_samples=n_samples)))

@@ -160,3 +160,47 @@ def test_trains_from_a_pandas_dataset_with_validation(exchange):
     train = [{**grouped[0], "target": grouped[0]["target"][:, :-H]}]
     predictor = est.train(train, validation_data=grouped)
     assert _predict(predictor, grouped)[0].samples.shape == (16, H, 3)
+
+
+def test_deserialize_takes_str_and_path(predictor, exchange, tmp_path):
+    """Issue 15: loading from a folder given as a str failed with "unsupported operand type(s) for /"."""
+    from pathlib import Path
+
+    _, _, test, _ = exchange
+    predictor.serialize(str(tmp_path / "as_str"))
+    predictor.serialize(tmp_path / "as_path")
+    for folder in (str(tmp_path / "as_str"), tmp_path / "as_path", Path(tmp_path / "as_str")):
+        loaded = TimeGradPredictor.deserialize(folder)
+        np.testing.assert_array_equal(_predict(loaded, test, seed=3)[0].samples,
+                                      _predict(predictor, test, seed=3)[0].samples)
+    with pytest.raises(TypeError, match="path must be a str or a pathlib.Path"):
+        TimeGradPredictor.deserialize(None)
+    with pytest.raises(FileNotFoundError, match="holds no saved predictor"):
+        TimeGradPredictor.deserialize(str(tmp_path / "nothing"))
+
+
+def test_weights_of_the_best_epoch_are_restored_without_files(exchange, tmp_path, monkeypatch):
+    """The quiet trainer keeps GluonTS' behaviour: the epoch with the lowest train_loss wins."""
+    import lightning.pytorch as pl
+
+    class Record(pl.Callback):
+        def __init__(self):
+            self.epochs = []
+
+        def on_train_epoch_end(self, trainer, module):
+            state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+            self.epochs.append((float(trainer.callback_metrics["train_loss"]), state))
+
+    monkeypatch.chdir(tmp_path)
+    record = Record()
+    _, train, _, freq = exchange
+    est = TimeGradEstimator(freq=freq, prediction_length=H, target_dim=8,
+                            **{**TINY, "num_batches_per_epoch": 2, "max_epochs": 4, "lr": 0.3},
+                            trainer_kwargs={"callbacks": [record]})
+    trained = est.train(train)
+    losses = [loss for loss, _ in record.epochs]
+    assert len(losses) == 4 and np.argmin(losses) != 3, losses  # lr 0.3: the last epoch is not the best
+    best = record.epochs[int(np.argmin(losses))][1]
+    for name, value in trained.prediction_net.state_dict().items():
+        torch.testing.assert_close(value, best[name], rtol=0, atol=0)
+    assert list(tmp_path.iterdir()) == []

@@ -75,3 +75,67 @@ def test_loss_ignores_unobserved_values():
     torch.testing.assert_close(model.loss(**changed), ref)
     ref.backward()
     assert all(p.grad is not None for p in model.eps_net.parameters() if p.requires_grad)
+
+
+def test_circular_conv_is_torchs_where_torch_can_pad_and_wraps_for_one_series():
+    """Issue 15: torch's circular padding refuses to wrap more than once, so target_dim=1 crashed."""
+    from torch import nn
+
+    from multidiff.nets.timegrad import CircularConv1d
+
+    torch.manual_seed(0)
+    conv = CircularConv1d(4, 6, 3, pad=2, dilation=2)
+    ref = nn.Conv1d(4, 6, 3, padding=2, dilation=2, padding_mode="circular")
+    ref.load_state_dict(conv.state_dict())
+    x = torch.randn(5, 4, 7)
+    assert torch.equal(conv(x), ref(x))  # multivariate: exactly torch's computation
+    one = torch.randn(5, 4, 1)  # one series: the periodic extension of a single value is that value
+    torch.testing.assert_close(conv(one), nn.functional.conv1d(one.expand(-1, -1, 5), conv.weight, conv.bias,
+                                                               dilation=2))
+    wide = CircularConv1d(4, 6, 3, pad=4, dilation=4)  # pad 4 around [a b c]: c a b c | a b c | a b c a
+    three = torch.randn(5, 4, 3)
+    torch.testing.assert_close(wide(three), nn.functional.conv1d(three[..., [2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0]],
+                                                                 wide.weight, wide.bias, dilation=4))
+
+
+def test_univariate_model_trains_and_samples():
+    model = _model(target_dim=1)
+    g = torch.Generator().manual_seed(0)
+    past = C + max(LAGS)
+    batch = dict(past_target=torch.rand(B, past, 1, generator=g) + 1, past_observed_values=torch.ones(B, past, 1),
+                 past_time_feat=torch.randn(B, past, F, generator=g),
+                 future_time_feat=torch.randn(B, H, F, generator=g))
+    loss = model.loss(**batch, future_target=torch.rand(B, H, 1) + 1, future_observed_values=torch.ones(B, H, 1))
+    loss.backward()
+    assert torch.isfinite(loss)
+    out = model.eval()(**batch)
+    assert out.shape == (B, 7, H, 1) and torch.isfinite(out).all()
+    assert EpsilonTheta(target_dim=1, cond_dim=8, dilation_cycle=4)(torch.randn(3, 1), torch.tensor([0, 5, 9]),
+                                                                    torch.randn(3, 8)).shape == (3, 1)
+
+
+def test_series_with_unobserved_context_takes_the_batch_scale():
+    """Issue 15: a series with nothing observed in its context was scaled by 1 whatever the data.
+    Now (GluonTS MeanScaler) it takes its batch-wide scale, or the mean scale of the observed series."""
+    model = _model()
+    batch = _batch()
+    target, obs = batch["past_target"], batch["past_observed_values"]
+    obs[0, -C:, 1] = 0          # series 1: unobserved in item 0's context, observed in the others
+    obs[:, -C:, 3] = 0          # series 3: unobserved in every context of the batch
+    target[0, -C:, 1] = 1e6     # unobserved values must not count
+    scale = model._scale(target, obs)[:, 0]
+    ctx = target[:, -C:]
+    torch.testing.assert_close(scale[0, 1], ctx[1:, :, 1].abs().mean())
+    per_series = torch.stack([ctx[:, :, d].abs().mean() for d in (0, 1, 2, 4)])
+    per_series[1] = ctx[1:, :, 1].abs().mean()
+    torch.testing.assert_close(scale[:, 3], per_series.mean().expand(B))
+    torch.testing.assert_close(scale[:, 0], ctx[:, :, 0].abs().mean(1))  # observed series: as before
+    # behaviour: samples of the unobserved series follow the scale of the data like the others
+    model.eval()
+    torch.manual_seed(1)
+    a = model(**batch)
+    torch.manual_seed(1)
+    b = model(**{**batch, "past_target": target * 1000})
+    torch.testing.assert_close(b, a * 1000, rtol=1e-3, atol=1e-2)
+    nothing = torch.zeros_like(obs)  # nothing observed at all: scale 1
+    assert torch.equal(model._scale(target, nothing), torch.ones(B, 1, D))
