@@ -22,6 +22,7 @@ import pandas as pd
 import torch
 
 import multidiff
+from multidiff.core.checkpoint import write_json_atomic
 from multidiff.datasets.fetch import locate
 
 
@@ -54,7 +55,7 @@ def main(argv=None) -> dict:
            "load_before": load_before, "load_after": os.getloadavg()}
     print(json.dumps(out, indent=1, default=str))
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(out, indent=1, default=str))
+    write_json_atomic(a.out, out, indent=1, default=str)
     return out
 
 

@@ -2,8 +2,8 @@
 values, MAE / RMSE / CRPS on them for the test patients (normalised units), for CSDI's 50-step
 ancestral sampler and fast samplers, next to the mean and linear-interpolation baselines.
 
-GPU (the paper's setting): python benchmarks/impute_physionet.py --epochs 200 --samples 100 --missing-ratio 0.1
-CPU smoke budget:          python benchmarks/impute_physionet.py --limit 600 --max-steps 300 --samples 8
+CPU (2 cores), the issue-9 run:  python benchmarks/impute_physionet.py --max-time 1800 --samples 10 --samplers ddim:10
+GPU (the paper's budget):        python benchmarks/impute_physionet.py --max-time 36000 --samples 100 --channels 64 --layers 4 --heads 8 --device cuda
 """
 from multidiff.tasks.imputation.benchmark import main
 

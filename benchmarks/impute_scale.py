@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 import multidiff
+from multidiff.core.checkpoint import write_json_atomic
 from multidiff.datasets.fetch import locate
 
 
@@ -58,7 +59,7 @@ def main(argv=None) -> dict:
     print(json.dumps(out, indent=1, default=str))
     path = Path(a.out or f"benchmarks/out/impute_scale_{a.rows}x{a.cols}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1, default=str))
+    write_json_atomic(path, out, indent=1, default=str)
     return out
 
 

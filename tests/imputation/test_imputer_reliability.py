@@ -71,7 +71,7 @@ def test_a_refit_failing_during_training_leaves_the_fit_as_it_was(monkeypatch):
 
 # ------------------------------------------------------------------ 2. parameters
 @pytest.mark.parametrize("params,message", [
-    ({"stride": 9}, r"stride must be None \(half the window\) or a whole number in \[1, 8\], got 9"),
+    ({"stride": 9}, r"stride must be None \(one window\) or a whole number in \[1, 8\], got 9"),
     ({"stride": 0}, r"stride .* in \[1, 8\], got 0"),
     ({"stride": -2}, r"stride .* in \[1, 8\], got -2"),
     ({"stride": 2.5}, r"stride .* whole number in \[1, 8\], got 2.5"),

@@ -158,15 +158,13 @@ def main(dataset: str, argv=None) -> dict:
     """Command line of ``benchmarks/impute_<dataset>.py``: run the protocol, print the table with
     device, date, command and load average, and write the result as JSON."""
     import argparse
-    import json
     import os
     import platform
     import sys
-    from pathlib import Path
 
     import torch
 
-    from ...core.checkpoint import write_atomic
+    from ...core.checkpoint import write_json_atomic
     from ...core.device import resolve_device
 
     p = argparse.ArgumentParser(description=f"CSDI's {dataset} benchmark protocol")
@@ -182,6 +180,8 @@ def main(dataset: str, argv=None) -> dict:
     p.add_argument("--prediction", default="v", choices=["eps", "x0", "v"])
     p.add_argument("--samplers", default="ddpm:50,ddim:10,ddim:5", help="name:steps,... to evaluate")
     p.add_argument("--pypots", action="store_true", help="also train PyPOTS SAITS and CSDI for the same time")
+    p.add_argument("--peers", default=",".join(peer_lib.PEERS),
+                   help=f"comma-separated baselines to run, among: {', '.join(peer_lib.PEERS)}")
     p.add_argument("--device", default="auto")
     p.add_argument("--data", default=None)
     p.add_argument("--out", default=f"benchmarks/out/impute_{dataset}.json")
@@ -194,10 +194,14 @@ def main(dataset: str, argv=None) -> dict:
     name = (torch.cuda.get_device_name(dev) if dev.type == "cuda"
             else f"CPU ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)")
     samplers = [(sp.split(":")[0], int(sp.split(":")[1])) for sp in a.samplers.split(",")]
+    peers = [name.strip() for name in a.peers.split(",") if name.strip()]
+    unknown = sorted(set(peers) - set(peer_lib.PEERS))
+    if unknown:
+        p.error(f"unknown peers {unknown}; choose among {list(peer_lib.PEERS)}")
     params = dict(n_samples=a.samples, epochs=a.epochs, max_steps=a.max_steps, max_time=a.max_time,
                   batch_size=a.batch_size, channels=a.channels, layers=a.layers, heads=a.heads,
                   base=None if a.base == "none" else a.base, prediction=a.prediction, device=a.device,
-                  progress=True, samplers=samplers, pypots=a.pypots, save_model=a.save_model,
+                  progress=True, samplers=samplers, pypots=a.pypots, peers=peers, save_model=a.save_model,
                   report=lambda row: print("row:", _row_line(row), flush=True))
     t0 = time.time()
     load_before = os.getloadavg()
@@ -211,5 +215,5 @@ def main(dataset: str, argv=None) -> dict:
           f"{'/'.join(f'{v:.1f}' for v in load_before)}, after {'/'.join(f'{v:.1f}' for v in res['load_after'])}")
     print(f"command: {res['command']}")
     print(format_table(res))
-    write_atomic(a.out, lambda tmp: Path(tmp).write_text(json.dumps(res, indent=1, default=str)))
+    write_json_atomic(a.out, res, indent=1, default=str)
     return res
