@@ -19,3 +19,11 @@ def test_physionet_protocol_runs_and_reports_our_rows_then_the_peers(data_dir):
     assert all("CRPS" in r for r in res["rows"][:2]) and all("CRPS" not in r for r in res["rows"][2:])
     table = format_table(res)
     assert "| multidiff dpm_solver-3 | 3 |" in table and "| mean |" in table and "| linear interpolation |" in table
+
+
+def test_benchmark_command_line_rejects_an_unknown_peer(capsys):
+    import pytest
+    from multidiff.tasks.imputation.benchmark import main
+    with pytest.raises(SystemExit):
+        main("aqi36", ["--peers", "mean,sklearn KNN", "--data", "/nonexistent"])
+    assert "unknown peers ['sklearn KNN']" in capsys.readouterr().err
