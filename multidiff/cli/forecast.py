@@ -79,7 +79,7 @@ def run(args) -> int:
     out = Path(args.output) if args.output else src.with_name(f"{src.stem}_forecast.csv")
     write_csv_atomic(result.to_long(), out)
     if args.plot:
-        from ..tasks.forecast_plot import fan_chart
+        from ..tasks.forecasting import fan_chart
 
         fan_chart(result, args.plot)
     print(f"wrote {out} ({args.horizon} steps x {result.mean.shape[1]} series, quantiles {args.quantiles})")

@@ -40,7 +40,7 @@ def test_forecast_frames(etth1):
 
 
 def test_fan_chart_png(etth1, tmp_path):
-    from multidiff.tasks.forecast_plot import fan_chart
+    from multidiff.tasks.forecasting import fan_chart
 
     df = etth1.iloc[-200:, :2]
     fc = forecast(df, horizon=4, n_samples=10, **TINY)

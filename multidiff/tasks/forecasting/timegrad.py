@@ -43,12 +43,12 @@ with warnings.catch_warnings():  # gluonts.json's import-time advert for orjson 
                                    ExpectedNumInstanceSampler, InstanceSplitter, MapTransformation, TestSplitSampler,
                                    ValidationSplitSampler, VstackFeatures)
 
-from ..core.checkpoint import load_checkpoint, save_checkpoint, write_json_atomic, write_text_atomic
-from ..core.device import resolve_device, seed_everything
-from ..core.validate import check_whole
-from ..datasets.gluonts_adapters import frame_index, values_to_dataset
-from ..metrics.forecasting import forecast_metrics
-from ..nets.timegrad import SAMPLER_NAMES, TimeGradModel
+from ...core.checkpoint import load_checkpoint, save_checkpoint, write_json_atomic, write_text_atomic
+from ...core.device import resolve_device, seed_everything
+from ...core.validate import check_whole
+from ...datasets.gluonts_adapters import frame_index, values_to_dataset
+from ...metrics.forecasting import forecast_metrics
+from ...nets.timegrad import SAMPLER_NAMES, TimeGradModel
 
 __all__ = ["TimeGradEstimator", "TimeGradPredictor", "TimeGradLightningModule", "CheckMultivariate",
            "default_lags", "forecast", "FrameForecast", "evaluate"]
