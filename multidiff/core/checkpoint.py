@@ -2,6 +2,12 @@
 
 A checkpoint is a directory holding ``weights.safetensors`` (named tensors) and
 ``config.json`` (everything else, plus a ``format_version`` and the sha256 of the weights file).
+Every checkpoint says what it holds: a ``kind`` (which object: ``"imputer"``,
+``"points.generator"``, ``"tts"`` ...; :data:`KINDS` lists them with the call that loads each) and
+the ``kind_version`` of that object's config layout. A loader passes the kind it reads to
+:func:`load_checkpoint`, which raises :class:`CheckpointKindError` naming the kind found and the
+loader that fits when they differ. Checkpoints written before kinds existed are recognised by the
+tag they carried then (see :func:`checkpoint_identity`).
 It is written to a temporary sibling and renamed into place, so a crash never leaves a
 half-written checkpoint behind; on load the checksum catches a weights file that was
 corrupted or swapped afterwards. The single-file writers every task uses live here as well:
@@ -15,19 +21,36 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-__all__ = ["save_checkpoint", "load_checkpoint", "load_state_strict", "encode_labels", "decode_labels",
-           "flatten_state", "unflatten_state", "write_atomic", "write_text_atomic", "write_json_atomic",
-           "FORMAT_VERSION"]
+__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_identity", "CheckpointKindError", "KINDS",
+           "load_state_strict", "encode_labels", "decode_labels", "flatten_state", "unflatten_state",
+           "write_atomic", "write_text_atomic", "write_json_atomic", "FORMAT_VERSION"]
 
 WEIGHTS, CONFIG = "weights.safetensors", "config.json"
-FORMAT_VERSION = 1  # bump when config.json changes in a way older code cannot read
+FORMAT_VERSION = 2  # bump when config.json changes in a way older code cannot read
+                    # (2: the kind moved out of each task's config into "kind" / "kind_version")
+
+# Every kind of checkpoint and what loads it: named in the error a loader of another kind raises.
+# Strings only, so the core imports no task. A new task adds its kinds here.
+KINDS = {
+    "imputer": "multidiff.tasks.imputation.Imputer.load(DIR) (command line: multidiff impute --model DIR)",
+    "points.generator": "multidiff.tasks.points.Generator.load(DIR) (command line: multidiff points sample DIR OUT)",
+    "points.completer": "multidiff.tasks.points.Completer.load(DIR) (command line: multidiff points complete DIR "
+                        "PARTIAL... --out OUT)",
+    "tts": "multidiff.tasks.tts.load(DIR) (command line: multidiff tts synthesize --checkpoint DIR)",
+    "purifier": "multidiff.tasks.purify.load_models(DIR) (command line: multidiff purify evaluate --checkpoint DIR)",
+    "forecasting.timegrad": "multidiff.tasks.forecasting.TimeGradPredictor.deserialize(DIR/..) (the folder that "
+                            "holds predictor.json)",
+    "training": "core.training.fit(..., checkpoint_dir=DIR/.., resume=True) (a training run's last/ or best/ "
+                "state, not a saved model; the task's own save() writes the model)",
+    "states": "multidiff.core.checkpoint.load_checkpoint(DIR) (named tensors of no particular object)",
+}
 
 
 def write_atomic(path: str | os.PathLike, write) -> None:
@@ -99,12 +122,20 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_checkpoint(directory: str | os.PathLike, states: dict[str, Any], config: dict[str, Any]) -> Path:
+def save_checkpoint(directory: str | os.PathLike, states: dict[str, Any], config: dict[str, Any],
+                    kind: str = "states", kind_version: int = 1) -> Path:
     """Write ``states`` (name -> nested state of tensors) and a JSON ``config`` atomically.
 
-    ``config.json`` holds ``{"format_version", "weights_sha256", "config", "states"}``; returns
-    the checkpoint directory.
+    ``kind`` (a key of :data:`KINDS`) says which object the checkpoint holds and ``kind_version``
+    the layout of its ``config`` (bumped by the task when older loaders could not read it).
+    ``config.json`` holds ``{"format_version", "kind", "kind_version", "weights_sha256", "config",
+    "states"}``; returns the checkpoint directory.
     """
+    if kind not in KINDS:
+        raise ValueError(f"unknown checkpoint kind {kind!r}; add it to multidiff.core.checkpoint.KINDS "
+                         f"(known: {', '.join(KINDS)})")
+    if isinstance(kind_version, bool) or not isinstance(kind_version, int) or kind_version < 1:
+        raise ValueError(f"kind_version must be an int >= 1, got {kind_version!r}")
     directory = Path(directory)
     tensors, skeletons = {}, {}
     for name, state in states.items():
@@ -114,8 +145,8 @@ def save_checkpoint(directory: str | os.PathLike, states: dict[str, Any], config
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
     try:
         save_file(tensors, str(tmp / WEIGHTS))
-        meta = {"format_version": FORMAT_VERSION, "weights_sha256": _sha256(tmp / WEIGHTS),
-                "config": config, "states": skeletons}
+        meta = {"format_version": FORMAT_VERSION, "kind": kind, "kind_version": kind_version,
+                "weights_sha256": _sha256(tmp / WEIGHTS), "config": config, "states": skeletons}
         (tmp / CONFIG).write_text(json.dumps(meta, indent=1))
         if directory.exists():
             old = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}.old."))
@@ -128,6 +159,11 @@ def save_checkpoint(directory: str | os.PathLike, states: dict[str, Any], config
         if tmp.exists():
             shutil.rmtree(tmp)
     return directory
+
+
+class CheckpointKindError(ValueError):
+    """A checkpoint holds another kind of object than the loader reads (the message names the
+    kind found and the loader that fits)."""
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
@@ -150,9 +186,72 @@ def _read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def load_checkpoint(directory: str | os.PathLike, map_location: str | torch.device = "cpu") -> tuple[dict[str, Any], dict[str, Any]]:
+def _legacy_identity(config: Any, states: Any) -> tuple[str, int]:
+    """``(kind, kind_version)`` of a checkpoint written before kinds existed (format version 0 or
+    1), read from the tag each writer used then: the training loop's ``"loop"`` (or a ``best/``
+    holding only ``"ema"``), the Imputer's ``"format"``, points' ``"task"``, TTS' ``"kind":
+    "gradtts"``, and the state names of the untagged purifier and forecasting checkpoints."""
+    config = config if isinstance(config, dict) else {}
+    names = set(states) if isinstance(states, dict) else set()
+    if "loop" in config or names == {"ema"}:
+        return "training", 1
+    if config.get("format") in ("multidiff.Imputer/1", "multidiff.Imputer/2"):
+        return "imputer", int(config["format"][-1])
+    if config.get("task") in ("Generator", "Completer"):
+        return f"points.{config['task'].lower()}", 1
+    if config.get("kind") == "gradtts":
+        return "tts", 1
+    if names == {"denoiser", "classifier"}:
+        return "purifier", 1
+    if names == {"prediction_net"}:
+        return "forecasting.timegrad", 1
+    return "states", 1
+
+
+def _identity(meta: dict[str, Any], path: Path) -> tuple[str, int]:
+    if meta.get("format_version", 0) < 2:
+        return _legacy_identity(meta["config"], meta["states"])
+    kind, version = meta.get("kind"), meta.get("kind_version")
+    if not isinstance(kind, str) or isinstance(version, bool) or not isinstance(version, int):
+        raise ValueError(f"{path} has no valid kind / kind_version ({kind!r}, {version!r}); the file was modified")
+    return kind, version
+
+
+def checkpoint_identity(directory: str | os.PathLike) -> tuple[str, int]:
+    """``(kind, kind_version)`` of the checkpoint in ``directory``, read from its ``config.json``
+    alone (the weights are not read). Checkpoints written before kinds existed get the kind their
+    old tag implies (see :data:`KINDS`)."""
+    directory = Path(directory)
+    if not (directory / CONFIG).is_file():
+        raise FileNotFoundError(f"{directory} is not a multidiff checkpoint: expected {CONFIG} inside it")
+    path = directory / CONFIG
+    return _identity(_read_meta(path), path)
+
+
+def _check_identity(directory: Path, found: tuple[str, int], kind, max_kind_version: Optional[int]) -> None:
+    """Raise :class:`CheckpointKindError` unless the checkpoint's kind is ``kind`` (a str or a
+    tuple of them), and ``ValueError`` when its kind version is newer than ``max_kind_version``."""
+    wanted = (kind,) if isinstance(kind, str) else tuple(kind)
+    name, version = found
+    if name not in wanted:
+        fits = KINDS.get(name, "a newer multidiff (this kind is unknown here)")
+        raise CheckpointKindError(
+            f"{directory} holds a {name!r} checkpoint, but this loader reads {' or '.join(map(repr, wanted))} "
+            f"checkpoints; load it with {fits.replace('DIR', str(directory))}")
+    if max_kind_version is not None and version > max_kind_version:
+        raise ValueError(f"{directory} holds a {name!r} checkpoint of version {version}, but this multidiff reads "
+                         f"up to version {max_kind_version}: it was written by a newer multidiff; upgrade "
+                         "(pip install -U multidiff)")
+
+
+def load_checkpoint(directory: str | os.PathLike, map_location: str | torch.device = "cpu",
+                    kind: Optional[str | tuple[str, ...]] = None,
+                    max_kind_version: Optional[int] = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Read a checkpoint written by :func:`save_checkpoint`; returns ``(states, config)``.
 
+    With ``kind`` (one kind or a tuple of kinds) a checkpoint of another kind raises
+    :class:`CheckpointKindError` (a ``ValueError``) naming the kind found and the loader that fits,
+    before the weights are read; ``max_kind_version`` is the newest layout the caller reads.
     Raises ``FileNotFoundError`` when a file is missing and ``ValueError`` when ``config.json``
     is unreadable or from a newer format, or when ``weights.safetensors`` fails its checksum or
     cannot be parsed. Checkpoints written before checksums existed load without the check.
@@ -162,6 +261,8 @@ def load_checkpoint(directory: str | os.PathLike, map_location: str | torch.devi
         raise FileNotFoundError(
             f"{directory} is not a multidiff checkpoint: expected {WEIGHTS} and {CONFIG} inside it")
     meta = _read_meta(directory / CONFIG)
+    if kind is not None:
+        _check_identity(directory, _identity(meta, directory / CONFIG), kind, max_kind_version)
     expected = meta.get("weights_sha256")
     if expected is not None and _sha256(directory / WEIGHTS) != expected:
         raise ValueError(f"{directory / WEIGHTS} does not match the checksum in {CONFIG}: the file is "

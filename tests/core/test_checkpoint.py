@@ -4,8 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from multidiff.core.checkpoint import (FORMAT_VERSION, decode_labels, encode_labels, load_checkpoint,
-                                       load_state_strict, save_checkpoint)
+from multidiff.core.checkpoint import (FORMAT_VERSION, KINDS, CheckpointKindError, checkpoint_identity,
+                                       decode_labels, encode_labels, load_checkpoint, load_state_strict,
+                                       save_checkpoint)
 
 
 def _save(path):
@@ -15,7 +16,8 @@ def _save(path):
 def test_checkpoint_records_version_and_checksum_and_loads(tmp_path):
     _save(tmp_path / "ck")
     meta = json.loads((tmp_path / "ck" / "config.json").read_text())
-    assert meta["format_version"] == FORMAT_VERSION == 1 and len(meta["weights_sha256"]) == 64
+    assert meta["format_version"] == FORMAT_VERSION == 2 and len(meta["weights_sha256"]) == 64
+    assert (meta["kind"], meta["kind_version"]) == ("states", 1) == checkpoint_identity(tmp_path / "ck")
     states, config = load_checkpoint(tmp_path / "ck")
     assert config == {"kind": "test"} and torch.equal(states["net"]["w"], torch.arange(4096.0))
 
@@ -87,3 +89,43 @@ def test_load_state_strict_names_the_mismatch():
     assert "missing parameters: 1.bias" in msg and "unknown parameters: 2.weight" in msg
     assert "0.weight (5, 2) vs (3, 2)" in msg and "version" in msg
     assert torch.equal(net[0].bias, good["0.bias"])  # nothing was loaded
+
+
+def test_kind_is_written_and_checked(tmp_path):
+    d = save_checkpoint(tmp_path / "ck", {"net": {"w": torch.ones(2)}}, {"a": 1}, kind="points.completer",
+                        kind_version=3)
+    assert checkpoint_identity(d) == ("points.completer", 3)
+    assert load_checkpoint(d, kind=("points.generator", "points.completer"))[1] == {"a": 1}
+    with pytest.raises(CheckpointKindError) as err:
+        load_checkpoint(d, kind="points.generator")
+    msg = str(err.value)  # names the kind found and the loader that fits, with the path filled in
+    assert "holds a 'points.completer' checkpoint" in msg and "reads 'points.generator'" in msg
+    assert f"Completer.load({d})" in msg and "multidiff points complete" in msg
+    with pytest.raises(ValueError, match="version 3, but this multidiff reads up to version 2"):
+        load_checkpoint(d, kind="points.completer", max_kind_version=2)
+    with pytest.raises(ValueError, match="unknown checkpoint kind 'nope'"):
+        save_checkpoint(tmp_path / "x", {}, {}, kind="nope")
+    assert all(isinstance(v, str) and "DIR" in v for v in KINDS.values())
+
+
+@pytest.mark.parametrize("config, states, kind", [
+    ({"format": "multidiff.Imputer/2", "params": {}}, ["model"], ("imputer", 2)),
+    ({"format": "multidiff.Imputer/1"}, ["model"], ("imputer", 1)),
+    ({"task": "Generator", "clip": 1.0}, ["net"], ("points.generator", 1)),
+    ({"task": "Completer"}, ["net"], ("points.completer", 1)),
+    ({"kind": "gradtts", "net": {}}, ["model"], ("tts", 1)),
+    ({"denoiser": {}, "classifier": {}}, ["denoiser", "classifier"], ("purifier", 1)),
+    ({"sampler": "ddpm", "sampling_steps": None}, ["prediction_net"], ("forecasting.timegrad", 1)),
+    ({"loop": {}, "task": "Generator"}, ["model", "optimizer"], ("training", 1)),  # fit's last/ of a points run
+    ({"epoch": 3, "kind": "gradtts-train"}, ["ema"], ("training", 1)),  # fit's best/
+    ({"kind": "test"}, ["net"], ("states", 1)),
+])
+def test_checkpoints_written_before_kinds_are_recognised_by_their_old_tag(tmp_path, config, states, kind):
+    d = save_checkpoint(tmp_path / "ck", {name: {"w": torch.ones(1)} for name in states}, config)
+    meta = json.loads((d / "config.json").read_text())
+    for key in ("kind", "kind_version"):  # as the code before kinds wrote it
+        del meta[key]
+    meta["format_version"] = 1
+    (d / "config.json").write_text(json.dumps(meta))
+    assert checkpoint_identity(d) == kind
+    assert load_checkpoint(d, kind=kind[0])[1] == config
