@@ -4,6 +4,10 @@ AdamW, a learning-rate schedule, EMA weights, gradient clipping, bf16 autocast o
 a tqdm progress bar, a step and a wall-time budget, early stopping on a validation loss,
 atomic safetensors checkpoints and resume. The model owns its loss: ``loss_fn(model, batch) -> scalar``.
 (The forecasting task trains through GluonTS/Lightning instead, which brings multi-GPU.)
+
+Every task reaches the loop the same way: a task-level default :class:`TrainConfig` (e.g.
+``points.DEFAULT_TRAIN_CONFIG``), replaceable by a ``train_config=`` argument, merged with the
+task's own keywords by :func:`resolve_train_config`; and mini-batches from :class:`Batches`.
 """
 from __future__ import annotations
 
@@ -12,9 +16,9 @@ import copy
 import math
 import numbers
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
 
 import torch
 from torch import nn
@@ -23,7 +27,8 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .device import resolve_device
 from .validate import check_whole
 
-__all__ = ["TrainConfig", "TrainResult", "EMA", "fit", "to_device"]
+__all__ = ["TrainConfig", "TrainResult", "EMA", "fit", "to_device", "batches", "Batches", "n_batches",
+           "resolve_train_config"]
 
 
 @dataclass
@@ -34,6 +39,9 @@ class TrainConfig:
     lr_schedule: str = "multistep"  # "multistep" (x0.1 at 75 % and 90 %, as CSDI), "cosine" or "constant"
     warmup_steps: int = 0           # linear warm-up of the learning rate
     ema_decay: float = 0.999        # 0 disables EMA; EMA weights are the ones kept for sampling
+    ema_min_windows: float = 0.0    # > 0 with max_steps: the EMA averages over at most max_steps / this many
+                                    # steps (decay <= 1 - ema_min_windows / max_steps), since an EMA without
+                                    # bias correction keeps a short run near its initial weights; 0 off
     grad_clip: float = 1.0          # max global grad norm; 0 disables clipping
     precision: str = "auto"         # "auto" (bf16 autocast on CUDA, fp32 elsewhere), "bf16" or "fp32"
     patience: int = 0               # early stopping after this many epochs without val improvement; 0 off
@@ -55,6 +63,8 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
+        if not self.ema_min_windows >= 0:
+            raise ValueError(f"ema_min_windows must be >= 0, got {self.ema_min_windows}")
         if self.warmup_steps < 0 or self.patience < 0 or self.grad_clip < 0:
             raise ValueError("warmup_steps, patience and grad_clip must be >= 0, got "
                              f"{self.warmup_steps}, {self.patience} and {self.grad_clip}")
@@ -62,6 +72,76 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be multistep, cosine or constant, got {self.lr_schedule!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+
+    def effective_ema_decay(self) -> float:
+        """``ema_decay``, capped by ``ema_min_windows`` for a run of ``max_steps`` steps (0: no EMA)."""
+        if not self.ema_min_windows or self.max_steps is None:
+            return self.ema_decay
+        return min(self.ema_decay, max(0.0, 1 - self.ema_min_windows / self.max_steps))
+
+
+def resolve_train_config(default: TrainConfig, train_config: Optional[TrainConfig] = None,
+                         keywords: Optional[Mapping[str, Any]] = None, task_wide: Optional[Mapping[str, Any]] = None,
+                         owner: str = "train_config") -> TrainConfig:
+    """The one route from a task's arguments to the :class:`TrainConfig` it trains with.
+
+    ``train_config`` (None: the task's ``default``) is the base; each entry of ``keywords`` (the
+    task's own keyword arguments that mirror a field, e.g. ``epochs`` or ``lr``, whose defaults
+    equal ``default``'s) replaces that field when it differs from ``default``'s value, so a keyword
+    left at its default defers to ``train_config``; ``task_wide`` (``seed``, ``device``,
+    ``progress``: they also govern initialisation and sampling) always replaces. Validated;
+    ``owner`` names the argument in errors."""
+    if train_config is None:
+        train_config = default
+    elif not isinstance(train_config, TrainConfig):
+        raise TypeError(f"{owner} must be a multidiff.core.training.TrainConfig or None, got "
+                        f"{type(train_config).__name__}; e.g. dataclasses.replace(DEFAULT_TRAIN_CONFIG, lr=...)")
+    names = {f.name for f in fields(TrainConfig)}
+    changes = {k: v for k, v in (keywords or {}).items() if v != getattr(default, k)}
+    changes.update(task_wide or {})
+    unknown = sorted(set(changes) - names)
+    if unknown:
+        raise TypeError(f"{unknown} are not TrainConfig fields")
+    config = replace(train_config, **changes)
+    config.validate()
+    return config
+
+
+def n_batches(n_items: int, batch_size: int, drop_last: bool = False) -> int:
+    """How many batches :func:`batches` yields for ``n_items``."""
+    full, rest = divmod(n_items, batch_size)
+    return full + (1 if rest and (not drop_last or full == 0) else 0)
+
+
+def batches(n_items: int, batch_size: int, shuffle: bool = False, generator: Optional[torch.Generator] = None,
+            drop_last: bool = False) -> Iterator[torch.Tensor]:
+    """One pass of mini-batch indices over ``n_items`` items: consecutive chunks of ``batch_size``
+    of ``torch.randperm(n_items, generator=generator)`` (one permutation per pass) with
+    ``shuffle``, of ``0..n_items-1`` without. ``drop_last`` drops a last, smaller batch unless it
+    is the only one. The one batch iterator of multidiff; see :class:`Batches` for a re-iterable."""
+    check_whole("batch_size", batch_size, 1)
+    order = torch.randperm(n_items, generator=generator) if shuffle else torch.arange(n_items)
+    for i in range(n_batches(n_items, batch_size, drop_last)):
+        yield order[i * batch_size:(i + 1) * batch_size]
+
+
+class Batches:
+    """Re-iterable mini-batches for :func:`fit`: each pass runs :func:`batches` and yields
+    ``gather(indices)`` (e.g. ``lambda i: {k: v[i] for k, v in data.items()}``); ``len()`` is the
+    number of batches per pass. A shuffled pass draws its permutation from ``generator``, so a
+    seeded generator gives the same batches run after run."""
+
+    def __init__(self, n_items: int, batch_size: int, gather: Callable[[torch.Tensor], Any], shuffle: bool = True,
+                 generator: Optional[torch.Generator] = None, drop_last: bool = False):
+        self.n_items, self.batch_size = check_whole("n_items", n_items, 0), check_whole("batch_size", batch_size, 1)
+        self.gather, self.shuffle, self.generator, self.drop_last = gather, shuffle, generator, drop_last
+
+    def __len__(self) -> int:
+        return n_batches(self.n_items, self.batch_size, self.drop_last)
+
+    def __iter__(self) -> Iterator[Any]:
+        for idx in batches(self.n_items, self.batch_size, self.shuffle, self.generator, self.drop_last):
+            yield self.gather(idx)
 
 
 @dataclass
@@ -229,137 +309,205 @@ def fit(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], tra
     """
     config.validate()
     device = resolve_device(config.device)
+    steps_per_epoch = _steps_per_epoch(train_batches)
+    with _private_rng(device, config.seed):  # the run reseeds with seed + start epoch on resume
+        run = _Run(model, loss_fn, config, device, checkpoint_dir, extra_config, steps_per_epoch)
+        if resume and run.ckpt is not None and (run.ckpt / "last" / "config.json").exists():
+            run.resume()
+        return run.train(train_batches, val_batches)
+
+
+def _steps_per_epoch(train_batches: Iterable) -> Optional[int]:
+    """``len(train_batches)``, None for an iterable without one (counted during the first epoch);
+    an empty one is an error."""
     try:
         steps_per_epoch: Optional[int] = len(train_batches)  # type: ignore[arg-type]
     except TypeError:
-        steps_per_epoch = None  # an iterable without len(): counted during the first epoch
+        return None
     if steps_per_epoch == 0:
         raise ValueError("0 training steps would run: train_batches is empty (0 batches per epoch); pass more "
                          "data, a smaller batch size, or drop_last=False")
-    with _private_rng(device, config.seed):  # _train reseeds with seed + start epoch on resume
-        return _train(model, loss_fn, train_batches, config, val_batches, checkpoint_dir, resume, extra_config,
-                      device, steps_per_epoch)
+    return steps_per_epoch
 
 
-def _train(model, loss_fn, train_batches, config: TrainConfig, val_batches, checkpoint_dir, resume, extra_config,
-           device: torch.device, steps_per_epoch: Optional[int]) -> TrainResult:
-    model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    ema = EMA(model, config.ema_decay) if config.ema_decay > 0 else None
-    result, start_epoch, bad_epochs, best_state = TrainResult(), 0, 0, None
+class _Run:
+    """One call of :func:`fit`: the model, its optimizer and EMA, the budget clock and the loop
+    state that a checkpoint carries, with one method per job of the loop."""
 
-    ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
-    if resume and ckpt is not None and (ckpt / "last" / "config.json").exists():
-        states, saved = load_checkpoint(ckpt / "last", map_location=device)
-        model.load_state_dict(states["model"])
-        opt.load_state_dict(states["optimizer"])
-        if ema is not None and "ema" in states:
-            ema.shadow = {k: v.to(device) for k, v in states["ema"].items()}
-        loop = saved["loop"]
-        start_epoch, bad_epochs = loop["epoch"], loop["bad_epochs"]
+    def __init__(self, model: nn.Module, loss_fn, config: TrainConfig, device: torch.device, checkpoint_dir,
+                 extra_config: Optional[dict], steps_per_epoch: Optional[int]):
+        self.model, self.loss_fn, self.config, self.device = model, loss_fn, config, device
+        model.to(device).train()
+        self.opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        decay = config.effective_ema_decay()
+        self.ema = EMA(model, decay) if decay > 0 else None
+        self.ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.extra_config = extra_config or {}
+        self.result, self.start_epoch, self.bad_epochs = TrainResult(), 0, 0
+        self.best_state: Optional[dict] = None
+        self.steps_per_epoch = steps_per_epoch
+        self.stop: Optional[str] = None
+
+    # -- the loop state in and out of checkpoints
+    def resume(self) -> None:
+        """Continue from ``last/``: weights, optimizer, EMA, steps, time spent, early-stopping state."""
+        states, saved = load_checkpoint(self.ckpt / "last", map_location=self.device, kind="training")
+        self.model.load_state_dict(states["model"])
+        self.opt.load_state_dict(states["optimizer"])
+        if self.ema is not None and "ema" in states:
+            self.ema.shadow = {k: v.to(self.device) for k, v in states["ema"].items()}
+        loop, result = saved["loop"], self.result
+        self.start_epoch, self.bad_epochs = loop["epoch"], loop["bad_epochs"]
         result.steps, result.best_val, result.history = loop["steps"], loop["best_val"], loop["history"]
         result.seconds = loop.get("seconds", 0.0)  # absent in checkpoints of older versions
-        steps_per_epoch = steps_per_epoch or loop.get("steps_per_epoch")
-        if (ckpt / "best").exists():
-            best_state = load_checkpoint(ckpt / "best", map_location=device)[0]["ema"]
-    _seed(device, config.seed + start_epoch)
+        self.steps_per_epoch = self.steps_per_epoch or loop.get("steps_per_epoch")
+        if (self.ckpt / "best").exists():
+            self.best_state = load_checkpoint(self.ckpt / "best", map_location=self.device, kind="training")[0]["ema"]
 
-    def total_steps_of(per_epoch: Optional[int]) -> Optional[int]:
-        if per_epoch is None:
-            return config.max_steps
-        return min(config.max_steps or math.inf, config.epochs * per_epoch)
+    def _save_best(self, epoch: int) -> None:
+        save_checkpoint(self.ckpt / "best", {"ema": self.best_state}, {"epoch": epoch + 1, **self.extra_config},
+                        kind="training")
 
-    total_steps = total_steps_of(steps_per_epoch)
-    t0, before = time.perf_counter(), result.seconds
+    def _save_last(self, epoch: int, now: float) -> None:
+        states = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict()}
+        if self.ema is not None:
+            states["ema"] = self.ema.shadow
+        r = self.result
+        loop = {"epoch": epoch + 1, "bad_epochs": self.bad_epochs, "steps": r.steps, "best_val": r.best_val,
+                "history": r.history, "seconds": now, "steps_per_epoch": self.steps_per_epoch,
+                "stopped_by": self.stop, "train_config": asdict(self.config)}
+        save_checkpoint(self.ckpt / "last", states, {"loop": loop, **self.extra_config}, kind="training")
 
-    def elapsed() -> float:
-        return before + time.perf_counter() - t0
+    # -- the budget
+    def _total_steps(self) -> Optional[int]:
+        if self.steps_per_epoch is None:
+            return self.config.max_steps
+        return min(self.config.max_steps or math.inf, self.config.epochs * self.steps_per_epoch)
 
-    def progress(step: int) -> float:
-        p = step / total_steps if total_steps else 0.0
-        return max(p, elapsed() / config.max_time) if config.max_time else p
+    def _elapsed(self) -> float:
+        return self.before + time.perf_counter() - self.t0
 
-    bar = _Progress(config, total_steps, result.steps, before)
-    stop: Optional[str] = None
-    try:
-        for epoch in range(start_epoch, config.epochs):
-            if epoch == start_epoch:  # a resumed run may have used up its budget already
-                if config.max_steps and result.steps >= config.max_steps:
-                    stop = "max_steps"
-                elif config.max_time and before >= config.max_time:  # the same test as at the saved epoch's end
-                    stop = "max_time"
-                if stop:
+    def _progress(self, step: int) -> float:
+        p = step / self.total_steps if self.total_steps else 0.0
+        return max(p, self._elapsed() / self.config.max_time) if self.config.max_time else p
+
+    def _spent_before_start(self) -> Optional[str]:
+        """A resumed run may have used up its budget already (the same tests as at the saved epoch's end)."""
+        if self.config.max_steps and self.result.steps >= self.config.max_steps:
+            return "max_steps"
+        if self.config.max_time and self.before >= self.config.max_time:
+            return "max_time"
+        return None
+
+    def _spent_after_step(self) -> Optional[str]:
+        if self.config.max_steps and self.result.steps >= self.config.max_steps:
+            return "max_steps"
+        if self.config.max_time and self._elapsed() >= self.config.max_time:
+            return "max_time"
+        return None
+
+    # -- training
+    def train(self, train_batches: Iterable, val_batches: Optional[Iterable]) -> TrainResult:
+        _seed(self.device, self.config.seed + self.start_epoch)
+        self.total_steps = self._total_steps()
+        self.t0, self.before = time.perf_counter(), self.result.seconds
+        self.bar = _Progress(self.config, self.total_steps, self.result.steps, self.before)
+        try:
+            for epoch in range(self.start_epoch, self.config.epochs):
+                if epoch == self.start_epoch:
+                    self.stop = self._spent_before_start()
+                    if self.stop:
+                        break
+                if self._epoch(epoch, train_batches, val_batches):
                     break
-            losses, lr = [], config.lr
-            for batch in train_batches:
-                lr = config.lr * _lr_factor(config, result.steps, progress(result.steps))
-                for group in opt.param_groups:
-                    group["lr"] = lr
-                with _autocast(config, device):
-                    loss = loss_fn(model, to_device(batch, device))
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"training loss became {float(loss)} at step {result.steps}; "
-                                             "lower the learning rate or check the inputs for extreme values")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                opt.step()
-                if ema is not None:
-                    ema.update(model)
-                losses.append(float(loss.detach()))
-                result.steps += 1
-                bar.update(result.steps, elapsed(), losses[-1])
-                if config.max_steps and result.steps >= config.max_steps:
-                    stop = "max_steps"
-                elif config.max_time and elapsed() >= config.max_time:
-                    stop = "max_time"
-                if stop:
-                    break
-            if not losses:
-                raise ValueError(f"0 training steps would run: train_batches yielded no batch in epoch {epoch + 1}; "
-                                 "pass a re-iterable with data (a list or a DataLoader), not a one-shot generator")
-            if steps_per_epoch is None and not stop:
-                steps_per_epoch = len(losses)
-                total_steps = total_steps_of(steps_per_epoch)
-                bar.set_total_steps(total_steps)
-            row = {"epoch": epoch + 1, "train_loss": sum(losses) / len(losses), "lr": lr}
-            if val_batches is not None:
-                eval_model = model
-                if ema is not None:
-                    eval_model = copy.deepcopy(model)
-                    eval_model.load_state_dict(ema.shadow)
-                row["val_loss"] = _validate(eval_model, loss_fn, val_batches, device, config, config.seed + 1)
-                if result.best_val is None or row["val_loss"] < result.best_val:
-                    result.best_val, bad_epochs = row["val_loss"], 0
-                    best_state = {k: v.clone() for k, v in (ema.shadow if ema else model.state_dict()).items()}
-                    if ckpt is not None:
-                        save_checkpoint(ckpt / "best", {"ema": best_state}, {"epoch": epoch + 1, **(extra_config or {})})
-                else:
-                    bad_epochs += 1
-            result.history.append(row)
-            # decided on the time stored in the checkpoint, so that a resume takes the same decision
-            now = elapsed()
-            if not stop and config.max_time and now >= config.max_time:
-                stop = "max_time"
-            if config.patience and bad_epochs >= config.patience:
-                stop, result.stopped_early = stop or "early_stopping", True
-            if ckpt is not None:
-                states = {"model": model.state_dict(), "optimizer": opt.state_dict()}
-                if ema is not None:
-                    states["ema"] = ema.shadow
-                loop = {"epoch": epoch + 1, "bad_epochs": bad_epochs, "steps": result.steps,
-                        "best_val": result.best_val, "history": result.history, "seconds": now,
-                        "steps_per_epoch": steps_per_epoch, "stopped_by": stop, "train_config": asdict(config)}
-                save_checkpoint(ckpt / "last", states, {"loop": loop, **(extra_config or {})})
-            if stop:
+        finally:
+            self.bar.close()
+        return self._finish()
+
+    def _epoch(self, epoch: int, train_batches: Iterable, val_batches: Optional[Iterable]) -> bool:
+        """Train one pass, validate, checkpoint; True when training stops after it."""
+        losses, lr = self._train_pass(epoch, train_batches)
+        self._learn_epoch_length(len(losses))
+        row = {"epoch": epoch + 1, "train_loss": sum(losses) / len(losses), "lr": lr}
+        if val_batches is not None:
+            row["val_loss"] = self._validate(epoch, val_batches)
+        self.result.history.append(row)
+        now = self._elapsed()  # the stop is decided on the time stored in the checkpoint, so a resume takes it too
+        self._stop_after_epoch(now)
+        if self.ckpt is not None:
+            self._save_last(epoch, now)
+        return self.stop is not None
+
+    def _train_pass(self, epoch: int, train_batches: Iterable) -> tuple[list[float], float]:
+        """One pass over ``train_batches`` (or until the step or time budget ends); the losses and last lr."""
+        losses, lr = [], self.config.lr
+        for batch in train_batches:
+            lr = self.config.lr * _lr_factor(self.config, self.result.steps, self._progress(self.result.steps))
+            losses.append(self._step(batch, lr))
+            self.result.steps += 1
+            self.bar.update(self.result.steps, self._elapsed(), losses[-1])
+            self.stop = self._spent_after_step()
+            if self.stop:
                 break
-    finally:
-        bar.close()
-    result.stopped_by = stop or "epochs"
-    result.seconds = elapsed()
-    final = best_state if best_state is not None else (ema.shadow if ema is not None else None)
-    if final is not None:
-        model.load_state_dict(final)
-    model.eval()
-    return result
+        if not losses:
+            raise ValueError(f"0 training steps would run: train_batches yielded no batch in epoch {epoch + 1}; "
+                             "pass a re-iterable with data (a list or a DataLoader), not a one-shot generator")
+        return losses, lr
+
+    def _step(self, batch: Any, lr: float) -> float:
+        """One optimizer step at learning rate ``lr``: loss, backward, clipping, AdamW, EMA."""
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        with _autocast(self.config, self.device):
+            loss = self.loss_fn(self.model, to_device(batch, self.device))
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss became {float(loss)} at step {self.result.steps}; "
+                                     "lower the learning rate or check the inputs for extreme values")
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.opt.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return float(loss.detach())
+
+    def _learn_epoch_length(self, steps: int) -> None:
+        """An iterable without len(): its first complete pass gives the steps per epoch."""
+        if self.steps_per_epoch is None and not self.stop:
+            self.steps_per_epoch = steps
+            self.total_steps = self._total_steps()
+            self.bar.set_total_steps(self.total_steps)
+
+    def _validate(self, epoch: int, val_batches: Iterable) -> float:
+        """Validation loss of the EMA weights; a new best is kept (and saved as ``best/``)."""
+        eval_model = self.model
+        if self.ema is not None:
+            eval_model = copy.deepcopy(self.model)
+            eval_model.load_state_dict(self.ema.shadow)
+        val = _validate(eval_model, self.loss_fn, val_batches, self.device, self.config, self.config.seed + 1)
+        if self.result.best_val is None or val < self.result.best_val:
+            self.result.best_val, self.bad_epochs = val, 0
+            source = self.ema.shadow if self.ema else self.model.state_dict()
+            self.best_state = {k: v.clone() for k, v in source.items()}
+            if self.ckpt is not None:
+                self._save_best(epoch)
+        else:
+            self.bad_epochs += 1
+        return val
+
+    def _stop_after_epoch(self, now: float) -> None:
+        if not self.stop and self.config.max_time and now >= self.config.max_time:
+            self.stop = "max_time"
+        if self.config.patience and self.bad_epochs >= self.config.patience:
+            self.stop, self.result.stopped_early = self.stop or "early_stopping", True
+
+    def _finish(self) -> TrainResult:
+        """Leave the best (or EMA) weights in the model, in eval mode; fill in how the run ended."""
+        self.result.stopped_by = self.stop or "epochs"
+        self.result.seconds = self._elapsed()
+        final = self.best_state if self.best_state is not None else (self.ema.shadow if self.ema is not None else None)
+        if final is not None:
+            self.model.load_state_dict(final)
+        self.model.eval()
+        return self.result
