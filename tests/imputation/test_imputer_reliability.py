@@ -199,14 +199,22 @@ def test_checkpoint_problems_get_clear_errors(tmp_path, fitted):
         Imputer.load(tmp_path / "m")
 
 
-def test_format_1_checkpoints_still_load(tmp_path, fitted):
-    fitted.save(tmp_path / "m")
-    assert json.loads((tmp_path / "m" / "config.json").read_text())["config"]["format"] == "multidiff.Imputer/2"
+def _as_written_before_kinds(path, version):
+    """Rewrite a saved imputer as the code before checkpoint kinds wrote it: container format 1,
+    the identity in config["format"]; version 1 also lacks the input columns."""
+    meta = json.loads((path / "config.json").read_text())
+    assert (meta.pop("kind"), meta.pop("kind_version")) == ("imputer", 2)
+    meta["format_version"] = 1
+    meta["config"]["format"] = f"multidiff.Imputer/{version}"
+    if version == 1:
+        del meta["config"]["input_columns"]
+    (path / "config.json").write_text(json.dumps(meta))
 
-    def as_format_1(c):
-        c["format"] = "multidiff.Imputer/1"
-        del c["input_columns"]
-    _edit_config(tmp_path / "m", as_format_1)
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_checkpoints_written_before_kinds_still_load(tmp_path, fitted, version):
+    fitted.save(tmp_path / "m")
+    _as_written_before_kinds(tmp_path / "m", version)
     loaded = Imputer.load(tmp_path / "m")
     assert loaded.columns_ == ["a", "b", "c"] and list(loaded.feature_names_in_) == ["a", "b", "c"]
     np.testing.assert_array_equal(draws(loaded, gappy()), draws(fitted, gappy()))

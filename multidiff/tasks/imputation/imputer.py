@@ -11,7 +11,7 @@ import math
 import numbers
 import os
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -23,10 +23,11 @@ from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 from sklearn.utils.validation import check_array
 
 from ...core.conditioning import interpolate_masked
-from ...core.checkpoint import decode_labels, encode_labels, load_checkpoint, load_state_strict, save_checkpoint
+from ...core.checkpoint import (checkpoint_identity, decode_labels, encode_labels, load_checkpoint,
+                                load_state_strict, save_checkpoint)
 from ...core.device import resolve_device
 from ...core.samplers import rowwise_randn
-from ...core.training import TrainConfig, TrainResult, fit
+from ...core.training import TrainConfig, TrainResult, fit, resolve_train_config
 from ...core.validate import check_whole
 from ...datasets.frames import NumericFrame, numeric_frame, with_values
 from .masks import STRATEGIES
@@ -34,7 +35,16 @@ from .model import CSDIModel
 from .selfcheck import check_mask, self_check_report
 from .windows import WindowBatches, stitch, window_starts
 
-__all__ = ["Imputer", "ImputationResult", "impute", "NotFittedError"]
+__all__ = ["Imputer", "ImputationResult", "impute", "NotFittedError", "DEFAULT_TRAIN_CONFIG"]
+
+# How an Imputer trains unless told otherwise: CSDI's AdamW (lr 1e-3, weight decay 1e-6) with its
+# multistep schedule (x0.1 at 75 % and 90 %), clipping at norm 1, no EMA, 1000 epochs, and a
+# 120 s budget that makes a default fit finish on a laptop. Imputer(train_config=...) replaces it;
+# the Imputer's keywords epochs, max_steps, lr, max_time, patience and ema_decay default to its values.
+DEFAULT_TRAIN_CONFIG = TrainConfig(epochs=1000, lr=1e-3, weight_decay=1e-6, lr_schedule="multistep", ema_decay=0.0,
+                                   grad_clip=1.0, max_time=120.0)
+_D = DEFAULT_TRAIN_CONFIG
+_TRAIN_KEYWORDS = ("epochs", "max_steps", "lr", "max_time", "patience", "ema_decay")
 
 _MODEL_KEYS = ("num_steps", "schedule", "beta_start", "beta_end", "channels", "layers", "heads", "mask_strategy",
                "prediction", "base")
@@ -44,8 +54,8 @@ _TOKENS_PER_CALL = 40_000  # grid cells per network call when sampling: small ca
                            # reuse memory (measured 2x faster per window on 2 cores than 10x larger calls)
 _SAMPLERS = ("ddpm", "ddim", "dpm_solver")  # the core samplers that fit a discrete (CSDI) schedule
 _SCHEDULES = ("linear", "quad", "cosine")
-FORMAT = "multidiff.Imputer/2"  # /2: labels encoded by core.checkpoint.encode_labels, input columns stored
-_FORMAT_1 = "multidiff.Imputer/1"  # still read: plain JSON labels, no input columns
+KIND, KIND_VERSION = "imputer", 2  # 2: labels encoded by core.checkpoint.encode_labels, input columns stored;
+                                  # 1 (still read): plain JSON labels, no input columns
 _CONFIG_KEYS = ("params", "columns", "mean", "std", "low", "high")
 # check_array spells "allow NaN" ensure_all_finite from scikit-learn 1.6 on, force_all_finite before
 _ALLOW_NAN = {("ensure_all_finite" if "ensure_all_finite" in inspect.signature(check_array).parameters
@@ -82,6 +92,12 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     samples (window ``w`` draws from its own generator, so ``sample_batch_size`` only trades
     memory for speed); the caller's random states are left alone.
 
+    Training settings: ``train_config`` (a :class:`~multidiff.core.training.TrainConfig`; None is
+    :data:`DEFAULT_TRAIN_CONFIG`) sets weight decay, clipping, the lr schedule, warm-up and
+    precision; ``epochs``, ``max_steps``, ``lr``, ``max_time``, ``patience`` and ``ema_decay`` replace
+    its fields when set to other values than their defaults (which are those of
+    :data:`DEFAULT_TRAIN_CONFIG`), and ``seed``, ``device`` and ``progress`` always do.
+
     Fitted attributes (scikit-learn conventions): ``columns_`` (the numeric columns imputed),
     ``n_features_in_`` and ``input_columns_`` (all columns seen in fit), ``feature_names_in_``
     (when those are all strings), ``mean_``/``std_`` (per-column normalisation), ``low_``/``high_``
@@ -89,16 +105,17 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     as they were.
     """
 
-    def __init__(self, window: int = 36, stride: Optional[int] = None, train_stride: int = 1, epochs: int = 1000,
-                 max_steps: Optional[int] = None, batch_size: int = 16, lr: float = 1e-3,
+    def __init__(self, window: int = 36, stride: Optional[int] = None, train_stride: int = 1, epochs: int = _D.epochs,
+                 max_steps: Optional[int] = _D.max_steps, batch_size: int = 16, lr: float = _D.lr,
                  num_steps: int = 50, schedule: str = "quad", beta_start: float = 1e-4, beta_end: float = 0.5,
                  channels: int = 32, layers: int = 2, heads: int = 4, mask_strategy: str = "mix",
                  n_samples: int = 20, sampler: str = "ddim", sampler_steps: Optional[int] = 10,
-                 sample_batch_size: Optional[int] = None, validation_fraction: float = 0.0, patience: int = 0,
-                 ema_decay: float = 0.0, time_column: Optional[str] = None, device: str = "auto",
+                 sample_batch_size: Optional[int] = None, validation_fraction: float = 0.0, patience: int = _D.patience,
+                 ema_decay: float = _D.ema_decay, time_column: Optional[str] = None, device: str = "auto",
                  seed: int = 0, progress: bool = True, checkpoint_dir: Optional[str] = None,
-                 clip: Optional[float] = 0.5, max_time: Optional[float] = 120.0, prediction: str = "v",
-                 base: Optional[str] = "interpolation", context: Optional[int] = None, self_check: float = 0.1):
+                 clip: Optional[float] = 0.5, max_time: Optional[float] = _D.max_time, prediction: str = "v",
+                 base: Optional[str] = "interpolation", context: Optional[int] = None, self_check: float = 0.1,
+                 train_config: Optional[TrainConfig] = None):
         self.window, self.stride, self.train_stride, self.epochs, self.max_steps = window, stride, train_stride, epochs, max_steps
         self.batch_size, self.lr, self.num_steps, self.schedule = batch_size, lr, num_steps, schedule
         self.beta_start, self.beta_end, self.channels, self.layers, self.heads = beta_start, beta_end, channels, layers, heads
@@ -107,6 +124,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.ema_decay, self.time_column, self.device, self.seed = ema_decay, time_column, device, seed
         self.progress, self.checkpoint_dir, self.clip, self.max_time = progress, checkpoint_dir, clip, max_time
         self.prediction, self.base, self.context, self.self_check = prediction, base, context, self_check
+        self.train_config = train_config
 
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> None:
@@ -146,9 +164,9 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         resolve_device(self.device)  # e.g. "cuda" without CUDA: fail now, not after the data work
 
     def _train_config(self) -> TrainConfig:
-        return TrainConfig(epochs=self.epochs, lr=self.lr, weight_decay=1e-6, max_steps=self.max_steps,
-                           max_time=self.max_time, ema_decay=self.ema_decay, patience=self.patience,
-                           seed=self.seed, progress=self.progress, device=self.device, grad_clip=1.0)
+        return resolve_train_config(DEFAULT_TRAIN_CONFIG, self.train_config,
+                                    {k: getattr(self, k) for k in _TRAIN_KEYWORDS},
+                                    {"seed": self.seed, "progress": self.progress, "device": self.device})
 
     def _input(self, X, reset: bool) -> pd.DataFrame:
         """``X`` as a DataFrame. Arrays are checked as scikit-learn checks them (dense, 2-D, real,
@@ -422,20 +440,24 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         """Write the fitted imputer to ``path`` (safetensors weights + JSON config), atomically.
         Column labels may be str, int, float, bool, None or tuples of those (MultiIndex)."""
         self._check_fitted()
-        config = {"format": FORMAT, "params": self.get_params(), "columns": encode_labels(self.columns_),
+        params = self.get_params()
+        if params["train_config"] is not None:
+            params["train_config"] = asdict(params["train_config"])
+        config = {"params": params, "columns": encode_labels(self.columns_),
                   "input_columns": encode_labels(self.input_columns_), "mean": self.mean_.tolist(),
                   "std": self.std_.tolist(), "low": self.low_.tolist(), "high": self.high_.tolist()}
-        return save_checkpoint(path, {"model": self.model_.state_dict()}, config)
+        return save_checkpoint(path, {"model": self.model_.state_dict()}, config, kind=KIND, kind_version=KIND_VERSION)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: Optional[str] = None) -> "Imputer":
-        """Read an imputer written by :meth:`save` (formats ``multidiff.Imputer/1`` and ``/2``);
-        ``device`` overrides the saved one. A checkpoint that does not match raises ``ValueError``."""
-        states, config = load_checkpoint(path)
-        fmt = config.get("format") if isinstance(config, dict) else None
-        if fmt not in (FORMAT, _FORMAT_1):
-            raise ValueError(f"{path} holds a checkpoint of another kind ({fmt!r}), not an Imputer")
-        missing = [k for k in _CONFIG_KEYS + (("input_columns",) if fmt == FORMAT else ()) if k not in config]
+        """Read an imputer written by :meth:`save` (kind ``"imputer"``, versions 1 and 2);
+        ``device`` overrides the saved one. A checkpoint that does not match raises ``ValueError``
+        (:class:`~multidiff.core.checkpoint.CheckpointKindError` for another kind of checkpoint)."""
+        states, config = load_checkpoint(path, kind=KIND, max_kind_version=KIND_VERSION)
+        version = checkpoint_identity(path)[1]
+        if not isinstance(config, dict):
+            raise ValueError(f"the config.json of {path} holds no config object; save it again from a fitted Imputer")
+        missing = [k for k in _CONFIG_KEYS + (("input_columns",) if version >= 2 else ()) if k not in config]
         if missing:
             raise ValueError(f"the config.json of {path} lacks the keys {missing}: the checkpoint is incomplete or "
                              "was not written by Imputer.save; save it again from a fitted Imputer")
@@ -444,11 +466,13 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         if unknown:
             raise ValueError(f"{path} has parameters this Imputer does not know ({unknown[:5]}): it was written by "
                              "another multidiff version; load it with that version")
+        if isinstance(params.get("train_config"), dict):
+            params = {**params, "train_config": TrainConfig(**params["train_config"])}
         imp = cls(**params)
         if device is not None:
             imp.device = device
         imp._check_params()
-        if fmt == _FORMAT_1:  # plain JSON labels: tuples came back as lists, and lists are no labels
+        if version == 1:  # plain JSON labels: tuples came back as lists, and lists are no labels
             columns = [tuple(c) if isinstance(c, list) else c for c in config["columns"]]
             input_columns = columns
         else:

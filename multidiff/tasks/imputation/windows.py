@@ -10,6 +10,8 @@ from typing import Optional
 import numpy as np
 import torch
 
+from ...core.training import batches, n_batches
+
 __all__ = ["window_starts", "stitch", "WindowBatches"]
 
 
@@ -69,12 +71,10 @@ class WindowBatches:
         self.batch_size, self.shuffle, self.generator = batch_size, shuffle, generator
 
     def __len__(self) -> int:
-        return -(-len(self.starts) // self.batch_size)
+        return n_batches(len(self.starts), self.batch_size)
 
     def __iter__(self):
-        n = len(self.starts)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        for i in range(0, n, self.batch_size):
-            rows = self.starts[order[i:i + self.batch_size]][:, None] + self.offsets  # (B, W)
+        for idx in batches(len(self.starts), self.batch_size, self.shuffle, self.generator):
+            rows = self.starts[idx][:, None] + self.offsets  # (B, W)
             yield {"values": self.values[rows].transpose(1, 2), "observed": self.observed[rows].transpose(1, 2),
                    "positions": self.positions.expand(len(rows), -1)}
