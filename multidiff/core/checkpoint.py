@@ -28,7 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_identity", "CheckpointKindError", "KINDS",
+__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_identity", "check_kind", "CheckpointKindError", "KINDS",
            "load_state_strict", "encode_labels", "decode_labels", "flatten_state", "unflatten_state",
            "write_atomic", "write_text_atomic", "write_json_atomic", "FORMAT_VERSION"]
 
@@ -242,6 +242,16 @@ def _check_identity(directory: Path, found: tuple[str, int], kind, max_kind_vers
         raise ValueError(f"{directory} holds a {name!r} checkpoint of version {version}, but this multidiff reads "
                          f"up to version {max_kind_version}: it was written by a newer multidiff; upgrade "
                          "(pip install -U multidiff)")
+
+
+def check_kind(directory: str | os.PathLike, kind: str | tuple[str, ...], max_kind_version: Optional[int] = None) -> str:
+    """Raise :class:`CheckpointKindError` (naming the kind found and the loader that fits) unless
+    the checkpoint in ``directory`` is of ``kind`` (one kind or a tuple), and ``ValueError`` when
+    its layout is newer than ``max_kind_version``; returns its kind. Reads ``config.json`` only."""
+    directory = Path(directory)
+    found = checkpoint_identity(directory)
+    _check_identity(directory, found, kind, max_kind_version)
+    return found[0]
 
 
 def load_checkpoint(directory: str | os.PathLike, map_location: str | torch.device = "cpu",
