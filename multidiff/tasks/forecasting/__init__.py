@@ -6,12 +6,13 @@ CSDI forecasting (Tashiro et al., NeurIPS 2021): :class:`CSDIForecastEstimator` 
 :func:`forecast` forecasts a wide DataFrame; :func:`evaluate` scores a predictor on rolling
 test windows; :func:`fan_chart` draws a forecast.
 """
-from .timegrad import CheckMultivariate, TimeGradEstimator, TimeGradLightningModule, TimeGradPredictor, default_lags
+from .timegrad import (PAPER_SETTINGS, CheckMultivariate, TimeGradEstimator, TimeGradLightningModule, TimeGradPredictor,
+                       default_lags)
 from .csdi import CSDIForecastEstimator, CSDIForecastModel, CSDIForecastPredictor
 from .evaluate import evaluate
 from .frame import MODELS, FrameForecast, forecast
 from .plot import compare_fan_charts, fan_chart
 
 __all__ = ["TimeGradEstimator", "TimeGradPredictor", "TimeGradLightningModule", "CheckMultivariate",
-           "default_lags", "forecast", "FrameForecast", "evaluate", "fan_chart", "compare_fan_charts", "MODELS",
+           "default_lags", "PAPER_SETTINGS", "forecast", "FrameForecast", "evaluate", "fan_chart", "compare_fan_charts", "MODELS",
            "CSDIForecastEstimator", "CSDIForecastPredictor", "CSDIForecastModel"]
