@@ -189,3 +189,29 @@ def test_training_learns_on_real_hourly_data(data_dir):
         targets = np.stack([np.asarray(ts)[-24:] for ts in ts_it])
         scores[name] = crps(samples, targets)
     assert scores["trained"] < 0.8 * scores["untrained"], scores
+
+
+def test_gluonts_backtest_metrics_agree_with_evaluate(predictor, exchange):
+    from gluonts.evaluation import MultivariateEvaluator, backtest_metrics
+
+    *_, test, _ = exchange
+    evaluator = MultivariateEvaluator(quantiles=(np.arange(20) / 20.0)[1:], target_agg_funcs={"sum": np.sum})
+    torch.manual_seed(0)
+    agg, _ = backtest_metrics(test, predictor, evaluator, num_samples=8)
+    ours = evaluate(predictor, test, num_samples=8, seed=0)
+    assert agg["m_sum_mean_wQuantileLoss"] == pytest.approx(ours["CRPS-sum"], rel=1e-5)
+    assert agg["mean_wQuantileLoss"] == pytest.approx(ours["CRPS"], rel=1e-5)
+
+
+def test_untrained_model_forecasts_around_the_last_observed_value():
+    """The diffusion runs over the residual around the held last context value: a network that
+    predicts v = 0 (the zero-initialised output layer) leaves the median there, not at the mean."""
+    from multidiff.tasks.forecasting import CSDIForecastModel
+
+    model = CSDIForecastModel(target_dim=2, context_length=12, prediction_length=4, channels=8, layers=1, heads=2)
+    past = torch.stack([torch.arange(12.0), 100 - torch.arange(12.0)])[None]  # trends: last 11 and 89
+    past[0, 1, -1] = float("nan")                                              # series 2: last observed 90
+    samples = model.sample(past, 200, "ddim", 5, generator=torch.Generator().manual_seed(0))
+    median = samples.median(dim=0).values[0]                                   # (2, 4)
+    assert torch.allclose(median[0], torch.tensor(11.0), atol=1.0), median
+    assert torch.allclose(median[1], torch.tensor(90.0), atol=1.0), median
