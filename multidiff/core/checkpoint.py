@@ -47,6 +47,8 @@ KINDS = {
     "purifier": "multidiff.tasks.purify.load_models(DIR) (command line: multidiff purify evaluate --checkpoint DIR)",
     "forecasting.timegrad": "multidiff.tasks.forecasting.TimeGradPredictor.deserialize(DIR/..) (the folder that "
                             "holds predictor.json)",
+    "forecasting.csdi": "multidiff.tasks.forecasting.CSDIForecastPredictor.deserialize(DIR/..) (the folder that "
+                        "holds gluonts-config.json)",
     "training": "core.training.fit(..., checkpoint_dir=DIR/.., resume=True) (a training run's last/ or best/ "
                 "state, not a saved model; the task's own save() writes the model)",
     "states": "multidiff.core.checkpoint.load_checkpoint(DIR) (named tensors of no particular object)",
@@ -197,6 +199,8 @@ def _legacy_identity(config: Any, states: Any) -> tuple[str, int]:
         return "training", 1
     if config.get("format") in ("multidiff.Imputer/1", "multidiff.Imputer/2"):
         return "imputer", int(config["format"][-1])
+    if config.get("format") == "multidiff.csdi_forecast/1":
+        return "forecasting.csdi", 1
     if config.get("task") in ("Generator", "Completer"):
         return f"points.{config['task'].lower()}", 1
     if config.get("kind") == "gradtts":

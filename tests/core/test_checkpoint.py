@@ -116,6 +116,7 @@ def test_kind_is_written_and_checked(tmp_path):
     ({"kind": "gradtts", "net": {}}, ["model"], ("tts", 1)),
     ({"denoiser": {}, "classifier": {}}, ["denoiser", "classifier"], ("purifier", 1)),
     ({"sampler": "ddpm", "sampling_steps": None}, ["prediction_net"], ("forecasting.timegrad", 1)),
+    ({"format": "multidiff.csdi_forecast/1", "model": {}}, ["model"], ("forecasting.csdi", 1)),
     ({"loop": {}, "task": "Generator"}, ["model", "optimizer"], ("training", 1)),  # fit's last/ of a points run
     ({"epoch": 3, "kind": "gradtts-train"}, ["ema"], ("training", 1)),  # fit's best/
     ({"kind": "test"}, ["net"], ("states", 1)),
