@@ -1,4 +1,5 @@
-"""The two labelled data sets the purification task is shown on.
+"""Labelled (classification) data sets by name, as :class:`~multidiff.datasets.digits.LabelledSplit`:
+the two the purification task (:mod:`multidiff.tasks.purify`) is shown on.
 
 * ``digits``: scikit-learn's real 8x8 handwritten digits (see :mod:`multidiff.datasets.digits`).
 * ``etth1``: ETTh1 (Zhou et al. 2021), one window per calendar day (24 hourly rows of the 7
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from ..core.validate import check_whole
-from ..datasets.digits import LabelledSplit, load_digits
+from .digits import LabelledSplit, load_digits
 
 __all__ = ["DATASETS", "load_dataset", "load_etth1_seasons"]
 
@@ -27,8 +28,8 @@ SEASONS = ["winter", "spring", "summer", "autumn"]
 def load_etth1_seasons(path: Optional[str] = None, test_every: int = 4) -> LabelledSplit:
     """Daily ETTh1 windows with their season; ``path`` overrides the data search (a folder or the CSV).
     Blocked split: every ``test_every``-th run of 7 consecutive days is test data."""
-    from ..datasets.fetch import locate
-    from ..datasets.frames import numeric_frame, read_table
+    from .fetch import locate
+    from .frames import numeric_frame, read_table
 
     csv = locate("etth1", path) / "ETTh1.csv"
     frame = numeric_frame(read_table(csv, time_column="date"), time_column="date")

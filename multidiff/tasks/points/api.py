@@ -21,19 +21,19 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from ..core.checkpoint import load_checkpoint, save_checkpoint, write_atomic
-from ..core.conditioning import replace_known
-from ..core.denoiser import clip_denoised
-from ..core.device import resolve_device
-from ..core.losses import draw_discrete_t, eps_mse
-from ..core.samplers import discrete_grid, sample as run_sampler
-from ..core.schedules import alpha_bars, linear_betas
-from ..core.training import TrainConfig, TrainResult, fit as train_loop
-from ..core.validate import check_whole
-from ..datasets.pointclouds import (NORMALIZATIONS, Normalization, PointCloudFolder, check_points, load_folder,
+from ...core.checkpoint import load_checkpoint, save_checkpoint, write_atomic
+from ...core.conditioning import replace_known
+from ...core.denoiser import clip_denoised
+from ...core.device import resolve_device
+from ...core.losses import draw_discrete_t, eps_mse
+from ...core.samplers import discrete_grid, sample as run_sampler
+from ...core.schedules import alpha_bars, linear_betas
+from ...core.training import TrainConfig, TrainResult, fit as train_loop
+from ...core.validate import check_whole
+from ...datasets.pointclouds import (NORMALIZATIONS, Normalization, PointCloudFolder, check_points, load_folder,
                                     normalize, partial_scan, read_cloud, resample, shape_seed)
-from ..metrics import points as M
-from ..nets.point_denoiser import PointDenoiser
+from ...metrics import points as M
+from ...nets.point_denoiser import PointDenoiser
 
 __all__ = ["Generator", "Completer", "evaluate", "save", "load", "render", "completion_pairs", "retrieve",
            "SAMPLER_NAMES"]
@@ -376,7 +376,7 @@ def save(cloud, path: str | Path) -> Path:
     if suffix == ".npy":
         write_atomic(path, lambda tmp: np.save(open(tmp, "wb"), arr))
     elif suffix in (".ply", ".pcd"):
-        from ..datasets.pointclouds import require_open3d
+        from ...datasets.pointclouds import require_open3d
         o3d = require_open3d()
         pcd = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(arr))
 

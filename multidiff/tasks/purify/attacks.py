@@ -19,7 +19,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from ..core.conditioning import repeat_samples
+from ...core.conditioning import repeat_samples
 
 __all__ = ["AttackConfig", "ATTACKS", "make_attack", "input_gradient", "pgd", "run_attack", "check_perturbation"]
 

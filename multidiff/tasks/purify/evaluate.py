@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.checkpoint import write_atomic, write_json_atomic, write_text_atomic
-from ..core.device import resolve_device
-from ..metrics.robustness import correct, wilson_interval, worst_case_correct
-from .purify import Defended, Purifier, check_range
-from .purify_attacks import ATTACKS, make_attack, run_attack, settings
+from ...core.checkpoint import write_atomic, write_json_atomic, write_text_atomic
+from ...core.device import resolve_device
+from ...metrics.robustness import correct, wilson_interval, worst_case_correct
+from .attacks import ATTACKS, make_attack, run_attack, settings
+from .model import Defended, Purifier, check_range
 
 __all__ = ["evaluate", "RobustnessReport", "ATTACKS", "save_grid"]
 

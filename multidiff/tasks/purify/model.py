@@ -20,13 +20,13 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from ..core import samplers
-from ..core.conditioning import repeat_samples
-from ..core.denoiser import add_noise
-from ..core.schedules import alpha_bars as alpha_bars_of_betas, vp_alpha_bar, vp_discrete_betas
-from ..core.validate import check_whole
+from ...core import samplers
+from ...core.conditioning import repeat_samples
+from ...core.denoiser import add_noise
+from ...core.schedules import alpha_bars as alpha_bars_of_betas, vp_alpha_bar, vp_discrete_betas
+from ...core.validate import check_whole
 
-__all__ = ["Purifier", "Defended", "check_range", "evaluate", "RobustnessReport", "ATTACKS",
+__all__ = ["Purifier", "Defended", "check_range",
            "train_denoiser", "train_classifier", "save_models", "load_models"]
 
 _SAMPLER = {"sde": "euler_sde", "ddpm": "ddpm", "ddim": "ddim"}
@@ -163,9 +163,9 @@ def train_denoiser(x_train: torch.Tensor, config=None, data_range: tuple[float, 
                    batch_size: int = 128, val: Optional[torch.Tensor] = None, **net_kwargs) -> nn.Module:
     """Train a :class:`~multidiff.nets.unet_small.SmallUNet` as a continuous VP-SDE eps-model
     (Song et al. 2021; DiffPure's score model) on clean data rescaled to [-1, 1], via ``core.training.fit``."""
-    from ..core.losses import draw_continuous_t, eps_mse
-    from ..core.training import TrainConfig, fit
-    from ..nets.unet_small import SmallUNet
+    from ...core.losses import draw_continuous_t, eps_mse
+    from ...core.training import TrainConfig, fit
+    from ...nets.unet_small import SmallUNet
 
     check_range(x_train, data_range, "x_train")
     config = config or TrainConfig(epochs=50, lr=2e-3, lr_schedule="cosine", progress=False)
@@ -186,8 +186,8 @@ def train_denoiser(x_train: torch.Tensor, config=None, data_range: tuple[float, 
 def train_classifier(x_train: torch.Tensor, y_train: torch.Tensor, n_classes: int, config=None,
                      batch_size: int = 64, **net_kwargs) -> nn.Module:
     """Train a :class:`~multidiff.nets.classifiers.ConvClassifier` with cross-entropy through ``core.training.fit``."""
-    from ..core.training import TrainConfig, fit
-    from ..nets.classifiers import ConvClassifier
+    from ...core.training import TrainConfig, fit
+    from ...nets.classifiers import ConvClassifier
 
     if y_train.shape != (len(x_train),):
         raise ValueError(f"y_train must have shape ({len(x_train)},), got {tuple(y_train.shape)}")
@@ -200,17 +200,17 @@ def train_classifier(x_train: torch.Tensor, y_train: torch.Tensor, n_classes: in
 
 def save_models(directory: str | Path, denoiser: nn.Module, classifier: nn.Module, meta: dict) -> Path:
     """Write both networks and their hyper-parameters as one atomic safetensors checkpoint."""
-    from ..core.checkpoint import save_checkpoint
+    from ...core.checkpoint import save_checkpoint
     return save_checkpoint(directory, {"denoiser": denoiser.state_dict(), "classifier": classifier.state_dict()},
                            {"denoiser": denoiser.config, "classifier": classifier.config, **meta})
 
 
 def load_models(directory: str | Path, device: str = "auto") -> tuple[nn.Module, nn.Module, dict]:
     """Inverse of :func:`save_models`: ``(denoiser, classifier, meta)`` in eval mode on ``device``."""
-    from ..core.checkpoint import load_checkpoint
-    from ..core.device import resolve_device
-    from ..nets.classifiers import ConvClassifier
-    from ..nets.unet_small import SmallUNet
+    from ...core.checkpoint import load_checkpoint
+    from ...core.device import resolve_device
+    from ...nets.classifiers import ConvClassifier
+    from ...nets.unet_small import SmallUNet
 
     states, meta = load_checkpoint(directory)
     dn = meta["denoiser"]
@@ -220,10 +220,3 @@ def load_models(directory: str | Path, device: str = "auto") -> tuple[nn.Module,
     classifier.load_state_dict(states["classifier"])
     dev = resolve_device(device)
     return denoiser.to(dev).eval(), classifier.to(dev).eval(), meta
-
-
-def __getattr__(name):  # evaluation and attacks load lazily (they pull in matplotlib for the grid)
-    if name in ("evaluate", "RobustnessReport", "ATTACKS"):
-        from . import purify_eval
-        return getattr(purify_eval, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

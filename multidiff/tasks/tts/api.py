@@ -24,17 +24,17 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from ..audio.alignment import durations_to_path, maximum_path
-from ..audio.mel import MelConfig, mel_spectrogram
-from ..audio.text import TextFrontend
-from ..audio.vocoder import GriffinLim, Vocoder
-from ..core import losses, samplers
-from ..core.checkpoint import load_checkpoint, save_checkpoint
-from ..core.device import resolve_device
-from ..core.schedules import vp_alpha_bar
-from ..core.training import TrainConfig, TrainResult, fit
-from ..core.validate import check_whole
-from ..nets.gradtts import GradTTSConfig, GradTTSNet, fit_length, sequence_mask
+from ...audio.alignment import durations_to_path, maximum_path
+from ...audio.mel import MelConfig, mel_spectrogram
+from ...audio.text import TextFrontend
+from ...audio.vocoder import GriffinLim, Vocoder
+from ...core import losses, samplers
+from ...core.checkpoint import load_checkpoint, save_checkpoint
+from ...core.device import resolve_device
+from ...core.schedules import vp_alpha_bar
+from ...core.training import TrainConfig, TrainResult, fit
+from ...core.validate import check_whole
+from ...nets.gradtts import GradTTSConfig, GradTTSNet, fit_length, sequence_mask
 
 __all__ = ["DiffusionConfig", "PRESETS", "TTS", "gradtts_loss", "collate", "train", "load", "evaluate", "SAMPLERS"]
 
@@ -247,7 +247,7 @@ def load(directory: str | Path, device: str | torch.device = "auto", vocoder: Op
 
 def prepare(items, frontend: TextFrontend, mel: MelConfig) -> list[tuple[list[int], torch.Tensor]]:
     """``(token ids, log-mel)`` for LJ Speech utterances (see :mod:`multidiff.datasets.ljspeech`)."""
-    from ..datasets.ljspeech import load_audio
+    from ...datasets.ljspeech import load_audio
 
     out = []
     for u in items:
@@ -279,7 +279,7 @@ def train(data: str | Path | Sequence, out: Optional[str | Path] = None, max_ste
     :class:`TrainConfig`. With ``out`` the core writes ``out/last`` (resumable) and the voice is saved
     to ``out/final``. Grad-TTS: Adam lr 1e-4, batch 16, 1.7 M iterations on LJ Speech.
     """
-    from ..datasets.ljspeech import locate_ljspeech, read_metadata, split_holdout
+    from ...datasets.ljspeech import locate_ljspeech, read_metadata, split_holdout
 
     items = list(data) if not isinstance(data, (str, Path)) else read_metadata(locate_ljspeech(data))
     train_items, val_items = split_holdout(items, holdout)
@@ -331,8 +331,8 @@ def evaluate(model: TTS, items, steps: Sequence[int] = (4, 10, 50), sampler: str
     the reference is the recorded audio), plus real-time factors, for the prior ``mu`` alone
     ("prior") and the diffusion decoder at each of ``steps``. RTF = synthesis time / audio duration,
     decoder only (diffusion sampling) and end to end (text -> waveform, vocoder included)."""
-    from ..datasets.ljspeech import load_audio
-    from ..metrics.audio import compare_features, speech_features
+    from ...datasets.ljspeech import load_audio
+    from ...metrics.audio import compare_features, speech_features
 
     if not items:
         raise ValueError("evaluate() needs at least one held-out utterance")

@@ -1,0 +1,10 @@
+"""Deprecated location: use :mod:`multidiff.tasks.imputation.evaluate` (the benchmark command line is
+``benchmarks/impute_aqi36.py`` / ``benchmarks/impute_physionet.py``)."""
+import warnings
+
+from .evaluate import DEFAULT_SAMPLERS, format_table, main, run_aqi36, run_physionet
+
+warnings.warn("multidiff.tasks.imputation.benchmark is deprecated and will be removed in the next release; use "
+              "multidiff.tasks.imputation.evaluate", DeprecationWarning, stacklevel=2)
+
+__all__ = ["run_aqi36", "run_physionet", "format_table", "main"]

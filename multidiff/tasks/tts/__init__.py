@@ -1,0 +1,9 @@
+"""Text to speech with a Grad-TTS diffusion decoder (Popov et al., ICML 2021).
+
+:func:`train` -> :class:`TTS` (``synthesize``), :func:`load`, :func:`evaluate` (MCD, log-F0 RMSE, RTF).
+"""
+from .api import (PRESETS, SAMPLERS, TTS, DiffusionConfig, EvalResult, collate, evaluate, gradtts_loss, load,
+                  prepare, train)
+
+__all__ = ["DiffusionConfig", "PRESETS", "TTS", "gradtts_loss", "collate", "prepare", "train", "load", "evaluate",
+           "EvalResult", "SAMPLERS"]
