@@ -5,7 +5,7 @@ import torch
 from multidiff.datasets.pointclouds import load_folder, partial_scan
 from multidiff.metrics.points import chamfer
 from multidiff.tasks import points
-from multidiff.tasks.points import api as points_api
+from multidiff.tasks.points import api as points_api, model as points_model
 
 TINY = dict(num_points=128, channels=64, layers=3, k=8, batch_size=4, lr=2e-3, ema_decay=0.0,
             progress=False, device="cpu")
@@ -51,7 +51,7 @@ def test_completion_keeps_partial_points(completer, modelnet, monkeypatch):
     # bit-identical without the replace_known hook), so only the state shows that the partial points
     # are held fixed through the reverse process
     states, finals = [], []
-    hold, run = points_api._hold, points_api.run_sampler
+    hold, run = points_api._hold, points_model.run_sampler
 
     def spy_hold(net, known, mask):
         model = hold(net, known, mask)
@@ -66,7 +66,7 @@ def test_completion_keeps_partial_points(completer, modelnet, monkeypatch):
         return finals[-1]
 
     monkeypatch.setattr(points_api, "_hold", spy_hold)
-    monkeypatch.setattr(points_api, "run_sampler", spy_run)
+    monkeypatch.setattr(points_model, "run_sampler", spy_run)
 
     def assert_held(n_steps):
         assert len(states) == n_steps and len(finals) == 1

@@ -3,8 +3,10 @@
 :class:`Generator` samples clouds, :class:`Completer` completes partial scans, :func:`evaluate`
 runs the benchmark protocol, :func:`save` / :func:`load` / :func:`render` handle cloud files.
 """
-from .api import (SAMPLER_NAMES, Completer, Generator, completion_pairs, evaluate, load, render, retrieve,
-                  save)
+from .api import Completer, Generator, completion_pairs, load, save
+from .evaluate import evaluate, retrieve
+from .model import SAMPLER_NAMES
+from .plot import render
 
 __all__ = ["Generator", "Completer", "evaluate", "save", "load", "render", "completion_pairs", "retrieve",
            "SAMPLER_NAMES"]
