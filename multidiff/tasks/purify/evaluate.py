@@ -20,8 +20,9 @@ from torch import nn
 from ...core.checkpoint import write_atomic, write_json_atomic, write_text_atomic
 from ...core.device import resolve_device
 from ...metrics.robustness import correct, wilson_interval, worst_case_correct
+from .api import Defended
 from .attacks import ATTACKS, make_attack, run_attack, settings
-from .model import Defended, Purifier, check_range
+from .model import Purifier, check_range
 
 __all__ = ["evaluate", "RobustnessReport", "ATTACKS", "save_grid"]
 
