@@ -174,7 +174,7 @@ def test_the_checks_see_a_cycle_and_a_layer_breach():
 
 
 def test_every_task_package_has_the_same_shape():
-    for noun in ("points", "tts", "purify"):
+    for noun in ("imputation", "points", "tts", "purify"):
         files = {p.name for p in (PACKAGE / "tasks" / noun).glob("*.py")}
         assert {"__init__.py", "model.py", "api.py", "evaluate.py"} <= files, (noun, files)
 
@@ -186,6 +186,13 @@ DEPRECATED = {
     "multidiff.tasks.purify_data": ("multidiff.datasets.labelled", ["load_dataset", "load_etth1_seasons"]),
     "multidiff.tasks.imputation.benchmark": ("multidiff.tasks.imputation.evaluate", ["run_aqi36", "format_table"]),
 }
+
+
+def test_the_old_imputer_module_name_warns_and_gives_api():
+    from multidiff.tasks.imputation import api
+    with pytest.warns(DeprecationWarning, match="imputation.imputer"):
+        from multidiff.tasks.imputation import imputer
+    assert imputer is api
 
 
 @pytest.mark.parametrize("old", sorted(DEPRECATED))

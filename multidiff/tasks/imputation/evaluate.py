@@ -14,7 +14,7 @@ from ...datasets.aqi36 import load_aqi36
 from ...datasets.physionet import csdi_split, eval_mask, load_physionet
 from ...metrics.imputation import crps_quantile, masked_mae, masked_rmse
 from . import peers as peer_lib
-from .imputer import Imputer
+from .api import Imputer
 
 __all__ = ["run_aqi36", "run_physionet", "format_table", "format_row", "DEFAULT_SAMPLERS"]
 
