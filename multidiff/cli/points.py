@@ -58,14 +58,14 @@ def add_parser(subparsers) -> None:
     e.set_defaults(func=_evaluate)
 
 
-def _load(path: str, device: str):
-    from ..core.checkpoint import load_checkpoint
+def _load(path: str, device: str, kinds=("points.generator", "points.completer")):
+    """The Generator or Completer saved in ``path``; a checkpoint of another kind (e.g. a Completer
+    for ``sample``) is a clear error naming the kind found and the command that fits."""
+    from ..core.checkpoint import check_kind
     from ..tasks import points
 
-    task = load_checkpoint(path)[1].get("task")
-    if task not in ("Generator", "Completer"):
-        raise ValueError(f"{path} is not a points checkpoint (task={task!r}); write one with `multidiff points train`")
-    return getattr(points, task).load(path, device=device)
+    kind = check_kind(path, kinds)
+    return (points.Generator if kind == "points.generator" else points.Completer).load(path, device=device)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -94,7 +94,7 @@ def _write(clouds, out: str, fmt: str, png) -> None:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    model = _load(args.model, args.device)
+    model = _load(args.model, args.device, "points.generator")
     _write(model.sample(args.n, args.steps, args.sampler, seed=args.seed), args.out, args.format, args.png)
     return 0
 
@@ -102,7 +102,7 @@ def _sample(args: argparse.Namespace) -> int:
 def _complete(args: argparse.Namespace) -> int:
     from ..tasks import points
 
-    model = _load(args.model, args.device)
+    model = _load(args.model, args.device, "points.completer")
     partials = [points.load(p) for p in args.partial]
     _write(model.complete(partials, args.steps, args.sampler, seed=args.seed), args.out, args.format, args.png)
     return 0

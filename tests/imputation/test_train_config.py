@@ -7,8 +7,8 @@ import pytest
 from multidiff.core.checkpoint import CheckpointKindError, save_checkpoint
 from multidiff.core.training import TrainConfig
 from multidiff.tasks.imputation import Imputer
-from multidiff.tasks.imputation import imputer as imputer_module
-from multidiff.tasks.imputation.imputer import DEFAULT_TRAIN_CONFIG
+from multidiff.tasks.imputation import api as imputer_module
+from multidiff.tasks.imputation.api import DEFAULT_TRAIN_CONFIG
 
 from .test_imputer_reliability import TINY, gappy
 

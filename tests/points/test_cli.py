@@ -19,3 +19,23 @@ def test_cli_train_sample_complete_evaluate(modelnet, tmp_path, capsys):
     # a bad class gives exit code 2 and a clear message
     assert main(["points", "evaluate", str(ck), str(modelnet), "--classes", "unicorn", "--device", "cpu"]) == 2
     assert "unknown class" in capsys.readouterr().err
+
+
+def test_cli_on_a_checkpoint_of_the_other_kind_names_the_command_that_fits(tmp_path, capsys):
+    """issue 12: `points sample` on a Completer checkpoint ended in a raw AttributeError."""
+    import torch
+
+    from multidiff.tasks import points
+
+    clouds = torch.randn(4, 16, 3, generator=torch.Generator().manual_seed(0))
+    small = dict(num_points=16, channels=8, layers=1, k=4, num_steps=20, max_steps=1, batch_size=4, progress=False,
+                 device="cpu")
+    points.Completer(views=1, **small).fit(clouds).save(tmp_path / "comp")
+    points.Generator(**small).fit(clouds).save(tmp_path / "gen")
+    assert main(["points", "sample", str(tmp_path / "comp"), str(tmp_path / "o"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a 'points.completer' checkpoint" in err and "multidiff points complete" in err
+    assert main(["points", "complete", str(tmp_path / "gen"), str(tmp_path / "p.npy"), "--out", str(tmp_path / "o"),
+                 "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a 'points.generator' checkpoint" in err and "multidiff points sample" in err

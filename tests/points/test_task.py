@@ -41,7 +41,7 @@ def test_save_load_round_trip(generator, tmp_path):
     generator.save(tmp_path / "gen")
     again = points.Generator.load(tmp_path / "gen", device="cpu")
     assert torch.equal(generator.sample(2, 5, "ddim", seed=1), again.sample(2, 5, "ddim", seed=1))
-    with pytest.raises(ValueError, match="not a Completer"):
+    with pytest.raises(ValueError, match="holds a 'points.generator' checkpoint, but this loader reads 'points.completer'"):
         points.Completer.load(tmp_path / "gen")
 
 

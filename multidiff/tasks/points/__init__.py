@@ -5,8 +5,8 @@ runs the benchmark protocol, :func:`save` / :func:`load` / :func:`render` handle
 """
 from .api import Completer, Generator, completion_pairs, load, save
 from .evaluate import evaluate, retrieve
-from .model import SAMPLER_NAMES
+from .model import DEFAULT_TRAIN_CONFIG, SAMPLER_NAMES
 from .plot import render
 
 __all__ = ["Generator", "Completer", "evaluate", "save", "load", "render", "completion_pairs", "retrieve",
-           "SAMPLER_NAMES"]
+           "SAMPLER_NAMES", "DEFAULT_TRAIN_CONFIG"]

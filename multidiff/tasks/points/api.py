@@ -36,6 +36,8 @@ __all__ = ["Generator", "Completer", "save", "load", "completion_pairs"]
 class Generator(_PointDiffusion):
     """Unconditional point-cloud DDPM (PVD's schedule; network: :class:`PointDenoiser`)."""
 
+    kind = "points.generator"
+
     def fit(self, data, classes: Optional[Sequence[str]] = None, split: str = "train",
             max_shapes: Optional[int] = None) -> "Generator":
         """Train on a folder ``data/CLASS/split/*`` (or a (S, N, 3) array of clouds)."""
@@ -95,6 +97,8 @@ def completion_pairs(folder: PointCloudFolder, views: int, max_known: int, seed:
 
 class Completer(_PointDiffusion):
     """PVD-style completion: partial points held clean and fixed, the rest denoised."""
+
+    kind = "points.completer"
 
     in_features = 1  # the known-point flag
 

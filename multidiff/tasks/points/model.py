@@ -15,11 +15,19 @@ from ...core.checkpoint import load_checkpoint, save_checkpoint
 from ...core.denoiser import clip_denoised
 from ...core.samplers import discrete_grid, sample as run_sampler
 from ...core.schedules import alpha_bars, linear_betas
-from ...core.training import TrainConfig, TrainResult, fit as train_loop
+from ...core.training import Batches, TrainConfig, TrainResult, fit as train_loop, resolve_train_config
 from ...datasets.pointclouds import NORMALIZATIONS, PointCloudFolder, check_points, load_folder, normalize, resample
 from ...nets.point_denoiser import PointDenoiser
 
-__all__ = ["SAMPLER_NAMES"]
+__all__ = ["SAMPLER_NAMES", "DEFAULT_TRAIN_CONFIG"]
+
+# How both point-cloud models train unless told otherwise: AdamW lr 1e-3 (weight decay 1e-6) on a
+# cosine schedule, clipping at norm 1, EMA 0.999, 100 epochs. ``train_config=`` replaces it; the
+# keywords epochs, max_steps, lr and ema_decay default to its values.
+DEFAULT_TRAIN_CONFIG = TrainConfig(epochs=100, lr=1e-3, weight_decay=1e-6, lr_schedule="cosine", ema_decay=0.999,
+                                   grad_clip=1.0)
+_D = DEFAULT_TRAIN_CONFIG
+_TRAIN_KEYWORDS = ("epochs", "max_steps", "lr", "ema_decay")
 
 SAMPLER_NAMES = {"ddpm": "ddpm", "ddim": "ddim", "dpm_solver": "dpm_solver", "dpm_solver_pp_2m": "dpm_solver"}
 _HPARAMS = ("num_points", "channels", "layers", "k", "num_steps", "beta_start", "beta_end", "normalization",
@@ -27,16 +35,22 @@ _HPARAMS = ("num_points", "channels", "layers", "k", "num_steps", "beta_start", 
 
 
 class _PointDiffusion:
-    """What both tasks share: hyper-parameters, the schedule, training through the core, persistence."""
+    """What both tasks share: hyper-parameters, the schedule, training through the core, persistence.
+
+    Training settings: ``train_config`` (None: :data:`DEFAULT_TRAIN_CONFIG`); ``epochs``,
+    ``max_steps``, ``lr`` and ``ema_decay`` replace its fields when set to other values than their
+    defaults (those of :data:`DEFAULT_TRAIN_CONFIG`); ``seed``, ``device`` and ``progress`` always do.
+    """
 
     in_features = 0
+    kind = ""  # the checkpoint kind of core.checkpoint.KINDS that save() writes and load() reads
 
     def __init__(self, num_points: int = 1024, channels: int = 128, layers: int = 4, k: int = 16,
                  num_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02,
-                 normalization: str = "unit_std", epochs: int = 100, max_steps: Optional[int] = None,
-                 batch_size: int = 32, lr: float = 1e-3, ema_decay: float = 0.999, device: str = "auto",
+                 normalization: str = "unit_std", epochs: int = _D.epochs, max_steps: Optional[int] = _D.max_steps,
+                 batch_size: int = 32, lr: float = _D.lr, ema_decay: float = _D.ema_decay, device: str = "auto",
                  seed: int = 0, progress: bool = True, checkpoint_dir: Optional[str] = None,
-                 max_known: Optional[int] = None, views: int = 4):
+                 max_known: Optional[int] = None, views: int = 4, train_config: Optional[TrainConfig] = None):
         if num_points < 2:
             raise ValueError(f"num_points must be >= 2, got {num_points}")
         if normalization not in NORMALIZATIONS:
@@ -49,7 +63,7 @@ class _PointDiffusion:
         self.batch_size, self.lr, self.ema_decay, self.device = batch_size, lr, ema_decay, device
         self.seed, self.progress, self.checkpoint_dir = seed, progress, checkpoint_dir
         self.max_known = max_known if max_known is not None else num_points // 2
-        self.views = views
+        self.views, self.train_config = views, train_config
         self.alpha_bars = alpha_bars(linear_betas(num_steps, beta_start, beta_end))
         self.net = self._build()
         self.fitted = False
@@ -64,11 +78,12 @@ class _PointDiffusion:
 
     def _train(self, batches: dict, loss_fn) -> "_PointDiffusion":
         self.clip = 1.1 * float(batches["x0"].abs().max())  # range of clean coordinates seen in training
-        gen = torch.Generator().manual_seed(self.seed)
-        loader = _Batches(batches, self.batch_size, gen)
-        cfg = TrainConfig(epochs=self.epochs, lr=self.lr, max_steps=self.max_steps, ema_decay=self.ema_decay,
-                          seed=self.seed, progress=self.progress, device=self.device, lr_schedule="cosine")
-        self.train_result = train_loop(self.net, loss_fn, loader, cfg, checkpoint_dir=self.checkpoint_dir,
+        n = len(batches["x0"])
+        if n == 0:
+            raise ValueError("no training clouds")
+        loader = Batches(n, self.batch_size, lambda idx: {k: v[idx] for k, v in batches.items()},
+                         shuffle=True, generator=torch.Generator().manual_seed(self.seed))
+        self.train_result = train_loop(self.net, loss_fn, loader, self._train_config(), checkpoint_dir=self.checkpoint_dir,
                                        extra_config=self.config())
         self.net.cpu()
         self.fitted = True
@@ -107,20 +122,25 @@ class _PointDiffusion:
         kwargs = {"generator": generator, "project": project}
         return run_sampler(method, self._clipped(model), x, grid, **kwargs)
 
+    def _train_config(self) -> TrainConfig:
+        """The :class:`TrainConfig` :meth:`fit` trains with (see the class docstring)."""
+        return resolve_train_config(DEFAULT_TRAIN_CONFIG, self.train_config,
+                                    {k: getattr(self, k) for k in _TRAIN_KEYWORDS},
+                                    {"seed": self.seed, "progress": self.progress, "device": self.device})
+
     def config(self) -> dict:
-        return {"task": type(self).__name__, "clip": self.clip, **{k: getattr(self, k) for k in _HPARAMS}}
+        return {"clip": self.clip, **{k: getattr(self, k) for k in _HPARAMS}}
 
     def save(self, directory: str | Path) -> Path:
         """Write the (EMA) weights and hyper-parameters atomically (safetensors + JSON)."""
         self._check_fitted()
-        return save_checkpoint(directory, {"net": self.net.state_dict()}, self.config())
+        return save_checkpoint(directory, {"net": self.net.state_dict()}, self.config(), kind=self.kind)
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "auto"):
-        """Rebuild a model saved with :meth:`save`."""
-        states, cfg = load_checkpoint(directory)
-        if cfg.get("task") != cls.__name__:
-            raise ValueError(f"{directory} holds a {cfg.get('task')!r} checkpoint, not a {cls.__name__}")
+        """Rebuild a model saved with :meth:`save`; a checkpoint of another kind raises
+        :class:`~multidiff.core.checkpoint.CheckpointKindError` naming the loader that fits."""
+        states, cfg = load_checkpoint(directory, kind=cls.kind, max_kind_version=1)
         obj = cls(**{k: cfg[k] for k in _HPARAMS}, device=device)
         obj.net.load_state_dict(states["net"])
         obj.clip = cfg.get("clip")
@@ -128,21 +148,3 @@ class _PointDiffusion:
         obj.fitted = True
         return obj
 
-
-class _Batches:
-    """Re-iterable shuffled mini-batches over a dict of equally long tensors."""
-
-    def __init__(self, data: dict, batch_size: int, generator: torch.Generator):
-        self.data, self.batch_size, self.generator = data, batch_size, generator
-        self.n = len(next(iter(data.values())))
-        if self.n == 0:
-            raise ValueError("no training clouds")
-
-    def __len__(self) -> int:
-        return max(1, -(-self.n // self.batch_size))
-
-    def __iter__(self):
-        order = torch.randperm(self.n, generator=self.generator)
-        for i in range(0, self.n, self.batch_size):
-            idx = order[i:i + self.batch_size]
-            yield {k: v[idx] for k, v in self.data.items()}
