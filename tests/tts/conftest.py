@@ -1,3 +1,5 @@
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -31,8 +33,8 @@ def trained(short_clips, tmp_path_factory):
     torch.set_num_threads(1)
     try:
         model = tts.train(short_clips, out=None, max_steps=30, epochs=30, batch_size=2, lr=3e-3, holdout=0, net=TINY,
-                          diffusion={"segment_frames": 32}, device="cpu", progress=False, ema_decay=0,
-                          frontend="char")
+                          diffusion={"segment_frames": 32}, device="cpu", progress=False, frontend="char",
+                          train_config=replace(tts.DEFAULT_TRAIN_CONFIG, ema_decay=0))
     finally:
         torch.set_num_threads(old)
     model.save(out / "final")

@@ -2,9 +2,9 @@
 
 :func:`train` -> :class:`TTS` (``synthesize``), :func:`load`, :func:`evaluate` (MCD, log-F0 RMSE, RTF).
 """
-from .api import PRESETS, TTS, load, prepare, train
+from .api import DEFAULT_TRAIN_CONFIG, PRESETS, TTS, load, prepare, train
 from .evaluate import EvalResult, evaluate
 from .model import SAMPLERS, DiffusionConfig, collate, gradtts_loss
 
 __all__ = ["DiffusionConfig", "PRESETS", "TTS", "gradtts_loss", "collate", "prepare", "train", "load", "evaluate",
-           "EvalResult", "SAMPLERS"]
+           "EvalResult", "SAMPLERS", "DEFAULT_TRAIN_CONFIG"]

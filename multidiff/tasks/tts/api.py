@@ -17,6 +17,8 @@ The loss and the sampling grids are in :mod:`.model`, the benchmark protocol in 
 """
 from __future__ import annotations
 
+import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -30,11 +32,20 @@ from ...audio.vocoder import GriffinLim, Vocoder
 from ...core import samplers
 from ...core.checkpoint import load_checkpoint, save_checkpoint
 from ...core.device import resolve_device
-from ...core.training import TrainConfig, TrainResult, fit
+from ...core.training import Batches, TrainConfig, TrainResult, fit, resolve_train_config
 from ...nets.gradtts import GradTTSConfig, GradTTSNet, fit_length, sequence_mask
 from .model import DiffusionConfig, _grid, collate, gradtts_loss
 
-__all__ = ["PRESETS", "TTS", "prepare", "train", "load"]
+__all__ = ["PRESETS", "TTS", "prepare", "train", "load", "DEFAULT_TRAIN_CONFIG"]
+
+# How a voice trains unless told otherwise: Grad-TTS' constant lr 1e-4 (AdamW, weight decay 1e-6),
+# clipping at norm 1, EMA 0.999 capped for short runs so that it averages over at most a tenth of
+# max_steps (decay <= 1 - 10 / max_steps: an EMA without bias correction would keep a short run near
+# its initial weights), 1000 epochs. train(..., train_config=...) replaces it; the keywords epochs,
+# lr and max_steps default to its values.
+DEFAULT_TRAIN_CONFIG = TrainConfig(epochs=1000, lr=1e-4, weight_decay=1e-6, lr_schedule="constant", ema_decay=0.999,
+                                   ema_min_windows=10, grad_clip=1.0)
+_D = DEFAULT_TRAIN_CONFIG
 
 # network sizes: "gradtts" is the paper's (14.8 M parameters); the others fit CPU budgets
 PRESETS = {
@@ -126,12 +137,12 @@ class TTS:
 
     # -- persistence -------------------------------------------------------------------------------
     def config(self) -> dict:
-        return {"kind": "gradtts", "net": self.net.cfg.to_dict(), "frontend": self.frontend.config(),
+        return {"net": self.net.cfg.to_dict(), "frontend": self.frontend.config(),
                 "mel": self.mel.to_dict(), "diffusion": self.diffusion.__dict__, "history": self.history}
 
     def save(self, directory: str | Path) -> Path:
         """Atomic safetensors + JSON checkpoint (core.checkpoint)."""
-        return save_checkpoint(directory, {"model": self.net.state_dict()}, self.config())
+        return save_checkpoint(directory, {"model": self.net.state_dict()}, self.config(), kind="tts")
 
     @classmethod
     def load(cls, directory: str | Path, device: str | torch.device = "auto",
@@ -142,9 +153,7 @@ class TTS:
                                     f"{directory}` or tts.train(..., out=...)")
         if not (directory / "config.json").is_file() and (directory / "final" / "config.json").is_file():
             directory = directory / "final"
-        states, cfg = load_checkpoint(directory)
-        if cfg.get("kind") != "gradtts":
-            raise ValueError(f"{directory} is not a Grad-TTS checkpoint (kind={cfg.get('kind')!r})")
+        states, cfg = load_checkpoint(directory, kind="tts", max_kind_version=1)
         net = GradTTSNet(GradTTSConfig.from_dict(cfg["net"]))
         net.load_state_dict(states["model"])
         frontend = TextFrontend(**cfg["frontend"])
@@ -170,28 +179,47 @@ def prepare(items, frontend: TextFrontend, mel: MelConfig) -> list[tuple[list[in
     return out
 
 
-def _loader(pairs, batch_size: int, shuffle: bool, seed: int):
-    g = torch.Generator().manual_seed(seed)
-    return torch.utils.data.DataLoader(pairs, batch_size=batch_size, shuffle=shuffle, collate_fn=collate,
-                                       generator=g, drop_last=shuffle and len(pairs) > batch_size)
+def _batches(pairs, batch_size: int, shuffle: bool, seed: int) -> Batches:
+    """Collated batches of ``(token ids, log-mel)`` pairs; a shuffled pass drops its short last batch."""
+    return Batches(len(pairs), batch_size, lambda idx: collate([pairs[i] for i in idx.tolist()]), shuffle=shuffle,
+                   generator=torch.Generator().manual_seed(seed), drop_last=shuffle)
 
 
-def _ema_decay(max_steps: Optional[int]) -> float:
-    """0.999 for long runs; shorter runs average over about a tenth of their steps (the core's EMA has
-    no bias correction, so 0.999 would keep a short run near its initial weights)."""
-    return 0.999 if max_steps is None or max_steps >= 10000 else max(0.0, 1 - 10 / max_steps)
+def _train_config(train_config: Optional[TrainConfig], keywords: dict, task_wide: dict, legacy: dict) -> TrainConfig:
+    """:data:`DEFAULT_TRAIN_CONFIG` (or ``train_config``) with the keywords of :func:`train` put in,
+    then the deprecated extra keywords (``legacy``) as before: an explicit ``ema_decay`` is not capped."""
+    cfg = resolve_train_config(DEFAULT_TRAIN_CONFIG, train_config, keywords, task_wide)
+    if not legacy:
+        return cfg
+    warnings.warn(f"tts.train(..., {', '.join(f'{k}=' for k in legacy)}) is deprecated and will be removed in the next "
+                  "release; pass train_config=dataclasses.replace(tts.DEFAULT_TRAIN_CONFIG, ...) instead",
+                  DeprecationWarning, stacklevel=3)
+    if "ema_decay" in legacy:
+        legacy = {"ema_min_windows": 0.0, **legacy}
+    try:
+        cfg = replace(cfg, **legacy)
+    except TypeError:
+        raise TypeError(f"train() got unexpected keyword arguments {sorted(legacy)}: they are not TrainConfig "
+                        "fields") from None
+    cfg.validate()
+    return cfg
 
 
-def train(data: str | Path | Sequence, out: Optional[str | Path] = None, max_steps: Optional[int] = None,
-          device: str = "auto", epochs: int = 1000, batch_size: int = 16, lr: float = 1e-4, holdout: int = 20,
+def train(data: str | Path | Sequence, out: Optional[str | Path] = None, max_steps: Optional[int] = _D.max_steps,
+          device: str = "auto", epochs: int = _D.epochs, batch_size: int = 16, lr: float = _D.lr, holdout: int = 20,
           size: str = "gradtts", net: Optional[dict] = None, diffusion: Optional[dict] = None, frontend: str = "auto",
-          progress: bool = True, seed: int = 0, resume: bool = False, **train_kwargs) -> TTS:
+          progress: bool = True, seed: int = 0, resume: bool = False, train_config: Optional[TrainConfig] = None,
+          **train_kwargs) -> TTS:
     """Train a Grad-TTS voice on an LJ Speech-style folder (or a list of ``Utterance``).
 
     The last ``holdout`` utterances are kept out (validation loss; evaluation). ``size`` picks a
-    :data:`PRESETS` network; ``net`` / ``diffusion`` override :class:`GradTTSConfig` / :class:`DiffusionConfig` fields; other keywords go to
-    :class:`TrainConfig`. With ``out`` the core writes ``out/last`` (resumable) and the voice is saved
-    to ``out/final``. Grad-TTS: Adam lr 1e-4, batch 16, 1.7 M iterations on LJ Speech.
+    :data:`PRESETS` network; ``net`` / ``diffusion`` override :class:`GradTTSConfig` / :class:`DiffusionConfig`
+    fields. Training settings: ``train_config`` (None: :data:`DEFAULT_TRAIN_CONFIG`); ``max_steps``,
+    ``epochs`` and ``lr`` replace its fields when set to other values than their defaults (those of
+    :data:`DEFAULT_TRAIN_CONFIG`), ``seed``, ``device`` and ``progress`` always do. Other keywords
+    (TrainConfig fields) still work but are deprecated. With ``out`` the core writes ``out/last``
+    (resumable) and the voice is saved to ``out/final``. Grad-TTS: Adam lr 1e-4, batch 16, 1.7 M
+    iterations on LJ Speech.
     """
     from ...datasets.ljspeech import locate_ljspeech, read_metadata, split_holdout
 
@@ -204,14 +232,13 @@ def train(data: str | Path | Sequence, out: Optional[str | Path] = None, max_ste
     netcfg = GradTTSConfig(n_vocab=fe.n_symbols, n_feats=mel_cfg.n_mels, **{**PRESETS[size], **(net or {})})
     model = TTS(GradTTSNet(netcfg), fe, mel_cfg, diff_cfg, device=device)
     train_pairs, val_pairs = prepare(train_items, fe, mel_cfg), prepare(val_items, fe, mel_cfg)
-    cfg = TrainConfig(epochs=epochs, lr=lr, max_steps=max_steps, device=str(model.device), seed=seed,
-                      progress=progress, **{"lr_schedule": "constant", "ema_decay": _ema_decay(max_steps),
-                                             **train_kwargs})
+    cfg = _train_config(train_config, {"epochs": epochs, "lr": lr, "max_steps": max_steps},
+                        {"device": str(model.device), "seed": seed, "progress": progress}, train_kwargs)
     loss = lambda m, b: gradtts_loss(m, b, diff_cfg)
-    result: TrainResult = fit(model.net, loss, _loader(train_pairs, batch_size, True, seed), cfg,
-                              val_batches=_loader(val_pairs, batch_size, False, seed) if val_pairs else None,
+    result: TrainResult = fit(model.net, loss, _batches(train_pairs, batch_size, True, seed), cfg,
+                              val_batches=_batches(val_pairs, batch_size, False, seed) if val_pairs else None,
                               checkpoint_dir=Path(out) if out else None, resume=resume,
-                              extra_config={"kind": "gradtts-train", "net": netcfg.to_dict()})
+                              extra_config={"net": netcfg.to_dict()})
     model.net.eval()
     model.history = result.history
     if out:

@@ -11,6 +11,7 @@ import torch
 
 from ...audio.mel import mel_spectrogram
 from ...audio.vocoder import Vocoder
+from ...metrics.tables import markdown_table
 from .api import TTS
 
 __all__ = ["evaluate", "EvalResult"]
@@ -22,12 +23,10 @@ class EvalResult:
     examples: dict = field(default_factory=dict)      # first clip: {"ground truth", "prior mu", setting: mel}
 
     def table(self) -> str:
+        """The rows as a Markdown table (floats to 4 decimals; a metric not computed is left empty)."""
         keys = ["setting", "mcd", "log_f0_rmse", "f0_clips", "rtf_decoder", "rtf_end_to_end"]
-        lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-        for r in self.rows:
-            lines.append("| " + " | ".join(f"{r[k]:.4f}" if isinstance(r.get(k), float) else str(r.get(k, ""))
-                                           for k in keys) + " |")
-        return "\n".join(lines)
+        cell = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)
+        return markdown_table(keys, [[r.get(k) for k in keys] for r in self.rows], [cell] * len(keys), missing="")
 
 
 def _sync(device: torch.device) -> None:
