@@ -16,15 +16,16 @@ import argparse
 import json
 import platform
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 from multidiff.core.checkpoint import write_json_atomic, write_text_atomic
-from multidiff.core.training import TrainConfig
 from multidiff.datasets.labelled import load_dataset
 from multidiff.metrics.robustness import mean_interval
+from multidiff.metrics.tables import markdown_table
 from multidiff.tasks import purify
 
 
@@ -60,9 +61,10 @@ def models(a, d):
         den, clf, _ = purify.load_models(a.checkpoint, a.device)
         return den, clf, 0.0
     t0 = time.perf_counter()
-    base = dict(lr=2e-3, lr_schedule="cosine", device=a.device, progress=False)
-    clf = purify.train_classifier(d.x_train, d.y_train, len(d.classes), TrainConfig(epochs=30, ema_decay=0.99, **base))
-    den = purify.train_denoiser(d.x_train, TrainConfig(epochs=a.epochs, ema_decay=0.995, **base), data_range=d.data_range)
+    clf = purify.train_classifier(d.x_train, d.y_train, len(d.classes),
+                                  replace(purify.DEFAULT_CLASSIFIER_TRAIN_CONFIG, epochs=30, device=a.device))
+    den = purify.train_denoiser(d.x_train, replace(purify.DEFAULT_DENOISER_TRAIN_CONFIG, epochs=a.epochs, ema_decay=0.995,
+                                                   device=a.device), data_range=d.data_range)
     purify.save_models(Path(a.out) / "models", den, clf, {"dataset": a.dataset, "classes": d.classes,
                                                           "description": d.description, "data_range": list(d.data_range)})
     return den, clf, time.perf_counter() - t0
@@ -115,14 +117,14 @@ def markdown(s: dict) -> str:
     lines = []
     for eps, res in s["results"].items():
         lines += [f"{s['settings']['norm']} eps = {eps} ({s['n_examples']} test inputs; mean over seeds {s['settings']['seeds']} "
-                  f"with Student-t 95 % CI; Wilson 95 % CI of seed {s['settings']['seeds'].split(',')[0]} in brackets)", "",
-                  "| attack | undefended | defended |", "|---|---|---|"]
+                  f"with Student-t 95 % CI; Wilson 95 % CI of seed {s['settings']['seeds'].split(',')[0]} in brackets)", ""]
         table: dict = {}
         for key, r in res["rows"].items():
             attack, target = key.split("|")
             table.setdefault(attack, {})[target] = (f"{100 * r['mean']:.1f} % ({100 * r['ci_low']:.1f}-{100 * r['ci_high']:.1f}) "
                                                     f"[{100 * r['wilson_seed0'][0]:.1f}-{100 * r['wilson_seed0'][1]:.1f}]")
-        lines += [f"| {a} | {c.get('undefended', '-')} | {c.get('defended', '-')} |" for a, c in table.items()]
+        lines.append(markdown_table(["attack", "undefended", "defended"],
+                                    [[a, c.get("undefended"), c.get("defended")] for a, c in table.items()]))
         lines += ["", f"Purifier: {json.dumps(res['purifier'])}; {1000 * res['seconds_per_purified_input']:.1f} ms per "
                       f"purified + classified input; attack wall time (s, seed 0): "
                       + ", ".join(f"{k[7:]} {v:.0f}" for k, v in res["attack_seconds"].items()), ""]

@@ -49,14 +49,16 @@ def _data(name: str, path):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from ..core.training import TrainConfig
+    from dataclasses import replace
+
     from ..tasks import purify
 
     d = _data(args.dataset, args.data)
-    base = dict(lr=2e-3, lr_schedule="cosine", seed=args.seed, device=args.device, progress=True)
+    run = dict(seed=args.seed, device=args.device, progress=True)
     clf = purify.train_classifier(d.x_train, d.y_train, len(d.classes),
-                                  TrainConfig(epochs=args.classifier_epochs, ema_decay=0.99, **base))
-    den = purify.train_denoiser(d.x_train, TrainConfig(epochs=args.epochs, ema_decay=0.995, **base),
+                                  replace(purify.DEFAULT_CLASSIFIER_TRAIN_CONFIG, epochs=args.classifier_epochs, **run))
+    den = purify.train_denoiser(d.x_train, replace(purify.DEFAULT_DENOISER_TRAIN_CONFIG, epochs=args.epochs,
+                                                   ema_decay=0.995, **run),
                                 data_range=d.data_range, base=args.width)
     import torch
     with torch.no_grad():

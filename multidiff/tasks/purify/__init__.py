@@ -8,10 +8,12 @@ classify, :mod:`.api`), :func:`evaluate` (robust accuracy under the adaptive att
 >>> defended = Defended(classifier, purifier)
 >>> report = evaluate(classifier, purifier, (x, y), attacks=["pgd", "pgd-eot"], eps=0.1)
 """
-from .api import Defended, load_models, save_models, train_classifier, train_denoiser
+from .api import (DEFAULT_CLASSIFIER_TRAIN_CONFIG, DEFAULT_DENOISER_TRAIN_CONFIG, Defended, load_models, save_models,
+                  train_classifier, train_denoiser)
 from .attacks import ATTACKS
 from .evaluate import RobustnessReport, evaluate, save_grid
 from .model import Purifier, check_range
 
 __all__ = ["Purifier", "Defended", "check_range", "evaluate", "RobustnessReport", "ATTACKS", "save_grid",
-           "train_denoiser", "train_classifier", "save_models", "load_models"]
+           "train_denoiser", "train_classifier", "save_models", "load_models",
+           "DEFAULT_DENOISER_TRAIN_CONFIG", "DEFAULT_CLASSIFIER_TRAIN_CONFIG"]

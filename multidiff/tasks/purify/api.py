@@ -4,6 +4,7 @@ checkpoint for both (:func:`save_models`, :func:`load_models`)."""
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -11,10 +12,20 @@ import torch
 from torch import nn
 
 from ...core.schedules import vp_alpha_bar
+from ...core.training import Batches, TrainConfig, fit, resolve_train_config
 from ...core.validate import check_whole
 from .model import Purifier, check_range
 
-__all__ = ["Defended", "train_denoiser", "train_classifier", "save_models", "load_models"]
+__all__ = ["Defended", "train_denoiser", "train_classifier", "save_models", "load_models",
+           "DEFAULT_DENOISER_TRAIN_CONFIG", "DEFAULT_CLASSIFIER_TRAIN_CONFIG"]
+
+# How the two networks train unless told otherwise (``train_config=``): AdamW lr 2e-3 (weight decay
+# 1e-6) on a cosine schedule, clipping at norm 1, quiet; the diffusion model 50 epochs with EMA 0.999,
+# the classifier 30 epochs with EMA 0.99.
+DEFAULT_DENOISER_TRAIN_CONFIG = TrainConfig(epochs=50, lr=2e-3, weight_decay=1e-6, lr_schedule="cosine",
+                                            ema_decay=0.999, grad_clip=1.0, progress=False)
+DEFAULT_CLASSIFIER_TRAIN_CONFIG = TrainConfig(epochs=30, lr=2e-3, weight_decay=1e-6, lr_schedule="cosine",
+                                              ema_decay=0.99, grad_clip=1.0, progress=False)
 
 
 class Defended(nn.Module):
@@ -45,22 +56,35 @@ class Defended(nn.Module):
 
 # training and persistence -------------------------------------------------------------------
 
-def _loader(tensors, batch_size: int, seed: int):
-    ds = torch.utils.data.TensorDataset(*tensors)
-    return torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=True, drop_last=len(ds) > batch_size,
-                                       generator=torch.Generator().manual_seed(seed))
+def _batches(tensors, batch_size: int, seed: int) -> Batches:
+    """Shuffled batches ``(t[idx] for t in tensors)`` whose short last batch is dropped."""
+    return Batches(len(tensors[0]), batch_size, lambda idx: tuple(t[idx] for t in tensors), shuffle=True,
+                   generator=torch.Generator().manual_seed(seed), drop_last=True)
 
 
-def train_denoiser(x_train: torch.Tensor, config=None, data_range: tuple[float, float] = (0.0, 1.0),
-                   batch_size: int = 128, val: Optional[torch.Tensor] = None, **net_kwargs) -> nn.Module:
+def _train_config(default: TrainConfig, train_config: Optional[TrainConfig], net_kwargs: dict,
+                  caller: str) -> TrainConfig:
+    """``train_config`` (None: ``default``); the former keyword ``config=`` still works for one release."""
+    if "config" in net_kwargs:
+        warnings.warn(f"{caller}(config=...) is deprecated and will be removed in the next release; pass "
+                      "train_config=...", DeprecationWarning, stacklevel=3)
+        if train_config is not None:
+            raise TypeError(f"{caller}() got both train_config and config (its deprecated name); pass train_config")
+        train_config = net_kwargs.pop("config")
+    return resolve_train_config(default, train_config)
+
+
+def train_denoiser(x_train: torch.Tensor, train_config: Optional[TrainConfig] = None,
+                   data_range: tuple[float, float] = (0.0, 1.0), batch_size: int = 128,
+                   val: Optional[torch.Tensor] = None, **net_kwargs) -> nn.Module:
     """Train a :class:`~multidiff.nets.unet_small.SmallUNet` as a continuous VP-SDE eps-model
-    (Song et al. 2021; DiffPure's score model) on clean data rescaled to [-1, 1], via ``core.training.fit``."""
+    (Song et al. 2021; DiffPure's score model) on clean data rescaled to [-1, 1], via ``core.training.fit``,
+    with ``train_config`` (None: :data:`DEFAULT_DENOISER_TRAIN_CONFIG`)."""
     from ...core.losses import draw_continuous_t, eps_mse
-    from ...core.training import TrainConfig, fit
     from ...nets.unet_small import SmallUNet
 
     check_range(x_train, data_range, "x_train")
-    config = config or TrainConfig(epochs=50, lr=2e-3, lr_schedule="cosine", progress=False)
+    config = _train_config(DEFAULT_DENOISER_TRAIN_CONFIG, train_config, net_kwargs, "train_denoiser")
     lo, hi = data_range
     scaled = lambda x: (x.float() - lo) / (hi - lo) * 2 - 1
     dims = x_train.dim() - 2
@@ -71,22 +95,22 @@ def train_denoiser(x_train: torch.Tensor, config=None, data_range: tuple[float, 
         return eps_mse(model, x0, draw_continuous_t(len(x0), device=x0.device), vp_alpha_bar)
 
     val_batches = None if val is None else [(v,) for v in scaled(val).split(batch_size)]
-    fit(net, loss_fn, _loader([scaled(x_train)], batch_size, config.seed), config, val_batches=val_batches)
+    fit(net, loss_fn, _batches([scaled(x_train)], batch_size, config.seed), config, val_batches=val_batches)
     return net
 
 
-def train_classifier(x_train: torch.Tensor, y_train: torch.Tensor, n_classes: int, config=None,
-                     batch_size: int = 64, **net_kwargs) -> nn.Module:
-    """Train a :class:`~multidiff.nets.classifiers.ConvClassifier` with cross-entropy through ``core.training.fit``."""
-    from ...core.training import TrainConfig, fit
+def train_classifier(x_train: torch.Tensor, y_train: torch.Tensor, n_classes: int,
+                     train_config: Optional[TrainConfig] = None, batch_size: int = 64, **net_kwargs) -> nn.Module:
+    """Train a :class:`~multidiff.nets.classifiers.ConvClassifier` with cross-entropy through
+    ``core.training.fit``, with ``train_config`` (None: :data:`DEFAULT_CLASSIFIER_TRAIN_CONFIG`)."""
     from ...nets.classifiers import ConvClassifier
 
     if y_train.shape != (len(x_train),):
         raise ValueError(f"y_train must have shape ({len(x_train)},), got {tuple(y_train.shape)}")
-    config = config or TrainConfig(epochs=30, lr=2e-3, lr_schedule="cosine", ema_decay=0.99, progress=False)
+    config = _train_config(DEFAULT_CLASSIFIER_TRAIN_CONFIG, train_config, net_kwargs, "train_classifier")
     net = ConvClassifier(x_train.shape[1], n_classes, dims=x_train.dim() - 2, **net_kwargs)
     loss_fn = lambda model, batch: nn.functional.cross_entropy(model(batch[0]), batch[1])
-    fit(net, loss_fn, _loader([x_train.float(), y_train.long()], batch_size, config.seed), config)
+    fit(net, loss_fn, _batches([x_train.float(), y_train.long()], batch_size, config.seed), config)
     return net
 
 
@@ -94,17 +118,18 @@ def save_models(directory: str | Path, denoiser: nn.Module, classifier: nn.Modul
     """Write both networks and their hyper-parameters as one atomic safetensors checkpoint."""
     from ...core.checkpoint import save_checkpoint
     return save_checkpoint(directory, {"denoiser": denoiser.state_dict(), "classifier": classifier.state_dict()},
-                           {"denoiser": denoiser.config, "classifier": classifier.config, **meta})
+                           {"denoiser": denoiser.config, "classifier": classifier.config, **meta}, kind="purifier")
 
 
 def load_models(directory: str | Path, device: str = "auto") -> tuple[nn.Module, nn.Module, dict]:
-    """Inverse of :func:`save_models`: ``(denoiser, classifier, meta)`` in eval mode on ``device``."""
+    """Inverse of :func:`save_models`: ``(denoiser, classifier, meta)`` in eval mode on ``device``;
+    a checkpoint of another kind raises :class:`~multidiff.core.checkpoint.CheckpointKindError`."""
     from ...core.checkpoint import load_checkpoint
     from ...core.device import resolve_device
     from ...nets.classifiers import ConvClassifier
     from ...nets.unet_small import SmallUNet
 
-    states, meta = load_checkpoint(directory)
+    states, meta = load_checkpoint(directory, kind="purifier", max_kind_version=1)
     dn = meta["denoiser"]
     denoiser = SmallUNet(**{**dn, "mults": tuple(dn["mults"])})
     classifier = ConvClassifier(**meta["classifier"])

@@ -20,6 +20,7 @@ from torch import nn
 from ...core.checkpoint import write_atomic, write_json_atomic, write_text_atomic
 from ...core.device import resolve_device
 from ...metrics.robustness import correct, wilson_interval, worst_case_correct
+from ...metrics.tables import markdown_table
 from .api import Defended
 from .attacks import ATTACKS, make_attack, run_attack, settings
 from .model import Purifier, check_range
@@ -83,13 +84,12 @@ class RobustnessReport:
     def to_markdown(self) -> str:
         s = self.settings
         lines = [f"Robust accuracy ({s.get('norm', '?')} eps = {s.get('eps', '?')}, n = {len(self.labels)}, "
-                 f"{int(self.confidence * 100)} % Wilson intervals)", "",
-                 "| attack | undefended | defended |", "|---|---|---|"]
+                 f"{int(self.confidence * 100)} % Wilson intervals)", ""]
         table: dict[str, dict[str, str]] = {}
         for r in self.rows():
             table.setdefault(r["attack"], {})[r["target"]] = f"{100 * r['accuracy']:.1f} % [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]"
-        for name, cells in table.items():
-            lines.append(f"| {name} | {cells.get('undefended', '-')} | {cells.get('defended', '-')} |")
+        lines.append(markdown_table(["attack", "undefended", "defended"],
+                                    [[name, cells.get("undefended"), cells.get("defended")] for name, cells in table.items()]))
         lines += ["", "Settings:", "", "```json", json.dumps(s, indent=1), "```"]
         if self.timings:
             lines += ["", "Timings (s): " + ", ".join(f"{k} {v:.3g}" for k, v in self.timings.items())]
@@ -132,75 +132,106 @@ def evaluate(classifier: nn.Module, purifier: Purifier, data: tuple[torch.Tensor
     The undefended classifier is deterministic, so every PGD-type attack against it is plain PGD
     (computed once). Attack settings and per-input purification time go into the report.
     """
+    x, y = _check_data(data)
+    cfgs = [make_attack(a, eps, norm, steps, step_size, eot) for a in attacks]
+    dev = resolve_device(device)
+    check_range(x, purifier.data_range)
+    run = _Evaluation(classifier, purifier, x, y, dev, n_votes, batch_size, seed, n_examples_kept,
+                      plain=lambda kind: make_attack(kind, eps, norm, steps, step_size, 1))
+    run.clean()
+    for cfg in cfgs:
+        run.attack(cfg)
+    settings_ = {"eps": eps, "norm": norm, "n_votes": n_votes, "seed": seed, "device": str(dev),
+                 "purifier": _purifier_settings(run.purifier), "attacks": {c.name: settings(c) for c in cfgs},
+                 "undefended_note": "the bare classifier is deterministic: pgd, bpda-eot, pgd-eot and transfer "
+                                    "against it are the same plain PGD"}
+    return run.report(settings_)
+
+
+def _check_data(data) -> tuple[torch.Tensor, torch.Tensor]:
+    """``data`` as ``(x, y)``: a pair of tensors, one class index per input, not empty."""
     x, y = data
     if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor) or y.dim() != 1 or len(x) != len(y):
         raise ValueError("data must be a pair of tensors (x, y) with y of shape (len(x),) holding class indices")
     if len(x) == 0:
         raise ValueError("data is empty; pass at least one example")
-    cfgs = [make_attack(a, eps, norm, steps, step_size, eot) for a in attacks]
-    dev = resolve_device(device)
-    check_range(x, purifier.data_range)
-    classifier, purifier = classifier.to(dev).eval(), purifier.to(dev).eval()
-    x, y = x.to(dev), y.to(dev).long()
-    _check_classifier(classifier, x, y)
-    defended = Defended(classifier, purifier, n_votes)
-    gen = torch.Generator(device=dev).manual_seed(seed)
-    preds: dict[str, dict[str, list[int]]] = {}
-    timings: dict[str, float] = {}
-    kept = torch.linspace(0, len(x) - 1, min(n_examples_kept, len(x)), device=dev).round().long()  # spread over the set
-    examples = {"clean": x[kept].cpu(), "labels": y[kept].cpu(), "index": kept.cpu()}
+    return x, y
 
-    def predict(target: str, xs: torch.Tensor) -> list[int]:
+
+def _purifier_settings(purifier: Purifier) -> dict:
+    return {"t_star": purifier.t_star, "n_steps": purifier.n_steps, "sampler": purifier.sampler,
+            "alpha_bar_t_star": purifier.level, "data_range": list(purifier.data_range)}
+
+
+class _Evaluation:
+    """One :func:`evaluate` run: the models on their device, the data, one seeded generator that
+    every purification and attack draws from (in a fixed order), and what the report collects."""
+
+    def __init__(self, classifier: nn.Module, purifier: Purifier, x: torch.Tensor, y: torch.Tensor,
+                 dev: torch.device, n_votes: int, batch_size: int, seed: int, n_examples_kept: int, plain):
+        self.classifier, self.purifier = classifier.to(dev).eval(), purifier.to(dev).eval()
+        self.x, self.y = x.to(dev), y.to(dev).long()
+        _check_classifier(self.classifier, self.x, self.y)
+        self.defended = Defended(self.classifier, self.purifier, n_votes)
+        self.gen = torch.Generator(device=dev).manual_seed(seed)
+        self.batch_size, self.plain = batch_size, plain
+        self.preds: dict[str, dict[str, list[int]]] = {}
+        self.timings: dict[str, float] = {}
+        self.kept = torch.linspace(0, len(x) - 1, min(n_examples_kept, len(x)), device=dev).round().long()  # spread
+        self.examples = {"clean": self.x[self.kept].cpu(), "labels": self.y[self.kept].cpu(), "index": self.kept.cpu()}
+        self.cache: dict[str, torch.Tensor] = {}  # the undefended (deterministic) attacks: "fgsm" or "pgd"
+
+    def predict(self, target: str, xs: torch.Tensor) -> list[int]:
+        """Predicted classes of ``xs``: the bare classifier's, or a fresh defended vote."""
         with torch.no_grad():
-            out = [(classifier(b).argmax(-1) if target == "undefended" else defended.predict(b, generator=gen))
-                   for b in xs.split(batch_size)]
+            out = [(self.classifier(b).argmax(-1) if target == "undefended"
+                    else self.defended.predict(b, generator=self.gen)) for b in xs.split(self.batch_size)]
         return torch.cat(out).cpu().tolist()
 
-    t0 = time.perf_counter()
-    preds["clean"] = {"undefended": predict("undefended", x)}
-    timings["classify_per_input"] = (time.perf_counter() - t0) / len(x)
-    t0 = time.perf_counter()
-    preds["clean"]["defended"] = predict("defended", x)
-    timings["purify_and_classify_per_input"] = (time.perf_counter() - t0) / len(x)
-    with torch.no_grad():
-        examples["purified_clean"] = purifier(x[kept], generator=gen).cpu()
-
-    cache: dict[str, torch.Tensor] = {}  # the undefended (deterministic) attacks: "fgsm" or "pgd"
-
-    def attack_undefended(kind: str) -> torch.Tensor:
-        if kind not in cache:
-            c = make_attack(kind, eps, norm, steps, step_size, 1)
-            cache[kind] = torch.cat([run_attack(c, classifier, xb, yb, None, purifier.data_range, gen)
-                                     for xb, yb in zip(x.split(batch_size), y.split(batch_size))])
-        return cache[kind]
-
-    for cfg in cfgs:
-        kind = "fgsm" if cfg.name == "fgsm" else "pgd"
+    def clean(self) -> None:
+        """Predictions on the clean inputs, timed per input, and the purified clean examples."""
         t0 = time.perf_counter()
-        x_und = attack_undefended(kind)
-        if cfg.name == "transfer":
-            x_def = x_und
-        else:
-            x_def = torch.cat([run_attack(cfg, classifier, xb, yb, purifier, purifier.data_range, gen)
-                               for xb, yb in zip(x.split(batch_size), y.split(batch_size))])
-        timings[f"attack_{cfg.name}"] = time.perf_counter() - t0
-        preds[cfg.name] = {"undefended": predict("undefended", x_und), "defended": predict("defended", x_def)}
-        examples[f"adv_{cfg.name}"] = x_def[kept].cpu()
+        self.preds["clean"] = {"undefended": self.predict("undefended", self.x)}
+        self.timings["classify_per_input"] = (time.perf_counter() - t0) / len(self.x)
+        t0 = time.perf_counter()
+        self.preds["clean"]["defended"] = self.predict("defended", self.x)
+        self.timings["purify_and_classify_per_input"] = (time.perf_counter() - t0) / len(self.x)
         with torch.no_grad():
-            pur = purifier(x_def[kept], generator=gen)
-            examples[f"purified_{cfg.name}"] = pur.cpu()
-            examples[f"pred_{cfg.name}"] = classifier(pur).argmax(-1).cpu()  # of the purified input shown
-            examples[f"bare_{cfg.name}"] = classifier(x_def[kept]).argmax(-1).cpu()
-    purifier_settings = {"t_star": purifier.t_star, "n_steps": purifier.n_steps, "sampler": purifier.sampler,
-                         "alpha_bar_t_star": purifier.level, "data_range": list(purifier.data_range)}
-    report = RobustnessReport(
-        labels=y.cpu().tolist(), predictions=preds, timings=timings,
-        settings={"eps": eps, "norm": norm, "n_votes": n_votes, "seed": seed, "device": str(dev),
-                  "purifier": purifier_settings, "attacks": {c.name: settings(c) for c in cfgs},
-                  "undefended_note": "the bare classifier is deterministic: pgd, bpda-eot, pgd-eot and transfer "
-                                     "against it are the same plain PGD"})
-    report.examples = examples
-    return report
+            self.examples["purified_clean"] = self.purifier(self.x[self.kept], generator=self.gen).cpu()
+
+    def _batched_attack(self, cfg, purifier: Optional[Purifier]) -> torch.Tensor:
+        return torch.cat([run_attack(cfg, self.classifier, xb, yb, purifier, self.purifier.data_range, self.gen)
+                          for xb, yb in zip(self.x.split(self.batch_size), self.y.split(self.batch_size))])
+
+    def _attack_undefended(self, kind: str) -> torch.Tensor:
+        """Plain FGSM or PGD against the bare classifier, computed once."""
+        if kind not in self.cache:
+            self.cache[kind] = self._batched_attack(self.plain(kind), None)
+        return self.cache[kind]
+
+    def attack(self, cfg) -> None:
+        """Attack both targets with ``cfg``: predictions, wall time and the examples shown."""
+        t0 = time.perf_counter()
+        x_und = self._attack_undefended("fgsm" if cfg.name == "fgsm" else "pgd")
+        x_def = x_und if cfg.name == "transfer" else self._batched_attack(cfg, self.purifier)
+        self.timings[f"attack_{cfg.name}"] = time.perf_counter() - t0
+        self.preds[cfg.name] = {"undefended": self.predict("undefended", x_und),
+                                "defended": self.predict("defended", x_def)}
+        self._keep_examples(cfg.name, x_def[self.kept])
+
+    def _keep_examples(self, name: str, adv: torch.Tensor) -> None:
+        self.examples[f"adv_{name}"] = adv.cpu()
+        with torch.no_grad():
+            pur = self.purifier(adv, generator=self.gen)
+            self.examples[f"purified_{name}"] = pur.cpu()
+            self.examples[f"pred_{name}"] = self.classifier(pur).argmax(-1).cpu()  # of the purified input shown
+            self.examples[f"bare_{name}"] = self.classifier(adv).argmax(-1).cpu()
+
+    def report(self, settings_: dict) -> RobustnessReport:
+        report = RobustnessReport(labels=self.y.cpu().tolist(), predictions=self.preds, timings=self.timings,
+                                  settings=settings_)
+        report.examples = self.examples
+        return report
 
 
 def save_grid(report: RobustnessReport, path: str | Path, attack: str, classes: Optional[Sequence[str]] = None) -> Path:
