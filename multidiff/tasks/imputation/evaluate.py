@@ -13,6 +13,7 @@ import numpy as np
 from ...datasets.aqi36 import load_aqi36
 from ...datasets.physionet import csdi_split, eval_mask, load_physionet
 from ...metrics.imputation import crps_quantile, masked_mae, masked_rmse
+from ...metrics.tables import markdown_table
 from . import peers as peer_lib
 from .api import Imputer
 
@@ -140,17 +141,23 @@ def run_physionet(path=None, missing_ratio: float = 0.1, n_samples: int = 100, s
             "eval_entries": int(hidden[test].sum()), "rows": rows, "params": params, "n_samples": n_samples}
 
 
+# (title, key of a result row, format) of each column of the result table
+_COLUMNS = (("method", "method", None), ("NFE", "NFE", "%d"), ("MAE", "MAE", "%.3f"), ("RMSE", "RMSE", "%.3f"),
+            ("CRPS", "CRPS", "%.4f"), ("training s", "train_s", "%.0f"), ("imputing s", "sample_s", "%.1f"))
+
+
+def _table(rows: list) -> str:
+    return markdown_table([c[0] for c in _COLUMNS], [[r.get(c[1]) for c in _COLUMNS] for r in rows],
+                          [c[2] for c in _COLUMNS])
+
+
 def format_row(r: dict) -> str:
     """One markdown table row of a result row (as :func:`format_table` writes it)."""
-    fmt = lambda k, f: (f % r[k]) if r.get(k) is not None else "-"
-    return (f"| {r['method']} | {fmt('NFE', '%d')} | {fmt('MAE', '%.3f')} | {fmt('RMSE', '%.3f')} | "
-            f"{fmt('CRPS', '%.4f')} | {fmt('train_s', '%.0f')} | {fmt('sample_s', '%.1f')} |")
+    return _table([r]).splitlines()[-1]
 
 
 def format_table(result: dict) -> str:
     """Markdown table of a benchmark result."""
-    lines = [f"### {result['dataset']}: multidiff trained {result['train_s']:.0f} s ({result['steps']} steps), "
-             f"{result['eval_entries']} evaluation entries, {result.get('n_samples', '?')} samples",
-             "", "| method | NFE | MAE | RMSE | CRPS | training s | imputing s |", "|---|---|---|---|---|---|---|"]
-    lines += [format_row(r) for r in result["rows"]]
-    return "\n".join(lines)
+    return (f"### {result['dataset']}: multidiff trained {result['train_s']:.0f} s ({result['steps']} steps), "
+            f"{result['eval_entries']} evaluation entries, {result.get('n_samples', '?')} samples\n\n"
+            + _table(result["rows"]))
