@@ -25,3 +25,15 @@ def test_cli_round_trips_a_csv(tmp_path, aqi_week):
 def test_cli_reports_bad_input(tmp_path, capsys):
     assert main(["impute", str(tmp_path / "missing.csv")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_cli_model_of_another_kind_names_its_loader(tmp_path, capsys):
+    import torch
+
+    from multidiff.core.checkpoint import save_checkpoint
+    save_checkpoint(tmp_path / "voice", {"model": {"w": torch.ones(1)}}, {}, kind="tts")
+    src = tmp_path / "x.csv"
+    pd.DataFrame({"a": [1.0, None, 3.0]}).to_csv(src, index=False)
+    assert main(["impute", str(src), "--model", str(tmp_path / "voice"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a 'tts' checkpoint, but this loader reads 'imputer'" in err and "multidiff tts synthesize" in err

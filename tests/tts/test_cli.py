@@ -38,3 +38,14 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert "no checkpoint at" in capsys.readouterr().err
     assert main(["tts", "train", "--data", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "no metadata.csv" in capsys.readouterr().err
+
+
+def test_synthesize_with_a_checkpoint_of_another_kind_names_its_loader(tmp_path, capsys):
+    import torch
+
+    from multidiff.core.checkpoint import save_checkpoint
+    save_checkpoint(tmp_path / "gen", {"net": {"w": torch.ones(1)}}, {}, kind="points.generator")
+    assert main(["tts", "synthesize", "--checkpoint", str(tmp_path / "gen"), "--text", "hi", "-o",
+                 str(tmp_path / "o.wav"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a 'points.generator' checkpoint, but this loader reads 'tts'" in err and "multidiff points sample" in err
