@@ -48,7 +48,7 @@ from ...core.device import resolve_device, seed_everything
 from ...core.validate import check_whole
 from ...datasets.gluonts_adapters import frame_index, values_to_dataset
 from ...metrics.forecasting import forecast_metrics
-from ...nets.timegrad import SAMPLER_NAMES, TimeGradModel
+from .timegrad_model import SAMPLER_NAMES, TimeGradModel
 
 __all__ = ["TimeGradEstimator", "TimeGradPredictor", "TimeGradLightningModule", "CheckMultivariate",
            "default_lags", "forecast", "FrameForecast", "evaluate"]
