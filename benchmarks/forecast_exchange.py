@@ -1,29 +1,38 @@
-"""TimeGrad benchmark on exchange_rate (Rasul et al. 2021 protocol: horizon 30, last 5 rolling windows).
+"""Same-budget forecasting benchmark on exchange_rate (TimeGrad protocol: horizon 30, last 5
+rolling windows); ``forecast_etth1.py`` runs it on ETTh1 (horizon 24, last 7 windows).
 
-Trains TimeGrad through GluonTS + Lightning, samples with the 100-step ancestral sampler (the
-reference) and with DDIM / DPM-Solver++(2M) at few steps, and scores CRPS, CRPS-sum, ND,
-NRMSE-sum on the same windows as two baselines: GluonTS' torch DeepAR and seasonal naive.
+Every trained model gets the same wall-clock training budget (``--budget`` seconds, one torch
+thread each, one model at a time) and is scored on the same test windows with the same number
+of sample paths: TimeGrad (100-step ancestral sampler and fast samplers), CSDI forecasting
+(50-step and <= 10-step samplers), GluonTS' torch DeepAR, and seasonal naive. Metrics as GluonTS'
+``MultivariateEvaluator``: CRPS-sum, CRPS, ND, NRMSE-sum; plus training and sampling seconds.
 
-    python benchmarks/forecast_exchange.py                   # paper-sized model, 20 x 100 batches
-    python benchmarks/forecast_exchange.py --epochs 3 --samples 50 --out benchmarks/out/x.json
+Rows are written to ``--out`` as they finish; a rerun skips the models already there (resume after an
+interruption), ``--rerun`` recomputes them.
+
+    python benchmarks/forecast_exchange.py --budget 600 --out benchmarks/out/forecast_exchange.json
+    python benchmarks/forecast_exchange.py --models deepar seasonal_naive --budget 60 --out /tmp/x.json
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 
 import numpy as np
 import torch
 
-from multidiff.core.checkpoint import write_text_atomic
+from multidiff.core.checkpoint import write_json_atomic
 from multidiff.datasets.gluonts_adapters import load_benchmark, to_univariate
 from multidiff.metrics.forecasting import forecast_metrics
 from multidiff.tasks.forecasting import TimeGradEstimator, evaluate
 
+MODELS = ("seasonal_naive", "deepar", "timegrad", "csdi")
 
-def seasonal_naive(test, horizon: int, freq: str):
+
+def seasonal_naive(test, horizon: int, freq: str) -> dict:
     """Repeat the last season before each window (GluonTS' seasonality for ``freq``)."""
     from gluonts.time_feature import get_seasonality
 
@@ -34,73 +43,112 @@ def seasonal_naive(test, horizon: int, freq: str):
         past, future = y[:-horizon], y[-horizon:]
         preds.append(past[len(past) - season + np.arange(horizon) % season])
         targets.append(future)
-    return forecast_metrics(np.stack(preds)[:, None], np.stack(targets))
+    return {f"seasonal naive (season {season})": forecast_metrics(np.stack(preds)[:, None], np.stack(targets))}
 
 
-def deepar(train, test, horizon: int, freq: str, epochs: int, batches: int, samples: int):
-    """GluonTS' torch DeepAR, one univariate model over all series, on the same windows."""
+def deepar(train, test, horizon: int, freq: str, budget: float, samples: int, seed: int) -> dict:
+    """GluonTS' torch DeepAR with its defaults, one univariate model over all series, trained for
+    ``budget`` seconds (Lightning's ``max_time``)."""
+    import lightning.pytorch as pl
     from gluonts.evaluation import make_evaluation_predictions
     from gluonts.torch.model.deepar import DeepAREstimator
 
+    pl.seed_everything(seed, verbose=False)
     dim = np.asarray(next(iter(test))["target"]).shape[0]
     with tempfile.TemporaryDirectory() as tmp:  # Lightning's checkpoint folder
-        est = DeepAREstimator(freq=freq, prediction_length=horizon, num_batches_per_epoch=batches,
-                              trainer_kwargs={"max_epochs": epochs, "logger": False, "enable_progress_bar": False,
+        est = DeepAREstimator(freq=freq, prediction_length=horizon,
+                              trainer_kwargs={"max_epochs": 10**6, "max_time": {"seconds": budget}, "logger": False,
+                                              "enable_progress_bar": False, "enable_model_summary": False,
                                               "default_root_dir": tmp})
         t0 = time.perf_counter()
         predictor = est.train(to_univariate(train))
-    train_s = time.perf_counter() - t0
-    fc_it, ts_it = make_evaluation_predictions(to_univariate(test), predictor, num_samples=samples)
-    t0 = time.perf_counter()
-    fcs = list(fc_it)
-    sample_s = time.perf_counter() - t0
+        train_s = time.perf_counter() - t0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fc_it, ts_it = make_evaluation_predictions(to_univariate(test), predictor, num_samples=samples)
+        t0 = time.perf_counter()
+        fcs = list(fc_it)
+        sample_s = time.perf_counter() - t0
     s = np.stack([f.samples for f in fcs])                       # (N * D, S, H)
     y = np.stack([np.asarray(ts).ravel()[-horizon:] for ts in ts_it])
     s = s.reshape(-1, dim, samples, horizon).transpose(0, 2, 3, 1)
     y = y.reshape(-1, dim, horizon).transpose(0, 2, 1)
-    return {**forecast_metrics(s, y), "train_seconds": train_s, "sampling_seconds": sample_s}
+    return {"DeepAR (GluonTS torch)": {**forecast_metrics(s, y), "train_seconds": train_s, "sampling_seconds": sample_s}}
+
+
+def _sampled(name: str, predictor, runs, test, samples: int, seed: int, train_s: float) -> dict:
+    rows = {}
+    for sampler, steps, label in runs:
+        predictor.set_sampler(sampler, steps)
+        rows[f"{name} {label}"] = {**evaluate(predictor, test, num_samples=samples, seed=seed), "train_seconds": train_s}
+        print(f"row: {name} {label} {json.dumps(rows[f'{name} {label}'])}", flush=True)
+    return rows
+
+
+def timegrad(train, test, df, horizon: int, freq: str, budget: float, samples: int, seed: int, fast_steps) -> dict:
+    """TimeGrad with its paper architecture, trained for ``budget`` seconds."""
+    est = TimeGradEstimator(freq=freq, prediction_length=horizon, target_dim=df.shape[1], max_epochs=10**6,
+                            batch_size=32, seed=seed, trainer_kwargs={"max_time": {"seconds": budget}})
+    t0 = time.perf_counter()
+    predictor = est.train(train)
+    train_s = time.perf_counter() - t0
+    runs = [("ddpm", None, "ddpm 100 steps")] + [(s, n, f"{s} {n} steps") for n in fast_steps
+                                                 for s in ("ddim", "dpm_solver")]
+    return _sampled("TimeGrad", predictor, runs, test, samples, seed, train_s)
+
+
+def csdi(train, test, df, horizon: int, freq: str, budget: float, samples: int, seed: int, fast_steps) -> dict:
+    """CSDI forecasting (imputing the horizon) trained for ``budget`` seconds."""
+    from multidiff.tasks.forecasting import CSDIForecastEstimator
+
+    est = CSDIForecastEstimator(freq=freq, prediction_length=horizon, target_dim=df.shape[1], max_time=budget,
+                                seed=seed)
+    t0 = time.perf_counter()
+    predictor = est.train(train)
+    train_s = time.perf_counter() - t0
+    runs = [("ddpm", None, "ddpm 50 steps")] + [(s, n, f"{s} {n} steps") for n in fast_steps
+                                                for s in ("ddim", "dpm_solver")]
+    return _sampled("CSDI", predictor, runs, test, samples, seed, train_s)
 
 
 def main(dataset: str = "exchange_rate", argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batches-per-epoch", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--hidden-size", type=int, default=40)
-    p.add_argument("--samples", type=int, default=100)
-    p.add_argument("--fast-steps", type=int, nargs="+", default=[10, 20])
-    p.add_argument("--skip-ddpm", action="store_true", help="skip the slow 100-step reference sampler")
-    p.add_argument("--deepar-epochs", type=int, default=None, help="default: same as --epochs")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (1 is fastest on a shared CPU)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--budget", type=float, default=600, help="training seconds per model (default 600)")
+    p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
+    p.add_argument("--samples", type=int, default=100, help="sample paths per forecast (default 100)")
+    p.add_argument("--fast-steps", type=int, nargs="+", default=[10])
+    p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", help="write the results as JSON here")
+    p.add_argument("--out", required=True, help="JSON file; rows already in it are kept and not recomputed")
+    p.add_argument("--rerun", action="store_true", help="recompute the models already in --out")
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     df, train, test, freq, horizon = load_benchmark(dataset)
-    est = TimeGradEstimator(freq=freq, prediction_length=horizon, target_dim=df.shape[1],
-                            max_epochs=args.epochs, num_batches_per_epoch=args.batches_per_epoch,
-                            batch_size=args.batch_size, hidden_size=args.hidden_size, seed=args.seed,
-                            device=args.device)
-    t0 = time.perf_counter()
-    predictor = est.train(train)
-    results = {"dataset": dataset, "settings": vars(args), "device": str(predictor.device),
-               "timegrad_train_seconds": time.perf_counter() - t0, "rows": {}}
-    runs = ([] if args.skip_ddpm else [("ddpm", None)]) + [(s, n) for n in args.fast_steps
-                                                          for s in ("ddim", "dpm_solver")]
-    for sampler, steps in runs:
-        predictor.set_sampler(sampler, steps)
-        name = f"TimeGrad {sampler} {steps or 100} steps"
-        results["rows"][name] = evaluate(predictor, test, num_samples=args.samples, seed=args.seed)
-        print(name, json.dumps(results["rows"][name]), flush=True)
-    results["rows"]["DeepAR (GluonTS torch)"] = deepar(train, test, horizon, freq, args.deepar_epochs or args.epochs,
-                                                       args.batches_per_epoch, args.samples)
-    results["rows"]["seasonal naive"] = seasonal_naive(test, horizon, freq)
-    text = json.dumps(results, indent=1)
-    print(text)
-    if args.out:
-        write_text_atomic(args.out, text)
+    results = {"dataset": dataset, "models": {}}
+    if os.path.exists(args.out) and not args.rerun:
+        with open(args.out) as f:
+            results = json.load(f)
+    for model in args.models:
+        if model in results["models"] and not args.rerun:
+            print(f"{model}: already in {args.out}, skipped (--rerun recomputes)", flush=True)
+            continue
+        load = os.getloadavg()[0]
+        t0 = time.perf_counter()
+        if model == "seasonal_naive":
+            rows = seasonal_naive(test, horizon, freq)
+        elif model == "deepar":
+            rows = deepar(train, test, horizon, freq, args.budget, args.samples, args.seed)
+        else:
+            fn = timegrad if model == "timegrad" else csdi
+            rows = fn(train, test, df, horizon, freq, args.budget, args.samples, args.seed, args.fast_steps)
+        results["models"][model] = {"rows": rows, "budget_seconds": args.budget, "samples": args.samples,
+                                    "threads": args.threads, "seed": args.seed,
+                                    "wall_seconds": time.perf_counter() - t0,
+                                    "load_before": load, "load_after": os.getloadavg()[0],
+                                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        for name, row in rows.items():
+            print(f"row: {name} {json.dumps(row)}", flush=True)
+        write_json_atomic(args.out, results)
     return results
 
 

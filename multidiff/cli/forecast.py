@@ -1,4 +1,5 @@
-"""``multidiff forecast``: forecast a wide CSV with TimeGrad, or run a benchmark protocol with ``--dataset``."""
+"""``multidiff forecast``: forecast a wide CSV with CSDI forecasting or TimeGrad, or run a benchmark
+protocol with ``--dataset``."""
 from __future__ import annotations
 
 import json
@@ -9,9 +10,9 @@ from .common import add_data_option, add_run_options
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("forecast", help="probabilistic forecasting with TimeGrad",
-                       description="Forecast the numeric columns of a CSV (rows = regular time steps) with "
-                                   "TimeGrad, or run TimeGrad's rolling-window protocol on a benchmark.")
+    p = sub.add_parser("forecast", help="probabilistic forecasting with CSDI or TimeGrad",
+                       description="Forecast the numeric columns of a CSV (rows = regular time steps) with CSDI "
+                                   "forecasting or TimeGrad, or run the rolling-window protocol on a benchmark.")
     p.add_argument("input", nargs="?", help="wide CSV (or .parquet): a time column plus one column per series")
     p.add_argument("-o", "--output", help="long CSV of the forecast (default: INPUT_forecast.csv)")
     p.add_argument("--time-column", default=None, help="timestamp column (default: the first column)")
@@ -21,29 +22,60 @@ def add_parser(sub) -> None:
     p.add_argument("--samples", type=int, default=100, help="sample paths per forecast")
     p.add_argument("--dataset", choices=["exchange_rate", "etth1"], help="run the benchmark protocol instead")
     add_data_option(p)
+    p.add_argument("--forecaster", choices=["csdi", "timegrad"], default="csdi",
+                   help="which model to train (forecast(df, model=...)); default csdi")
+    p.add_argument("--max-time", type=float, default=120.0,
+                   help="training budget in seconds (default 120); 0 for none (TimeGrad then runs --epochs)")
     p.add_argument("--context-length", type=int, default=None)
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batches-per-epoch", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--hidden-size", type=int, default=40)
-    add_run_options(p, "sampler steps (default: all 100 for ddpm)")
+    p.add_argument("--epochs", type=int, default=None, help="timegrad: epochs (default 20, or until --max-time)")
+    p.add_argument("--batches-per-epoch", type=int, default=None, help="default 100")
+    p.add_argument("--batch-size", type=int, default=None, help="default: csdi 16, timegrad 64")
+    p.add_argument("--hidden-size", type=int, default=None, help="timegrad: LSTM cells (default 40)")
+    add_run_options(p, "sampler steps (default: csdi 10 with ddim; timegrad all 100 with ddpm)")
+    p.set_defaults(sampler=None)
     p.add_argument("--plot", help="also draw a fan chart PNG here")
     p.add_argument("--progress", action="store_true", help="show Lightning's progress bar while training")
     p.add_argument("--verbose", action="store_true", help="show Lightning's messages and warnings while training")
     p.set_defaults(func=run)
 
 
-def _estimator_kwargs(args) -> dict:
-    return {"context_length": args.context_length, "max_epochs": args.epochs,
-            "num_batches_per_epoch": args.batches_per_epoch, "batch_size": args.batch_size,
-            "hidden_size": args.hidden_size, "sampler": args.sampler, "sampling_steps": args.steps,
-            "device": args.device, "progress": args.progress, "verbose": args.verbose}
+def _estimator_kwargs(args, budget: bool = True) -> dict:
+    """The options given, under each estimator's own names (unset ones keep the estimator's defaults);
+    without ``budget``, leave out ``--max-time`` (for ``forecast(..., max_time=...)``, which applies it)."""
+    max_time = (args.max_time or None) if budget else None
+    if args.forecaster == "csdi":
+        if args.hidden_size is not None:
+            raise ValueError("--hidden-size is a TimeGrad option; add --forecaster timegrad")
+        names = {"context_length": args.context_length, "epochs": args.epochs,
+                 "batches_per_epoch": args.batches_per_epoch, "batch_size": args.batch_size,
+                 "sampler": args.sampler or "ddim", "sampler_steps": args.steps if args.sampler else args.steps or 10,
+                 "progress": args.progress or args.verbose, **({"max_time": max_time} if budget else {})}
+    else:
+        names = {"context_length": args.context_length, "max_epochs": args.epochs,
+                 "num_batches_per_epoch": args.batches_per_epoch, "batch_size": args.batch_size,
+                 "hidden_size": args.hidden_size, "sampler": args.sampler or "ddpm", "sampling_steps": args.steps,
+                 "progress": args.progress, "verbose": args.verbose}
+        if max_time is not None:
+            names = {**names, "max_epochs": args.epochs or 10**6,
+                     "trainer_kwargs": {"max_time": {"seconds": max_time}}}
+    return {"device": args.device, **{k: v for k, v in names.items() if v is not None or k == "sampler_steps"}}
 
 
 def _load_predictor(args):
-    from ..tasks.forecasting import TimeGradPredictor
+    """A predictor saved by ``--save-model`` (either kind: the folder says which)."""
+    from gluonts.model.predictor import Predictor
 
-    return TimeGradPredictor.deserialize(Path(args.model), device=args.device).set_sampler(args.sampler, args.steps)
+    predictor = Predictor.deserialize(Path(args.model), device=args.device)
+    if args.sampler:
+        predictor.set_sampler(args.sampler, args.steps)
+    return predictor
+
+
+def _estimator(args, freq: str, horizon: int, target_dim: int):
+    from ..tasks.forecasting import CSDIForecastEstimator, TimeGradEstimator
+
+    cls = CSDIForecastEstimator if args.forecaster == "csdi" else TimeGradEstimator
+    return cls(freq=freq, prediction_length=horizon, target_dim=target_dim, seed=args.seed, **_estimator_kwargs(args))
 
 
 def run(args) -> int:
@@ -63,19 +95,18 @@ def run(args) -> int:
         raise ValueError(f"--time-column {time_column!r} is not a column of {src}; columns: {list(df.columns)[:10]}")
     df = df.set_index(pd.DatetimeIndex(pd.to_datetime(df.pop(time_column)), name=time_column))
     predictor = _load_predictor(args) if args.model else None
-    kwargs = {} if predictor else _estimator_kwargs(args)
     with warnings.catch_warnings():
         if predictor is None and args.save_model:
             from ..datasets.gluonts_adapters import SKIPPED_COLUMNS, frame_index, values_to_dataset
-            from ..tasks.forecasting import TimeGradEstimator
 
             values, columns, index, freq = frame_index(df, args.freq, allow_all_nan_columns=False)
             warnings.filterwarnings("ignore", message=f".*{SKIPPED_COLUMNS}", category=UserWarning)  # said once
-            predictor = TimeGradEstimator(freq=freq, prediction_length=args.horizon, target_dim=len(columns),
-                                          seed=args.seed, **kwargs).train(values_to_dataset(values, index, freq))
+            predictor = _estimator(args, freq, args.horizon, len(columns)).train(values_to_dataset(values, index, freq))
             predictor.serialize(Path(args.save_model))
+        kwargs = {} if predictor else _estimator_kwargs(args, budget=False)
         result = forecast(df, args.horizon, n_samples=args.samples, quantiles=args.quantiles, freq=args.freq,
-                          predictor=predictor, seed=args.seed, **({} if predictor else kwargs))
+                          model=args.forecaster, max_time=args.max_time or None, predictor=predictor,
+                          seed=args.seed, **kwargs)
     out = Path(args.output) if args.output else src.with_name(f"{src.stem}_forecast.csv")
     write_csv_atomic(result.to_long(), out)
     if args.plot:
@@ -89,21 +120,25 @@ def run(args) -> int:
 def _benchmark(args) -> int:
     from ..core.checkpoint import write_text_atomic
     from ..datasets.gluonts_adapters import load_benchmark
-    from ..tasks.forecasting import TimeGradEstimator, evaluate
+    from ..tasks.forecasting import evaluate
 
     df, train, test, freq, horizon = load_benchmark(args.dataset, args.data)
     if args.model:
         predictor = _load_predictor(args)
     else:
-        est = TimeGradEstimator(freq=freq, prediction_length=horizon, target_dim=df.shape[1], seed=args.seed,
-                                **_estimator_kwargs(args))
-        predictor = est.train(train)
+        predictor = _estimator(args, freq, horizon, df.shape[1]).train(train)
         if args.save_model:
             predictor.serialize(Path(args.save_model))
-    metrics = {"dataset": args.dataset, "sampler": args.sampler, "steps": args.steps,
+    metrics = {"dataset": args.dataset, "forecaster": args.forecaster, **_sampler(predictor),
                **evaluate(predictor, test, num_samples=args.samples, seed=args.seed)}
     text = json.dumps(metrics, indent=1)
     print(text)
     if args.json:
         write_text_atomic(args.json, text)
     return 0
+
+
+def _sampler(predictor) -> dict:
+    if hasattr(predictor, "sampler_steps"):  # CSDIForecastPredictor
+        return {"sampler": predictor.sampler, "steps": predictor.sampler_steps}
+    return {"sampler": predictor.model.sampler, "steps": predictor.model.sampling_steps}

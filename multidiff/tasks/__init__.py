@@ -11,6 +11,7 @@ _LAZY = {
     "ImputationResult": ("imputation", "ImputationResult"),
     "forecast": ("forecasting", "forecast"),
     "TimeGradEstimator": ("forecasting", "TimeGradEstimator"),
+    "CSDIForecastEstimator": ("forecasting", "CSDIForecastEstimator"),
     "tts": ("tts", None),
     "points": ("points", None),
     "purify": ("purify", None),

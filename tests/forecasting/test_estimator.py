@@ -204,3 +204,15 @@ def test_weights_of_the_best_epoch_are_restored_without_files(exchange, tmp_path
     for name, value in trained.prediction_net.state_dict().items():
         torch.testing.assert_close(value, best[name], rtol=0, atol=0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_paper_preset_is_the_estimators_defaults():
+    """Issue 15: TimeGrad keeps its paper settings as a preset (Rasul et al. 2021)."""
+    import inspect
+
+    from multidiff.tasks.forecasting import PAPER_SETTINGS
+
+    defaults = {k: v.default for k, v in inspect.signature(TimeGradEstimator.__init__).parameters.items()}
+    assert {k: defaults[k] for k in PAPER_SETTINGS} == PAPER_SETTINGS
+    est = TimeGradEstimator(freq="h", prediction_length=24, target_dim=7, **PAPER_SETTINGS)
+    assert (est.model_kwargs["diff_steps"], est.model_kwargs["hidden_size"], est.trainer_kwargs["max_epochs"]) == (100, 40, 20)

@@ -26,7 +26,7 @@ def test_forecast_frames(etth1):
     df = etth1.iloc[-300:, :3].copy()
     df.iloc[-40:-30, 1] = np.nan  # gaps in the history are masked
     before = df.copy()
-    fc = forecast(df, horizon=6, n_samples=20, quantiles=(0.1, 0.5, 0.9), **TINY)
+    fc = forecast(df, model="timegrad", horizon=6, n_samples=20, quantiles=(0.1, 0.5, 0.9), **TINY)
     pd.testing.assert_frame_equal(df, before)
     expected_index = pd.date_range(df.index[-1], periods=7, freq="h")[1:]
     for q in (0.1, 0.5, 0.9):
@@ -43,7 +43,7 @@ def test_fan_chart_png(etth1, tmp_path):
     from multidiff.tasks.forecasting import fan_chart
 
     df = etth1.iloc[-200:, :2]
-    fc = forecast(df, horizon=4, n_samples=10, **TINY)
+    fc = forecast(df, model="timegrad", horizon=4, n_samples=10, **TINY)
     fan_chart(fc, tmp_path / "fan.png", series=["HULL"], history=48)
     assert (tmp_path / "fan.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match=r"series \['nope'\] are not in the forecast"):
@@ -53,7 +53,7 @@ def test_fan_chart_png(etth1, tmp_path):
 def test_forecast_rejects_irregular_frame(etth1):
     df = etth1.iloc[-100:, :2].drop(etth1.index[-50])
     with pytest.raises(ValueError, match="irregular"):
-        forecast(df, horizon=4, freq="h", **TINY)
+        forecast(df, model="timegrad", horizon=4, freq="h", **TINY)
 
 
 def test_cli_round_trip(etth1, tmp_path):
@@ -62,7 +62,7 @@ def test_cli_round_trip(etth1, tmp_path):
     src = tmp_path / "ett.csv"
     etth1.iloc[-200:, :2].reset_index().to_csv(src, index=False)
     out, model = tmp_path / "fc.csv", tmp_path / "model"
-    common = ["--horizon", "5", "--samples", "8", "--sampler", "ddim", "--steps", "3"]
+    common = ["--horizon", "5", "--samples", "8", "--sampler", "ddim", "--steps", "3", "--forecaster", "timegrad"]
     tiny = ["--epochs", "1", "--batches-per-epoch", "3", "--batch-size", "8", "--hidden-size", "8", "--context-length", "8"]
     assert main(["forecast", str(src), "-o", str(out), "--save-model", str(model), *common, *tiny]) == 0
     first = pd.read_csv(out)
@@ -111,7 +111,7 @@ def _untrained(target_dim, horizon):
 
 def test_univariate_frame_is_forecast(etth1):
     df = etth1.iloc[-150:, [6]]  # OT alone: the circular padding of the denoiser crashed on one series
-    fc = forecast(df, horizon=3, n_samples=4, **QUICK)
+    fc = forecast(df, model="timegrad", horizon=3, n_samples=4, **QUICK)
     assert fc.samples.shape == (4, 3, 1) and np.isfinite(fc.samples).all() and list(fc[0.5].columns) == ["OT"]
 
 
@@ -128,7 +128,7 @@ def test_univariate_frame_is_forecast(etth1):
 def test_counts_are_not_coerced(etth1, kwargs, message):
     """Issue 15: horizon=2.5 silently became 2 (GluonTS' pydantic), n_samples=0 became 100."""
     with pytest.raises(ValueError, match=message):
-        forecast(etth1.iloc[-100:, :2], **{**QUICK, **kwargs})  # raised before any training
+        forecast(etth1.iloc[-100:, :2], model="timegrad", **{**QUICK, **kwargs})  # raised before any training
 
 
 def test_estimator_and_predictor_counts_are_not_coerced(etth1):
@@ -153,7 +153,7 @@ def test_text_columns_numbers_converted_plain_text_named_mixed_rejected(etth1):
     assert list(fc.mean.columns) == ["HUFL", "HULL", "as_text"]
     df["mixed"] = ["n/a"] + [f"{v}" for v in range(99)]
     with pytest.raises(ValueError, match="column 'mixed' holds values that are not numbers"):
-        forecast(df, horizon=3, **QUICK)
+        forecast(df, model="timegrad", horizon=3, **QUICK)
 
 
 def test_unobserved_context_is_scaled_like_the_data_and_all_nan_column_raises(etth1):
@@ -217,7 +217,7 @@ def test_forecast_is_quiet_and_leaves_no_files(etth1, capfd, lightning_log, monk
     df = etth1.iloc[-100:, :2]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        forecast(df, horizon=2, n_samples=2, **{**QUICK, "max_epochs": 2})
+        forecast(df, model="timegrad", horizon=2, n_samples=2, **{**QUICK, "max_epochs": 2})
     out, err = capfd.readouterr()
     said = [str(w.message) for w in caught] + lightning_log + (out + err).splitlines()
     assert not [line for line in said if any(n in line for n in NOISE)], said
@@ -225,5 +225,5 @@ def test_forecast_is_quiet_and_leaves_no_files(etth1, capfd, lightning_log, monk
     assert saved == [] and sorted(p.name for p in tmp_path.rglob("*")) == ["tmp"]
     with warnings.catch_warnings(record=True):  # verbose=True gives Lightning's output back
         warnings.simplefilter("always")
-        forecast(df, horizon=2, n_samples=2, verbose=True, **QUICK)
+        forecast(df, model="timegrad", horizon=2, n_samples=2, verbose=True, **QUICK)
     assert any("Trainer.fit" in line for line in lightning_log), lightning_log

@@ -1,12 +1,18 @@
 """Probabilistic multivariate forecasting, native to GluonTS and pandas.
 
-TimeGrad (Rasul et al., ICML 2021): :class:`TimeGradEstimator` -> :class:`TimeGradPredictor`.
+TimeGrad (Rasul et al., ICML 2021): :class:`TimeGradEstimator` -> :class:`TimeGradPredictor`;
+CSDI forecasting (Tashiro et al., NeurIPS 2021): :class:`CSDIForecastEstimator` ->
+:class:`CSDIForecastPredictor`.
 :func:`forecast` forecasts a wide DataFrame; :func:`evaluate` scores a predictor on rolling
 test windows; :func:`fan_chart` draws a forecast.
 """
-from .plot import fan_chart
-from .timegrad import (CheckMultivariate, FrameForecast, TimeGradEstimator, TimeGradLightningModule,
-                       TimeGradPredictor, default_lags, evaluate, forecast)
+from .timegrad import (PAPER_SETTINGS, CheckMultivariate, TimeGradEstimator, TimeGradLightningModule, TimeGradPredictor,
+                       default_lags)
+from .csdi import CSDIForecastEstimator, CSDIForecastModel, CSDIForecastPredictor
+from .evaluate import evaluate
+from .frame import MODELS, FrameForecast, forecast
+from .plot import compare_fan_charts, fan_chart
 
 __all__ = ["TimeGradEstimator", "TimeGradPredictor", "TimeGradLightningModule", "CheckMultivariate",
-           "default_lags", "forecast", "FrameForecast", "evaluate", "fan_chart"]
+           "default_lags", "PAPER_SETTINGS", "forecast", "FrameForecast", "evaluate", "fan_chart", "compare_fan_charts", "MODELS",
+           "CSDIForecastEstimator", "CSDIForecastPredictor", "CSDIForecastModel"]

@@ -4,8 +4,7 @@
 trains :class:`multidiff.nets.timegrad.TimeGradModel` through a ``lightning.Trainer`` (so
 Lightning's devices / strategies apply) on windows cut by GluonTS' ``InstanceSplitter`` and
 returns a :class:`TimeGradPredictor` whose ``predict`` yields ``SampleForecast`` objects with
-samples (S, H, D). :func:`forecast` does the same for a wide DataFrame and returns quantile
-frames; :func:`evaluate` scores a predictor on rolling test windows (CRPS, CRPS-sum, ND, NRMSE-sum).
+samples (S, H, D).
 """
 from __future__ import annotations
 
@@ -17,11 +16,9 @@ import math
 import numbers
 import os
 import tempfile
-import time
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 import lightning.pytorch as pl
 import numpy as np
@@ -46,12 +43,10 @@ with warnings.catch_warnings():  # gluonts.json's import-time advert for orjson 
 from ...core.checkpoint import load_checkpoint, save_checkpoint, write_json_atomic, write_text_atomic
 from ...core.device import resolve_device, seed_everything
 from ...core.validate import check_whole
-from ...datasets.gluonts_adapters import frame_index, values_to_dataset
-from ...metrics.forecasting import forecast_metrics
 from .timegrad_model import SAMPLER_NAMES, TimeGradModel
 
 __all__ = ["TimeGradEstimator", "TimeGradPredictor", "TimeGradLightningModule", "CheckMultivariate",
-           "default_lags", "forecast", "FrameForecast", "evaluate"]
+           "default_lags", "PAPER_SETTINGS"]
 
 # GluonTS builds pd.Period objects; pandas 2.x deprecates them for business days ("B", exchange_rate)
 warnings.filterwarnings("ignore", message=r".*(BDay|PeriodDtype\[B\]).*deprecated", category=FutureWarning)
@@ -130,6 +125,14 @@ class _BestWeights(pl.Callback):
     def on_validation_end(self, trainer, module) -> None:
         if self.monitor == "val_loss" and not trainer.sanity_checking:
             self._update(trainer, module)
+
+
+# Rasul et al. 2021 (Sec. 4 and the pytorch-ts reference): the estimator's defaults are these
+# already; the preset names them so a run can ask for the paper explicitly, e.g. next to
+# forecast()'s time-bounded default (max_time=120 s).
+PAPER_SETTINGS = dict(num_layers=2, hidden_size=40, dropout_rate=0.1, diff_steps=100, beta_start=1e-4, beta_end=0.1,
+                      residual_layers=8, residual_channels=8, dilation_cycle=2, lr=1e-3, batch_size=64,
+                      num_batches_per_epoch=100, max_epochs=20, num_parallel_samples=100, sampler="ddpm")
 
 
 def default_lags(freq: str) -> List[int]:
@@ -425,95 +428,3 @@ class TimeGradEstimator(PyTorchLightningEstimator):
                                         cache_data=cache_data, ckpt_path=ckpt_path).predictor
         finally:
             self.trainer_kwargs = saved
-
-
-# ---------------------------------------------------------------- pandas API
-@dataclass
-class FrameForecast:
-    """Forecast of a wide frame: quantile frames (rows = future timestamps, columns = series)."""
-
-    quantiles: Dict[float, pd.DataFrame]
-    mean: pd.DataFrame
-    samples: np.ndarray               # (n_samples, horizon, n_series)
-    history: pd.DataFrame = field(repr=False, default=None)
-
-    def __getitem__(self, q: float) -> pd.DataFrame:
-        if q not in self.quantiles:
-            raise KeyError(f"quantile {q} was not computed; available: {sorted(self.quantiles)}")
-        return self.quantiles[q]
-
-    def to_long(self) -> pd.DataFrame:
-        """One row per (timestamp, series): ``mean`` and one column per quantile (``q0.1`` ...)."""
-        cols = {"mean": self.mean.stack()}
-        cols.update({f"q{q:g}": f.stack() for q, f in sorted(self.quantiles.items())})
-        out = pd.DataFrame(cols)
-        out.index.names = ["timestamp", "series"]
-        return out.reset_index()
-
-
-def forecast(df: pd.DataFrame, horizon: int, n_samples: int = 100, quantiles: Sequence[float] = (0.1, 0.5, 0.9),
-             freq: Optional[str] = None, time_column: Optional[str] = None,
-             predictor: Optional[TimeGradPredictor] = None, seed: int = 0, progress: bool = False,
-             verbose: bool = False, **estimator_kwargs) -> FrameForecast:
-    """Train TimeGrad on the whole wide frame ``df`` (unless ``predictor`` is given) and forecast
-    the next ``horizon`` steps. ``estimator_kwargs`` go to :class:`TimeGradEstimator`.
-
-    Training prints nothing and writes no file; ``progress=True`` shows Lightning's progress
-    bar, ``verbose=True`` all of Lightning's output. Columns that are not numbers are left out
-    with a warning naming them (numeric text is converted; text mixing numbers and words raises).
-    A column that is entirely NaN raises ``ValueError``; a column with nothing observed in the
-    last ``context_length`` rows is forecast at the mean scale of the other columns, with a warning.
-    """
-    check_whole("horizon", horizon)
-    check_whole("n_samples", n_samples)
-    check_whole("seed", seed, 0)
-    if not all(0 < q < 1 for q in quantiles):
-        raise ValueError(f"quantiles must lie strictly between 0 and 1, got {list(quantiles)}")
-    values, columns, index, freq = frame_index(df, freq, time_column, allow_all_nan_columns=False, stacklevel=3)
-    ds = values_to_dataset(values, index, freq)
-    est = None
-    if predictor is None:
-        est = TimeGradEstimator(freq=freq, prediction_length=horizon, target_dim=len(columns), seed=seed,
-                                progress=progress, verbose=verbose, **estimator_kwargs)
-        context_length = est.context_length
-    elif predictor.prediction_length != horizon or predictor.model.target_dim != len(columns):
-        raise ValueError(f"the predictor forecasts {predictor.prediction_length} steps of "
-                         f"{predictor.model.target_dim} series; the frame has {len(columns)} series and "
-                         f"horizon={horizon} was asked")
-    else:
-        context_length = predictor.model.context_length
-    unseen = [c for c, col in zip(columns, values[-context_length:].T) if np.isnan(col).all()]
-    if len(unseen) == len(columns):
-        raise ValueError(f"the last {context_length} rows (the context the forecast starts from) are all NaN; "
-                         "drop the trailing empty rows or pass a shorter context_length")
-    if unseen:
-        warnings.warn(f"columns {unseen[:10]} have no observed value in the last {context_length} rows (the "
-                      "context); their forecast uses the mean scale of the other columns", UserWarning, stacklevel=2)
-    if est is not None:
-        predictor = est.train(ds)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        fc = next(iter(predictor.predict(ds, num_samples=n_samples)))
-    future = pd.date_range(index[-1], periods=horizon + 1, freq=freq)[1:]
-    frame = lambda a: pd.DataFrame(a, index=future, columns=columns)
-    samples = np.asarray(fc.samples, dtype=np.float64)
-    return FrameForecast(quantiles={q: frame(np.quantile(samples, q, axis=0)) for q in quantiles},
-                         mean=frame(samples.mean(0)), samples=samples,
-                         history=pd.DataFrame(values, index=index, columns=columns))
-
-
-def evaluate(predictor, test_ds, num_samples: int = 100, seed: int = 0) -> Dict[str, float]:
-    """Score ``predictor`` on the test entries (last ``prediction_length`` of each is the target):
-    CRPS, CRPS-sum, ND, NRMSE-sum as TimeGrad reports them, plus sampling time in seconds."""
-    from gluonts.evaluation import make_evaluation_predictions
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        fc_it, ts_it = make_evaluation_predictions(test_ds, predictor, num_samples=num_samples)
-        t0 = time.perf_counter()
-        forecasts = list(fc_it)
-        seconds = time.perf_counter() - t0
-    h = predictor.prediction_length
-    targets = np.stack([np.asarray(ts)[-h:] for ts in ts_it])          # (N, H, D)
-    samples = np.stack([np.asarray(f.samples) for f in forecasts])     # (N, S, H, D)
-    return {**forecast_metrics(samples, targets), "sampling_seconds": seconds}

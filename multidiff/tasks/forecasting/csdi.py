@@ -1,0 +1,349 @@
+"""CSDI forecasting (Tashiro et al., NeurIPS 2021, appendix): forecast by imputing the future.
+
+A window of ``context_length + prediction_length`` steps of all D series is one (D, L) grid; the
+conditioning mask covers the observed context, the targets are the horizon, and one sampling
+chain draws the whole horizon of all series jointly (non-autoregressive, unlike TimeGrad's one
+chain per future step). The network is :class:`multidiff.nets.csdi.CSDINet`, as in the
+imputation task; schedule, loss, samplers and the training loop are the core's.
+
+Two choices on top of CSDI, the ones the imputation task measured (docs/imputation.md): the
+diffusion runs over the residual around a base forecast (each series' last observed value,
+held: :func:`multidiff.core.conditioning.interpolate_masked`, which the network also sees as
+its conditional input, as PriSTI), and the network predicts v (Salimans & Ho 2022). Each window
+is standardised per series by the mean and standard deviation of its observed context (GluonTS
+estimators also scale per window), so one model serves series of any level.
+
+:class:`CSDIForecastEstimator` ``.train(dataset)`` -> :class:`CSDIForecastPredictor`, whose
+``predict`` yields GluonTS ``SampleForecast`` objects with samples (S, H, D), like TimeGrad's.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Iterator, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+with warnings.catch_warnings():  # gluonts.json's import-time advert for orjson / ujson
+    warnings.filterwarnings("ignore", message=r"Using `json`-module", category=UserWarning)
+    from gluonts.model.forecast import SampleForecast
+    from gluonts.model.predictor import Predictor
+
+from ...core import samplers
+from ...core.checkpoint import load_checkpoint, load_state_strict, save_checkpoint, write_json_atomic
+from ...core.conditioning import interpolate_masked, repeat_samples
+from ...core.denoiser import as_eps_model
+from ...core.device import resolve_device
+from ...core.losses import denoising_mse, draw_discrete_t
+from ...core.schedules import alpha_bars, make_betas
+from ...core.training import TrainConfig, TrainResult, fit
+from ...core.validate import check_whole
+from ...nets.csdi import CSDINet
+
+__all__ = ["standardise", "step_scale", "CSDIForecastModel", "CSDIForecastEstimator", "CSDIForecastPredictor", "CSDI_SAMPLERS"]
+
+CSDI_SAMPLERS = ("ddpm", "ddim", "dpm_solver")
+_FORMAT = "multidiff.csdi_forecast/1"
+# grid cells (samples x windows x series x steps) per network call while sampling: bounds memory
+_CELLS_PER_CALL = 65536
+
+
+def standardise(y: torch.Tensor, context_length: int, floor: Optional[torch.Tensor] = None):
+    """Per-window, per-series standardisation by the observed context.
+
+    ``y`` (B, D, L) with NaN where unobserved -> ``(z, observed, loc, scale, seen)``: ``z`` is
+    ``(y - loc) / scale`` with 0 where unobserved; ``loc``, ``scale`` (B, D, 1) are the mean and
+    standard deviation of the observed context values, the scale at least ``floor`` (D,) (the model
+    uses each series' typical one-step change in the training data, so a flat context, e.g. a
+    pegged exchange rate, does not blow a later move up), and at least 1e-8 x (1 + |loc|).
+    ``seen`` (B, D) says which series have an observed context value."""
+    observed = ~torch.isnan(y)
+    ctx, ctx_obs = y[..., :context_length], observed[..., :context_length]
+    n = ctx_obs.sum(-1, keepdim=True)
+    seen = n[..., 0] > 0
+    loc = torch.where(ctx_obs, ctx, torch.zeros_like(ctx)).sum(-1, keepdim=True) / n.clamp(min=1)
+    var = (torch.where(ctx_obs, ctx - loc, torch.zeros_like(ctx)) ** 2).sum(-1, keepdim=True) / n.clamp(min=1)
+    scale = var.sqrt()
+    if floor is not None:
+        scale = torch.maximum(scale, floor.to(scale)[:, None])
+    scale = torch.maximum(scale, 1e-8 * (1 + loc.abs()))
+    z = torch.where(observed, (y - loc) / scale, torch.zeros_like(y))
+    return z, observed.to(y.dtype), loc, scale, seen
+
+
+def step_scale(series: list[np.ndarray]) -> np.ndarray:
+    """Each series' standard deviation of one-step changes, pooled over ``series`` ((D, T) arrays
+    with NaN), 0 where it cannot be computed: the scale floor of :func:`standardise`."""
+    diffs = np.concatenate([np.diff(s, axis=1) for s in series], axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a series with < 2 consecutive observations
+        return np.nan_to_num(np.nanstd(diffs, axis=1)).astype(np.float32)
+
+
+class CSDIForecastModel(nn.Module):
+    """CSDINet + a discrete quadratic schedule + the v-prediction loss on the horizon."""
+
+    def __init__(self, target_dim: int, context_length: int, prediction_length: int, num_train_steps: int = 50,
+                 beta_start: float = 1e-4, beta_end: float = 0.5, channels: int = 32, layers: int = 2,
+                 heads: int = 4):
+        super().__init__()
+        self.context_length, self.prediction_length = context_length, prediction_length
+        self.num_train_steps = num_train_steps
+        self.net = CSDINet(target_dim, channels=channels, layers=layers, heads=heads)
+        betas = make_betas("quad", num_train_steps, beta_start, beta_end)
+        self.register_buffer("alpha_bars", alpha_bars(betas).float(), persistent=False)
+        length = context_length + prediction_length
+        self.register_buffer("context_mask", (torch.arange(length) < context_length).float(), persistent=False)
+        self.register_buffer("positions", torch.arange(length).float(), persistent=False)
+        self.register_buffer("scale_floor", torch.zeros(target_dim))  # set from the training data
+
+    def alpha_bar_of(self, t: torch.Tensor) -> torch.Tensor:
+        return self.alpha_bars[t]
+
+    def _condition(self, y: torch.Tensor):
+        z, observed, loc, scale, seen = standardise(y, self.context_length, self.scale_floor)
+        cond = observed * self.context_mask
+        base = interpolate_masked(z, cond)  # the last observed context value, held over the horizon
+        return z, observed, cond, base, loc, scale, seen
+
+    def _net(self, base: torch.Tensor, cond: torch.Tensor):
+        """The network as ``net(x_t, t)`` predicting v, conditioned on ``base`` and ``cond``."""
+        side = self.net.side_info(self.positions.expand(base.shape[0], -1), cond)
+
+        def net(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return self.net(torch.stack([base, x_t * (1 - cond)], dim=1), t, side)
+
+        return net
+
+    def loss(self, batch: dict) -> torch.Tensor:
+        """Denoising loss on the observed horizon entries of windows ``batch["values"]`` (B, D, L)."""
+        z, observed, cond, base, _, _, seen = self._condition(batch["values"])
+        target = observed * (1 - self.context_mask) * seen[..., None].to(z.dtype)
+        t = draw_discrete_t(z.shape[0], self.num_train_steps, z.device)
+        return denoising_mse(self._net(base, cond), z - base, t, self.alpha_bar_of, "v", mask=target)
+
+    @torch.no_grad()
+    def sample(self, past: torch.Tensor, n_samples: int, sampler: str = "ddim", sampler_steps: Optional[int] = None,
+               generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """``past`` (B, D, context_length), NaN where unobserved -> (n_samples, B, D, prediction_length).
+
+        Every series needs an observed value in its context (its scale comes from there)."""
+        b, d, _ = past.shape
+        future = torch.full((b, d, self.prediction_length), float("nan"), dtype=past.dtype, device=past.device)
+        z, _, cond, base, loc, scale, seen = self._condition(torch.cat([past, future], dim=-1))
+        if not bool(seen.all()):
+            w, s = (int(i) for i in torch.nonzero(~seen)[0])
+            raise ValueError(f"series {s} of window {w} has no observed value in the last {self.context_length} "
+                             "steps (the context); CSDI forecasting scales each series by its context: drop that "
+                             "series or build the estimator with a longer context_length")
+        spacing = "uniform" if sampler == "ddpm" else "logsnr"
+        grid = samplers.discrete_grid(self.alpha_bars, sampler_steps or self.num_train_steps, spacing=spacing)
+        per_call = max(1, _CELLS_PER_CALL // z[0].numel() // b) if b else 1
+        out = []
+        for start in range(0, n_samples, per_call):
+            m = min(per_call, n_samples - start)
+            base_r, cond_r = repeat_samples(base, m), repeat_samples(cond, m)
+            model = as_eps_model(self._net(base_r, cond_r), "v", self.alpha_bar_of)
+            x = torch.randn(base_r.shape, generator=generator, device=base.device, dtype=base.dtype)
+            out.append((samplers.sample(sampler, model, x, grid, generator=generator) + base_r).reshape(m, *z.shape))
+        samples = torch.cat(out)[..., self.context_length:]
+        return samples * scale + loc
+
+
+class _RandomWindows:
+    """``batches_per_epoch`` batches of windows drawn uniformly from all (entry, start) pairs;
+    the draws use torch's global generator, which :func:`multidiff.core.training.fit` seeds."""
+
+    def __init__(self, series: list[np.ndarray], length: int, batch_size: int, batches_per_epoch: int):
+        self.series, self.length = series, length
+        self.batch_size, self.batches = batch_size, batches_per_epoch
+        self.counts = np.array([s.shape[1] - length + 1 for s in series])
+        self.offsets = np.concatenate([[0], np.cumsum(self.counts)])
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __iter__(self) -> Iterator[dict]:
+        for _ in range(self.batches):
+            flat = torch.randint(0, int(self.offsets[-1]), (self.batch_size,)).numpy()
+            entry = np.searchsorted(self.offsets, flat, side="right") - 1
+            start = flat - self.offsets[entry]
+            yield {"values": torch.from_numpy(np.stack([self.series[e][:, s:s + self.length]
+                                                        for e, s in zip(entry, start)]))}
+
+
+def _targets(dataset, target_dim: int, freq: Optional[str], min_length: int, what: str) -> list[dict]:
+    """Entries as dicts with a float32 (D, T) ``target``; clear errors for entries the model cannot use."""
+    out = []
+    for data in dataset:
+        target = np.asarray(data["target"], dtype=np.float32)
+        item = data.get("item_id", "?")
+        if target.ndim != 2:
+            raise ValueError(f"entry {item!r} has a {target.ndim}-D target; CSDI forecasting needs multivariate "
+                             "entries with target shape (target_dim, T): group univariate series with "
+                             "multidiff.datasets.gluonts_adapters.to_multivariate (MultivariateGrouper)")
+        if target.shape[0] != target_dim:
+            raise ValueError(f"entry {item!r} has {target.shape[0]} series but the estimator was built with "
+                             f"target_dim={target_dim}; build it with target_dim={target.shape[0]}")
+        if target.shape[1] < min_length:
+            raise ValueError(f"entry {item!r} has {target.shape[1]} time steps; {what} needs at least {min_length}; "
+                             "use a shorter context_length")
+        start = data["start"]
+        if freq is not None and isinstance(start, pd.Period) and start.freq != pd.tseries.frequencies.to_offset(freq):
+            raise ValueError(f"entry {item!r} has frequency {start.freqstr!r} but the model was built with "
+                             f"freq={freq!r}")
+        out.append({**data, "target": target})
+    if not out:
+        raise ValueError(f"the dataset for {what} is empty")
+    return out
+
+
+class CSDIForecastPredictor(Predictor):
+    """GluonTS predictor of a trained :class:`CSDIForecastModel`: ``predict(dataset)`` yields a
+    ``SampleForecast`` (samples (S, H, D)) per entry, forecasting the steps after its end."""
+
+    def __init__(self, model: CSDIForecastModel, config: dict, freq: str, batch_size: int = 32,
+                 num_parallel_samples: int = 100, sampler: str = "ddim", sampler_steps: Optional[int] = 10,
+                 device: str = "cpu") -> None:
+        super().__init__(prediction_length=model.prediction_length)
+        self.model, self.config, self.freq, self.batch_size = model.eval(), dict(config), freq, batch_size
+        self.num_parallel_samples = check_whole("num_parallel_samples", num_parallel_samples)
+        self.device = resolve_device(device)
+        self.model.to(self.device)
+        self.set_sampler(sampler, sampler_steps)
+
+    def set_sampler(self, sampler: str, sampler_steps: Optional[int] = None) -> "CSDIForecastPredictor":
+        """``"ddpm"`` (all training steps), or ``"ddim"`` / ``"dpm_solver"`` with ``sampler_steps`` (e.g. 10)."""
+        if sampler not in CSDI_SAMPLERS:
+            raise ValueError(f"sampler must be one of {CSDI_SAMPLERS}, got {sampler!r}")
+        check_whole("sampler_steps", sampler_steps, 1, self.model.num_train_steps, none="all training steps")
+        self.sampler, self.sampler_steps = sampler, sampler_steps
+        return self
+
+    def predict(self, dataset, num_samples: Optional[int] = None):
+        """Forecasts for each entry of ``dataset`` (multivariate, target (D, T)); ``num_samples`` paths
+        (default ``num_parallel_samples``), all windows of a batch in one sampling chain. The noise
+        comes from torch's global generator (seed it for reproducible forecasts)."""
+        num_samples = check_whole("num_samples", num_samples, none="num_parallel_samples")
+        entries = _targets(dataset, self.model.net.n_features, self.freq, 1, "prediction")
+        return self._predict(entries, num_samples or self.num_parallel_samples)
+
+    def _predict(self, entries: list[dict], num_samples: int):
+        c = self.model.context_length
+        for first in range(0, len(entries), self.batch_size):
+            chunk = entries[first:first + self.batch_size]
+            past = np.full((len(chunk), self.model.net.n_features, c), np.nan, dtype=np.float32)
+            for i, e in enumerate(chunk):
+                tail = e["target"][:, -c:]
+                past[i, :, c - tail.shape[1]:] = tail
+            samples = self.model.sample(torch.from_numpy(past).to(self.device), num_samples, self.sampler,
+                                        self.sampler_steps).cpu().numpy()        # (S, B, D, H)
+            for i, e in enumerate(chunk):
+                start = pd.Period(e["start"], freq=self.freq) + e["target"].shape[1]
+                yield SampleForecast(samples=samples[:, i].transpose(0, 2, 1), start_date=start,
+                                     item_id=e.get("item_id"))
+
+    def serialize(self, path: str | os.PathLike) -> None:
+        """Write the predictor to the folder ``path`` (safetensors weights + JSON)."""
+        path = _folder(path)
+        path.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path / "gluonts-config.json", {"type": f"{type(self).__module__}.{type(self).__qualname__}"})
+        settings = {"format": _FORMAT, "model": self.config, "freq": self.freq, "batch_size": self.batch_size,
+                    "num_parallel_samples": self.num_parallel_samples, "sampler": self.sampler,
+                    "sampler_steps": self.sampler_steps}
+        save_checkpoint(path / "weights", {"model": self.model.state_dict()}, settings)
+
+    @classmethod
+    def deserialize(cls, path: str | os.PathLike, device: Optional[str] = None) -> "CSDIForecastPredictor":
+        """The predictor :meth:`serialize` wrote to the folder ``path`` (``str`` or ``Path``)."""
+        path = _folder(path)
+        if not (path / "weights").exists():
+            raise FileNotFoundError(f"{path} holds no saved CSDI forecaster (no weights/); "
+                                    "save one with predictor.serialize(path)")
+        states, settings = load_checkpoint(path / "weights")
+        if settings.get("format") != _FORMAT:
+            raise ValueError(f"{path} holds {settings.get('format') or 'another kind of checkpoint'!r}, "
+                             f"not a CSDI forecaster ({_FORMAT}); load it with the class that saved it")
+        model = CSDIForecastModel(**settings["model"])
+        load_state_strict(model, states["model"], str(path))
+        return cls(model, settings["model"], settings["freq"], settings["batch_size"],
+                   settings["num_parallel_samples"], settings["sampler"], settings["sampler_steps"],
+                   device=device or "auto")
+
+
+def _folder(path) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or a pathlib.Path (a folder), got {type(path).__name__}")
+    return Path(path)
+
+
+class CSDIForecastEstimator:
+    """CSDI forecasting estimator for multivariate GluonTS datasets (entries with target (D, T)).
+
+    ``train(dataset)`` draws random windows of ``context_length + prediction_length`` steps and
+    trains for ``max_time`` seconds (or ``max_steps`` / ``epochs`` x ``batches_per_epoch``
+    batches, whichever ends first) through :func:`multidiff.core.training.fit`; it returns a
+    :class:`CSDIForecastPredictor`. Defaults are sized for a CPU (32 channels, 2 layers, 4 heads,
+    50 training steps, DDIM 10 steps for sampling) and match the imputation task's.
+    """
+
+    def __init__(self, freq: str, prediction_length: int, target_dim: int, context_length: Optional[int] = None,
+                 num_train_steps: int = 50, beta_start: float = 1e-4, beta_end: float = 0.5, channels: int = 32,
+                 layers: int = 2, heads: int = 4, batch_size: int = 16, batches_per_epoch: int = 100,
+                 epochs: int = 10**6, max_steps: Optional[int] = None, max_time: Optional[float] = 120.0,
+                 lr: float = 1e-3, num_parallel_samples: int = 100, sampler: str = "ddim",
+                 sampler_steps: Optional[int] = 10, seed: int = 0, device: str = "auto", progress: bool = False,
+                 checkpoint_dir: Optional[str] = None) -> None:
+        if not freq:
+            raise ValueError("freq is required (e.g. 'h', 'D', 'B')")
+        check_whole("prediction_length", prediction_length)
+        check_whole("target_dim", target_dim)
+        context_length = check_whole("context_length", context_length, none="4 x prediction_length")
+        for name, value in (("num_train_steps", num_train_steps), ("channels", channels), ("layers", layers),
+                            ("heads", heads), ("batch_size", batch_size), ("batches_per_epoch", batches_per_epoch),
+                            ("num_parallel_samples", num_parallel_samples)):
+            check_whole(name, value)
+        if channels % heads:
+            raise ValueError(f"channels ({channels}) must be a multiple of heads ({heads})")
+        if sampler not in CSDI_SAMPLERS:
+            raise ValueError(f"sampler must be one of {CSDI_SAMPLERS}, got {sampler!r}")
+        check_whole("sampler_steps", sampler_steps, 1, num_train_steps, none="all training steps")
+        self.freq, self.prediction_length, self.target_dim = freq, prediction_length, target_dim
+        self.context_length = context_length or 4 * prediction_length
+        self.model_config = {"target_dim": target_dim, "context_length": self.context_length,
+                             "prediction_length": prediction_length, "num_train_steps": num_train_steps,
+                             "beta_start": beta_start, "beta_end": beta_end, "channels": channels,
+                             "layers": layers, "heads": heads}
+        self.train_config = TrainConfig(epochs=epochs, lr=lr, weight_decay=1e-6, max_steps=max_steps,
+                                        max_time=max_time, ema_decay=0.0, grad_clip=1.0, seed=seed,
+                                        progress=progress, device=device)
+        self.train_config.validate()
+        self.batch_size, self.batches_per_epoch = batch_size, batches_per_epoch
+        self.num_parallel_samples, self.sampler, self.sampler_steps = num_parallel_samples, sampler, sampler_steps
+        self.seed, self.device, self.checkpoint_dir = seed, device, checkpoint_dir
+        self.train_result_: Optional[TrainResult] = None
+
+    def train(self, training_data, validation_data=None, resume: bool = False) -> CSDIForecastPredictor:
+        """Train on ``training_data`` (GluonTS dataset of multivariate entries); with
+        ``validation_data`` the weights with the lowest loss on its last windows are kept."""
+        length = self.context_length + self.prediction_length
+        train = [e["target"] for e in _targets(training_data, self.target_dim, self.freq, length, "training")]
+        val = None
+        if validation_data is not None:
+            val = [{"values": torch.from_numpy(np.stack([e["target"][:, -length:] for e in
+                                                         _targets(validation_data, self.target_dim, self.freq,
+                                                                  length, "validation")]))}]
+        with torch.random.fork_rng(devices=[]):  # the initial weights are part of what `seed` fixes
+            torch.manual_seed(self.seed)
+            model = CSDIForecastModel(**self.model_config)
+        model.scale_floor.copy_(torch.from_numpy(step_scale(train)))
+        self.train_result_ = fit(model, lambda m, b: m.loss(b),
+                                 _RandomWindows(train, length, self.batch_size, self.batches_per_epoch),
+                                 self.train_config, val_batches=val, checkpoint_dir=self.checkpoint_dir,
+                                 resume=resume, extra_config={"format": _FORMAT, "model": self.model_config})
+        return CSDIForecastPredictor(model.cpu(), self.model_config, self.freq, self.batch_size,
+                                     self.num_parallel_samples, self.sampler, self.sampler_steps, self.device)
