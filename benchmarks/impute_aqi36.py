@@ -5,7 +5,7 @@ what a user would pick instead (mean, interpolation, sklearn, PyPOTS SAITS/CSDI)
 CPU (2 cores), the issue-9 table:  python benchmarks/impute_aqi36.py --max-time 1200 --samples 10 --pypots
 GPU (the paper's budget):          python benchmarks/impute_aqi36.py --max-time 36000 --samples 100 --channels 64 --layers 4 --heads 8 --device cuda
 """
-from multidiff.tasks.imputation.benchmark import main
+from impute_cli import main
 
 if __name__ == "__main__":
     main("aqi36")

@@ -5,7 +5,7 @@ ancestral sampler and fast samplers, next to the mean and linear-interpolation b
 CPU (2 cores), the issue-9 run:  python benchmarks/impute_physionet.py --max-time 1800 --samples 10 --samplers ddim:10
 GPU (the paper's budget):        python benchmarks/impute_physionet.py --max-time 36000 --samples 100 --channels 64 --layers 4 --heads 8 --device cuda
 """
-from multidiff.tasks.imputation.benchmark import main
+from impute_cli import main
 
 if __name__ == "__main__":
     main("physionet")

@@ -23,10 +23,9 @@ import torch
 
 from multidiff.core.checkpoint import write_json_atomic, write_text_atomic
 from multidiff.core.training import TrainConfig
+from multidiff.datasets.labelled import load_dataset
 from multidiff.metrics.robustness import mean_interval
 from multidiff.tasks import purify
-from multidiff.tasks.purify_data import load_dataset
-from multidiff.tasks.purify_eval import save_grid
 
 
 def parse() -> argparse.Namespace:
@@ -92,7 +91,7 @@ def main() -> None:
             rep.timings["total"] = time.perf_counter() - t0
             rep.save(out / f"eps{eps}", stem=f"seed{seed}")
             if seed == int(a.seeds.split(",")[0]):
-                save_grid(rep, out / f"eps{eps}" / "grid.png", attacks[-1], d.classes)
+                purify.save_grid(rep, out / f"eps{eps}" / "grid.png", attacks[-1], d.classes)
             per_seed.append(rep)
             print(f"eps {eps} seed {seed}: {rep.timings['total']:.0f} s", flush=True)
         rows = {}

@@ -31,7 +31,7 @@ def main(argv=None) -> int:
 
     from .core.checkpoint import write_atomic
     from .datasets.frames import write_csv_atomic
-    from .tasks.imputation.benchmark import format_table, run_aqi36
+    from .tasks.imputation.evaluate import format_table, run_aqi36
 
     out = Path(a.out)
     print(f"multidiff demo: imputing AQI-36 (training the default imputer for {a.max_time:.0f} s, device={a.device})")

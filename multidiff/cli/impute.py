@@ -74,7 +74,7 @@ def run(args) -> int:
 
 def _benchmark(args, params) -> int:
     from ..core.checkpoint import write_json_atomic
-    from ..tasks.imputation.benchmark import format_table, run_aqi36, run_physionet
+    from ..tasks.imputation.evaluate import format_table, run_aqi36, run_physionet
 
     if args.dataset == "aqi36":
         result = run_aqi36(args.data, n_samples=args.samples, **params)

@@ -44,7 +44,7 @@ def add_parser(subparsers) -> None:
 
 
 def _data(name: str, path):
-    from ..tasks.purify_data import load_dataset
+    from ..datasets.labelled import load_dataset
     return load_dataset(name, **({"path": path} if path and name != "digits" else {}))
 
 
@@ -71,7 +71,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..tasks import purify
-    from ..tasks.purify_eval import save_grid
 
     den, clf, meta = purify.load_models(args.checkpoint, args.device)
     d = _data(meta["dataset"], args.data)
@@ -85,7 +84,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     report.settings["dataset"] = {"name": meta["dataset"], "description": meta.get("description", "")}
     out = Path(args.out or Path(args.checkpoint) / "report")
     js, md = report.save(out)
-    png = save_grid(report, out / "grid.png", attacks[-1], meta.get("classes"))
+    png = purify.save_grid(report, out / "grid.png", attacks[-1], meta.get("classes"))
     print(report.to_markdown())
     print(f"wrote {js}, {md}, {png}")
     return 0

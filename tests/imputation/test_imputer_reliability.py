@@ -10,7 +10,7 @@ import torch
 
 import multidiff
 from multidiff.tasks.imputation import Imputer
-from multidiff.tasks.imputation import imputer as imputer_module
+from multidiff.tasks.imputation import api as imputer_module
 
 TINY = dict(window=8, channels=8, layers=1, heads=1, epochs=1, max_steps=3, num_steps=10, n_samples=2,
             progress=False, device="cpu")

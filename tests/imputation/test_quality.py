@@ -7,7 +7,7 @@ import torch
 from multidiff.datasets.aqi36 import load_aqi36
 from multidiff.metrics.imputation import crps_quantile, masked_mae
 from multidiff.tasks.imputation import Imputer
-from multidiff.tasks.imputation.benchmark import _interpolate
+from multidiff.tasks.imputation.evaluate import _interpolate
 
 
 def test_small_csdi_beats_linear_interpolation_on_real_outages(data_dir):

@@ -2,8 +2,10 @@ import numpy as np
 import pytest
 import torch
 
+from multidiff.datasets.pointclouds import load_folder, partial_scan
 from multidiff.metrics.points import chamfer
 from multidiff.tasks import points
+from multidiff.tasks.points import api as points_api, model as points_model
 
 TINY = dict(num_points=128, channels=64, layers=3, k=8, batch_size=4, lr=2e-3, ema_decay=0.0,
             progress=False, device="cpu")
@@ -24,7 +26,7 @@ def _nearest_cd(clouds, shapes):
 
 
 def test_generator_learns_real_shapes(generator, modelnet):
-    train = points.load_folder(modelnet, ["chair"], "train", 128, max_shapes=4).points
+    train = load_folder(modelnet, ["chair"], "train", 128, max_shapes=4).points
     noise = torch.randn(4, 128, 3, generator=torch.Generator().manual_seed(0))
     base = _nearest_cd(noise, train).mean()
     for sampler, steps, margin in (("ddpm", 50, 0.7), ("ddim", 20, 1.0), ("dpm_solver", 10, 1.0)):
@@ -49,7 +51,7 @@ def test_completion_keeps_partial_points(completer, modelnet, monkeypatch):
     # bit-identical without the replace_known hook), so only the state shows that the partial points
     # are held fixed through the reverse process
     states, finals = [], []
-    hold, run = points._hold, points.run_sampler
+    hold, run = points_api._hold, points_model.run_sampler
 
     def spy_hold(net, known, mask):
         model = hold(net, known, mask)
@@ -63,8 +65,8 @@ def test_completion_keeps_partial_points(completer, modelnet, monkeypatch):
         finals.append(run(*args, **kwargs))
         return finals[-1]
 
-    monkeypatch.setattr(points, "_hold", spy_hold)
-    monkeypatch.setattr(points, "run_sampler", spy_run)
+    monkeypatch.setattr(points_api, "_hold", spy_hold)
+    monkeypatch.setattr(points_model, "run_sampler", spy_run)
 
     def assert_held(n_steps):
         assert len(states) == n_steps and len(finals) == 1
@@ -78,7 +80,7 @@ def test_completion_keeps_partial_points(completer, modelnet, monkeypatch):
         finals.clear()
 
     cloud = points.load(modelnet / "chair" / "test" / "chair_0890.pcd").double()  # raw units
-    idx = points.partial_scan(cloud, seed=0)
+    idx = partial_scan(cloud, seed=0)
     partial = cloud[idx][:40]
     before = partial.clone()
     full = completer.complete(partial, n_steps=10, sampler="ddpm")

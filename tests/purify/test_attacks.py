@@ -4,7 +4,7 @@ from torch import nn
 
 from multidiff.nets.unet_small import SmallUNet
 from multidiff.tasks.purify import Purifier
-from multidiff.tasks.purify_attacks import check_perturbation, input_gradient, make_attack, run_attack
+from multidiff.tasks.purify.attacks import check_perturbation, input_gradient, make_attack, run_attack
 
 from .helpers import LinearClassifier
 

@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from multidiff.datasets.digits import load_digits
+from multidiff.datasets.labelled import load_dataset
 from multidiff.nets.classifiers import ConvClassifier
 from multidiff.nets.unet_small import SmallUNet
-from multidiff.tasks.purify_data import load_dataset
 
 
 def test_digits_are_real_scaled_and_stratified():

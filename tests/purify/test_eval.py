@@ -7,8 +7,7 @@ from torch import nn
 from multidiff.datasets.digits import load_digits
 from multidiff.nets.classifiers import ConvClassifier
 from multidiff.nets.unet_small import SmallUNet
-from multidiff.tasks.purify import Purifier, evaluate
-from multidiff.tasks.purify_eval import RobustnessReport, save_grid
+from multidiff.tasks.purify import Purifier, RobustnessReport, evaluate, save_grid
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from multidiff.audio.mel import MelConfig
+from multidiff.audio.text import TextFrontend
 from multidiff.nets.gradtts import GradTTSConfig, GradTTSNet
 from multidiff.tasks import tts
 
@@ -18,8 +20,8 @@ def test_tiny_model_overfits_two_real_clips(trained):
 
 
 def test_loss_has_the_three_grad_tts_terms(short_clips):
-    fe = tts.TextFrontend("char")
-    batch = tts.collate(tts.prepare(short_clips, fe, tts.MelConfig()))
+    fe = TextFrontend("char")
+    batch = tts.collate(tts.prepare(short_clips, fe, MelConfig()))
     before = {k: v.clone() for k, v in batch.items()}
     net = GradTTSNet(GradTTSConfig(n_vocab=fe.n_symbols, **TINY))
     parts = {}
@@ -113,7 +115,7 @@ class OracleNet(torch.nn.Module):
 
 def _oracle_error(sampler, n_steps):
     diffusion = tts.DiffusionConfig()
-    model = tts.TTS(OracleNet(diffusion.alpha_bar), tts.TextFrontend("char"), diffusion=diffusion, device="cpu")
+    model = tts.TTS(OracleNet(diffusion.alpha_bar), TextFrontend("char"), diffusion=diffusion, device="cpu")
     mu = torch.randn(2, 80, 16, generator=torch.Generator().manual_seed(0)) - 5
     mask = torch.ones(2, 16)
     mask[1, 10:] = 0

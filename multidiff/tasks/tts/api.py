@@ -12,33 +12,30 @@ steps of the probability-flow ODE, at mid-point times ``1 - (i + 0.5) / n``) or 
 
     model = train("LJSpeech-1.1", out="ckpt", max_steps=2000)
     wav, sr = load("ckpt").synthesize("Printing, in the only sense.", n_steps=10)
+
+The loss and the sampling grids are in :mod:`.model`, the benchmark protocol in :mod:`.evaluate`.
 """
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
-from ..audio.alignment import durations_to_path, maximum_path
-from ..audio.mel import MelConfig, mel_spectrogram
-from ..audio.text import TextFrontend
-from ..audio.vocoder import GriffinLim, Vocoder
-from ..core import losses, samplers
-from ..core.checkpoint import load_checkpoint, save_checkpoint
-from ..core.device import resolve_device
-from ..core.schedules import vp_alpha_bar
-from ..core.training import TrainConfig, TrainResult, fit
-from ..core.validate import check_whole
-from ..nets.gradtts import GradTTSConfig, GradTTSNet, fit_length, sequence_mask
+from ...audio.alignment import durations_to_path
+from ...audio.mel import MelConfig, mel_spectrogram
+from ...audio.text import TextFrontend
+from ...audio.vocoder import GriffinLim, Vocoder
+from ...core import samplers
+from ...core.checkpoint import load_checkpoint, save_checkpoint
+from ...core.device import resolve_device
+from ...core.training import TrainConfig, TrainResult, fit
+from ...nets.gradtts import GradTTSConfig, GradTTSNet, fit_length, sequence_mask
+from .model import DiffusionConfig, _grid, collate, gradtts_loss
 
-__all__ = ["DiffusionConfig", "PRESETS", "TTS", "gradtts_loss", "collate", "train", "load", "evaluate", "SAMPLERS"]
+__all__ = ["PRESETS", "TTS", "prepare", "train", "load"]
 
-SAMPLERS = ("euler_ode", "dpm_solver")
 # network sizes: "gradtts" is the paper's (14.8 M parameters); the others fit CPU budgets
 PRESETS = {
     "gradtts": {},
@@ -46,89 +43,6 @@ PRESETS = {
     "tiny": dict(enc_channels=64, enc_filter=128, enc_layers=2, dp_filter=64, dec_dim=16, dec_mults=(1, 2),
                  dec_attn_dim=8),
 }
-_LOG_2PI = math.log(2 * math.pi)
-
-
-@dataclass
-class DiffusionConfig:
-    beta0: float = 0.05         # VP-SDE beta(0) (Grad-TTS)
-    beta1: float = 20.0         # VP-SDE beta(1) (Grad-TTS)
-    segment_frames: int = 172   # random mel segment the decoder trains on (Grad-TTS: 2 s = 172 frames)
-
-    def alpha_bar(self, t: torch.Tensor) -> torch.Tensor:
-        return vp_alpha_bar(t, self.beta0, self.beta1)
-
-
-def collate(items: Sequence[tuple[list[int], torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Pad ``(token_ids, log_mel (n_mels, frames))`` pairs into a batch dict."""
-    x_len = torch.tensor([len(t) for t, _ in items])
-    y_len = torch.tensor([m.shape[-1] for _, m in items])
-    tokens = torch.zeros(len(items), int(x_len.max()), dtype=torch.long)
-    mels = torch.zeros(len(items), items[0][1].shape[0], int(y_len.max()))
-    for i, (t, m) in enumerate(items):
-        tokens[i, : len(t)] = torch.as_tensor(t)
-        mels[i, :, : m.shape[-1]] = m
-    return {"tokens": tokens, "x_lengths": x_len, "mels": mels, "y_lengths": y_len}
-
-
-def _log_prior(y: torch.Tensor, mu_x: torch.Tensor) -> torch.Tensor:
-    """``log N(y_j; mu_i, I)`` for every token i and frame j: ``(batch, tokens, frames)``."""
-    n_feats = y.shape[1]
-    cross = torch.einsum("bfi,bfj->bij", mu_x, y)
-    return cross - 0.5 * (mu_x ** 2).sum(1).unsqueeze(-1) - 0.5 * (y ** 2).sum(1).unsqueeze(1) - 0.5 * n_feats * _LOG_2PI
-
-
-def _random_segments(y_len: torch.Tensor, size: int, generator=None) -> torch.Tensor:
-    room = (y_len - size).clamp(min=0).float()
-    return (torch.rand(len(y_len), generator=generator, device=y_len.device) * (room + 1)).floor().long()
-
-
-def gradtts_loss(net: GradTTSNet, batch: dict, diffusion: DiffusionConfig = DiffusionConfig(),
-                 parts: Optional[dict] = None) -> torch.Tensor:
-    """Grad-TTS' training loss ``duration + prior + diffusion`` on a :func:`collate` batch.
-
-    Durations come from MAS between the mels and the encoder means; the prior loss is the Gaussian
-    NLL of the mel under the aligned ``mu``; the diffusion loss is the core's masked eps MSE on a random
-    ``segment_frames`` crop of ``y = mel - mu``. ``parts`` (a dict) receives the three terms."""
-    tokens, x_len, y, y_len = batch["tokens"], batch["x_lengths"], batch["mels"], batch["y_lengths"]
-    if (y_len < x_len).any():
-        raise ValueError("an utterance has fewer mel frames than text tokens; drop clips with very short audio")
-    mu_x, logw, x_mask = net.encode(tokens, x_len)
-    y = y.to(mu_x.dtype)
-    y_mask = sequence_mask(y_len, y.shape[-1]).to(mu_x.dtype)
-    attn_mask = x_mask.transpose(1, 2) * y_mask.unsqueeze(1)
-    with torch.no_grad():
-        attn = maximum_path(_log_prior(y.float(), mu_x.float()), attn_mask)
-    logw_target = torch.log(1e-8 + attn.sum(-1, keepdim=True).transpose(1, 2)) * x_mask
-    dur_loss = ((logw - logw_target) ** 2).sum() / x_len.sum()
-    mu_y = torch.einsum("bfi,bij->bfj", mu_x, attn.to(mu_x.dtype))
-    n_feats = y.shape[1]
-    prior_loss = (0.5 * ((y - mu_y) ** 2 + _LOG_2PI) * y_mask.unsqueeze(1)).sum() / (y_mask.sum() * n_feats)
-
-    size = fit_length(min(diffusion.segment_frames, int(y_len.max())), net.n_down)
-    start = _random_segments(y_len, size)
-    idx = (start.unsqueeze(1) + torch.arange(size, device=y.device)).clamp(max=y.shape[-1] - 1)
-    take = lambda a: torch.gather(a, -1, idx.unsqueeze(1).expand(-1, a.shape[1], -1))
-    seg_mask = (start.unsqueeze(1) + torch.arange(size, device=y.device) < y_len.unsqueeze(1)).to(y.dtype)
-    y_seg, mu_seg = take(y) * seg_mask.unsqueeze(1), take(mu_y) * seg_mask.unsqueeze(1)
-    t = losses.draw_continuous_t(len(y), device=y.device, t_min=1e-5, t_max=1 - 1e-5)
-    model = lambda y_t, tt: net.denoise(y_t, seg_mask, mu_seg, tt)
-    diff_loss = losses.eps_mse(model, y_seg - mu_seg, t, diffusion.alpha_bar,
-                               mask=seg_mask.unsqueeze(1).expand_as(y_seg))
-    if parts is not None:
-        parts.update(duration=float(dur_loss.detach()), prior=float(prior_loss.detach()),
-                     diffusion=float(diff_loss.detach()))
-    return dur_loss + prior_loss + diff_loss
-
-
-def _grid(sampler: str, n_steps: int, diffusion: DiffusionConfig) -> samplers.Grid:
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
-    n_steps = check_whole("n_steps", n_steps)
-    if sampler == "euler_ode":  # Grad-TTS evaluates the score at step mid-points 1 - (i + 0.5) / n
-        t_start = 1 - 0.5 / n_steps
-        return samplers.vp_grid(n_steps, diffusion.alpha_bar, t_start, min(0.5 / n_steps, t_start / 2))
-    return samplers.vp_grid(n_steps, diffusion.alpha_bar, 1.0, 1e-3)
 
 
 class TTS:
@@ -247,7 +161,7 @@ def load(directory: str | Path, device: str | torch.device = "auto", vocoder: Op
 
 def prepare(items, frontend: TextFrontend, mel: MelConfig) -> list[tuple[list[int], torch.Tensor]]:
     """``(token ids, log-mel)`` for LJ Speech utterances (see :mod:`multidiff.datasets.ljspeech`)."""
-    from ..datasets.ljspeech import load_audio
+    from ...datasets.ljspeech import load_audio
 
     out = []
     for u in items:
@@ -279,7 +193,7 @@ def train(data: str | Path | Sequence, out: Optional[str | Path] = None, max_ste
     :class:`TrainConfig`. With ``out`` the core writes ``out/last`` (resumable) and the voice is saved
     to ``out/final``. Grad-TTS: Adam lr 1e-4, batch 16, 1.7 M iterations on LJ Speech.
     """
-    from ..datasets.ljspeech import locate_ljspeech, read_metadata, split_holdout
+    from ...datasets.ljspeech import locate_ljspeech, read_metadata, split_holdout
 
     items = list(data) if not isinstance(data, (str, Path)) else read_metadata(locate_ljspeech(data))
     train_items, val_items = split_holdout(items, holdout)
@@ -303,68 +217,3 @@ def train(data: str | Path | Sequence, out: Optional[str | Path] = None, max_ste
     if out:
         model.save(Path(out) / "final")
     return model
-
-
-@dataclass
-class EvalResult:
-    rows: list[dict] = field(default_factory=list)  # one row per decoder setting, averaged over clips
-    examples: dict = field(default_factory=dict)      # first clip: {"ground truth", "prior mu", setting: mel}
-
-    def table(self) -> str:
-        keys = ["setting", "mcd", "log_f0_rmse", "f0_clips", "rtf_decoder", "rtf_end_to_end"]
-        lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-        for r in self.rows:
-            lines.append("| " + " | ".join(f"{r[k]:.4f}" if isinstance(r.get(k), float) else str(r.get(k, ""))
-                                           for k in keys) + " |")
-        return "\n".join(lines)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def evaluate(model: TTS, items, steps: Sequence[int] = (4, 10, 50), sampler: str = "euler_ode",
-             temperature: float = 1.5, with_f0: bool = True, vocoder: Optional[Vocoder] = None,
-             seed: int = 0, progress: Optional[Callable[[str], None]] = None) -> EvalResult:
-    """MCD-DTW and log-F0 RMSE against the real clips ``items`` (vocoded ground truth is *not* used:
-    the reference is the recorded audio), plus real-time factors, for the prior ``mu`` alone
-    ("prior") and the diffusion decoder at each of ``steps``. RTF = synthesis time / audio duration,
-    decoder only (diffusion sampling) and end to end (text -> waveform, vocoder included)."""
-    from ..datasets.ljspeech import load_audio
-    from ..metrics.audio import compare_features, speech_features
-
-    if not items:
-        raise ValueError("evaluate() needs at least one held-out utterance")
-    wavs = [load_audio(u.path, model.sample_rate) for u in items]
-    refs = [speech_features(w, model.sample_rate, with_f0=with_f0) for w in wavs]
-    settings = [("prior", 0)] + [(f"{sampler}-{n}", n) for n in steps]
-    result = EvalResult(examples={"ground truth": mel_spectrogram(torch.from_numpy(wavs[0]), model.mel)})
-    for name, n in settings:
-        scores, dec_t, e2e_t, dur = [], 0.0, 0.0, 0.0
-        for u, ref in zip(items, refs):  # one clip at a time: RTF as a user synthesizing one sentence sees it
-            _sync(model.device)
-            t0 = time.perf_counter()
-            mu_y, y_mask, y_len = model.prior([u.text])
-            _sync(model.device)
-            t1 = time.perf_counter()
-            mel = mu_y if n == 0 else model.decode(mu_y, y_mask, n, temperature, sampler, seed)
-            _sync(model.device)
-            t2 = time.perf_counter()
-            wav = model.vocode(mel[0, :, : int(y_len[0])], vocoder)
-            t3 = time.perf_counter()
-            if u is items[0]:
-                result.examples["prior mu" if n == 0 else name] = mel[0, :, : int(y_len[0])].cpu()
-            dec_t, e2e_t, dur = dec_t + (t2 - t1), e2e_t + (t3 - t0), dur + len(wav) / model.sample_rate
-            scores.append(compare_features(ref, speech_features(wav, model.sample_rate, with_f0=with_f0)))
-        row = {"setting": name, "steps": n, "clips": len(items),
-               "mcd": float(np.mean([s["mcd"] for s in scores])),
-               "rtf_decoder": dec_t / dur if n else 0.0, "rtf_end_to_end": e2e_t / dur}
-        if with_f0:  # clips where pYIN finds no frame voiced in both are left out of the mean
-            f0 = [s["log_f0_rmse"] for s in scores if not math.isnan(s["log_f0_rmse"])]
-            row["log_f0_rmse"] = float(np.mean(f0)) if f0 else float("nan")
-            row["f0_clips"] = len(f0)
-        result.rows.append(row)
-        if progress:
-            progress(f"{name}: MCD {row['mcd']:.3f} dB")
-    return result

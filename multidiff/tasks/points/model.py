@@ -1,0 +1,148 @@
+"""The diffusion model both point-cloud tasks share: hyper-parameters, PVD's schedule (1000 steps,
+linear betas 1e-4..0.02) over a :class:`~multidiff.nets.point_denoiser.PointDenoiser`, sampling
+through the core's DDPM / DDIM / DPM-Solver++(2M) (with DDPM's ``clip_denoised``), training through
+``core.training.fit``, and checkpoints. :class:`~.api.Generator` and :class:`~.api.Completer` add
+the task on top."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ...core.checkpoint import load_checkpoint, save_checkpoint
+from ...core.denoiser import clip_denoised
+from ...core.samplers import discrete_grid, sample as run_sampler
+from ...core.schedules import alpha_bars, linear_betas
+from ...core.training import TrainConfig, TrainResult, fit as train_loop
+from ...datasets.pointclouds import NORMALIZATIONS, PointCloudFolder, check_points, load_folder, normalize, resample
+from ...nets.point_denoiser import PointDenoiser
+
+__all__ = ["SAMPLER_NAMES"]
+
+SAMPLER_NAMES = {"ddpm": "ddpm", "ddim": "ddim", "dpm_solver": "dpm_solver", "dpm_solver_pp_2m": "dpm_solver"}
+_HPARAMS = ("num_points", "channels", "layers", "k", "num_steps", "beta_start", "beta_end", "normalization",
+            "max_known", "views")
+
+
+class _PointDiffusion:
+    """What both tasks share: hyper-parameters, the schedule, training through the core, persistence."""
+
+    in_features = 0
+
+    def __init__(self, num_points: int = 1024, channels: int = 128, layers: int = 4, k: int = 16,
+                 num_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02,
+                 normalization: str = "unit_std", epochs: int = 100, max_steps: Optional[int] = None,
+                 batch_size: int = 32, lr: float = 1e-3, ema_decay: float = 0.999, device: str = "auto",
+                 seed: int = 0, progress: bool = True, checkpoint_dir: Optional[str] = None,
+                 max_known: Optional[int] = None, views: int = 4):
+        if num_points < 2:
+            raise ValueError(f"num_points must be >= 2, got {num_points}")
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
+        if max_known is not None and not 0 < max_known < num_points:
+            raise ValueError(f"max_known must lie in [1, num_points - 1] = [1, {num_points - 1}], got {max_known}")
+        self.num_points, self.channels, self.layers, self.k = num_points, channels, layers, k
+        self.num_steps, self.beta_start, self.beta_end = num_steps, beta_start, beta_end
+        self.normalization, self.epochs, self.max_steps = normalization, epochs, max_steps
+        self.batch_size, self.lr, self.ema_decay, self.device = batch_size, lr, ema_decay, device
+        self.seed, self.progress, self.checkpoint_dir = seed, progress, checkpoint_dir
+        self.max_known = max_known if max_known is not None else num_points // 2
+        self.views = views
+        self.alpha_bars = alpha_bars(linear_betas(num_steps, beta_start, beta_end))
+        self.net = self._build()
+        self.fitted = False
+        self.clip: Optional[float] = None  # |x0| bound for sampling, set by fit
+        self.train_result: Optional[TrainResult] = None
+
+    def _build(self) -> PointDenoiser:
+        return PointDenoiser(self.channels, self.layers, self.k, in_features=self.in_features)
+
+    def _alpha_bar_of(self, t: torch.Tensor) -> torch.Tensor:
+        return self.alpha_bars.to(t.device)[t.long()]
+
+    def _train(self, batches: dict, loss_fn) -> "_PointDiffusion":
+        self.clip = 1.1 * float(batches["x0"].abs().max())  # range of clean coordinates seen in training
+        gen = torch.Generator().manual_seed(self.seed)
+        loader = _Batches(batches, self.batch_size, gen)
+        cfg = TrainConfig(epochs=self.epochs, lr=self.lr, max_steps=self.max_steps, ema_decay=self.ema_decay,
+                          seed=self.seed, progress=self.progress, device=self.device, lr_schedule="cosine")
+        self.train_result = train_loop(self.net, loss_fn, loader, cfg, checkpoint_dir=self.checkpoint_dir,
+                                       extra_config=self.config())
+        self.net.cpu()
+        self.fitted = True
+        return self
+
+    def _folder(self, data, classes, split, max_shapes) -> PointCloudFolder:
+        if isinstance(data, PointCloudFolder):
+            return data
+        if isinstance(data, (str, Path)):
+            return load_folder(data, classes, split, self.num_points, self.normalization, max_shapes, self.seed)
+        clouds = torch.as_tensor(np.asarray(data) if not isinstance(data, torch.Tensor) else data)
+        if clouds.dim() != 3 or clouds.shape[-1] != 3 or len(clouds) == 0:
+            raise ValueError(f"training clouds must be a folder path or a (S, N, 3) array, got shape {tuple(clouds.shape)}")
+        rows = [check_points(c, f"cloud {i}") for i, c in enumerate(clouds)]
+        rng = np.random.default_rng(self.seed)
+        rows = [r if len(r) == self.num_points else resample(r, self.num_points, rng) for r in rows]
+        x, norm = normalize(torch.tensor(np.stack(rows)), self.normalization)
+        return PointCloudFolder(x.float(), norm, ["?"] * len(rows), [Path(f"cloud_{i}") for i in range(len(rows))])
+
+    def _check_fitted(self):
+        if not self.fitted:
+            raise RuntimeError(f"this {type(self).__name__} is not fitted; call fit(...) or {type(self).__name__}.load(dir)")
+
+    def _clipped(self, model):
+        """Eps model whose implied clean cloud is clamped to the training range (DDPM's
+        ``clip_denoised``, Ho et al. 2020): keeps few-step samplers stable."""
+        if self.clip is None:
+            return model
+        return clip_denoised(model, self._alpha_bar_of, -self.clip, self.clip)
+
+    def _run(self, model, x, n_steps, sampler, generator, project=None):
+        if sampler not in SAMPLER_NAMES:
+            raise ValueError(f"sampler must be one of {', '.join(SAMPLER_NAMES)}, got {sampler!r}")
+        method = SAMPLER_NAMES[sampler]
+        grid = discrete_grid(self.alpha_bars, n_steps, spacing="logsnr" if method == "dpm_solver" else "uniform")
+        kwargs = {"generator": generator, "project": project}
+        return run_sampler(method, self._clipped(model), x, grid, **kwargs)
+
+    def config(self) -> dict:
+        return {"task": type(self).__name__, "clip": self.clip, **{k: getattr(self, k) for k in _HPARAMS}}
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the (EMA) weights and hyper-parameters atomically (safetensors + JSON)."""
+        self._check_fitted()
+        return save_checkpoint(directory, {"net": self.net.state_dict()}, self.config())
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str = "auto"):
+        """Rebuild a model saved with :meth:`save`."""
+        states, cfg = load_checkpoint(directory)
+        if cfg.get("task") != cls.__name__:
+            raise ValueError(f"{directory} holds a {cfg.get('task')!r} checkpoint, not a {cls.__name__}")
+        obj = cls(**{k: cfg[k] for k in _HPARAMS}, device=device)
+        obj.net.load_state_dict(states["net"])
+        obj.clip = cfg.get("clip")
+        obj.net.eval()
+        obj.fitted = True
+        return obj
+
+
+class _Batches:
+    """Re-iterable shuffled mini-batches over a dict of equally long tensors."""
+
+    def __init__(self, data: dict, batch_size: int, generator: torch.Generator):
+        self.data, self.batch_size, self.generator = data, batch_size, generator
+        self.n = len(next(iter(data.values())))
+        if self.n == 0:
+            raise ValueError("no training clouds")
+
+    def __len__(self) -> int:
+        return max(1, -(-self.n // self.batch_size))
+
+    def __iter__(self):
+        order = torch.randperm(self.n, generator=self.generator)
+        for i in range(0, self.n, self.batch_size):
+            idx = order[i:i + self.batch_size]
+            yield {k: v[idx] for k, v in self.data.items()}
