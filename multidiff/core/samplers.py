@@ -67,9 +67,10 @@ class Grid:
         return self.alpha_bars[i + 1] if i + 1 < len(self) else torch.ones((), dtype=torch.float64)
 
     def euler_steps(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(times, alpha_bars, beta_h)`` of Grad-TTS' Euler steps (Popov et al. 2021): step ``i``
-        from ``t_i`` to ``t_{i+1}`` (0 after the last) evaluates the score at the mid-point
-        ``t_i - h/2`` and moves by ``beta(t_i - h/2) * h``, where ``h = t_i - t_{i+1}``."""
+        """``(mid_times, their alpha_bars, beta_h)`` of Grad-TTS' Euler steps (Popov et al. 2021):
+        step ``i`` from ``t_i`` to ``t_{i+1}`` (0 after the last) moves by ``beta(m_i) * h`` with
+        ``h = t_i - t_{i+1}`` and ``m_i = t_i - h/2`` the mid-point, where Grad-TTS also takes
+        the score (``beta`` is linear, so ``beta(m_i) h`` is its exact integral over the step)."""
         if self.sde is None:
             raise ValueError("Euler steps integrate the VP-SDE in time and need a continuous-time grid "
                              "(continuous_grid, or run(..., sde=...)); a discrete table takes ddpm, ddim or dpm_solver")
@@ -221,7 +222,11 @@ def dpm_solver_pp_2m(model: Denoiser, x: torch.Tensor, grid: Grid, generator: Op
 def _euler(model: Denoiser, x: torch.Tensor, grid: Grid, stochastic: bool,
            generator: Optional[torch.Generator], project: Optional[Project],
            randn: Optional[Randn] = None) -> torch.Tensor:
-    times, levels, beta_h = grid.euler_steps()
+    mid, mid_levels, beta_h = grid.euler_steps()
+    # the ODE takes Grad-TTS' score at the mid-point; the SDE takes it where x is, at the step start:
+    # at the mid-point x carries twice the noise variance that score assumes, which on the last step
+    # flips the remaining noise instead of removing it (seen on one-point data: DiffPure's case)
+    times, levels = (grid.times, grid.alpha_bars) if stochastic else (mid, mid_levels)
     for i in range(len(grid)):
         eps = _call(model, x, times[i])
         score = -eps / (1 - levels[i]).sqrt()
@@ -247,9 +252,11 @@ def euler_ode(model: Denoiser, x: torch.Tensor, grid: Grid, generator: Optional[
 
 def euler_sde(model: Denoiser, x: torch.Tensor, grid: Grid, generator: Optional[torch.Generator] = None,
               project: Optional[Project] = None, randn: Optional[Randn] = None) -> torch.Tensor:
-    """Euler-Maruyama steps ``x += beta(t) h (x / 2 + score(x, t)) + sqrt(beta(t) h) z`` of the
-    reverse VP-SDE (Song et al. 2021), on the same mid-points as :func:`euler_ode`: Grad-TTS'
-    stochastic sampler, and how DiffPure purifies. The last step adds no noise."""
+    """Euler-Maruyama steps ``x += beta h (x / 2 + score(x, t_i)) + sqrt(beta h) z`` of the reverse
+    VP-SDE (Song et al. 2021) on the same grid and step sizes ``beta h`` as :func:`euler_ode` (``beta``
+    at the step mid-point, the exact integral of the linear ``beta`` over the step), with the score
+    taken at the step start ``t_i`` where ``x`` is: the stochastic sampler Grad-TTS reports (which
+    takes the score at the mid-point) and DiffPure's purification. The last step adds no noise."""
     return _euler(model, x, grid, True, generator, project, randn)
 
 
