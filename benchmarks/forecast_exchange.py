@@ -76,7 +76,9 @@ def deepar(train, test, horizon: int, freq: str, budget: float, samples: int, se
     return {"DeepAR (GluonTS torch)": {**forecast_metrics(s, y), "train_seconds": train_s, "sampling_seconds": sample_s}}
 
 
-def _sampled(name: str, predictor, runs, test, samples: int, seed: int, train_s: float) -> dict:
+def _sampled(name: str, predictor, runs, test, samples: int, seed: int, train_s: float, save: str = None) -> dict:
+    if save:
+        predictor.serialize(os.path.join(save, name.lower()))
     rows = {}
     for sampler, steps, label in runs:
         predictor.set_sampler(sampler, steps)
@@ -85,7 +87,8 @@ def _sampled(name: str, predictor, runs, test, samples: int, seed: int, train_s:
     return rows
 
 
-def timegrad(train, test, df, horizon: int, freq: str, budget: float, samples: int, seed: int, fast_steps) -> dict:
+def timegrad(train, test, df, horizon: int, freq: str, budget: float, samples: int, seed: int, fast_steps,
+             save=None) -> dict:
     """TimeGrad with its paper architecture, trained for ``budget`` seconds."""
     est = TimeGradEstimator(freq=freq, prediction_length=horizon, target_dim=df.shape[1], max_epochs=10**6,
                             batch_size=32, seed=seed, trainer_kwargs={"max_time": {"seconds": budget}})
@@ -94,10 +97,11 @@ def timegrad(train, test, df, horizon: int, freq: str, budget: float, samples: i
     train_s = time.perf_counter() - t0
     runs = [("ddpm", None, "ddpm 100 steps")] + [(s, n, f"{s} {n} steps") for n in fast_steps
                                                  for s in ("ddim", "dpm_solver")]
-    return _sampled("TimeGrad", predictor, runs, test, samples, seed, train_s)
+    return _sampled("TimeGrad", predictor, runs, test, samples, seed, train_s, save)
 
 
-def csdi(train, test, df, horizon: int, freq: str, budget: float, samples: int, seed: int, fast_steps) -> dict:
+def csdi(train, test, df, horizon: int, freq: str, budget: float, samples: int, seed: int, fast_steps,
+         save=None) -> dict:
     """CSDI forecasting (imputing the horizon) trained for ``budget`` seconds."""
     from multidiff.tasks.forecasting import CSDIForecastEstimator
 
@@ -108,7 +112,7 @@ def csdi(train, test, df, horizon: int, freq: str, budget: float, samples: int, 
     train_s = time.perf_counter() - t0
     runs = [("ddpm", None, "ddpm 50 steps")] + [(s, n, f"{s} {n} steps") for n in fast_steps
                                                 for s in ("ddim", "dpm_solver")]
-    return _sampled("CSDI", predictor, runs, test, samples, seed, train_s)
+    return _sampled("CSDI", predictor, runs, test, samples, seed, train_s, save)
 
 
 def main(dataset: str = "exchange_rate", argv=None) -> dict:
@@ -121,6 +125,7 @@ def main(dataset: str = "exchange_rate", argv=None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="JSON file; rows already in it are kept and not recomputed")
     p.add_argument("--rerun", action="store_true", help="recompute the models already in --out")
+    p.add_argument("--save-models", help="also save the trained diffusion predictors in this folder (timegrad/, csdi/)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     df, train, test, freq, horizon = load_benchmark(dataset)
@@ -140,7 +145,8 @@ def main(dataset: str = "exchange_rate", argv=None) -> dict:
             rows = deepar(train, test, horizon, freq, args.budget, args.samples, args.seed)
         else:
             fn = timegrad if model == "timegrad" else csdi
-            rows = fn(train, test, df, horizon, freq, args.budget, args.samples, args.seed, args.fast_steps)
+            rows = fn(train, test, df, horizon, freq, args.budget, args.samples, args.seed, args.fast_steps,
+                      args.save_models)
         results["models"][model] = {"rows": rows, "budget_seconds": args.budget, "samples": args.samples,
                                     "threads": args.threads, "seed": args.seed,
                                     "wall_seconds": time.perf_counter() - t0,

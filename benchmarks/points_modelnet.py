@@ -41,7 +41,7 @@ def throughput(gen, samplers, step_counts, n=8):
     for s in samplers:
         for k in step_counts:
             t0 = time.perf_counter()
-            gen.sample(n, n_steps=k, sampler=s, seed=1)
+            gen.sample(n, sampler_steps=k, sampler=s, seed=1)
             rows.append({"sampler": s, "steps": k, "samples_per_s": n / (time.perf_counter() - t0)})
     return rows
 
@@ -90,7 +90,7 @@ def main(argv=None):
                 if model is not None:
                     model.save(Path(args.save_dir) / f"{cls}_{name}")
         if args.render_dir and "generate" in args.tasks:
-            points.render(list(gen.sample(8, n_steps=args.sample_steps, sampler=args.sampler, seed=2)),
+            points.render(list(gen.sample(8, sampler_steps=args.sample_steps, sampler=args.sampler, seed=2)),
                           Path(args.render_dir) / f"points_{cls}_generated.png", cols=4)
         if args.render_dir and "complete" in args.tasks:
             render_completion(comp, root, cls, Path(args.render_dir), args)
@@ -130,7 +130,7 @@ def render_completion(comp, root, cls, out: Path, args):
     pairs = points.completion_pairs(test, 1, comp.max_known, seed=0)
     truth = pairs["frame"].invert(pairs["x0"])
     partials = [t[: int(k.sum())] for t, k in zip(truth, pairs["known"])]
-    done = comp.complete(partials, n_steps=args.sample_steps, sampler=args.sampler)
+    done = comp.complete(partials, sampler_steps=args.sample_steps, sampler=args.sampler)
     clouds, titles = [], []
     for p, c, t in zip(partials, done, truth):
         clouds += [p, c, t]

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from multidiff.core.checkpoint import write_json_atomic, write_text_atomic
+from multidiff.core.samplers import names
 from multidiff.datasets.labelled import load_dataset
 from multidiff.metrics.robustness import mean_interval
 from multidiff.metrics.tables import markdown_table
@@ -41,7 +42,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--n-examples", type=int, default=450)
     p.add_argument("--t-star", type=float, default=0.1)
     p.add_argument("--n-steps", type=int, default=100, help="purification steps (DiffPure: t* x 1000)")
-    p.add_argument("--sampler", choices=("sde", "ddpm", "ddim"), default="sde", help="reverse process (DiffPure: sde)")
+    p.add_argument("--sampler", choices=("sde",) + names("continuous"), default="sde", help="reverse process (DiffPure: sde)")
     p.add_argument("--norm", choices=("linf", "l2"), default="linf")
     p.add_argument("--steps", type=int, default=50, help="PGD iterations")
     p.add_argument("--eot", type=int, default=10)
@@ -80,7 +81,7 @@ def main() -> None:
     n = min(a.n_examples, len(d.y_test))
     data = (d.x_test[:n], d.y_test[:n])
     attacks = a.attacks.split(",")
-    purifier = purify.Purifier(den, t_star=a.t_star, n_steps=a.n_steps, sampler=a.sampler, data_range=d.data_range)
+    purifier = purify.Purifier(den, t_star=a.t_star, sampler_steps=a.n_steps, sampler=a.sampler, data_range=d.data_range)
     summary = {"dataset": d.description, "n_examples": n, "train_seconds": train_s, "settings": vars(a),
                "device": str(next(den.parameters()).device), "host": platform.processor() or platform.machine(),
                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "results": {}}

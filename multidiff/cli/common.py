@@ -4,7 +4,8 @@ from __future__ import annotations
 
 def add_run_options(p, steps_help: str) -> None:
     """Sampler, device, seed, model in/out and JSON output options."""
-    p.add_argument("--sampler", default="ddpm", choices=["ddpm", "ddim", "dpm_solver"])
+    from ..core.samplers import names
+    p.add_argument("--sampler", default="ddpm", choices=names("discrete"))
     p.add_argument("--steps", type=int, default=None, help=steps_help)
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..core.samplers import names
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("points", help="point-cloud generation and completion (PVD, Luo & Hu)")
@@ -38,7 +40,7 @@ def add_parser(subparsers) -> None:
             s.add_argument("partial", nargs="+", help="partial scan files")
             s.add_argument("--out", required=True, help="output folder")
         s.add_argument("--steps", type=int, default=50)
-        s.add_argument("--sampler", default="ddpm", choices=["ddpm", "ddim", "dpm_solver"])
+        s.add_argument("--sampler", default="ddpm", choices=names("discrete"))
         s.add_argument("--format", default="ply", choices=["ply", "pcd", "npy"])
         s.add_argument("--png", default=None, help="also render the clouds to this PNG")
         s.add_argument("--device", default="auto")
@@ -52,7 +54,7 @@ def add_parser(subparsers) -> None:
     e.add_argument("--split", default="test")
     e.add_argument("--max-shapes", type=int, default=None)
     e.add_argument("--steps", type=int, default=50)
-    e.add_argument("--sampler", default="ddpm", choices=["ddpm", "ddim", "dpm_solver"])
+    e.add_argument("--sampler", default="ddpm", choices=names("discrete"))
     e.add_argument("--emd-points", type=int, default=None, help="subsample clouds for EMD (CPU budget)")
     e.add_argument("--device", default="auto")
     e.set_defaults(func=_evaluate)
@@ -112,7 +114,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from ..tasks import points
 
     model = _load(args.model, args.device)
-    report = points.evaluate(model, args.data, classes=args.classes, split=args.split, n_steps=args.steps,
+    report = points.evaluate(model, args.data, classes=args.classes, split=args.split, sampler_steps=args.steps,
                              sampler=args.sampler, max_shapes=args.max_shapes, emd_points=args.emd_points)
     print(json.dumps(report, indent=1))
     return 0

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..core.samplers import names
+
 DATASETS = ("digits", "etth1")
 
 
@@ -34,7 +36,7 @@ def add_parser(subparsers) -> None:
     e.add_argument("--eot", type=int, default=4, help="EOT samples per gradient step")
     e.add_argument("--t-star", type=float, default=0.1)
     e.add_argument("--n-steps", type=int, default=None, help="purification steps (default t* x 1000)")
-    e.add_argument("--sampler", choices=("sde", "ddpm", "ddim"), default="sde")
+    e.add_argument("--sampler", choices=("sde",) + names("continuous"), default="sde")
     e.add_argument("--n-votes", type=int, default=1, help="purification runs per prediction (majority vote)")
     e.add_argument("--n-examples", type=int, default=200, help="test inputs evaluated (first N of the test split)")
     e.add_argument("--batch-size", type=int, default=100)
@@ -77,7 +79,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     den, clf, meta = purify.load_models(args.checkpoint, args.device)
     d = _data(meta["dataset"], args.data)
     n = min(args.n_examples, len(d.y_test))
-    purifier = purify.Purifier(den, t_star=args.t_star, n_steps=args.n_steps, sampler=args.sampler,
+    purifier = purify.Purifier(den, t_star=args.t_star, sampler_steps=args.n_steps, sampler=args.sampler,
                                data_range=tuple(meta["data_range"]))
     attacks = [a.strip() for a in args.attacks.split(",") if a.strip()]
     report = purify.evaluate(clf, purifier, (d.x_test[:n], d.y_test[:n]), attacks=attacks, eps=args.eps, norm=args.norm,

@@ -52,7 +52,9 @@ def add_parser(sub) -> None:
 def _decoding_args(p, steps: bool = True) -> None:
     if steps:
         p.add_argument("--steps", type=int, default=10, help="decoder steps")
-    p.add_argument("--sampler", default="euler_ode", choices=["euler_ode", "dpm_solver"])
+    from ..core.samplers import names
+    p.add_argument("--sampler", default="euler_ode", choices=names("continuous"),
+                   help="euler_ode / euler_sde: Grad-TTS' Euler steps; dpm_solver: DPM-Solver++(2M)")
     p.add_argument("--temperature", type=float, default=1.5, help="noise is divided by it (Grad-TTS: 1.5)")
     p.add_argument("--length-scale", type=float, default=1.0, help=">1 speaks slower")
     p.add_argument("--seed", type=int, default=0)

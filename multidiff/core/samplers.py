@@ -1,39 +1,60 @@
-"""Stateless samplers over the eps contract of :mod:`multidiff.core.denoiser`.
+"""Stateless samplers over the eps contract of :mod:`multidiff.core.denoiser`, and :func:`run`,
+the one entry point through which every task samples.
 
-Every sampler walks a :class:`Grid` of decreasing noise levels and ends at the clean
-level ``alpha_bar = 1``. A grid made by :func:`discrete_grid` strides a DDPM schedule
-(fewer steps, or a partial start at ``t*`` for purification); :func:`vp_grid` samples the
-continuous VP-SDE. All samples of a batch go through the network in one call per step.
+Three layers, as k-diffusion splits ``get_sigmas_*`` from ``sample_*``:
 
-``project(x, ab)`` is an optional hook run after every step with the level ``x`` is now at;
-:func:`multidiff.core.conditioning.replace_known` uses it to hold observed values fixed
-(RePaint / PVD-style guidance). ``generator`` makes stochastic samplers reproducible;
+- **Grids** (:class:`Grid`): the decreasing noise levels a sampler walks, ending at the clean level
+  ``alpha_bar = 1``. :func:`discrete_grid` strides a model's alpha-bar table (uniform or log-SNR
+  spacing, partial start at a step index); :func:`continuous_grid` is the one grid of a
+  continuous-time (VP-SDE) model: uniform times from ``t_start`` down to 0, as Grad-TTS steps.
+- **Samplers** ``fn(model, x, grid, generator=None, project=None, randn=None) -> x``: DDPM, DDIM,
+  DPM-Solver++(2M), and Grad-TTS' Euler steps of the probability-flow ODE and of the reverse SDE.
+  All samples of a batch go through the network in one call per step.
+- **The registry and the entry point**: :data:`METHODS` says which methods exist, whether each
+  draws noise, which model times it applies to and its grid spacing on a table; :data:`ALIASES`
+  lists the other accepted names. :func:`run` resolves the name, builds the grid, draws the
+  initial noise (or forward-noises a clean input to ``t_start``: purification, SDEdit) and
+  runs the sampler. Tasks call :func:`run`; none builds a grid or keeps a table of methods.
+
+``project(x, ab)`` is an optional hook run on the starting point and after every step with the
+level ``x`` is at; :func:`multidiff.core.conditioning.replace_known` uses it to hold observed
+values fixed (RePaint / PVD-style guidance). ``generator`` makes stochastic samplers reproducible;
 ``randn(like)``, when given, replaces it as the source of every noise draw (EDM's injectable
 ``randn_like``), e.g. :func:`rowwise_randn` for noise that does not depend on batch composition.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import torch
 
-from .denoiser import Denoiser, x0_from_eps
+from .denoiser import Denoiser, add_noise, x0_from_eps
+from .deprecation import renamed_kwargs
+from .schedules import VPSDE
 from .validate import check_whole
 
 Project = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Randn = Callable[[torch.Tensor], torch.Tensor]  # like -> standard normal noise of like's shape, dtype, device
 
-__all__ = ["Grid", "discrete_grid", "vp_grid", "ddim", "ddpm", "dpm_solver_pp_2m",
-           "euler_ode", "euler_sde", "sample", "SAMPLERS", "Randn", "rowwise_randn"]
+__all__ = ["Grid", "discrete_grid", "continuous_grid", "vp_grid", "make_grid", "ddim", "ddpm", "dpm_solver_pp_2m",
+           "euler_ode", "euler_sde", "sample", "run", "Method", "METHODS", "ALIASES", "SAMPLERS", "resolve",
+           "names", "Randn", "rowwise_randn", "VPSDE"]
 
 
 @dataclass(frozen=True)
 class Grid:
-    """Sampling times (what the model is called with, decreasing) and their signal levels."""
+    """Sampling times (what the model is called with, decreasing) and their signal levels.
+
+    Step ``i`` starts at ``times[i]`` (level ``alpha_bars[i]``) and ends at the next entry, the
+    last step at the clean level 1. A continuous-time grid also carries its ``sde``: Euler steps
+    need ``beta(t)`` between the grid times, not only the levels at them.
+    """
 
     times: torch.Tensor  # (n,) model time arguments, noisiest first
     alpha_bars: torch.Tensor  # (n,) float64 signal levels at those times, increasing
+    sde: Optional[VPSDE] = None  # set on continuous-time grids, whose last step ends at t = 0
 
     def __post_init__(self):
         if self.times.shape != self.alpha_bars.shape or self.times.dim() != 1 or len(self.times) == 0:
@@ -45,22 +66,36 @@ class Grid:
     def next_level(self, i: int) -> torch.Tensor:
         return self.alpha_bars[i + 1] if i + 1 < len(self) else torch.ones((), dtype=torch.float64)
 
+    def euler_steps(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(mid_times, their alpha_bars, beta_h)`` of Grad-TTS' Euler steps (Popov et al. 2021):
+        step ``i`` from ``t_i`` to ``t_{i+1}`` (0 after the last) moves by ``beta(m_i) * h`` with
+        ``h = t_i - t_{i+1}`` and ``m_i = t_i - h/2`` the mid-point, where Grad-TTS also takes
+        the score (``beta`` is linear, so ``beta(m_i) h`` is its exact integral over the step)."""
+        if self.sde is None:
+            raise ValueError("Euler steps integrate the VP-SDE in time and need a continuous-time grid "
+                             "(continuous_grid, or run(..., sde=...)); a discrete table takes ddpm, ddim or dpm_solver")
+        t = self.times.to(torch.float64)
+        ends = torch.cat([t[1:], t.new_zeros(1)])
+        h, mid = t - ends, (t + ends) / 2
+        return mid, self.sde.alpha_bar(mid), self.sde.beta(mid) * h
 
-def discrete_grid(alpha_bars: torch.Tensor, n_steps: int, t_start: Optional[int] = None,
+
+@renamed_kwargs(n_steps="sampler_steps")
+def discrete_grid(alpha_bars: torch.Tensor, sampler_steps: int, t_start: Optional[int] = None,
                   spacing: str = "uniform") -> Grid:
     """Step indices from ``t_start`` (default the last step) down to 0.
 
-    ``spacing="uniform"`` strides the indices evenly (``n_steps == len(alpha_bars)`` gives the full
-    DDPM chain); ``"logsnr"`` spaces them evenly in log signal-to-noise ratio, which few-step
-    solvers prefer (Lu et al. 2022).
+    ``spacing="uniform"`` strides the indices evenly (``sampler_steps == len(alpha_bars)`` gives the
+    full DDPM chain); ``"logsnr"`` spaces them evenly in log signal-to-noise ratio, which few-step
+    solvers prefer (Lu et al. 2022). Returns at most ``min(sampler_steps, t_start + 1)`` steps.
     """
     total = len(alpha_bars)
     t_start = total - 1 if t_start is None else int(t_start)
     if not 0 <= t_start < total:
         raise ValueError(f"t_start must lie in [0, {total - 1}], got {t_start}")
-    n_steps = check_whole("n_steps", n_steps)
+    sampler_steps = check_whole("sampler_steps", sampler_steps)
     ab = alpha_bars.to(torch.float64)
-    n = min(n_steps, t_start + 1)
+    n = min(sampler_steps, t_start + 1)
     if spacing == "uniform":
         steps = torch.linspace(t_start, 0, n, dtype=torch.float64).round().long()
     elif spacing == "logsnr":
@@ -73,9 +108,25 @@ def discrete_grid(alpha_bars: torch.Tensor, n_steps: int, t_start: Optional[int]
     return Grid(times=steps, alpha_bars=ab[steps])
 
 
+def continuous_grid(sde: VPSDE, sampler_steps: int, t_start: float = 1.0) -> Grid:
+    """The grid of a continuous-time model: ``sampler_steps`` steps of equal length ``h = t_start /
+    sampler_steps`` from ``t_start`` down to 0 (Grad-TTS, Popov et al. 2021; DiffPure's dt with
+    ``t_start = t*``). ``times`` are the step starts ``t_start - i h``; the last step ends at t = 0,
+    the clean level, where DDIM and DPM-Solver land on their data prediction."""
+    if not 0 < t_start <= 1:
+        raise ValueError(f"t_start must lie in (0, 1], got {t_start}")
+    n = check_whole("sampler_steps", sampler_steps)
+    times = t_start * (1 - torch.arange(n, dtype=torch.float64) / n)
+    return Grid(times=times, alpha_bars=sde.alpha_bar(times), sde=sde)
+
+
 def vp_grid(n_steps: int, alpha_bar_fn: Callable[[torch.Tensor], torch.Tensor],
             t_start: float = 1.0, t_end: float = 1e-3) -> Grid:
-    """Uniform continuous times from ``t_start`` to ``t_end`` for a VP-SDE with ``alpha_bar_fn(t)``."""
+    """Deprecated: ``n_steps`` uniform times from ``t_start`` to ``t_end``, then a jump to the clean
+    level. Use :func:`continuous_grid` (or :func:`run` with ``sde=``); Euler steps need it."""
+    warnings.warn("samplers.vp_grid is deprecated and will be removed in the next release; use "
+                  "samplers.continuous_grid(VPSDE(beta0, beta1), sampler_steps, t_start)", DeprecationWarning,
+                  stacklevel=2)
     if not 0 < t_end < t_start <= 1:
         raise ValueError(f"need 0 < t_end < t_start <= 1, got t_start={t_start}, t_end={t_end}")
     times = torch.linspace(t_start, t_end, check_whole("n_steps", n_steps), dtype=torch.float64)
@@ -171,46 +222,176 @@ def dpm_solver_pp_2m(model: Denoiser, x: torch.Tensor, grid: Grid, generator: Op
 def _euler(model: Denoiser, x: torch.Tensor, grid: Grid, stochastic: bool,
            generator: Optional[torch.Generator], project: Optional[Project],
            randn: Optional[Randn] = None) -> torch.Tensor:
+    mid, mid_levels, beta_h = grid.euler_steps()
+    # the ODE takes Grad-TTS' score at the mid-point; the SDE takes it where x is, at the step start:
+    # at the mid-point x carries twice the noise variance that score assumes, which on the last step
+    # flips the remaining noise instead of removing it (seen on one-point data: DiffPure's case)
+    times, levels = (grid.times, grid.alpha_bars) if stochastic else (mid, mid_levels)
     for i in range(len(grid)):
-        ab, ab_next = grid.alpha_bars[i], grid.next_level(i)
-        eps = _call(model, x, grid.times[i])
-        score = -eps / (1 - ab).sqrt()
-        beta_dt = torch.log(ab_next) - torch.log(ab)  # integral of beta(t) over the step
+        eps = _call(model, x, times[i])
+        score = -eps / (1 - levels[i]).sqrt()
         if stochastic:
-            x = x + beta_dt * (0.5 * x + score)
-            if i + 1 < len(grid):
-                x = x + beta_dt.sqrt() * _noise(x, generator, randn)
+            x = x + beta_h[i] * (0.5 * x + score)
+            if i + 1 < len(grid):  # the last step returns the mean (Song et al. 2021): no noise at t = 0
+                x = x + beta_h[i].sqrt() * _noise(x, generator, randn)
         else:
-            x = x + 0.5 * beta_dt * (x + score)
+            x = x + 0.5 * beta_h[i] * (x + score)
         x = x.to(eps.dtype)
         if project is not None:
-            x = project(x, ab_next)
+            x = project(x, grid.next_level(i))
     return x
 
 
 def euler_ode(model: Denoiser, x: torch.Tensor, grid: Grid, generator: Optional[torch.Generator] = None,
               project: Optional[Project] = None, randn: Optional[Randn] = None) -> torch.Tensor:
-    """Euler steps of the VP probability-flow ODE (Song et al. 2021), as Grad-TTS samples."""
+    """Grad-TTS' sampler (Popov et al. 2021): Euler steps ``x += beta(t) h / 2 (x + score(x, t))``
+    of the VP probability-flow ODE (Song et al. 2021), ``t`` the mid-point of each step of a
+    :func:`continuous_grid`. Deterministic: ``generator`` and ``randn`` are unused."""
     return _euler(model, x, grid, False, generator, project, randn)
 
 
 def euler_sde(model: Denoiser, x: torch.Tensor, grid: Grid, generator: Optional[torch.Generator] = None,
               project: Optional[Project] = None, randn: Optional[Randn] = None) -> torch.Tensor:
-    """Euler-Maruyama steps of the reverse VP-SDE (Song et al. 2021), as DiffPure purifies."""
+    """Euler-Maruyama steps ``x += beta h (x / 2 + score(x, t_i)) + sqrt(beta h) z`` of the reverse
+    VP-SDE (Song et al. 2021) on the same grid and step sizes ``beta h`` as :func:`euler_ode` (``beta``
+    at the step mid-point, the exact integral of the linear ``beta`` over the step), with the score
+    taken at the step start ``t_i`` where ``x`` is: the stochastic sampler Grad-TTS reports (which
+    takes the score at the mid-point) and DiffPure's purification. The last step adds no noise."""
     return _euler(model, x, grid, True, generator, project, randn)
 
 
-SAMPLERS = {
-    "ddpm": ddpm,
-    "ddim": ddim,
-    "dpm_solver": dpm_solver_pp_2m,
-    "euler_ode": euler_ode,
-    "euler_sde": euler_sde,
+@dataclass(frozen=True)
+class Method:
+    """A registered sampler: ``fn(model, x, grid, generator=, project=, randn=) -> x``."""
+
+    fn: Callable
+    stochastic: bool           # draws noise after the initial one (so its output depends on the generator)
+    times: tuple[str, ...]     # the model times it applies to: "discrete" (a table), "continuous" (a VP-SDE)
+    spacing: str               # its grid spacing on a discrete table; continuous grids are always uniform
+
+
+# Spacing on a table: DDPM strides the chain evenly (the full chain at num_train_steps steps); the
+# few-step solvers take log-SNR spacing, measured better for imputation (docs/imputation.md).
+METHODS: dict[str, Method] = {
+    "ddpm": Method(ddpm, True, ("discrete", "continuous"), "uniform"),
+    "ddim": Method(ddim, False, ("discrete", "continuous"), "logsnr"),
+    "dpm_solver": Method(dpm_solver_pp_2m, False, ("discrete", "continuous"), "logsnr"),
+    "euler_ode": Method(euler_ode, False, ("continuous",), "uniform"),
+    "euler_sde": Method(euler_sde, True, ("continuous",), "uniform"),
 }
+ALIASES = {"dpm_solver_pp_2m": "dpm_solver", "sde": "euler_sde"}  # other accepted names -> registered name
+SAMPLERS = {name: m.fn for name, m in METHODS.items()}  # name -> function, for callers of the old table
+_TIMES = ("discrete", "continuous")
+
+
+def names(times: Optional[str] = None) -> tuple[str, ...]:
+    """Registered method names, in registry order; with ``times`` (``"discrete"`` or
+    ``"continuous"``) only those that apply to a model of that kind."""
+    if times is not None and times not in _TIMES:
+        raise ValueError(f"times must be 'discrete' or 'continuous', got {times!r}")
+    return tuple(n for n, m in METHODS.items() if times is None or times in m.times)
+
+
+def resolve(sampler: str, times: Optional[str] = None) -> str:
+    """The registered name of ``sampler`` (aliases resolved). ``ValueError`` naming the choices when
+    it is unknown or, with ``times``, does not apply to a model of that kind."""
+    name = ALIASES.get(sampler, sampler) if isinstance(sampler, str) else sampler
+    if name in METHODS and (times is None or times in METHODS[name].times):
+        return name
+    choices = names(times)
+    if name in METHODS:
+        raise ValueError(f"sampler {sampler!r} needs a {METHODS[name].times[0]}-time model; for a {times}-time "
+                         f"model the sampler must be one of {choices}")
+    aliases = ", ".join(f"{a!r} for {n!r}" for a, n in ALIASES.items() if n in choices)
+    raise ValueError(f"unknown sampler {sampler!r}: sampler must be one of {choices}"
+                     + (f" (or {aliases})" if aliases else ""))
 
 
 def sample(method: str, model: Denoiser, x: torch.Tensor, grid: Grid, **kwargs) -> torch.Tensor:
-    """Run the sampler named ``method`` (one of :data:`SAMPLERS`)."""
-    if method not in SAMPLERS:
-        raise ValueError(f"unknown sampler {method!r}; choose one of {', '.join(SAMPLERS)}")
-    return SAMPLERS[method](model, x, grid, **kwargs)
+    """Run the sampler named ``method`` (see :data:`METHODS`, :data:`ALIASES`) on ``grid`` from ``x``."""
+    return METHODS[resolve(method)].fn(model, x, grid, **kwargs)
+
+
+def _kind(alpha_bars: Optional[torch.Tensor], sde: Optional[VPSDE]) -> str:
+    if (alpha_bars is None) == (sde is None):
+        raise ValueError("give the model's noise schedule as alpha_bars= (a discrete table) or sde= (a VP-SDE), "
+                         "exactly one")
+    return "continuous" if sde is not None else "discrete"
+
+
+def _discrete_start(t_start: float, total: int) -> int:
+    """Table index of the time fraction ``t_start``: step ``i`` is time ``(i + 1) / total``."""
+    return max(0, round(t_start * total) - 1)
+
+
+def make_grid(sampler: str, sampler_steps: Optional[int] = None, *, alpha_bars: Optional[torch.Tensor] = None,
+              sde: Optional[VPSDE] = None, t_start: float = 1.0) -> Grid:
+    """The grid :func:`run` walks for ``sampler`` (registered name or alias) on a model with an
+    alpha-bar table (``alpha_bars``, the model takes step indices) or a VP-SDE (``sde``, the model
+    takes times in [0, 1]): give exactly one.
+
+    ``t_start`` in (0, 1] is the fraction of the diffusion the run starts from: a time for the
+    VP-SDE, step ``round(t_start * T) - 1`` of a table of ``T`` steps. Tables are strided with the
+    method's :attr:`Method.spacing`; ``sampler_steps=None`` walks every step of a table from
+    ``t_start`` (the full DDPM chain at ``t_start = 1``). A VP-SDE takes :func:`continuous_grid`
+    and needs ``sampler_steps``.
+    """
+    name = resolve(sampler, _kind(alpha_bars, sde))
+    t_start = float(t_start)
+    if not 0 < t_start <= 1:
+        raise ValueError(f"t_start must lie in (0, 1] (the fraction of the diffusion to start from), got {t_start}")
+    if sde is not None:
+        return continuous_grid(sde, check_whole("sampler_steps", sampler_steps), t_start)
+    start = _discrete_start(t_start, len(alpha_bars))
+    steps = check_whole("sampler_steps", sampler_steps, none="every step of the table")
+    return discrete_grid(alpha_bars, start + 1 if steps is None else steps, t_start=start,
+                         spacing=METHODS[name].spacing)
+
+
+def run(model: Denoiser, *, sampler: str, sampler_steps: Optional[int] = None,
+        alpha_bars: Optional[torch.Tensor] = None, sde: Optional[VPSDE] = None,
+        shape: Optional[Sequence[int]] = None, x_start: Optional[torch.Tensor] = None, t_start: float = 1.0,
+        noise_scale: float = 1.0, generator: Optional[torch.Generator] = None, randn: Optional[Randn] = None,
+        project: Optional[Project] = None, dtype: Optional[torch.dtype] = None,
+        device: Optional[torch.device | str] = None) -> torch.Tensor:
+    """Sample from the eps-model ``model(x_t, t)``: the one way every task samples.
+
+    The noise schedule is ``alpha_bars`` (a table; ``model`` takes step indices) or ``sde`` (a
+    :class:`VPSDE`; ``model`` takes float64 times in [0, 1]); the grid is :func:`make_grid`'s.
+
+    Start, one of:
+
+    - ``shape`` (with ``dtype``, ``device``): from noise ``noise_scale * N(0, I)`` at the top of the
+      schedule (``noise_scale`` is Grad-TTS' ``1 / temperature``).
+    - ``x_start``: a clean input, forward-noised to the level at ``t_start`` in [0, 1] and denoised
+      back (DiffPure, SDEdit). ``t_start = 0`` returns ``x_start`` itself: no noise, no model call.
+
+    Noise (the start and every stochastic step) comes from ``randn(like)`` when given, else from
+    ``generator`` (else torch's global generator). ``project(x, ab)`` runs on the start and after
+    every step (replacement guidance; :func:`~multidiff.core.conditioning.replace_known`).
+    Returns the sample, shaped as the start.
+    """
+    resolve(sampler, _kind(alpha_bars, sde))
+    if (shape is None) == (x_start is None):
+        raise ValueError("give shape= (a run from noise) or x_start= (a partial run from t_start), exactly one")
+    t_start = float(t_start)
+    if x_start is None and t_start != 1.0:
+        raise ValueError(f"a run from noise starts at t_start=1, got {t_start}; pass x_start= to start part-way")
+    if x_start is not None and noise_scale != 1:
+        raise ValueError("noise_scale scales the noise of a run from noise (shape=); a partial run from x_start "
+                         "draws the forward process's own noise")
+    if not 0 <= t_start <= 1:
+        raise ValueError(f"t_start must lie in [0, 1] (0: return x_start unchanged), got {t_start}")
+    if t_start == 0:
+        return x_start
+    grid = make_grid(sampler, sampler_steps, alpha_bars=alpha_bars, sde=sde, t_start=t_start)
+    if x_start is None:
+        like = torch.empty(tuple(shape), dtype=dtype or torch.get_default_dtype(), device=device)
+        x = _noise(like, generator, randn)
+        if noise_scale != 1:
+            x = x * noise_scale
+    else:
+        x = add_noise(x_start, _noise(x_start, generator, randn), grid.alpha_bars[0])
+    if project is not None:
+        x = project(x, grid.alpha_bars[0])
+    return sample(sampler, model, x, grid, generator=generator, project=project, randn=randn)

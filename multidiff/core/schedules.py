@@ -8,6 +8,7 @@ on ``t in [0, 1]``; :func:`vp_alpha_bar` is its closed-form signal level.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -15,7 +16,7 @@ from .validate import check_whole
 
 __all__ = [
     "linear_betas", "quad_betas", "cosine_betas", "make_betas", "alpha_bars",
-    "vp_beta", "vp_alpha_bar", "vp_discrete_betas",
+    "vp_beta", "vp_alpha_bar", "vp_discrete_betas", "VPSDE",
 ]
 
 
@@ -81,3 +82,25 @@ def vp_discrete_betas(n: int, beta0: float = 0.1, beta1: float = 20.0) -> torch.
     ab = vp_alpha_bar(torch.arange(1, n + 1, dtype=torch.float64) / n, beta0, beta1)
     prev = torch.cat([torch.ones(1, dtype=torch.float64), ab[:-1]])
     return 1 - ab / prev
+
+
+@dataclass(frozen=True)
+class VPSDE:
+    """The continuous VP-SDE (Song et al. 2021) a continuous-time model was trained on: the model
+    takes times ``t`` in [0, 1], ``beta(t) = beta0 + t (beta1 - beta0)``. Grad-TTS uses (0.05, 20),
+    DiffPure (0.1, 20)."""
+
+    beta0: float = 0.1   # noise rate at t = 0
+    beta1: float = 20.0  # noise rate at t = 1
+
+    def __post_init__(self):
+        if not (math.isfinite(self.beta0) and math.isfinite(self.beta1) and 0 < self.beta0 < self.beta1):
+            raise ValueError(f"a VP-SDE needs 0 < beta0 < beta1, got beta0={self.beta0}, beta1={self.beta1}")
+
+    def beta(self, t: torch.Tensor | float) -> torch.Tensor:
+        """Instantaneous noise rate ``beta(t)`` (float64)."""
+        return vp_beta(t, self.beta0, self.beta1)
+
+    def alpha_bar(self, t: torch.Tensor | float) -> torch.Tensor:
+        """Signal level ``exp(-int_0^t beta)`` (float64); the model's ``alpha_bar_of``."""
+        return vp_alpha_bar(t, self.beta0, self.beta1)

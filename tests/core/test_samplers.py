@@ -22,15 +22,16 @@ def gaussian_denoiser(alpha_bar_of, mean=MEAN, std=STD):
 
 AB = S.alpha_bars(S.linear_betas(1000, 1e-4, 0.02))
 discrete_model = gaussian_denoiser(lambda t: AB[t.long().cpu()])
-vp = lambda t: S.vp_alpha_bar(t.cpu(), 0.1, 20.0)
+VP = S.VPSDE(0.1, 20.0)
+vp = lambda t: VP.alpha_bar(t.cpu())
 vp_model = gaussian_denoiser(vp)
 
 CASES = [
     ("ddpm", discrete_model, SM.discrete_grid(AB, 1000), 0.03),
     ("ddim", discrete_model, SM.discrete_grid(AB, 100), 0.03),
     ("dpm_solver", discrete_model, SM.discrete_grid(AB, 20, spacing="logsnr"), 0.03),
-    ("euler_ode", vp_model, SM.vp_grid(200, vp), 0.05),
-    ("euler_sde", vp_model, SM.vp_grid(500, vp), 0.05),
+    ("euler_ode", vp_model, SM.continuous_grid(VP, 200), 0.05),
+    ("euler_sde", vp_model, SM.continuous_grid(VP, 500), 0.05),
 ]
 
 
@@ -136,7 +137,7 @@ def test_clip_denoised_bounds_the_implied_clean_signal():
 def test_injected_randn_is_the_only_noise_source(method):
     """With ``randn`` given, stochastic samplers take every noise draw from it: neither the
     generator nor the global RNG is touched, and zero noise makes ddpm a deterministic map."""
-    model, grid = (vp_model, SM.vp_grid(20, vp)) if method == "euler_sde" else (discrete_model, SM.discrete_grid(AB, 20))
+    model, grid = (vp_model, SM.continuous_grid(VP, 20)) if method == "euler_sde" else (discrete_model, SM.discrete_grid(AB, 20))
     kwargs = {"eta": 1.0} if method == "ddim" else {}
     x = torch.randn(64, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     shapes = []
@@ -170,3 +171,183 @@ def test_rowwise_randn_makes_samples_independent_of_how_items_are_batched():
     assert not torch.allclose(whole[:, 0], whole[:, 1]) and not torch.allclose(whole[0], whole[1])
     with pytest.raises(ValueError, match="rows"):
         SM.rowwise_randn([torch.Generator()], 3)(torch.empty(4, 2))
+
+
+# -- Grad-TTS' continuous-time sampler (issue 14) ------------------------------------------------
+
+GRADTTS = S.VPSDE(0.05, 20.0)
+
+
+def _unit_normal(n=100_000, seed=0):
+    """Standard normal draws rescaled to mean 0, std 1 exactly: a linear sampler's output std is then its gain."""
+    x = torch.randn(n, 1, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return (x - x.mean()) / x.std()
+
+
+@pytest.mark.parametrize("method,expected", [
+    # Popov et al. 2021: x += beta(t) h / 2 (x + score), t the mid-point of each step of a uniform grid
+    # from 1 to 0. The scheme before issue 14 (beta integrated between mid-points, last step over
+    # [0, 0.5/n] only) gave 0.724 / 0.605 / 0.521; issue 14 measured 0.340 / 0.464 / 0.494 for this one.
+    ("euler_ode", (0.3402, 0.4634, 0.4942)),
+    # the same steps with sqrt(beta h) noise (none in the last step), the score at the step start; seeded,
+    # so +-0.005. With the score at the mid-point, as Grad-TTS' code, 0.700 / 0.426 / 0.503
+    ("euler_sde", (0.363, 0.537, 0.520)),
+    # DPM-Solver++(2M) on the same grid; it ends on its data prediction at t = 0
+    ("dpm_solver", (0.2231, 0.4073, 0.5018)),
+])
+def test_continuous_grid_output_std_per_step_count_is_pinned(method, expected):
+    """Gaussian data (std 0.5) with the exact score under Grad-TTS' VP-SDE (beta 0.05..20), started
+    from N(0, 1) as the TTS decoder at temperature 1: the output std at 4 / 10 / 50 steps."""
+    model = gaussian_denoiser(GRADTTS.alpha_bar, mean=0.0)
+    x = _unit_normal()
+    got = [SM.sample(method, model, x, SM.continuous_grid(GRADTTS, n), generator=torch.Generator().manual_seed(1))
+           .std().item() for n in (4, 10, 50)]
+    tol = 5e-3 if SM.METHODS[method].stochastic else 1e-4
+    assert got == pytest.approx(list(expected), abs=tol)
+
+
+def test_euler_steps_are_grad_tts_mid_points():
+    grid = SM.continuous_grid(GRADTTS, 4)
+    times, levels, beta_h = grid.euler_steps()
+    assert grid.times.tolist() == [1.0, 0.75, 0.5, 0.25]
+    assert times.tolist() == [0.875, 0.625, 0.375, 0.125]
+    torch.testing.assert_close(beta_h, GRADTTS.beta(times) * 0.25)
+    torch.testing.assert_close(levels, GRADTTS.alpha_bar(times))
+    with pytest.raises(ValueError, match="continuous-time grid"):
+        SM.euler_ode(discrete_model, torch.zeros(2, 1), SM.discrete_grid(AB, 4))
+
+
+# -- registry-level contract, in the style of diffusers' SchedulerCommonTest -----------------------
+
+KINDS = {"discrete": (discrete_model, {"alpha_bars": AB}), "continuous": (vp_model, {"sde": VP})}
+REGISTERED = [(name, kind) for kind in KINDS for name in SM.names(kind)]
+IDS = [f"{n}-{k}" for n, k in REGISTERED]
+
+
+def test_registry_lists_every_method_once_with_its_properties():
+    assert SM.names() == tuple(SM.METHODS) == ("ddpm", "ddim", "dpm_solver", "euler_ode", "euler_sde")
+    assert SM.names("discrete") == ("ddpm", "ddim", "dpm_solver")
+    assert SM.names("continuous") == SM.names()
+    assert {n for n, m in SM.METHODS.items() if m.stochastic} == {"ddpm", "euler_sde"}
+    assert {n: m.spacing for n, m in SM.METHODS.items() if "discrete" in m.times} == \
+        {"ddpm": "uniform", "ddim": "logsnr", "dpm_solver": "logsnr"}
+    assert SM.SAMPLERS == {n: m.fn for n, m in SM.METHODS.items()}
+    for alias, name in SM.ALIASES.items():
+        assert SM.resolve(alias) == name and name in SM.METHODS
+    with pytest.raises(ValueError, match=r"unknown sampler 'heun9': sampler must be one of \('ddpm'"):
+        SM.resolve("heun9")
+    with pytest.raises(ValueError, match=r"'euler_ode' needs a continuous-time model; .*sampler must be one of "
+                                         r"\('ddpm', 'ddim', 'dpm_solver'\)$"):
+        SM.resolve("euler_ode", "discrete")
+    with pytest.raises(ValueError, match="exactly one"):
+        SM.run(discrete_model, sampler="ddim", shape=(2, 1))
+
+
+@pytest.mark.parametrize("name,kind", REGISTERED, ids=IDS)
+def test_every_method_samples_the_gaussian_through_run(name, kind):
+    model, schedule = KINDS[kind]
+    out = SM.run(model, sampler=name, sampler_steps=200, shape=(20000, 1), dtype=torch.float64,
+                 generator=torch.Generator().manual_seed(0), **schedule)
+    assert out.shape == (20000, 1) and out.dtype == torch.float64 and torch.isfinite(out).all()
+    assert out.mean().item() == pytest.approx(MEAN, abs=0.03)
+    assert out.std().item() == pytest.approx(STD, abs=0.03)
+
+
+@pytest.mark.parametrize("name,kind", REGISTERED, ids=IDS)
+def test_deterministic_methods_repeat_and_stochastic_ones_follow_the_generator(name, kind):
+    model, schedule = KINDS[kind]
+    x = torch.randn(256, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    grid = SM.make_grid(name, 8, **schedule)
+    a, b, c = (SM.sample(name, model, x, grid, generator=torch.Generator().manual_seed(s)) for s in (1, 1, 2))
+    assert torch.equal(a, b)  # reproducible
+    assert torch.equal(a, c) is not SM.METHODS[name].stochastic  # only stochastic methods see the generator
+    # through run(), which draws the start from the generator too: a seed gives one sample
+    go = lambda seed: SM.run(model, sampler=name, sampler_steps=8, shape=(64, 2), dtype=torch.float64,
+                             generator=torch.Generator().manual_seed(seed), **schedule)
+    assert torch.equal(go(3), go(3)) and not torch.equal(go(3), go(4))
+
+
+@pytest.mark.parametrize("name,kind", REGISTERED, ids=IDS)
+def test_partial_start_at_zero_returns_the_input_and_near_zero_stays_close(name, kind):
+    model, schedule = KINDS[kind]
+    calls = []
+    counted = lambda x_t, t: calls.append(t) or model(x_t, t)
+    x = MEAN + STD * torch.randn(2000, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    g = torch.Generator().manual_seed(1)
+    state = g.get_state()
+    out = SM.run(counted, sampler=name, sampler_steps=10, x_start=x, t_start=0.0, generator=g, **schedule)
+    assert out is x and not calls and torch.equal(g.get_state(), state)  # no model call, no noise drawn
+    # a small t* diffuses a little and denoises back: close to the input, not equal to it
+    near = SM.run(counted, sampler=name, sampler_steps=10, x_start=x, t_start=1e-3, generator=g, **schedule)
+    assert 0 < (near - x).abs().mean() < 0.02
+
+
+@pytest.mark.parametrize("name,kind", REGISTERED, ids=IDS)
+@pytest.mark.parametrize("t_start", [1.0, 0.3])
+def test_grids_are_monotone_and_end_at_the_clean_level(name, kind, t_start):
+    _, schedule = KINDS[kind]
+    grid = SM.make_grid(name, 10, t_start=t_start, **schedule)
+    assert len(grid) == 10
+    assert (grid.times[1:] < grid.times[:-1]).all()  # noisiest first
+    ab = grid.alpha_bars
+    assert ab.dtype == torch.float64 and (ab[1:] > ab[:-1]).all() and 0 < ab[0] and ab[-1] < 1
+    assert grid.next_level(len(grid) - 1) == 1  # every run ends on the clean level
+    if kind == "discrete":
+        assert int(grid.times[0]) == round(t_start * len(AB)) - 1 and int(grid.times[-1]) == 0
+        assert torch.equal(ab, AB[grid.times])
+        spacing = SM.METHODS[name].spacing
+        assert torch.equal(grid.times, SM.discrete_grid(AB, 10, t_start=int(grid.times[0]), spacing=spacing).times)
+    else:
+        assert grid.times[0] == t_start and grid.sde == VP
+        mid, _, _ = grid.euler_steps()
+        torch.testing.assert_close(grid.times - mid, torch.full((10,), t_start / 20, dtype=torch.float64))
+        torch.testing.assert_close(grid.times[-1], torch.tensor(t_start / 10, dtype=torch.float64))
+
+
+def test_run_draws_every_noise_from_randn_and_runs_the_hook_on_the_start_and_each_step():
+    levels, draws = [], []
+    project = lambda x, ab: levels.append(float(ab)) or x
+    randn = lambda like: draws.append(like.shape) or torch.ones_like(like)
+    g = torch.Generator().manual_seed(0)
+    state = g.get_state()
+    out = SM.run(discrete_model, sampler="ddpm", sampler_steps=5, alpha_bars=AB, shape=(4, 2), dtype=torch.float64,
+                 generator=g, randn=randn, project=project, noise_scale=0.5)
+    grid = SM.make_grid("ddpm", 5, alpha_bars=AB)
+    assert torch.equal(g.get_state(), state) and draws == [(4, 2)] * 5  # the start and 4 steps, none from g
+    assert levels == [float(grid.alpha_bars[0])] + [float(grid.next_level(i)) for i in range(5)]
+    x = 0.5 * torch.ones(4, 2, dtype=torch.float64)  # noise_scale scales the start only
+    assert torch.equal(out, SM.ddpm(discrete_model, x, grid, randn=lambda like: torch.ones_like(like)))
+    # a partial start forward-noises x_start with a draw of its own: sqrt(ab) x + sqrt(1 - ab) eps
+    part = SM.make_grid("ddim", 3, alpha_bars=AB, t_start=0.2)
+    x0 = torch.full((4, 2), 2.0, dtype=torch.float64)
+    got = SM.run(discrete_model, sampler="ddim", sampler_steps=3, alpha_bars=AB, x_start=x0, t_start=0.2,
+                 randn=torch.ones_like)
+    assert torch.equal(got, SM.ddim(discrete_model, add_noise(x0, torch.ones_like(x0), part.alpha_bars[0]), part))
+    assert int(part.times[0]) == 199
+    with pytest.raises(ValueError, match="starts at t_start=1"):
+        SM.run(discrete_model, sampler="ddim", alpha_bars=AB, shape=(2, 1), t_start=0.5)
+    with pytest.raises(ValueError, match="needs a continuous-time model"):
+        SM.run(discrete_model, sampler="euler_ode", sampler_steps=3, alpha_bars=AB, shape=(2, 1))
+    with pytest.raises(ValueError, match="sampler_steps must be a whole number"):
+        SM.run(vp_model, sampler="euler_ode", sde=VP, shape=(2, 1))  # a continuous grid has no "every step"
+
+
+def test_default_steps_walk_the_whole_table_and_aliases_run():
+    assert len(SM.make_grid("ddpm", None, alpha_bars=AB)) == 1000
+    assert SM.make_grid("ddpm", None, alpha_bars=AB, t_start=0.1).times.tolist() == list(range(99, -1, -1))
+    a = SM.run(vp_model, sampler="sde", sampler_steps=5, sde=VP, shape=(8, 1), generator=torch.Generator().manual_seed(0))
+    b = SM.run(vp_model, sampler="euler_sde", sampler_steps=5, sde=VP, shape=(8, 1),
+               generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("method", ["euler_ode", "euler_sde"])
+def test_euler_steps_land_on_one_point_data(method):
+    """All data at one point (DiffPure's purification regime near t = 0): the last step must remove
+    the remaining noise. An SDE step taking the score at the mid-point would flip it instead (the
+    residual std here would be 0.11, not < 0.01), which is why euler_sde scores at the step start."""
+    point = gaussian_denoiser(VP.alpha_bar, mean=0.3, std=0.0)
+    x0 = torch.full((5000, 1), 0.3, dtype=torch.float64)
+    out = SM.run(point, sampler=method, sampler_steps=50, sde=VP, x_start=x0, t_start=0.5,
+                 generator=torch.Generator().manual_seed(0))
+    assert (out - x0).std().item() < 0.01 and (out - x0).mean().abs().item() < 0.01

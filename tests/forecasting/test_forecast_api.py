@@ -80,8 +80,10 @@ def test_training_learns_calibrated_quantiles(etth1):
     and give 10-90 % bands that cover a sensible share of the realised values."""
     df = etth1.iloc[-24 * 40:]
     train, test, freq = rolling_split(df, 24, 3)
+    # 10 DDIM steps: at 4, the core's log-SNR spacing for DDIM (issue 10; uniform before) widens this tiny
+    # model's bands to 0.992 coverage (CRPS 0.407 vs 0.326); at 10 both spacings agree (0.925 / 0.921)
     kw = {**TINY, "context_length": 24, "hidden_size": 16, "residual_channels": 8, "num_batches_per_epoch": 40,
-          "batch_size": 16, "lr": 3e-3, "seed": 0}
+          "batch_size": 16, "lr": 3e-3, "seed": 0, "sampling_steps": 10}
     est = TimeGradEstimator(freq=freq, prediction_length=24, target_dim=7, **kw)
     untrained = est.create_predictor(est.create_transformation(), est.create_lightning_module())
     trained = est.train(train)

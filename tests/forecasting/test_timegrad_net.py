@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from multidiff.nets.timegrad import EpsilonTheta, TimeGradModel
+from multidiff.nets.timegrad import EpsilonTheta
+from multidiff.tasks.forecasting.timegrad_model import TimeGradModel
 
 B, D, C, H, F = 3, 5, 6, 4, 2
 LAGS = [1, 3]
@@ -139,3 +140,13 @@ def test_series_with_unobserved_context_takes_the_batch_scale():
     torch.testing.assert_close(b, a * 1000, rtol=1e-3, atol=1e-2)
     nothing = torch.zeros_like(obs)  # nothing observed at all: scale 1
     assert torch.equal(model._scale(target, nothing), torch.ones(B, 1, D))
+
+
+def test_the_network_module_holds_the_network_only_and_the_old_import_warns():
+    import multidiff.nets.timegrad as nets_timegrad
+
+    assert not any(hasattr(EpsilonTheta, a) for a in ("loss", "alpha_bars", "grid"))
+    assert set(nets_timegrad.__all__) == {"EpsilonTheta", "CircularConv1d"}
+    with pytest.warns(DeprecationWarning, match="multidiff.nets.timegrad.TimeGradModel is deprecated"):
+        from multidiff.nets.timegrad import TimeGradModel as Old
+    assert Old is TimeGradModel

@@ -92,7 +92,7 @@ def test_impute_shape_and_conditioning_entries_come_back_exactly(prediction, bas
     with torch.no_grad():
         model.net.output_proj.weight.normal_(0, 0.1)  # a non-trivial network
     values, cond, pos = _impute_inputs()
-    out = model.impute(values, cond, pos, n_samples=3, sampler=sampler, n_steps=steps,
+    out = model.impute(values, cond, pos, n_samples=3, sampler=sampler, sampler_steps=steps,
                        generator=torch.Generator().manual_seed(0))
     assert out.shape == (3, 2, K, L) and torch.isfinite(out).all()
     known = cond.bool().expand_as(out)
@@ -105,8 +105,9 @@ def test_an_untrained_residual_x0_model_starts_where_interpolation_ends():
     assert torch.count_nonzero(model.net.output_proj.weight) == 0  # fresh: zero output layer
     values, cond, pos = _impute_inputs()
     values = torch.where(cond.bool(), values, torch.full_like(values, 1e3))  # hidden values must not leak
-    out = model.impute(values, cond, pos, n_samples=2, sampler="ddim", n_steps=1,
-                       generator=torch.Generator().manual_seed(0))
+    with pytest.warns(DeprecationWarning, match="'n_steps' is deprecated"):  # the old keyword, for one release
+        out = model.impute(values, cond, pos, n_samples=2, sampler="ddim", n_steps=1,
+                           generator=torch.Generator().manual_seed(0))
     expect = interpolate_masked(values, cond)
     # x0 = 0 is predicted for the residual (exact here; allow float32 rounding of the eps round trip)
     assert torch.allclose(out, expect.expand_as(out), rtol=0, atol=1e-6)
@@ -118,7 +119,7 @@ def test_an_explicit_base_overrides_the_per_window_interpolation():
     model = _model(prediction="x0", base="interpolation").eval()
     values, cond, pos = _impute_inputs()
     base = torch.linspace(-2, 5, L).expand(2, K, L).clone()
-    out = model.impute(values, cond, pos, n_samples=2, sampler="ddim", n_steps=1, base=base,
+    out = model.impute(values, cond, pos, n_samples=2, sampler="ddim", sampler_steps=1, base=base,
                        generator=torch.Generator().manual_seed(0))
     expect = torch.where(cond.bool(), values, base)
     assert torch.allclose(out, expect.expand_as(out), rtol=0, atol=1e-6)

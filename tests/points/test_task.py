@@ -30,7 +30,7 @@ def test_generator_learns_real_shapes(generator, modelnet):
     noise = torch.randn(4, 128, 3, generator=torch.Generator().manual_seed(0))
     base = _nearest_cd(noise, train).mean()
     for sampler, steps, margin in (("ddpm", 50, 0.7), ("ddim", 20, 1.0), ("dpm_solver", 10, 1.0)):
-        samples = generator.sample(4, n_steps=steps, sampler=sampler, seed=0)
+        samples = generator.sample(4, sampler_steps=steps, sampler=sampler, seed=0)
         assert samples.shape == (4, 128, 3) and torch.isfinite(samples).all()
         got = _nearest_cd(samples, train).mean()
         assert got < margin * base, (sampler, float(got), float(base))
@@ -83,13 +83,14 @@ def test_completion_keeps_partial_points(completer, modelnet, monkeypatch):
     idx = partial_scan(cloud, seed=0)
     partial = cloud[idx][:40]
     before = partial.clone()
-    full = completer.complete(partial, n_steps=10, sampler="ddpm")
+    full = completer.complete(partial, sampler_steps=10, sampler="ddpm")
     assert_held(10)
     assert full.shape == (128, 3)
     assert torch.equal(full[:40], partial) and torch.equal(partial, before)  # kept exactly, input untouched
     # the generated points land at the scale of the shape, not of the unit-variance noise
     assert full[40:].std() < 3 * cloud.std() and full[40:].std() > 0.1 * cloud.std()
-    many = completer.complete([partial, cloud[idx][:60]], n_steps=5, sampler="dpm_solver")
+    with pytest.warns(DeprecationWarning, match="'n_steps' is deprecated"):  # the old keyword, for one release
+        many = completer.complete([partial, cloud[idx][:60]], n_steps=5, sampler="dpm_solver")
     assert_held(5)
     assert many.shape == (2, 128, 3) and torch.equal(many[1, :60], cloud[idx][:60])
 
@@ -102,7 +103,7 @@ def test_completion_report_and_retrieval(completer, modelnet):
     scan = truth[2, : int(library["known"][2].sum())]
     got = points.retrieve([scan], library)[0]
     assert chamfer(got.float(), truth[2]).item() < 1e-6
-    rep = points.evaluate(completer, modelnet, ["chair"], "test", n_steps=5, max_shapes=2, emd_points=32,
+    rep = points.evaluate(completer, modelnet, ["chair"], "test", sampler_steps=5, max_shapes=2, emd_points=32,
                           baseline=library)
     assert rep["n_shapes"] == 2 and set(rep["model"]) == {"CD", "EMD", "F@0.05"}
     assert all(np.isfinite(v) for v in rep["nn_retrieval"].values())

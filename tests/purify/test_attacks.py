@@ -48,7 +48,7 @@ def test_pgd_beats_fgsm_and_random_start_is_used():
 def tiny_purifier():
     torch.manual_seed(0)
     net = SmallUNet(1, base=4, mults=(1, 2), dims=2, time_dim=8).double().eval()
-    return Purifier(net, t_star=0.05, n_steps=2, sampler="sde")
+    return Purifier(net, t_star=0.05, sampler_steps=2, sampler="sde")
 
 
 @pytest.mark.parametrize("name", ["bpda-eot", "pgd-eot", "transfer"])
@@ -87,7 +87,7 @@ def test_checkpointing_gives_the_same_gradient(tiny_purifier):
     x, y = data(2, seed=4)
     x = x.double()
     g1 = input_gradient(clf, x, y, tiny_purifier, "full", 2, torch.Generator().manual_seed(0))
-    plain = Purifier(tiny_purifier.model, t_star=0.05, n_steps=2, gradient_checkpointing=False)
+    plain = Purifier(tiny_purifier.model, t_star=0.05, sampler_steps=2, gradient_checkpointing=False)
     g2 = input_gradient(clf, x, y, plain, "full", 2, torch.Generator().manual_seed(0))
     assert torch.allclose(g1, g2, atol=1e-12)
 

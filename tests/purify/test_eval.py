@@ -15,7 +15,7 @@ def setup():
     torch.manual_seed(0)
     d = load_digits()
     clf = ConvClassifier(1, 10, width=8).eval()
-    pur = Purifier(SmallUNet(1, base=8, time_dim=16).eval(), t_star=0.1, n_steps=2)
+    pur = Purifier(SmallUNet(1, base=8, time_dim=16).eval(), t_star=0.1, sampler_steps=2)
     return clf, pur, (d.x_test[:6], d.y_test[:6])
 
 

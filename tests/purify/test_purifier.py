@@ -20,7 +20,7 @@ def tiny_unet(dims=2, ch=1):
 def test_purifier_keeps_shape_dtype_range_and_input(sampler, dtype):
     x = torch.rand(5, 1, 8, 8, generator=torch.Generator().manual_seed(0)).to(dtype)
     before = x.clone()
-    p = Purifier(tiny_unet(), t_star=0.3, n_steps=3, sampler=sampler)
+    p = Purifier(tiny_unet(), t_star=0.3, sampler_steps=3, sampler=sampler)
     with torch.no_grad():
         out = p(x)
     assert out.shape == x.shape and out.dtype == dtype
@@ -31,7 +31,7 @@ def test_purifier_keeps_shape_dtype_range_and_input(sampler, dtype):
 
 def test_other_range_and_1d_signals():
     x = 2 * torch.rand(3, 7, 24) - 1
-    p = Purifier(tiny_unet(dims=1, ch=7), t_star=0.2, n_steps=2, data_range=(-1, 1))
+    p = Purifier(tiny_unet(dims=1, ch=7), t_star=0.2, sampler_steps=2, data_range=(-1, 1))
     with torch.no_grad():
         out = p(x)
     assert out.shape == x.shape and out.min() >= -1 and out.max() <= 1
@@ -48,18 +48,21 @@ def test_oracle_denoiser_returns_the_only_data_point(sampler):
     x0 = torch.rand(1, 1, 4, 4, generator=torch.Generator().manual_seed(1)).double()
     model = OracleEps(x0 * 2 - 1)
     x = (x0 + 0.05 * torch.randn(6, 1, 4, 4, dtype=torch.float64)).clamp(0, 1)
-    out = Purifier(model, t_star=0.5, n_steps=50, sampler=sampler)(x, generator=torch.Generator().manual_seed(0))
+    out = Purifier(model, t_star=0.5, sampler_steps=50, sampler=sampler)(x, generator=torch.Generator().manual_seed(0))
     tol = 1e-6 if sampler == "ddim" else 2e-2  # DDIM is exact for this model; Euler-Maruyama is not
     assert (out - x0).abs().max() < tol
 
 
 def test_noise_level_and_grid_match_t_star():
     p = Purifier(tiny_unet(), t_star=0.1, sampler="sde")
-    assert p.n_steps == 100  # DiffPure's dt = 1e-3
+    assert p.sampler_steps == p.n_steps == 100  # DiffPure's dt = 1e-3
     assert math.isclose(p.level, math.exp(-(0.1 * 0.1 + 0.5 * 19.9 * 0.01)), rel_tol=1e-9)
-    d = Purifier(tiny_unet(), t_star=0.1, n_steps=10, sampler="ddpm")
-    assert int(d.grid.times[0]) == 99 and len(d.grid) == 10
-    assert math.isclose(d.level, p.level, rel_tol=1e-9)  # the discretised SDE has the same level at t*
+    assert p.grid.times[0] == 0.1 and len(p.grid) == 100
+    # every sampler walks the core's continuous grid of the VP-SDE from t* (before issue 10, ddpm/ddim
+    # walked the SDE discretised into 1000 steps: step indices 99 .. 0)
+    d = Purifier(tiny_unet(), t_star=0.1, sampler_steps=10, sampler="ddpm")
+    assert d.grid.times[0] == 0.1 and len(d.grid) == 10 and d.grid.sde is not None
+    assert math.isclose(d.level, p.level, rel_tol=1e-9)
 
 
 def test_discrete_model_gets_step_indices():
@@ -70,13 +73,24 @@ def test_discrete_model_gets_step_indices():
         return torch.zeros_like(x)
 
     ab = alpha_bars(linear_betas(100))
-    Purifier(model, t_star=0.2, n_steps=4, sampler="ddim", alpha_bars=ab)(torch.rand(2, 1, 4, 4))
+    Purifier(model, t_star=0.2, sampler_steps=4, sampler="ddim", alpha_bars=ab)(torch.rand(2, 1, 4, 4))
     assert all(not t.is_floating_point() for t in seen) and int(seen[0][0]) == 19
+    # a table's default is ddpm, its reverse process; the VP-SDE's Euler steps need a continuous model
+    assert Purifier(model, t_star=0.2, alpha_bars=ab).sampler == "ddpm"
+    with pytest.raises(ValueError, match=r"'sde' needs a continuous-time model; .* must be one of \('ddpm'"):
+        Purifier(model, t_star=0.2, sampler="sde", alpha_bars=ab)
+
+
+def test_old_keywords_still_work_for_one_release():
+    with pytest.warns(DeprecationWarning, match="'n_steps' is deprecated"):
+        assert Purifier(tiny_unet(), t_star=0.1, n_steps=7).sampler_steps == 7
+    with pytest.warns(DeprecationWarning, match="n_train_steps=.* no effect"):
+        Purifier(tiny_unet(), t_star=0.1, n_train_steps=500)
 
 
 def test_seeded_runs_repeat_and_fresh_runs_differ():
     x = torch.rand(3, 1, 8, 8)
-    p = Purifier(tiny_unet(), t_star=0.2, n_steps=3)
+    p = Purifier(tiny_unet(), t_star=0.2, sampler_steps=3)
     with torch.no_grad():
         a = p(x, generator=torch.Generator().manual_seed(5))
         b = p(x, generator=torch.Generator().manual_seed(5))
@@ -93,7 +107,7 @@ def test_t_star_outside_unit_interval_is_rejected(t_star):
 
 
 def test_bad_inputs_are_rejected():
-    p = Purifier(tiny_unet(), t_star=0.1, n_steps=2)
+    p = Purifier(tiny_unet(), t_star=0.1, sampler_steps=2)
     with pytest.raises(ValueError, match="outside the declared data_range"):
         p(torch.rand(2, 1, 8, 8) * 255)
     with pytest.raises(ValueError, match="NaN"):
@@ -107,7 +121,7 @@ def test_bad_inputs_are_rejected():
 def test_defended_vote_and_logits():
     x = torch.rand(4, 1, 8, 8)
     clf = LinearClassifier(64, 3)
-    d = Defended(clf, Purifier(tiny_unet(), t_star=0.1, n_steps=2), n_votes=5)
+    d = Defended(clf, Purifier(tiny_unet(), t_star=0.1, sampler_steps=2), n_votes=5)
     with torch.no_grad():
         logp = d(x)
         pred = d.predict(x)

@@ -43,7 +43,7 @@ with warnings.catch_warnings():  # gluonts.json's import-time advert for orjson 
 from ...core.checkpoint import load_checkpoint, save_checkpoint, write_json_atomic, write_text_atomic
 from ...core.device import resolve_device, seed_everything
 from ...core.validate import check_whole
-from ...nets.timegrad import SAMPLER_NAMES, TimeGradModel
+from .timegrad_model import SAMPLER_NAMES, TimeGradModel
 
 __all__ = ["TimeGradEstimator", "TimeGradPredictor", "TimeGradLightningModule", "CheckMultivariate",
            "default_lags", "PAPER_SETTINGS"]

@@ -26,6 +26,7 @@ from ...core.conditioning import interpolate_masked
 from ...core.checkpoint import (checkpoint_identity, decode_labels, encode_labels, load_checkpoint,
                                 load_state_strict, save_checkpoint)
 from ...core.device import resolve_device
+from ...core import samplers
 from ...core.samplers import rowwise_randn
 from ...core.training import TrainConfig, TrainResult, fit, resolve_train_config
 from ...core.validate import check_whole
@@ -52,7 +53,6 @@ _PREDICTIONS = ("eps", "x0", "v")
 _BASES = ("interpolation", None)
 _TOKENS_PER_CALL = 40_000  # grid cells per network call when sampling: small calls stay in cache and
                            # reuse memory (measured 2x faster per window on 2 cores than 10x larger calls)
-_SAMPLERS = ("ddpm", "ddim", "dpm_solver")  # the core samplers that fit a discrete (CSDI) schedule
 _SCHEDULES = ("linear", "quad", "cosine")
 KIND, KIND_VERSION = "imputer", 2  # 2: labels encoded by core.checkpoint.encode_labels, input columns stored;
                                   # 1 (still read): plain JSON labels, no input columns
@@ -148,7 +148,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"channels ({self.channels}) must be a multiple of heads ({self.heads})")
         _choice("mask_strategy", self.mask_strategy, STRATEGIES)
         check_whole("n_samples", self.n_samples, 1)
-        _choice("sampler", self.sampler, _SAMPLERS)
+        samplers.resolve(self.sampler, "discrete")  # a CSDI model has a discrete schedule
         check_whole("sampler_steps", self.sampler_steps, 1, none="num_steps")
         check_whole("sample_batch_size", self.sample_batch_size, 1, none="sized by memory")
         _choice("prediction", self.prediction, _PREDICTIONS)
@@ -382,7 +382,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             part = slice(i, i + per_call)
             v, m = wv[part].to(device), wo[part].to(device)
             s = model.impute(v, m, pos.expand(len(v), length), n_samples, sampler=self.sampler,
-                             n_steps=self.sampler_steps, x0_bounds=bounds,
+                             sampler_steps=self.sampler_steps, x0_bounds=bounds,
                              base=wb[part].to(device) if wb is not None else None,
                              randn=rowwise_randn(gens[part], n_samples))
             out.append(s.permute(1, 0, 3, 2).float().cpu().numpy())  # (windows, S, L, K)

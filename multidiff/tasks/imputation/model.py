@@ -24,6 +24,7 @@ from torch import nn
 from ...core import samplers
 from ...core.conditioning import interpolate_masked, repeat_samples
 from ...core.denoiser import as_eps_model, clip_denoised
+from ...core.deprecation import renamed_kwargs
 from ...core.losses import PREDICTIONS, denoising_mse, draw_discrete_t
 from ...core.schedules import alpha_bars, make_betas
 from ...nets.csdi import CSDINet
@@ -83,18 +84,21 @@ class CSDIModel(nn.Module):
         net = self._net(cond_input, cond, batch["positions"])
         return denoising_mse(net, values - base, t, self.alpha_bar_of, self.prediction, mask=observed - cond)
 
+    @renamed_kwargs(n_steps="sampler_steps")
     @torch.no_grad()
     def impute(self, values: torch.Tensor, cond_mask: torch.Tensor, positions: torch.Tensor, n_samples: int,
-               sampler: str = "ddpm", n_steps: Optional[int] = None, generator: Optional[torch.Generator] = None,
+               sampler: str = "ddpm", sampler_steps: Optional[int] = None,
+               generator: Optional[torch.Generator] = None,
                x0_bounds: Optional[tuple[torch.Tensor, torch.Tensor]] = None, base: Optional[torch.Tensor] = None,
                randn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None) -> torch.Tensor:
         """(B, K, L) -> (n_samples, B, K, L) samples; conditioning entries are returned as given.
 
-        All samples of all windows go through the network in one call per step. ``base`` (B, K, L)
-        is the interpolation the caller computed over the whole series (``base="interpolation"``
-        models; computed per window when omitted). ``x0_bounds`` (low, high), broadcastable to
-        (K, L), clamp the implied clean values at every step. ``randn(like)`` draws the noise
-        (initial and per step; sample-major rows); by default ``generator`` is used."""
+        All samples of all windows go through the network in one call per step, on the core's grid
+        for ``sampler`` (:func:`multidiff.core.samplers.run`; ``sampler_steps=None``: every step).
+        ``base`` (B, K, L) is the interpolation the caller computed over the whole series
+        (``base="interpolation"`` models; computed per window when omitted). ``x0_bounds`` (low,
+        high), broadcastable to (K, L), clamp the implied clean values at every step. ``randn(like)``
+        draws the noise (initial and per step; sample-major rows); by default ``generator`` is used."""
         b = values.shape[0]
         cond_mask = cond_mask.to(values.dtype)
         own_base, cond_input = self._base_and_input(values, cond_mask)
@@ -102,15 +106,12 @@ class CSDIModel(nn.Module):
             own_base, cond_input = base, base
         obs, cond, pos, base_r, inp = (repeat_samples(v, n_samples) for v in (values, cond_mask, positions,
                                                                              own_base, cond_input))
-        spacing = "uniform" if sampler == "ddpm" else "logsnr"
-        grid = samplers.discrete_grid(self.alpha_bars, n_steps or self.num_steps, spacing=spacing)
-        x = randn(obs) if randn is not None else torch.randn(obs.shape, generator=generator, device=obs.device,
-                                                              dtype=obs.dtype)
         model = as_eps_model(self._net(inp, cond, pos), self.prediction, self.alpha_bar_of)
         if x0_bounds is not None:
             low, high = x0_bounds
             model = clip_denoised(model, self.alpha_bar_of, low - base_r, high - base_r)
-        extra = {"randn": randn} if randn is not None else {}
-        out = samplers.sample(sampler, model, x, grid, generator=generator, **extra) + base_r
+        out = samplers.run(model, sampler=sampler, sampler_steps=sampler_steps, alpha_bars=self.alpha_bars,
+                           shape=obs.shape, dtype=obs.dtype, device=obs.device, generator=generator,
+                           randn=randn) + base_r
         out = cond * obs + (1 - cond) * out
         return out.reshape(n_samples, b, *values.shape[1:])

@@ -23,6 +23,7 @@ import torch
 
 from ...core.checkpoint import write_atomic
 from ...core.conditioning import replace_known
+from ...core.deprecation import renamed_kwargs
 from ...core.device import resolve_device
 from ...core.losses import draw_discrete_t, eps_mse
 from ...core.validate import check_whole
@@ -50,8 +51,9 @@ class Generator(_PointDiffusion):
 
         return self._train({"x0": folder.points}, loss_fn)
 
+    @renamed_kwargs(n_steps="sampler_steps")
     @torch.no_grad()
-    def sample(self, n: int, n_steps: int = 50, sampler: str = "ddpm", seed: Optional[int] = None,
+    def sample(self, n: int, sampler_steps: int = 50, sampler: str = "ddpm", seed: Optional[int] = None,
                batch_size: int = 256) -> torch.Tensor:
         """``n`` clouds (n, num_points, 3) in the training normalisation (``self.normalization``)."""
         self._check_fitted()
@@ -62,8 +64,7 @@ class Generator(_PointDiffusion):
         out = []
         for start in range(0, n, batch_size):
             b = min(batch_size, n - start)
-            x = torch.randn((b, self.num_points, 3), generator=gen, device=device)
-            out.append(self._run(net, x, n_steps, sampler, gen).float().cpu())
+            out.append(self._run(net, (b, self.num_points, 3), sampler_steps, sampler, gen, device).float().cpu())
         return torch.cat(out)
 
 
@@ -131,8 +132,9 @@ class Completer(_PointDiffusion):
             known.append(row.float()), mask.append(m), frames.append(frame), kept.append(torch.tensor(arr))
         return torch.stack(known), torch.stack(mask), frames, kept
 
+    @renamed_kwargs(n_steps="sampler_steps")
     @torch.no_grad()
-    def complete(self, partial, n_steps: int = 50, sampler: str = "ddpm", seed: Optional[int] = None,
+    def complete(self, partial, sampler_steps: int = 50, sampler: str = "ddpm", seed: Optional[int] = None,
                  batch_size: int = 64):
         """Complete one (M, 3) scan -> (num_points, 3), or a list of scans -> (B, num_points, 3).
 
@@ -151,9 +153,9 @@ class Completer(_PointDiffusion):
         for s in range(0, len(partials), batch_size):
             known, mask, frames, kept = self._prepare(partials[s:s + batch_size], offset=s)
             known, mask = known.to(device), mask.to(device)
-            project = replace_known(known, mask.expand_as(known), noise_known=False)
-            x = project(torch.randn(known.shape, generator=gen, device=device), None)
-            x = self._run(_hold(net, known, mask), x, n_steps, sampler, gen, project).double().cpu()
+            project = replace_known(known, mask.expand_as(known), noise_known=False)  # from x_T on
+            x = self._run(_hold(net, known, mask), known.shape, sampler_steps, sampler, gen, device,
+                          project).double().cpu()
             for frame, row, arr in zip(frames, x, kept):
                 row = frame.invert(row)
                 row[: len(arr)] = arr  # the scan points themselves, not their frame round trip

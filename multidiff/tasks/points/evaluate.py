@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 
 import torch
 
+from ...core.deprecation import renamed_kwargs
 from ...datasets.pointclouds import check_points, normalize
 from ...metrics import points as M
 from .api import Completer, Generator, completion_pairs
@@ -40,7 +41,8 @@ def _subsample(x: torch.Tensor, n: Optional[int], seed: int = 0) -> torch.Tensor
     return x[:, torch.randperm(x.shape[1], generator=torch.Generator().manual_seed(seed))[:n]]
 
 
-def evaluate(model, data, classes: Optional[Sequence[str]] = None, split: str = "test", n_steps: int = 50,
+@renamed_kwargs(n_steps="sampler_steps")
+def evaluate(model, data, classes: Optional[Sequence[str]] = None, split: str = "test", sampler_steps: int = 50,
              sampler: str = "ddpm", max_shapes: Optional[int] = None, n_samples: Optional[int] = None,
              metrics: Sequence[str] = ("cd", "emd"), emd_points: Optional[int] = None, threshold: float = 0.05,
              seed: int = 0, baseline: Optional[dict] = None) -> dict:
@@ -57,7 +59,7 @@ def evaluate(model, data, classes: Optional[Sequence[str]] = None, split: str = 
     if isinstance(model, Generator):
         n = n_samples or len(folder)
         t0 = time.perf_counter()
-        gen = model.sample(n, n_steps, sampler, seed=seed)
+        gen = model.sample(n, sampler_steps, sampler, seed=seed)
         rate = n / (time.perf_counter() - t0)
         ref = folder.points
         report = {"samples_per_s": rate, "n_gen": n, "n_ref": len(ref)}
@@ -71,7 +73,7 @@ def evaluate(model, data, classes: Optional[Sequence[str]] = None, split: str = 
     truth = pairs["frame"].invert(pairs["x0"])  # folder-normalised frame
     partials = [t[: int(k.sum())] for t, k in zip(truth, pairs["known"])]
     t0 = time.perf_counter()
-    preds = {"model": model.complete(partials, n_steps, sampler, seed=seed).float()}
+    preds = {"model": model.complete(partials, sampler_steps, sampler, seed=seed).float()}
     rate = len(partials) / (time.perf_counter() - t0)
     if baseline is not None:
         preds["nn_retrieval"] = retrieve(partials, baseline).float()

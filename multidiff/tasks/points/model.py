@@ -13,7 +13,8 @@ import torch
 
 from ...core.checkpoint import load_checkpoint, save_checkpoint
 from ...core.denoiser import clip_denoised
-from ...core.samplers import discrete_grid, sample as run_sampler
+from ...core import samplers
+from ...core.samplers import run as run_sampler
 from ...core.schedules import alpha_bars, linear_betas
 from ...core.training import Batches, TrainConfig, TrainResult, fit as train_loop, resolve_train_config
 from ...datasets.pointclouds import NORMALIZATIONS, PointCloudFolder, check_points, load_folder, normalize, resample
@@ -29,7 +30,9 @@ DEFAULT_TRAIN_CONFIG = TrainConfig(epochs=100, lr=1e-3, weight_decay=1e-6, lr_sc
 _D = DEFAULT_TRAIN_CONFIG
 _TRAIN_KEYWORDS = ("epochs", "max_steps", "lr", "ema_decay")
 
-SAMPLER_NAMES = {"ddpm": "ddpm", "ddim": "ddim", "dpm_solver": "dpm_solver", "dpm_solver_pp_2m": "dpm_solver"}
+# accepted sampler names -> the core's method (the registry's discrete-time methods and their aliases)
+SAMPLER_NAMES = {**{n: n for n in samplers.names("discrete")},
+                 **{a: n for a, n in samplers.ALIASES.items() if n in samplers.names("discrete")}}
 _HPARAMS = ("num_points", "channels", "layers", "k", "num_steps", "beta_start", "beta_end", "normalization",
             "max_known", "views")
 
@@ -114,13 +117,11 @@ class _PointDiffusion:
             return model
         return clip_denoised(model, self._alpha_bar_of, -self.clip, self.clip)
 
-    def _run(self, model, x, n_steps, sampler, generator, project=None):
-        if sampler not in SAMPLER_NAMES:
-            raise ValueError(f"sampler must be one of {', '.join(SAMPLER_NAMES)}, got {sampler!r}")
-        method = SAMPLER_NAMES[sampler]
-        grid = discrete_grid(self.alpha_bars, n_steps, spacing="logsnr" if method == "dpm_solver" else "uniform")
-        kwargs = {"generator": generator, "project": project}
-        return run_sampler(method, self._clipped(model), x, grid, **kwargs)
+    def _run(self, model, shape, sampler_steps, sampler, generator, device, project=None):
+        """Samples of ``shape`` from noise through the core's entry point (its grid for ``sampler``)."""
+        return run_sampler(self._clipped(model), sampler=sampler, sampler_steps=sampler_steps,
+                           alpha_bars=self.alpha_bars, shape=shape, device=device, generator=generator,
+                           project=project)
 
     def _train_config(self) -> TrainConfig:
         """The :class:`TrainConfig` :meth:`fit` trains with (see the class docstring)."""

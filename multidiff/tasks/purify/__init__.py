@@ -4,7 +4,7 @@
 classify, :mod:`.api`), :func:`evaluate` (robust accuracy under the adaptive attacks of
 :mod:`.attacks`, :mod:`.evaluate`) -> :class:`RobustnessReport`.
 
->>> purifier = Purifier(model, t_star=0.1, n_steps=20, sampler="sde")
+>>> purifier = Purifier(model, t_star=0.1, sampler_steps=20, sampler="sde")
 >>> defended = Defended(classifier, purifier)
 >>> report = evaluate(classifier, purifier, (x, y), attacks=["pgd", "pgd-eot"], eps=0.1)
 """

@@ -6,14 +6,16 @@ search (:mod:`multidiff.audio.alignment`) expands ``mu`` to frames. The decoder 
 ``dx = 0.5 (mu - x) beta dt + sqrt(beta) dW`` is exactly the VP-SDE of ``y``, so ``y_t = sqrt(ab) y_0 +
 sqrt(1 - ab) eps`` and the U-Net is trained with the eps loss. Sampling starts at
 ``y_1 = eps / temperature`` (Grad-TTS' convention: noise is *divided* by the temperature, so
-temperature > 1 is less noisy; Grad-TTS uses 1.5) and runs the core's ``euler_ode`` (Grad-TTS' Euler
-steps of the probability-flow ODE, at mid-point times ``1 - (i + 0.5) / n``) or ``dpm_solver``
-(DPM-Solver++(2M) over ``vp_grid`` from t = 1 to 1e-3). Loss = duration + prior + diffusion, as Grad-TTS.
+temperature > 1 is less noisy; Grad-TTS uses 1.5) and runs :func:`multidiff.core.samplers.run` on
+Grad-TTS' grid (``sampler_steps`` equal steps from t = 1 to 0): ``euler_ode`` (the default: Grad-TTS'
+Euler steps ``beta(t) h`` of the probability-flow ODE at the step mid-points), ``euler_sde`` (its
+stochastic reverse-SDE sampler), ``dpm_solver`` (DPM-Solver++(2M)), or any other method the core
+registers for a VP-SDE. Loss = duration + prior + diffusion, as Grad-TTS.
 
     model = train("LJSpeech-1.1", out="ckpt", max_steps=2000)
-    wav, sr = load("ckpt").synthesize("Printing, in the only sense.", n_steps=10)
+    wav, sr = load("ckpt").synthesize("Printing, in the only sense.", sampler_steps=10)
 
-The loss and the sampling grids are in :mod:`.model`, the benchmark protocol in :mod:`.evaluate`.
+The loss is in :mod:`.model`, the benchmark protocol in :mod:`.evaluate`.
 """
 from __future__ import annotations
 
@@ -31,10 +33,11 @@ from ...audio.text import TextFrontend
 from ...audio.vocoder import GriffinLim, Vocoder
 from ...core import samplers
 from ...core.checkpoint import load_checkpoint, save_checkpoint
+from ...core.deprecation import renamed_kwargs
 from ...core.device import resolve_device
 from ...core.training import Batches, TrainConfig, TrainResult, fit, resolve_train_config
 from ...nets.gradtts import GradTTSConfig, GradTTSNet, fit_length, sequence_mask
-from .model import DiffusionConfig, _grid, collate, gradtts_loss
+from .model import DiffusionConfig, collate, gradtts_loss
 
 __all__ = ["PRESETS", "TTS", "prepare", "train", "load", "DEFAULT_TRAIN_CONFIG"]
 
@@ -93,46 +96,54 @@ class TTS:
         mu_y = torch.einsum("bfi,bij->bfj", mu_x, attn)
         return mu_y, sequence_mask(y_len, frames).to(mu_y.dtype), y_len
 
+    @renamed_kwargs(n_steps="sampler_steps")
     @torch.no_grad()
-    def decode(self, mu_y: torch.Tensor, y_mask: torch.Tensor, n_steps: int = 10, temperature: float = 1.5,
+    def decode(self, mu_y: torch.Tensor, y_mask: torch.Tensor, sampler_steps: int = 10, temperature: float = 1.5,
                sampler: str = "euler_ode", seed: Optional[int] = 0) -> torch.Tensor:
-        """Diffusion decoder: aligned means -> mels ``(batch, n_feats, frames)`` (padding zeroed)."""
+        """Diffusion decoder: aligned means -> mels ``(batch, n_feats, frames)`` (padding zeroed).
+
+        Starts from ``N(0, I) / temperature`` around ``mu_y`` and runs ``sampler`` for
+        ``sampler_steps`` steps on the core's grid from t = 1 to 0, padding held at zero."""
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0 (noise is divided by it), got {temperature}")
-        grid = _grid(sampler, n_steps, self.diffusion)
-        gen = torch.Generator(device=self.device)
+        gen = torch.Generator(device=mu_y.device)
         if seed is None:
             gen.seed()  # fresh entropy, without touching the global RNG
         else:
             gen.manual_seed(seed)
-        y = torch.randn(mu_y.shape, generator=gen, device=self.device, dtype=mu_y.dtype) / temperature
+        mask = y_mask.unsqueeze(1)
         model = lambda y_t, t: self.net.denoise(y_t, y_mask, mu_y, t.to(mu_y.dtype))
-        y0 = samplers.sample(sampler, model, y * y_mask.unsqueeze(1), grid, generator=gen)
-        return (y0 + mu_y) * y_mask.unsqueeze(1)
+        y0 = samplers.run(model, sampler=sampler, sampler_steps=sampler_steps, sde=self.diffusion.sde,
+                          shape=mu_y.shape, dtype=mu_y.dtype, device=mu_y.device, noise_scale=1 / temperature,
+                          generator=gen, project=lambda y, ab: y * mask)  # Grad-TTS masks after every step
+        return (y0 + mu_y) * mask
 
-    def synthesize_mels(self, texts: Sequence[str], n_steps: int = 10, temperature: float = 1.5,
+    @renamed_kwargs(n_steps="sampler_steps")
+    def synthesize_mels(self, texts: Sequence[str], sampler_steps: int = 10, temperature: float = 1.5,
                         sampler: str = "euler_ode", length_scale: float = 1.0, seed: Optional[int] = 0,
                         return_prior: bool = False):
         """One batched decoder run for several texts -> list of ``(n_feats, frames)`` mels (and priors)."""
         mu_y, y_mask, y_len = self.prior(list(texts), length_scale)
-        mels = self.decode(mu_y, y_mask, n_steps, temperature, sampler, seed)
+        mels = self.decode(mu_y, y_mask, sampler_steps, temperature, sampler, seed)
         out = [m[:, :n].cpu() for m, n in zip(mels, y_len.tolist())]
         return (out, [m[:, :n].cpu() for m, n in zip(mu_y, y_len.tolist())]) if return_prior else out
 
-    def synthesize_mel(self, text: str, n_steps: int = 10, temperature: float = 1.5, sampler: str = "euler_ode",
+    @renamed_kwargs(n_steps="sampler_steps")
+    def synthesize_mel(self, text: str, sampler_steps: int = 10, temperature: float = 1.5, sampler: str = "euler_ode",
                        length_scale: float = 1.0, seed: Optional[int] = 0) -> torch.Tensor:
         """Log-mel ``(n_feats, frames)`` of ``text`` (HiFi-GAN convention), for any vocoder."""
-        return self.synthesize_mels([text], n_steps, temperature, sampler, length_scale, seed)[0]
+        return self.synthesize_mels([text], sampler_steps, temperature, sampler, length_scale, seed)[0]
 
     def vocode(self, mel: torch.Tensor, vocoder: Optional[Vocoder] = None) -> np.ndarray:
         wav = (vocoder or self.vocoder)(mel.to(self.device))
         return wav.detach().float().cpu().numpy()
 
-    def synthesize(self, text: str, n_steps: int = 10, temperature: float = 1.5, sampler: str = "euler_ode",
+    @renamed_kwargs(n_steps="sampler_steps")
+    def synthesize(self, text: str, sampler_steps: int = 10, temperature: float = 1.5, sampler: str = "euler_ode",
                    length_scale: float = 1.0, seed: Optional[int] = 0,
                    vocoder: Optional[Vocoder] = None) -> tuple[np.ndarray, int]:
         """``(waveform float32 (samples,), sample_rate)`` for ``text``."""
-        mel = self.synthesize_mel(text, n_steps, temperature, sampler, length_scale, seed)
+        mel = self.synthesize_mel(text, sampler_steps, temperature, sampler, length_scale, seed)
         return self.vocode(mel, vocoder), self.sample_rate
 
     # -- persistence -------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The Grad-TTS decoder model: the VP-SDE (beta0 = 0.05, beta1 = 20) on the shifted mel
 ``y = mel - mu``, the loss ``duration + prior + diffusion`` (durations by monotonic alignment
-search) and the sampling grids of the two samplers. :class:`~.api.TTS` runs it."""
+search). :class:`~.api.TTS` samples it through :func:`multidiff.core.samplers.run` with
+``sde=DiffusionConfig.sde``: Grad-TTS' uniform grid from t = 1 to 0 for every sampler."""
 from __future__ import annotations
 
 import math
@@ -11,13 +12,12 @@ import torch
 
 from ...audio.alignment import maximum_path
 from ...core import losses, samplers
-from ...core.schedules import vp_alpha_bar
-from ...core.validate import check_whole
+from ...core.schedules import VPSDE, vp_alpha_bar
 from ...nets.gradtts import GradTTSNet, fit_length, sequence_mask
 
 __all__ = ["DiffusionConfig", "gradtts_loss", "collate", "SAMPLERS"]
 
-SAMPLERS = ("euler_ode", "dpm_solver")
+SAMPLERS = samplers.names("continuous")  # the core's methods for a VP-SDE model (the registry decides)
 _LOG_2PI = math.log(2 * math.pi)
 
 
@@ -29,6 +29,11 @@ class DiffusionConfig:
 
     def alpha_bar(self, t: torch.Tensor) -> torch.Tensor:
         return vp_alpha_bar(t, self.beta0, self.beta1)
+
+    @property
+    def sde(self) -> VPSDE:
+        """The decoder's VP-SDE, as :func:`multidiff.core.samplers.run` takes it."""
+        return VPSDE(self.beta0, self.beta1)
 
 
 def collate(items: Sequence[tuple[list[int], torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -91,13 +96,3 @@ def gradtts_loss(net: GradTTSNet, batch: dict, diffusion: DiffusionConfig = Diff
         parts.update(duration=float(dur_loss.detach()), prior=float(prior_loss.detach()),
                      diffusion=float(diff_loss.detach()))
     return dur_loss + prior_loss + diff_loss
-
-
-def _grid(sampler: str, n_steps: int, diffusion: DiffusionConfig) -> samplers.Grid:
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
-    n_steps = check_whole("n_steps", n_steps)
-    if sampler == "euler_ode":  # Grad-TTS evaluates the score at step mid-points 1 - (i + 0.5) / n
-        t_start = 1 - 0.5 / n_steps
-        return samplers.vp_grid(n_steps, diffusion.alpha_bar, t_start, min(0.5 / n_steps, t_start / 2))
-    return samplers.vp_grid(n_steps, diffusion.alpha_bar, 1.0, 1e-3)
