@@ -172,6 +172,7 @@ def test_cli_round_trip_csdi(data_dir, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.slow  # 30 s of training by design
 def test_training_learns_on_real_hourly_data(data_dir):
     """120 training steps (~30 s) on ETTh1 must beat the untrained model (which forecasts the held last
     value, a persistence forecast) by 10 % in CRPS; 600 s reach DeepAR (benchmarks/RESULTS.md)."""

@@ -6,6 +6,7 @@ import pytest
 NOTEBOOK = Path(__file__).resolve().parents[2] / "docs" / "notebooks" / "forecasting.ipynb"
 
 
+@pytest.mark.slow  # ~30 s: runs the whole notebook
 def test_notebook_executes(data_dir, monkeypatch, tmp_path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")

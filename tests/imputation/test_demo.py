@@ -1,9 +1,11 @@
 """`make demo` end to end on a tiny budget: trains, imputes March, writes the CSV and the picture."""
 import pandas as pd
+import pytest
 
 from multidiff.demo import main
 
 
+@pytest.mark.slow  # make demo end to end
 def test_demo_writes_the_filled_month_and_the_picture(tmp_path, data_dir, capsys, monkeypatch):
     monkeypatch.setenv("MULTIDIFF_DATA", str(data_dir))
     assert main(["--out", str(tmp_path), "--max-time", "2", "--samples", "2", "--device", "cpu"]) == 0

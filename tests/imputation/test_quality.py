@@ -2,6 +2,7 @@
 interpolation on held-out points: whole days hidden at one station at a time (a sensor outage),
 where the other stations carry the information that interpolation cannot use."""
 import numpy as np
+import pytest
 import torch
 
 from multidiff.datasets.aqi36 import load_aqi36
@@ -10,6 +11,7 @@ from multidiff.tasks.imputation import Imputer
 from multidiff.tasks.imputation.evaluate import _interpolate
 
 
+@pytest.mark.slow  # a few hundred training steps on real data
 def test_small_csdi_beats_linear_interpolation_on_real_outages(data_dir):
     d = load_aqi36(data_dir / "air_quality_pm25")
     cols = list(d.ground.columns[:6])
