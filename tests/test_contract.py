@@ -3,6 +3,8 @@ save, load, and the loaded object gives exactly the seeded samples of the one th
 One case per task, each a few seconds on one CPU thread, on synthetic data."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,7 +24,7 @@ def _imputation(tmp_path):
 
     def sample(model, seed):
         return model.sample_array(df.to_numpy(), 2, generator_seed=seed)
-    return imp, Imputer.load(tmp_path / "m"), sample
+    return imp, tmp_path / "m", Imputer.load, sample, {"format": "multidiff.Imputer/2"}
 
 
 def _forecasting(tmp_path):
@@ -42,7 +44,7 @@ def _forecasting(tmp_path):
     def sample(model, seed):
         torch.manual_seed(seed)  # GluonTS predictors draw from torch's global generator
         return next(iter(model.predict(ds))).samples
-    return predictor, TimeGradPredictor.deserialize(tmp_path / "p", device="cpu"), sample
+    return predictor, tmp_path / "p", lambda p: TimeGradPredictor.deserialize(p, device="cpu"), sample, None
 
 
 def _points(tmp_path):
@@ -55,7 +57,7 @@ def _points(tmp_path):
 
     def sample(model, seed):
         return model.sample(2, n_steps=3, sampler="ddpm", seed=seed)
-    return gen, points.Generator.load(tmp_path / "g", device="cpu"), sample
+    return gen, tmp_path / "g", lambda p: points.Generator.load(p, device="cpu"), sample, {"task": "Generator"}
 
 
 def _tts(tmp_path):
@@ -77,7 +79,7 @@ def _tts(tmp_path):
 
     def sample(model, seed):
         return model.synthesize_mel("a cat", n_steps=3, seed=seed)
-    return voice, tts.load(tmp_path / "v", device="cpu"), sample
+    return voice, tmp_path / "v", lambda p: tts.load(p, device="cpu"), sample, {"kind": "gradtts"}
 
 
 def _purification(tmp_path):
@@ -97,19 +99,33 @@ def _purification(tmp_path):
         with torch.no_grad():
             purified = purifier(x[:4], generator=torch.Generator().manual_seed(seed))
             return torch.cat([purified.flatten(1), classifier(purified)], 1)
-    return (den, clf), purify.load_models(tmp_path / "c", device="cpu")[:2], sample
+    return (den, clf), tmp_path / "c", lambda p: purify.load_models(p, device="cpu")[:2], sample, {}
 
 
 TASKS = {"imputation": _imputation, "forecasting": _forecasting, "points": _points, "tts": _tts,
          "purification": _purification}
 
 
+def _as_written_before_kinds(directory, tag: dict) -> None:
+    """Rewrite a checkpoint as the code before checkpoint kinds wrote it: format 1, no kind, the
+    task's old tag (if it had one) in its config."""
+    meta = json.loads((directory / "config.json").read_text())
+    del meta["kind"], meta["kind_version"]
+    meta["format_version"] = 1
+    meta["config"].update(tag)
+    (directory / "config.json").write_text(json.dumps(meta))
+
+
 @pytest.mark.parametrize("task", list(TASKS))
 def test_train_save_load_gives_the_same_seeded_samples(task, tmp_path):
+    """Also: a checkpoint as the code before kinds wrote it still loads, with the same samples."""
     torch.set_num_threads(1)
-    trained, loaded, sample = TASKS[task](tmp_path)
-    ours, theirs = np.asarray(sample(trained, 0)), np.asarray(sample(loaded, 0))
+    trained, path, load, sample, old_tag = TASKS[task](tmp_path)
+    ours, theirs = np.asarray(sample(trained, 0)), np.asarray(sample(load(path), 0))
     np.testing.assert_array_equal(theirs, ours)
     assert np.isfinite(ours).all()
     # the comparison can fail: another seed gives other samples
-    assert not np.array_equal(np.asarray(sample(loaded, 1)), ours)
+    assert not np.array_equal(np.asarray(sample(load(path), 1)), ours)
+    if old_tag is not None:
+        _as_written_before_kinds(path, old_tag)
+        np.testing.assert_array_equal(np.asarray(sample(load(path), 0)), ours)
