@@ -46,7 +46,7 @@ from ...nets.csdi import CSDINet
 
 __all__ = ["standardise", "step_scale", "CSDIForecastModel", "CSDIForecastEstimator", "CSDIForecastPredictor", "CSDI_SAMPLERS"]
 
-CSDI_SAMPLERS = ("ddpm", "ddim", "dpm_solver")
+CSDI_SAMPLERS = samplers.names("discrete")
 _FORMAT = "multidiff.csdi_forecast/1"
 # grid cells (samples x windows x series x steps) per network call while sampling: bounds memory
 _CELLS_PER_CALL = 65536
@@ -140,16 +140,15 @@ class CSDIForecastModel(nn.Module):
             raise ValueError(f"series {s} of window {w} has no observed value in the last {self.context_length} "
                              "steps (the context); CSDI forecasting scales each series by its context: drop that "
                              "series or build the estimator with a longer context_length")
-        spacing = "uniform" if sampler == "ddpm" else "logsnr"
-        grid = samplers.discrete_grid(self.alpha_bars, sampler_steps or self.num_train_steps, spacing=spacing)
         per_call = max(1, _CELLS_PER_CALL // z[0].numel() // b) if b else 1
         out = []
         for start in range(0, n_samples, per_call):
             m = min(per_call, n_samples - start)
             base_r, cond_r = repeat_samples(base, m), repeat_samples(cond, m)
             model = as_eps_model(self._net(base_r, cond_r), "v", self.alpha_bar_of)
-            x = torch.randn(base_r.shape, generator=generator, device=base.device, dtype=base.dtype)
-            out.append((samplers.sample(sampler, model, x, grid, generator=generator) + base_r).reshape(m, *z.shape))
+            x = samplers.run(model, sampler=sampler, sampler_steps=sampler_steps, alpha_bars=self.alpha_bars,
+                             shape=base_r.shape, dtype=base.dtype, device=base.device, generator=generator)
+            out.append((x + base_r).reshape(m, *z.shape))
         samples = torch.cat(out)[..., self.context_length:]
         return samples * scale + loc
 
@@ -218,8 +217,7 @@ class CSDIForecastPredictor(Predictor):
 
     def set_sampler(self, sampler: str, sampler_steps: Optional[int] = None) -> "CSDIForecastPredictor":
         """``"ddpm"`` (all training steps), or ``"ddim"`` / ``"dpm_solver"`` with ``sampler_steps`` (e.g. 10)."""
-        if sampler not in CSDI_SAMPLERS:
-            raise ValueError(f"sampler must be one of {CSDI_SAMPLERS}, got {sampler!r}")
+        sampler = samplers.resolve(sampler, "discrete")
         check_whole("sampler_steps", sampler_steps, 1, self.model.num_train_steps, none="all training steps")
         self.sampler, self.sampler_steps = sampler, sampler_steps
         return self
@@ -309,8 +307,7 @@ class CSDIForecastEstimator:
             check_whole(name, value)
         if channels % heads:
             raise ValueError(f"channels ({channels}) must be a multiple of heads ({heads})")
-        if sampler not in CSDI_SAMPLERS:
-            raise ValueError(f"sampler must be one of {CSDI_SAMPLERS}, got {sampler!r}")
+        samplers.resolve(sampler, "discrete")
         check_whole("sampler_steps", sampler_steps, 1, num_train_steps, none="all training steps")
         self.freq, self.prediction_length, self.target_dim = freq, prediction_length, target_dim
         self.context_length = context_length or 4 * prediction_length
