@@ -217,3 +217,22 @@ def test_untrained_model_forecasts_around_the_last_observed_value():
     median = samples.median(dim=0).values[0]                                   # (2, 4)
     assert torch.allclose(median[0], torch.tensor(11.0), atol=1.0), median
     assert torch.allclose(median[1], torch.tensor(90.0), atol=1.0), median
+
+
+def test_train_config_route_and_checkpoint_kind(exchange, predictor, tmp_path):
+    import dataclasses
+
+    from multidiff.core.checkpoint import CheckpointKindError
+    from multidiff.tasks.forecasting import TimeGradPredictor
+    from multidiff.tasks.forecasting.csdi import DEFAULT_TRAIN_CONFIG
+
+    freq = exchange[3]
+    est = CSDIForecastEstimator(freq=freq, prediction_length=H, target_dim=8,
+                                train_config=dataclasses.replace(DEFAULT_TRAIN_CONFIG, weight_decay=0.5), lr=2e-3)
+    cfg = est.train_config
+    assert (cfg.weight_decay, cfg.lr, cfg.max_time, cfg.grad_clip) == (0.5, 2e-3, 120.0, 1.0)
+    with pytest.raises(TypeError, match="train_config must be a multidiff.core.training.TrainConfig"):
+        CSDIForecastEstimator(freq=freq, prediction_length=H, target_dim=8, train_config={"lr": 1})
+    predictor.serialize(tmp_path / "csdi")
+    with pytest.raises(CheckpointKindError, match="forecasting.csdi"):
+        TimeGradPredictor.deserialize(tmp_path / "csdi")

@@ -40,7 +40,7 @@ with warnings.catch_warnings():  # gluonts.json's import-time advert for orjson 
                                    ExpectedNumInstanceSampler, InstanceSplitter, MapTransformation, TestSplitSampler,
                                    ValidationSplitSampler, VstackFeatures)
 
-from ...core.checkpoint import load_checkpoint, save_checkpoint, write_json_atomic, write_text_atomic
+from ...core.checkpoint import check_kind, load_checkpoint, save_checkpoint, write_json_atomic, write_text_atomic
 from ...core.device import resolve_device, seed_everything
 from ...core.validate import check_whole
 from .timegrad_model import SAMPLER_NAMES, TimeGradModel
@@ -238,19 +238,22 @@ class TimeGradPredictor(PyTorchPredictor):
         write_json_atomic(path / "gluonts-config.json", meta)
         write_text_atomic(path / "predictor.json", dump_json(self))
         sampler = {"sampler": self.model.sampler, "sampling_steps": self.model.sampling_steps}
-        save_checkpoint(path / "weights", {"prediction_net": self.prediction_net.state_dict()}, sampler)
+        save_checkpoint(path / "weights", {"prediction_net": self.prediction_net.state_dict()}, sampler,
+                        kind="forecasting.timegrad")
 
     @classmethod
     def deserialize(cls, path: str | os.PathLike, device: Optional[str] = None) -> "TimeGradPredictor":
         """The predictor saved by :meth:`serialize` in the folder ``path`` (``str`` or ``Path``)."""
         path = _as_path(path)
+        if (path / "weights").is_dir():  # another kind of predictor (e.g. CSDI's): say which, and its loader
+            check_kind(path / "weights", "forecasting.timegrad", max_kind_version=1)
         if not (path / "predictor.json").is_file():
             raise FileNotFoundError(f"{path} holds no saved predictor (no predictor.json); "
                                     "save one with predictor.serialize(path)")
         predictor = load_json((path / "predictor.json").read_text())
         if not isinstance(predictor, cls):
             raise ValueError(f"{path} holds a {type(predictor).__name__}, not a {cls.__name__}")
-        states, config = load_checkpoint(path / "weights")
+        states, config = load_checkpoint(path / "weights", kind="forecasting.timegrad", max_kind_version=1)
         predictor.prediction_net.load_state_dict(states["prediction_net"])
         predictor.set_sampler(config["sampler"], config["sampling_steps"])
         return predictor.to(resolve_device(device or "auto"))
