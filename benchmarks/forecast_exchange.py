@@ -101,18 +101,20 @@ def timegrad(train, test, df, horizon: int, freq: str, budget: float, samples: i
 
 
 def csdi(train, test, df, horizon: int, freq: str, budget: float, samples: int, seed: int, fast_steps,
-         save=None) -> dict:
-    """CSDI forecasting (imputing the horizon) trained for ``budget`` seconds."""
+         save=None, skip_ddpm: bool = False, **kwargs) -> dict:
+    """CSDI forecasting (imputing the horizon) trained for ``budget`` seconds; ``kwargs`` go to
+    the estimator (e.g. ``context_length``)."""
     from multidiff.tasks.forecasting import CSDIForecastEstimator
 
     est = CSDIForecastEstimator(freq=freq, prediction_length=horizon, target_dim=df.shape[1], max_time=budget,
-                                seed=seed)
+                                seed=seed, **kwargs)
     t0 = time.perf_counter()
     predictor = est.train(train)
     train_s = time.perf_counter() - t0
-    runs = [("ddpm", None, "ddpm 50 steps")] + [(s, n, f"{s} {n} steps") for n in fast_steps
-                                                for s in ("ddim", "dpm_solver")]
-    return _sampled("CSDI", predictor, runs, test, samples, seed, train_s, save)
+    runs = ([] if skip_ddpm else [("ddpm", None, "ddpm 50 steps")]) + [(s, n, f"{s} {n} steps") for n in fast_steps
+                                                                       for s in ("ddim", "dpm_solver")]
+    label = "CSDI" + "".join(f" {k}={v}" for k, v in kwargs.items())
+    return _sampled(label, predictor, runs, test, samples, seed, train_s, save)
 
 
 def main(dataset: str = "exchange_rate", argv=None) -> dict:
@@ -125,6 +127,9 @@ def main(dataset: str = "exchange_rate", argv=None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="JSON file; rows already in it are kept and not recomputed")
     p.add_argument("--rerun", action="store_true", help="recompute the models already in --out")
+    p.add_argument("--tag", default="", help="stored as MODEL:TAG in --out (e.g. a learning-curve point)")
+    p.add_argument("--csdi-context", type=int, default=None, help="CSDI context_length (default 4 x horizon)")
+    p.add_argument("--skip-ddpm", action="store_true", help="CSDI: only the fast samplers")
     p.add_argument("--save-models", help="also save the trained diffusion predictors in this folder (timegrad/, csdi/)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -134,8 +139,9 @@ def main(dataset: str = "exchange_rate", argv=None) -> dict:
         with open(args.out) as f:
             results = json.load(f)
     for model in args.models:
-        if model in results["models"] and not args.rerun:
-            print(f"{model}: already in {args.out}, skipped (--rerun recomputes)", flush=True)
+        key = f"{model}:{args.tag}" if args.tag else model
+        if key in results["models"] and not args.rerun:
+            print(f"{key}: already in {args.out}, skipped (--rerun recomputes)", flush=True)
             continue
         load = os.getloadavg()[0]
         t0 = time.perf_counter()
@@ -143,11 +149,14 @@ def main(dataset: str = "exchange_rate", argv=None) -> dict:
             rows = seasonal_naive(test, horizon, freq)
         elif model == "deepar":
             rows = deepar(train, test, horizon, freq, args.budget, args.samples, args.seed)
+        elif model == "timegrad":
+            rows = timegrad(train, test, df, horizon, freq, args.budget, args.samples, args.seed, args.fast_steps,
+                            args.save_models)
         else:
-            fn = timegrad if model == "timegrad" else csdi
-            rows = fn(train, test, df, horizon, freq, args.budget, args.samples, args.seed, args.fast_steps,
-                      args.save_models)
-        results["models"][model] = {"rows": rows, "budget_seconds": args.budget, "samples": args.samples,
+            extra = {"context_length": args.csdi_context} if args.csdi_context else {}
+            rows = csdi(train, test, df, horizon, freq, args.budget, args.samples, args.seed, args.fast_steps,
+                        args.save_models, args.skip_ddpm, **extra)
+        results["models"][key] = {"rows": rows, "budget_seconds": args.budget, "samples": args.samples,
                                     "threads": args.threads, "seed": args.seed,
                                     "wall_seconds": time.perf_counter() - t0,
                                     "load_before": load, "load_after": os.getloadavg()[0],
