@@ -117,6 +117,21 @@ def csdi(train, test, df, horizon: int, freq: str, budget: float, samples: int, 
     return _sampled(label, predictor, runs, test, samples, seed, train_s, save)
 
 
+def report(results: dict) -> str:
+    """The rows of ``results`` (as written to ``--out``) as one Markdown table, in the order measured."""
+    from multidiff.metrics.tables import markdown_table
+
+    rows = []
+    for key, model in results["models"].items():
+        for name, row in model["rows"].items():
+            rows.append([name, model["budget_seconds"] if key != "seasonal_naive" else None, row["CRPS-sum"],
+                         row["CRPS"], row["ND"], row["NRMSE-sum"], row.get("train_seconds"),
+                         row.get("sampling_seconds"), f"{model['load_before']:.1f}-{model['load_after']:.1f}"])
+    return markdown_table(["model / sampler", "budget s", "CRPS-sum", "CRPS", "ND", "NRMSE-sum", "train s",
+                           "sampling s", "load"], rows,
+                          [None, "%.0f", "%.4f", "%.4f", "%.4f", "%.4f", "%.0f", "%.1f", None])
+
+
 def main(dataset: str = "exchange_rate", argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budget", type=float, default=600, help="training seconds per model (default 600)")
@@ -127,17 +142,21 @@ def main(dataset: str = "exchange_rate", argv=None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="JSON file; rows already in it are kept and not recomputed")
     p.add_argument("--rerun", action="store_true", help="recompute the models already in --out")
+    p.add_argument("--report", action="store_true", help="print --out as a Markdown table and stop")
     p.add_argument("--tag", default="", help="stored as MODEL:TAG in --out (e.g. a learning-curve point)")
     p.add_argument("--csdi-context", type=int, default=None, help="CSDI context_length (default 4 x horizon)")
     p.add_argument("--skip-ddpm", action="store_true", help="CSDI: only the fast samplers")
     p.add_argument("--save-models", help="also save the trained diffusion predictors in this folder (timegrad/, csdi/)")
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    df, train, test, freq, horizon = load_benchmark(dataset)
     results = {"dataset": dataset, "models": {}}
-    if os.path.exists(args.out) and not args.rerun:
+    if os.path.exists(args.out):
         with open(args.out) as f:
             results = json.load(f)
+    if args.report:
+        print(report(results))
+        return results
+    torch.set_num_threads(args.threads)
+    df, train, test, freq, horizon = load_benchmark(dataset)
     for model in args.models:
         key = f"{model}:{args.tag}" if args.tag else model
         if key in results["models"] and not args.rerun:
