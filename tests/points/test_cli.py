@@ -28,7 +28,7 @@ def test_cli_on_a_checkpoint_of_the_other_kind_names_the_command_that_fits(tmp_p
     from multidiff.tasks import points
 
     clouds = torch.randn(4, 16, 3, generator=torch.Generator().manual_seed(0))
-    small = dict(num_points=16, channels=8, layers=1, k=4, num_steps=20, max_steps=1, batch_size=4, progress=False,
+    small = dict(num_points=16, channels=8, layers=1, k=4, num_train_steps=20, max_steps=1, batch_size=4, progress=False,
                  device="cpu")
     points.Completer(views=1, **small).fit(clouds).save(tmp_path / "comp")
     points.Generator(**small).fit(clouds).save(tmp_path / "gen")
