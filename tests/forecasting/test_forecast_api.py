@@ -62,7 +62,7 @@ def test_cli_round_trip(etth1, tmp_path):
     src = tmp_path / "ett.csv"
     etth1.iloc[-200:, :2].reset_index().to_csv(src, index=False)
     out, model = tmp_path / "fc.csv", tmp_path / "model"
-    common = ["--horizon", "5", "--samples", "8", "--sampler", "ddim", "--steps", "3", "--forecaster", "timegrad"]
+    common = ["--horizon", "5", "--samples", "8", "--sampler", "ddim", "--sampler-steps", "3", "--forecaster", "timegrad"]
     tiny = ["--epochs", "1", "--batches-per-epoch", "3", "--batch-size", "8", "--hidden-size", "8", "--context-length", "8"]
     assert main(["forecast", str(src), "-o", str(out), "--save-model", str(model), *common, *tiny]) == 0
     first = pd.read_csv(out)
