@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # the vocabulary's old names: sampler steps, training-schedule steps, the function t -> alpha-bar
 OLD_NAMES = {"n_steps", "sampling_steps", "steps", "eval_steps", "sample_steps", "num_steps", "diff_steps",
-             "n_train_steps", "alpha_bar_fn", "alpha_bar_func", "alpha_bar", "abar", "abar_of", "ab_of", "ab_fn"}
+             "n_train_steps", "alpha_bar_fn", "alpha_bar_func", "alpha_bar", "abar", "abar_of", "ab_of", "ab_fn",
+             "method"}  # method: the sampler's name
 OLD_FLAGS = {"--steps", "--n-steps", "--eval-steps", "--sample-steps", "--fast-steps", "--sampling-steps",
              "--num-steps", "--diff-steps", "--n-train-steps", "--train-steps"}
 # the same word with another meaning: "qualified name:parameter or attribute" -> why it stays
@@ -209,6 +210,12 @@ def _discrete_grid(**kw):
     return len(samplers.discrete_grid(torch.linspace(0.99, 0.01, 20), **kw))
 
 
+def _sample(**kw):
+    from multidiff.core import samplers
+    grid = samplers.discrete_grid(torch.linspace(0.99, 0.01, 20), 4)
+    return tuple(samplers.sample(model=lambda x, t: torch.zeros_like(x), x=torch.ones(1, 3), grid=grid, **kw).shape)
+
+
 def _tts_evaluate(**kw):
     from multidiff.tasks import tts
     with pytest.raises(ValueError, match="needs at least one held-out utterance"):  # reached the body
@@ -242,6 +249,7 @@ KEYWORDS = [
     ("core.samplers.vp_grid(n_steps=, alpha_bar_fn=)", _vp_grid, {"n_steps": 4, "alpha_bar_fn": _vp},
      {"sampler_steps": 4, "alpha_bar_of": _vp}, 4),
     ("core.samplers.discrete_grid(n_steps=)", _discrete_grid, {"n_steps": 5}, {"sampler_steps": 5}, 5),
+    ("core.samplers.sample(method=)", _sample, {"method": "ddim"}, {"sampler": "ddim"}, (1, 3)),
     ("tts.evaluate(steps=)", _tts_evaluate, {"steps": (4,)}, {"sampler_steps": (4,)}, "called"),
     ("purify.Purifier(n_steps=)", _purifier, {"n_steps": 6}, {"sampler_steps": 6}, 6),
     ("TimeGradEstimator(diff_steps=, sampling_steps=)", _timegrad_estimator, {"diff_steps": 7, "sampling_steps": 3},

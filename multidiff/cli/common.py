@@ -44,11 +44,11 @@ def add_option(p: argparse.ArgumentParser, name: str, old: Sequence[str] = (), *
     return action
 
 
-def add_run_options(p, steps_help: str) -> None:
+def add_run_options(p, sampler_steps_help: str) -> None:
     """Sampler, sampler steps, device, seed, model in/out and JSON output options."""
     from ..core.samplers import names
     p.add_argument("--sampler", default="ddpm", choices=names("discrete"))
-    add_option(p, "--sampler-steps", old=["--steps"], type=int, default=None, help=steps_help)
+    add_option(p, "--sampler-steps", old=["--steps"], type=int, default=None, help=sampler_steps_help)
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", help="use a saved model (folder) instead of training one")

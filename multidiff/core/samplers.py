@@ -308,9 +308,10 @@ def resolve(sampler: str, times: Optional[str] = None) -> str:
                      + (f" (or {aliases})" if aliases else ""))
 
 
-def sample(method: str, model: Denoiser, x: torch.Tensor, grid: Grid, **kwargs) -> torch.Tensor:
-    """Run the sampler named ``method`` (see :data:`METHODS`, :data:`ALIASES`) on ``grid`` from ``x``."""
-    return METHODS[resolve(method)].fn(model, x, grid, **kwargs)
+@renamed_kwargs(method="sampler")
+def sample(sampler: str, model: Denoiser, x: torch.Tensor, grid: Grid, **kwargs) -> torch.Tensor:
+    """Run the sampler named ``sampler`` (see :data:`METHODS`, :data:`ALIASES`) on ``grid`` from ``x``."""
+    return METHODS[resolve(sampler)].fn(model, x, grid, **kwargs)
 
 
 def _kind(alpha_bars: Optional[torch.Tensor], sde: Optional[VPSDE]) -> str:
