@@ -102,18 +102,35 @@ def timegrad(train, test, df, horizon: int, freq: str, budget: float, samples: i
 
 
 def csdi(train, test, df, horizon: int, freq: str, budget: float, samples: int, seed: int, fast_steps,
-         save=None) -> dict:
-    """CSDI forecasting (imputing the horizon) trained for ``budget`` seconds."""
+         save=None, skip_ddpm: bool = False, **kwargs) -> dict:
+    """CSDI forecasting (imputing the horizon) trained for ``budget`` seconds; ``kwargs`` go to
+    the estimator (e.g. ``context_length``)."""
     from multidiff.tasks.forecasting import CSDIForecastEstimator
 
     est = CSDIForecastEstimator(freq=freq, prediction_length=horizon, target_dim=df.shape[1], max_time=budget,
-                                seed=seed)
+                                seed=seed, **kwargs)
     t0 = time.perf_counter()
     predictor = est.train(train)
     train_s = time.perf_counter() - t0
-    runs = [("ddpm", None, "ddpm 50 steps")] + [(s, n, f"{s} {n} steps") for n in fast_steps
-                                                for s in ("ddim", "dpm_solver")]
-    return _sampled("CSDI", predictor, runs, test, samples, seed, train_s, save)
+    runs = ([] if skip_ddpm else [("ddpm", None, "ddpm 50 steps")]) + [(s, n, f"{s} {n} steps") for n in fast_steps
+                                                                       for s in ("ddim", "dpm_solver")]
+    label = "CSDI" + "".join(f" {k}={v}" for k, v in kwargs.items())
+    return _sampled(label, predictor, runs, test, samples, seed, train_s, save)
+
+
+def report(results: dict) -> str:
+    """The rows of ``results`` (as written to ``--out``) as one Markdown table, in the order measured."""
+    from multidiff.metrics.tables import markdown_table
+
+    rows = []
+    for key, model in results["models"].items():
+        for name, row in model["rows"].items():
+            rows.append([name, model["budget_seconds"] if key != "seasonal_naive" else None, row["CRPS-sum"],
+                         row["CRPS"], row["ND"], row["NRMSE-sum"], row.get("train_seconds"),
+                         row.get("sampling_seconds"), f"{model['load_before']:.1f}-{model['load_after']:.1f}"])
+    return markdown_table(["model / sampler", "budget s", "CRPS-sum", "CRPS", "ND", "NRMSE-sum", "train s",
+                           "sampling s", "load"], rows,
+                          [None, "%.0f", "%.4f", "%.4f", "%.4f", "%.4f", "%.0f", "%.1f", None])
 
 
 def main(dataset: str = "exchange_rate", argv=None) -> dict:
@@ -122,22 +139,30 @@ def main(dataset: str = "exchange_rate", argv=None) -> dict:
     p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     p.add_argument("--samples", type=int, default=100, help="sample paths per forecast (default 100)")
     add_option(p, "--sampler-steps", old=["--fast-steps"], type=int, nargs="+", default=[10],
-               help="step counts of the fast samplers (ddim, dpm_solver); ddpm always takes every step")
+               help="step counts of the fast samplers (ddim, dpm_solver); ddpm takes every step (unless --skip-ddpm)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="JSON file; rows already in it are kept and not recomputed")
     p.add_argument("--rerun", action="store_true", help="recompute the models already in --out")
+    p.add_argument("--report", action="store_true", help="print --out as a Markdown table and stop")
+    p.add_argument("--tag", default="", help="stored as MODEL:TAG in --out (e.g. a learning-curve point)")
+    p.add_argument("--csdi-context", type=int, default=None, help="CSDI context_length (default 4 x horizon)")
+    p.add_argument("--skip-ddpm", action="store_true", help="CSDI: only the fast samplers")
     p.add_argument("--save-models", help="also save the trained diffusion predictors in this folder (timegrad/, csdi/)")
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    df, train, test, freq, horizon = load_benchmark(dataset)
     results = {"dataset": dataset, "models": {}}
-    if os.path.exists(args.out) and not args.rerun:
+    if os.path.exists(args.out):
         with open(args.out) as f:
             results = json.load(f)
+    if args.report:
+        print(report(results))
+        return results
+    torch.set_num_threads(args.threads)
+    df, train, test, freq, horizon = load_benchmark(dataset)
     for model in args.models:
-        if model in results["models"] and not args.rerun:
-            print(f"{model}: already in {args.out}, skipped (--rerun recomputes)", flush=True)
+        key = f"{model}:{args.tag}" if args.tag else model
+        if key in results["models"] and not args.rerun:
+            print(f"{key}: already in {args.out}, skipped (--rerun recomputes)", flush=True)
             continue
         load = os.getloadavg()[0]
         t0 = time.perf_counter()
@@ -145,11 +170,14 @@ def main(dataset: str = "exchange_rate", argv=None) -> dict:
             rows = seasonal_naive(test, horizon, freq)
         elif model == "deepar":
             rows = deepar(train, test, horizon, freq, args.budget, args.samples, args.seed)
+        elif model == "timegrad":
+            rows = timegrad(train, test, df, horizon, freq, args.budget, args.samples, args.seed, args.sampler_steps,
+                            args.save_models)
         else:
-            fn = timegrad if model == "timegrad" else csdi
-            rows = fn(train, test, df, horizon, freq, args.budget, args.samples, args.seed, args.sampler_steps,
-                      args.save_models)
-        results["models"][model] = {"rows": rows, "budget_seconds": args.budget, "samples": args.samples,
+            extra = {"context_length": args.csdi_context} if args.csdi_context else {}
+            rows = csdi(train, test, df, horizon, freq, args.budget, args.samples, args.seed, args.sampler_steps,
+                        args.save_models, args.skip_ddpm, **extra)
+        results["models"][key] = {"rows": rows, "budget_seconds": args.budget, "samples": args.samples,
                                     "threads": args.threads, "seed": args.seed,
                                     "wall_seconds": time.perf_counter() - t0,
                                     "load_before": load, "load_after": os.getloadavg()[0],

@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
     p.add_argument("--batches-per-epoch", type=int, default=None, help="default 100")
     p.add_argument("--batch-size", type=int, default=None, help="default: csdi 16, timegrad 64")
     p.add_argument("--hidden-size", type=int, default=None, help="timegrad: LSTM cells (default 40)")
-    add_run_options(p, "sampler steps (default: csdi 10 with ddim; timegrad all 100 with ddpm)")
+    add_run_options(p, "sampler steps (default: csdi 10 with dpm_solver; timegrad all 100 with ddpm)")
     p.set_defaults(sampler=None)
     p.add_argument("--plot", help="also draw a fan chart PNG here")
     p.add_argument("--progress", action="store_true", help="show Lightning's progress bar while training")
@@ -48,7 +48,7 @@ def _estimator_kwargs(args, budget: bool = True) -> dict:
             raise ValueError("--hidden-size is a TimeGrad option; add --forecaster timegrad")
         names = {"context_length": args.context_length, "epochs": args.epochs,
                  "batches_per_epoch": args.batches_per_epoch, "batch_size": args.batch_size,
-                 "sampler": args.sampler or "ddim", "sampler_steps": args.sampler_steps if args.sampler else args.sampler_steps or 10,
+                 "sampler": args.sampler or "dpm_solver", "sampler_steps": args.sampler_steps if args.sampler else args.sampler_steps or 10,
                  "progress": args.progress or args.verbose, **({"max_time": max_time} if budget else {})}
     else:
         names = {"context_length": args.context_length, "max_epochs": args.epochs,
