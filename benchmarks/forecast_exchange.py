@@ -24,6 +24,7 @@ import time
 import numpy as np
 import torch
 
+from multidiff.cli.common import add_option
 from multidiff.core.checkpoint import write_json_atomic
 from multidiff.datasets.gluonts_adapters import load_benchmark, to_univariate
 from multidiff.metrics.forecasting import forecast_metrics
@@ -137,7 +138,8 @@ def main(dataset: str = "exchange_rate", argv=None) -> dict:
     p.add_argument("--budget", type=float, default=600, help="training seconds per model (default 600)")
     p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     p.add_argument("--samples", type=int, default=100, help="sample paths per forecast (default 100)")
-    p.add_argument("--fast-steps", type=int, nargs="+", default=[10])
+    add_option(p, "--sampler-steps", old=["--fast-steps"], type=int, nargs="+", default=[10],
+               help="step counts of the fast samplers (ddim, dpm_solver); ddpm takes every step (unless --skip-ddpm)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="JSON file; rows already in it are kept and not recomputed")
@@ -169,11 +171,11 @@ def main(dataset: str = "exchange_rate", argv=None) -> dict:
         elif model == "deepar":
             rows = deepar(train, test, horizon, freq, args.budget, args.samples, args.seed)
         elif model == "timegrad":
-            rows = timegrad(train, test, df, horizon, freq, args.budget, args.samples, args.seed, args.fast_steps,
+            rows = timegrad(train, test, df, horizon, freq, args.budget, args.samples, args.seed, args.sampler_steps,
                             args.save_models)
         else:
             extra = {"context_length": args.csdi_context} if args.csdi_context else {}
-            rows = csdi(train, test, df, horizon, freq, args.budget, args.samples, args.seed, args.fast_steps,
+            rows = csdi(train, test, df, horizon, freq, args.budget, args.samples, args.seed, args.sampler_steps,
                         args.save_models, args.skip_ddpm, **extra)
         results["models"][key] = {"rows": rows, "budget_seconds": args.budget, "samples": args.samples,
                                     "threads": args.threads, "seed": args.seed,

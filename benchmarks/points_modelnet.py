@@ -22,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from multidiff.cli.common import add_option  # noqa: E402
 from multidiff.core.checkpoint import write_json_atomic  # noqa: E402
 from multidiff.datasets.fetch import data_roots  # noqa: E402
 from multidiff.tasks import points  # noqa: E402
@@ -42,7 +43,7 @@ def throughput(gen, samplers, step_counts, n=8):
         for k in step_counts:
             t0 = time.perf_counter()
             gen.sample(n, sampler_steps=k, sampler=s, seed=1)
-            rows.append({"sampler": s, "steps": k, "samples_per_s": n / (time.perf_counter() - t0)})
+            rows.append({"sampler": s, "sampler_steps": k, "samples_per_s": n / (time.perf_counter() - t0)})
     return rows
 
 
@@ -61,10 +62,10 @@ def main(argv=None):
     ap.add_argument("--train-shapes", type=int, default=None, help="cap on training shapes per class")
     ap.add_argument("--views", type=int, default=4)
     ap.add_argument("--n-eval", type=int, default=None, help="test shapes per class (default all)")
-    ap.add_argument("--sample-steps", type=int, default=50)
+    add_option(ap, "--sampler-steps", old=["--sample-steps"], type=int, default=50)
     ap.add_argument("--sampler", default="ddpm")
     ap.add_argument("--emd-points", type=int, default=None)
-    ap.add_argument("--throughput-steps", type=int, nargs="*", default=[10, 50])
+    ap.add_argument("--throughput-steps", type=int, nargs="*", default=[10, 50], help="sampler steps the samples/s table measures")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine)")
     ap.add_argument("--tasks", nargs="+", default=["generate", "complete"], choices=["generate", "complete"])
@@ -90,7 +91,7 @@ def main(argv=None):
                 if model is not None:
                     model.save(Path(args.save_dir) / f"{cls}_{name}")
         if args.render_dir and "generate" in args.tasks:
-            points.render(list(gen.sample(8, sampler_steps=args.sample_steps, sampler=args.sampler, seed=2)),
+            points.render(list(gen.sample(8, sampler_steps=args.sampler_steps, sampler=args.sampler, seed=2)),
                           Path(args.render_dir) / f"points_{cls}_generated.png", cols=4)
         if args.render_dir and "complete" in args.tasks:
             render_completion(comp, root, cls, Path(args.render_dir), args)
@@ -103,7 +104,7 @@ def run_generation(root, cls, common, args, res):
     gen = points.Generator(max_steps=args.gen_steps, **common).fit(root, [cls], max_shapes=args.train_shapes)
     res["gen_train_s"], res["gen_final_loss"] = time.perf_counter() - t0, gen.train_result.history[-1]["train_loss"]
     t0 = time.perf_counter()
-    res["generation"] = points.evaluate(gen, root, [cls], "test", args.sample_steps, args.sampler,
+    res["generation"] = points.evaluate(gen, root, [cls], "test", args.sampler_steps, args.sampler,
                                         max_shapes=args.n_eval, emd_points=args.emd_points)
     res["gen_eval_s"] = time.perf_counter() - t0
     res["throughput"] = throughput(gen, ["ddpm", "ddim", "dpm_solver"], args.throughput_steps)
@@ -118,7 +119,7 @@ def run_completion(root, cls, common, args, res):
     res["comp_train_s"], res["comp_final_loss"] = time.perf_counter() - t0, comp.train_result.history[-1]["train_loss"]
     library = points.completion_pairs(comp._folder(root, [cls], "train", None), 1, comp.max_known, seed=123)
     t0 = time.perf_counter()
-    res["completion"] = points.evaluate(comp, root, [cls], "test", args.sample_steps, args.sampler,
+    res["completion"] = points.evaluate(comp, root, [cls], "test", args.sampler_steps, args.sampler,
                                         max_shapes=args.n_eval, emd_points=args.emd_points, baseline=library)
     res["comp_eval_s"] = time.perf_counter() - t0
     print(cls, "completion", json.dumps(res["completion"]), flush=True)
@@ -130,7 +131,7 @@ def render_completion(comp, root, cls, out: Path, args):
     pairs = points.completion_pairs(test, 1, comp.max_known, seed=0)
     truth = pairs["frame"].invert(pairs["x0"])
     partials = [t[: int(k.sum())] for t, k in zip(truth, pairs["known"])]
-    done = comp.complete(partials, sampler_steps=args.sample_steps, sampler=args.sampler)
+    done = comp.complete(partials, sampler_steps=args.sampler_steps, sampler=args.sampler)
     clouds, titles = [], []
     for p, c, t in zip(partials, done, truth):
         clouds += [p, c, t]

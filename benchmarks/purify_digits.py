@@ -27,6 +27,7 @@ from multidiff.core.samplers import names
 from multidiff.datasets.labelled import load_dataset
 from multidiff.metrics.robustness import mean_interval
 from multidiff.metrics.tables import markdown_table
+from multidiff.cli.common import add_option
 from multidiff.tasks import purify
 
 
@@ -41,10 +42,11 @@ def parse() -> argparse.Namespace:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--n-examples", type=int, default=450)
     p.add_argument("--t-star", type=float, default=0.1)
-    p.add_argument("--n-steps", type=int, default=100, help="purification steps (DiffPure: t* x 1000)")
+    add_option(p, "--sampler-steps", old=["--n-steps"], type=int, default=100,
+               help="purification (sampler) steps (DiffPure: t* x 1000)")
     p.add_argument("--sampler", choices=("sde",) + names("continuous"), default="sde", help="reverse process (DiffPure: sde)")
     p.add_argument("--norm", choices=("linf", "l2"), default="linf")
-    p.add_argument("--steps", type=int, default=50, help="PGD iterations")
+    add_option(p, "--attack-steps", old=["--steps"], type=int, default=50, help="PGD iterations")
     p.add_argument("--eot", type=int, default=10)
     p.add_argument("--n-votes", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=150)
@@ -53,7 +55,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--cpu-small", action="store_true",
                    help="CPU budget: 100 epochs, 100 inputs, 10 purification steps, PGD 5 steps, EOT 2, seeds 0,1")
     if p.parse_known_args()[0].cpu_small:  # smaller defaults; options given explicitly still win
-        p.set_defaults(epochs=100, n_examples=100, n_steps=10, steps=5, eot=2, seeds="0,1")
+        p.set_defaults(epochs=100, n_examples=100, sampler_steps=10, attack_steps=5, eot=2, seeds="0,1")
     return p.parse_args()
 
 
@@ -81,7 +83,7 @@ def main() -> None:
     n = min(a.n_examples, len(d.y_test))
     data = (d.x_test[:n], d.y_test[:n])
     attacks = a.attacks.split(",")
-    purifier = purify.Purifier(den, t_star=a.t_star, sampler_steps=a.n_steps, sampler=a.sampler, data_range=d.data_range)
+    purifier = purify.Purifier(den, t_star=a.t_star, sampler_steps=a.sampler_steps, sampler=a.sampler, data_range=d.data_range)
     summary = {"dataset": d.description, "n_examples": n, "train_seconds": train_s, "settings": vars(a),
                "device": str(next(den.parameters()).device), "host": platform.processor() or platform.machine(),
                "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "results": {}}
@@ -89,7 +91,7 @@ def main() -> None:
         per_seed = []
         for seed in map(int, a.seeds.split(",")):
             t0 = time.perf_counter()
-            rep = purify.evaluate(clf, purifier, data, attacks=attacks, eps=eps, norm=a.norm, steps=a.steps, eot=a.eot,
+            rep = purify.evaluate(clf, purifier, data, attacks=attacks, eps=eps, norm=a.norm, steps=a.attack_steps, eot=a.eot,
                                   n_votes=a.n_votes, batch_size=a.batch_size, seed=seed, device=a.device)
             rep.timings["total"] = time.perf_counter() - t0
             rep.save(out / f"eps{eps}", stem=f"seed{seed}")

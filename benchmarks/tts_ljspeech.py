@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from multidiff.cli.common import add_option
+
 
 def vocoder_ceiling(model, items, with_f0: bool) -> dict:
     """MCD / log-F0 RMSE of ground-truth mels through the model's vocoder: the best any decoder can reach."""
@@ -44,7 +46,8 @@ def main(argv=None) -> int:
     p.add_argument("--segment-frames", type=int, default=172)
     p.add_argument("--holdout", type=int, default=20)
     p.add_argument("--eval-clips", type=int, default=20)
-    p.add_argument("--eval-steps", type=int, nargs="+", default=[4, 10, 50])
+    add_option(p, "--sampler-steps", old=["--eval-steps"], type=int, nargs="+", default=[4, 10, 50],
+               help="decoder step counts to evaluate")
     p.add_argument("--samplers", nargs="+", default=["euler_ode", "dpm_solver"])
     p.add_argument("--temperature", type=float, default=1.5)
     p.add_argument("--no-f0", action="store_true")
@@ -78,7 +81,7 @@ def main(argv=None) -> int:
     report["vocoder_ceiling"] = vocoder_ceiling(model, test[: args.eval_clips], not args.no_f0)
     print(f"ground-truth mel + vocoder: {report['vocoder_ceiling']}")
     for sampler in args.samplers:
-        res = tts.evaluate(model, test[: args.eval_clips], args.eval_steps, sampler, args.temperature,
+        res = tts.evaluate(model, test[: args.eval_clips], args.sampler_steps, sampler, args.temperature,
                            with_f0=not args.no_f0, seed=args.seed, progress=print)
         if sampler == args.samplers[0]:
             save_mel_png(out / "mels.png", res.examples, test[0].text[:80])

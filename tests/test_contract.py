@@ -18,7 +18,7 @@ def _imputation(tmp_path):
     values = np.sin(np.arange(48)[:, None] / 4 + np.arange(3)) + rng.normal(0, 0.1, (48, 3))
     values[rng.random(values.shape) < 0.15] = np.nan
     df = pd.DataFrame(values, columns=["a", "b", "c"])
-    imp = Imputer(window=8, channels=8, layers=1, heads=1, epochs=1, max_steps=3, num_steps=10, n_samples=2,
+    imp = Imputer(window=8, channels=8, layers=1, heads=1, epochs=1, max_steps=3, num_train_steps=10, n_samples=2,
                   self_check=0.0, progress=False, device="cpu").fit(df)
     imp.save(tmp_path / "m")
 
@@ -37,7 +37,7 @@ def _forecasting(tmp_path):
     ds = ListDataset([{"start": pd.Period("2024-01-01", freq="D"), "target": target}], freq="D", one_dim_target=False)
     est = TimeGradEstimator(freq="D", prediction_length=4, target_dim=2, context_length=4, hidden_size=8, num_layers=1,
                             residual_layers=2, residual_channels=4, batch_size=8, num_batches_per_epoch=2, max_epochs=1,
-                            num_parallel_samples=3, diff_steps=10, sampler="ddim", sampling_steps=3, seed=0, device="cpu")
+                            num_parallel_samples=3, num_train_steps=10, sampler="ddim", sampler_steps=3, seed=0, device="cpu")
     predictor = est.train(ds)
     predictor.serialize(tmp_path / "p")
 
@@ -51,12 +51,12 @@ def _points(tmp_path):
     from multidiff.tasks import points
 
     clouds = torch.randn(8, 32, 3, generator=torch.Generator().manual_seed(0))
-    gen = points.Generator(num_points=32, channels=8, layers=1, k=4, num_steps=50, epochs=1, max_steps=2, batch_size=4,
+    gen = points.Generator(num_points=32, channels=8, layers=1, k=4, num_train_steps=50, epochs=1, max_steps=2, batch_size=4,
                            progress=False, device="cpu").fit(clouds)
     gen.save(tmp_path / "g")
 
     def sample(model, seed):
-        return model.sample(2, n_steps=3, sampler="ddpm", seed=seed)
+        return model.sample(2, sampler_steps=3, sampler="ddpm", seed=seed)
     return gen, tmp_path / "g", lambda p: points.Generator.load(p, device="cpu"), sample, {"task": "Generator"}
 
 
@@ -78,7 +78,7 @@ def _tts(tmp_path):
     voice.save(tmp_path / "v")
 
     def sample(model, seed):
-        return model.synthesize_mel("a cat", n_steps=3, seed=seed)
+        return model.synthesize_mel("a cat", sampler_steps=3, seed=seed)
     return voice, tmp_path / "v", lambda p: tts.load(p, device="cpu"), sample, {"kind": "gradtts"}
 
 
@@ -95,7 +95,7 @@ def _purification(tmp_path):
 
     def sample(models, seed):
         denoiser, classifier = models
-        purifier = purify.Purifier(denoiser, t_star=0.2, n_steps=3, sampler="ddpm")
+        purifier = purify.Purifier(denoiser, t_star=0.2, sampler_steps=3, sampler="ddpm")
         with torch.no_grad():
             purified = purifier(x[:4], generator=torch.Generator().manual_seed(seed))
             return torch.cat([purified.flatten(1), classifier(purified)], 1)
@@ -104,6 +104,31 @@ def _purification(tmp_path):
 
 TASKS = {"imputation": _imputation, "forecasting": _forecasting, "points": _points, "tts": _tts,
          "purification": _purification}
+
+
+# what each task's checkpoint called num_train_steps / sampler_steps before the vocabulary rename
+# (issue 10), and the kind version it had then
+BEFORE_VOCABULARY = {"imputation": ({"num_train_steps": "num_steps"}, 2),
+                     "forecasting": ({"num_train_steps": "diff_steps", "sampler_steps": "sampling_steps"}, 1),
+                     "points": ({"num_train_steps": "num_steps"}, 1)}
+
+
+def _as_written_before_the_vocabulary(directory, old_names: dict, kind_version: int) -> None:
+    """Rewrite every JSON file of a saved model (config.json, GluonTS' predictor.json) with the
+    names the code before the vocabulary rename wrote, and that code's kind version."""
+    def rename(obj):
+        if isinstance(obj, dict):
+            return {old_names.get(k, k): rename(v) for k, v in obj.items()}
+        return [rename(v) for v in obj] if isinstance(obj, list) else obj
+    found = set()
+    for path in directory.rglob("*.json"):
+        text = path.read_text()
+        found |= {k for k in old_names if f'"{k}"' in text}
+        meta = rename(json.loads(text))
+        if "kind_version" in meta:
+            meta["kind_version"] = kind_version
+        path.write_text(json.dumps(meta))
+    assert found == set(old_names)  # the rewrite can fail: each new name was in a saved file
 
 
 def _as_written_before_kinds(directory, tag: dict) -> None:
@@ -118,7 +143,8 @@ def _as_written_before_kinds(directory, tag: dict) -> None:
 
 @pytest.mark.parametrize("task", list(TASKS))
 def test_train_save_load_gives_the_same_seeded_samples(task, tmp_path):
-    """Also: a checkpoint as the code before kinds wrote it still loads, with the same samples."""
+    """Also: a checkpoint as the code before kinds, or before the vocabulary rename, wrote it still
+    loads, with the same samples."""
     torch.set_num_threads(1)
     trained, path, load, sample, old_tag = TASKS[task](tmp_path)
     ours, theirs = np.asarray(sample(trained, 0)), np.asarray(sample(load(path), 0))
@@ -126,6 +152,9 @@ def test_train_save_load_gives_the_same_seeded_samples(task, tmp_path):
     assert np.isfinite(ours).all()
     # the comparison can fail: another seed gives other samples
     assert not np.array_equal(np.asarray(sample(load(path), 1)), ours)
+    if task in BEFORE_VOCABULARY:  # saved with num_steps, diff_steps, sampling_steps: loads, same samples
+        _as_written_before_the_vocabulary(path, *BEFORE_VOCABULARY[task])
+        np.testing.assert_array_equal(np.asarray(sample(load(path), 0)), ours)
     if old_tag is not None:
         _as_written_before_kinds(path, old_tag)
         np.testing.assert_array_equal(np.asarray(sample(load(path), 0)), ours)

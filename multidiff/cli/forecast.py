@@ -48,12 +48,12 @@ def _estimator_kwargs(args, budget: bool = True) -> dict:
             raise ValueError("--hidden-size is a TimeGrad option; add --forecaster timegrad")
         names = {"context_length": args.context_length, "epochs": args.epochs,
                  "batches_per_epoch": args.batches_per_epoch, "batch_size": args.batch_size,
-                 "sampler": args.sampler or "dpm_solver", "sampler_steps": args.steps if args.sampler else args.steps or 10,
+                 "sampler": args.sampler or "dpm_solver", "sampler_steps": args.sampler_steps if args.sampler else args.sampler_steps or 10,
                  "progress": args.progress or args.verbose, **({"max_time": max_time} if budget else {})}
     else:
         names = {"context_length": args.context_length, "max_epochs": args.epochs,
                  "num_batches_per_epoch": args.batches_per_epoch, "batch_size": args.batch_size,
-                 "hidden_size": args.hidden_size, "sampler": args.sampler or "ddpm", "sampling_steps": args.steps,
+                 "hidden_size": args.hidden_size, "sampler": args.sampler or "ddpm", "sampler_steps": args.sampler_steps,
                  "progress": args.progress, "verbose": args.verbose}
         if max_time is not None:
             names = {**names, "max_epochs": args.epochs or 10**6,
@@ -67,7 +67,7 @@ def _load_predictor(args):
 
     predictor = Predictor.deserialize(Path(args.model), device=args.device)
     if args.sampler:
-        predictor.set_sampler(args.sampler, args.steps)
+        predictor.set_sampler(args.sampler, args.sampler_steps)
     return predictor
 
 
@@ -140,5 +140,5 @@ def _benchmark(args) -> int:
 
 def _sampler(predictor) -> dict:
     if hasattr(predictor, "sampler_steps"):  # CSDIForecastPredictor
-        return {"sampler": predictor.sampler, "steps": predictor.sampler_steps}
-    return {"sampler": predictor.model.sampler, "steps": predictor.model.sampling_steps}
+        return {"sampler": predictor.sampler, "sampler_steps": predictor.sampler_steps}
+    return {"sampler": predictor.model.sampler, "sampler_steps": predictor.model.sampler_steps}

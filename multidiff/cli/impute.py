@@ -32,13 +32,13 @@ def add_parser(sub) -> None:
     p.add_argument("--channels", type=int, default=32)
     p.add_argument("--layers", type=int, default=2)
     add_run_options(p, "sampler steps (default 10)")
-    p.set_defaults(func=run, sampler="ddim", steps=10)
+    p.set_defaults(func=run, sampler="ddim", sampler_steps=10)
 
 
 def run(args) -> int:
     params = {"epochs": args.epochs, "max_steps": args.max_steps, "max_time": args.max_time,
               "channels": args.channels, "layers": args.layers,
-              "sampler": args.sampler, "sampler_steps": args.steps, "device": args.device, "seed": args.seed}
+              "sampler": args.sampler, "sampler_steps": args.sampler_steps, "device": args.device, "seed": args.seed}
     if args.window:
         params["window"] = args.window
     if args.dataset:

@@ -5,6 +5,7 @@ import argparse
 import json
 
 from ..core.samplers import names
+from .common import add_option
 
 
 def add_parser(subparsers) -> None:
@@ -39,7 +40,7 @@ def add_parser(subparsers) -> None:
         else:
             s.add_argument("partial", nargs="+", help="partial scan files")
             s.add_argument("--out", required=True, help="output folder")
-        s.add_argument("--steps", type=int, default=50)
+        add_option(s, "--sampler-steps", old=["--steps"], type=int, default=50)
         s.add_argument("--sampler", default="ddpm", choices=names("discrete"))
         s.add_argument("--format", default="ply", choices=["ply", "pcd", "npy"])
         s.add_argument("--png", default=None, help="also render the clouds to this PNG")
@@ -53,7 +54,7 @@ def add_parser(subparsers) -> None:
     e.add_argument("--classes", nargs="*", default=None)
     e.add_argument("--split", default="test")
     e.add_argument("--max-shapes", type=int, default=None)
-    e.add_argument("--steps", type=int, default=50)
+    add_option(e, "--sampler-steps", old=["--steps"], type=int, default=50)
     e.add_argument("--sampler", default="ddpm", choices=names("discrete"))
     e.add_argument("--emd-points", type=int, default=None, help="subsample clouds for EMD (CPU budget)")
     e.add_argument("--device", default="auto")
@@ -89,7 +90,7 @@ def _write(clouds, out: str, fmt: str, png) -> None:
     from ..tasks import points
 
     for i, c in enumerate(clouds):
-        points.save(c, Path(out) / f"{i:03d}.{fmt}")
+        points.save_clouds(c, Path(out) / f"{i:03d}.{fmt}")
     if png:
         points.render(list(clouds), png)
     print(f"wrote {len(clouds)} clouds to {out}")
@@ -97,7 +98,7 @@ def _write(clouds, out: str, fmt: str, png) -> None:
 
 def _sample(args: argparse.Namespace) -> int:
     model = _load(args.model, args.device, "points.generator")
-    _write(model.sample(args.n, args.steps, args.sampler, seed=args.seed), args.out, args.format, args.png)
+    _write(model.sample(args.n, args.sampler_steps, args.sampler, seed=args.seed), args.out, args.format, args.png)
     return 0
 
 
@@ -105,8 +106,8 @@ def _complete(args: argparse.Namespace) -> int:
     from ..tasks import points
 
     model = _load(args.model, args.device, "points.completer")
-    partials = [points.load(p) for p in args.partial]
-    _write(model.complete(partials, args.steps, args.sampler, seed=args.seed), args.out, args.format, args.png)
+    partials = [points.load_clouds(p) for p in args.partial]
+    _write(model.complete(partials, args.sampler_steps, args.sampler, seed=args.seed), args.out, args.format, args.png)
     return 0
 
 
@@ -114,7 +115,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from ..tasks import points
 
     model = _load(args.model, args.device)
-    report = points.evaluate(model, args.data, classes=args.classes, split=args.split, sampler_steps=args.steps,
+    report = points.evaluate(model, args.data, classes=args.classes, split=args.split, sampler_steps=args.sampler_steps,
                              sampler=args.sampler, max_shapes=args.max_shapes, emd_points=args.emd_points)
     print(json.dumps(report, indent=1))
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..core.samplers import names
+from .common import add_option
 
 DATASETS = ("digits", "etth1")
 
@@ -31,11 +32,12 @@ def add_parser(subparsers) -> None:
     e.add_argument("--eps", type=float, default=0.1)
     e.add_argument("--norm", choices=("linf", "l2"), default="linf")
     e.add_argument("--attacks", default="fgsm,pgd,bpda-eot,pgd-eot", help="comma-separated: fgsm,pgd,bpda-eot,pgd-eot,transfer")
-    e.add_argument("--steps", type=int, default=10, help="PGD iterations")
-    e.add_argument("--step-size", type=float, default=0.0, help="0: 2.5 eps / steps")
+    add_option(e, "--attack-steps", old=["--steps"], type=int, default=10, help="PGD iterations")
+    e.add_argument("--step-size", type=float, default=0.0, help="0: 2.5 eps / attack steps")
     e.add_argument("--eot", type=int, default=4, help="EOT samples per gradient step")
     e.add_argument("--t-star", type=float, default=0.1)
-    e.add_argument("--n-steps", type=int, default=None, help="purification steps (default t* x 1000)")
+    add_option(e, "--sampler-steps", old=["--n-steps"], type=int, default=None,
+               help="purification (sampler) steps (default t* x 1000)")
     e.add_argument("--sampler", choices=("sde",) + names("continuous"), default="sde")
     e.add_argument("--n-votes", type=int, default=1, help="purification runs per prediction (majority vote)")
     e.add_argument("--n-examples", type=int, default=200, help="test inputs evaluated (first N of the test split)")
@@ -79,11 +81,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     den, clf, meta = purify.load_models(args.checkpoint, args.device)
     d = _data(meta["dataset"], args.data)
     n = min(args.n_examples, len(d.y_test))
-    purifier = purify.Purifier(den, t_star=args.t_star, sampler_steps=args.n_steps, sampler=args.sampler,
+    purifier = purify.Purifier(den, t_star=args.t_star, sampler_steps=args.sampler_steps, sampler=args.sampler,
                                data_range=tuple(meta["data_range"]))
     attacks = [a.strip() for a in args.attacks.split(",") if a.strip()]
     report = purify.evaluate(clf, purifier, (d.x_test[:n], d.y_test[:n]), attacks=attacks, eps=args.eps, norm=args.norm,
-                             steps=args.steps, step_size=args.step_size, eot=args.eot, n_votes=args.n_votes,
+                             steps=args.attack_steps, step_size=args.step_size, eot=args.eot, n_votes=args.n_votes,
                              batch_size=args.batch_size, seed=args.seed, device=args.device)
     report.settings["dataset"] = {"name": meta["dataset"], "description": meta.get("description", "")}
     out = Path(args.out or Path(args.checkpoint) / "report")

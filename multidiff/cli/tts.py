@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .common import add_option
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("tts", help="text to speech with a Grad-TTS diffusion decoder",
@@ -41,17 +43,18 @@ def add_parser(sub) -> None:
     e.add_argument("--data", help="LJ Speech-style folder (default: the data path)")
     e.add_argument("--holdout", type=int, default=20, help="evaluate on the last N utterances")
     e.add_argument("--clips", type=int, default=None, help="use only the first K of them")
-    e.add_argument("--eval-steps", type=int, nargs="+", default=[4, 10, 50])
+    add_option(e, "--sampler-steps", old=["--eval-steps"], type=int, nargs="+", default=[4, 10, 50],
+               help="decoder step counts to evaluate (besides the prior alone)")
     e.add_argument("--no-f0", action="store_true", help="skip pYIN F0 (faster)")
     e.add_argument("--json", help="write the rows as JSON here")
     e.add_argument("--png", help="write a mel PNG of the first clip here")
-    _decoding_args(e, steps=False)
+    _decoding_args(e, sampler_steps=False)
     e.set_defaults(func=_evaluate)
 
 
-def _decoding_args(p, steps: bool = True) -> None:
-    if steps:
-        p.add_argument("--steps", type=int, default=10, help="decoder steps")
+def _decoding_args(p, sampler_steps: bool = True) -> None:
+    if sampler_steps:
+        add_option(p, "--sampler-steps", old=["--steps"], type=int, default=10, help="decoder steps")
     from ..core.samplers import names
     p.add_argument("--sampler", default="euler_ode", choices=names("continuous"),
                    help="euler_ode / euler_sde: Grad-TTS' Euler steps; dpm_solver: DPM-Solver++(2M)")
@@ -85,14 +88,14 @@ def _synthesize(args) -> int:
         texts = [ln.strip() for ln in Path(args.text_file).read_text(encoding="utf-8").splitlines() if ln.strip()]
         if not texts:
             raise ValueError(f"{args.text_file} holds no sentences (one per line expected)")
-    mels, priors = model.synthesize_mels(texts, args.steps, args.temperature, args.sampler, args.length_scale,
+    mels, priors = model.synthesize_mels(texts, args.sampler_steps, args.temperature, args.sampler, args.length_scale,
                                          args.seed, return_prior=True)
     out = Path(args.output)
     for i, (text, mel, mu) in enumerate(zip(texts, mels, priors)):
         path = out if len(texts) == 1 else out.with_name(f"{out.stem}_{i + 1:03d}{out.suffix or '.wav'}")
         write_wav(path, model.vocode(mel), model.sample_rate)
         if args.png:
-            save_mel_png(path.with_suffix(".png"), {"prior mu": mu, f"decoded ({args.steps} steps)": mel}, text[:80])
+            save_mel_png(path.with_suffix(".png"), {"prior mu": mu, f"decoded ({args.sampler_steps} steps)": mel}, text[:80])
         print(f"{path}: {mel.shape[-1] * model.mel.hop_length / model.sample_rate:.2f} s")
     return 0
 
@@ -105,7 +108,7 @@ def _evaluate(args) -> int:
     model = tts.load(args.checkpoint, device=args.device)
     _, test = split_holdout(read_metadata(locate_ljspeech(args.data)), args.holdout)
     test = test[: args.clips] if args.clips else test
-    res = tts.evaluate(model, test, args.eval_steps, args.sampler, args.temperature, with_f0=not args.no_f0,
+    res = tts.evaluate(model, test, args.sampler_steps, args.sampler, args.temperature, with_f0=not args.no_f0,
                        seed=args.seed, progress=print)
     print(res.table())
     if args.json:

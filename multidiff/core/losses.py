@@ -7,15 +7,17 @@ from typing import Callable, Optional
 import torch
 
 from .denoiser import Denoiser, _bcast, add_noise
+from .deprecation import renamed_kwargs
 
 __all__ = ["eps_mse", "denoising_mse", "draw_discrete_t", "draw_continuous_t", "PREDICTIONS"]
 
 PREDICTIONS = ("eps", "x0", "v")
 
 
-def draw_discrete_t(n: int, num_steps: int, device=None, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """Uniform step indices in ``[0, num_steps)``."""
-    return torch.randint(0, num_steps, (n,), device=device, generator=generator)
+@renamed_kwargs(num_steps="num_train_steps")
+def draw_discrete_t(n: int, num_train_steps: int, device=None, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """``n`` uniform step indices in ``[0, num_train_steps)`` of a discrete training schedule."""
+    return torch.randint(0, num_train_steps, (n,), device=device, generator=generator)
 
 
 def draw_continuous_t(n: int, device=None, t_min: float = 1e-5, t_max: float = 1.0,

@@ -77,7 +77,7 @@ class Grid:
         t = self.times.to(torch.float64)
         ends = torch.cat([t[1:], t.new_zeros(1)])
         h, mid = t - ends, (t + ends) / 2
-        return mid, self.sde.alpha_bar(mid), self.sde.beta(mid) * h
+        return mid, self.sde.alpha_bar_of(mid), self.sde.beta(mid) * h
 
 
 @renamed_kwargs(n_steps="sampler_steps")
@@ -117,20 +117,21 @@ def continuous_grid(sde: VPSDE, sampler_steps: int, t_start: float = 1.0) -> Gri
         raise ValueError(f"t_start must lie in (0, 1], got {t_start}")
     n = check_whole("sampler_steps", sampler_steps)
     times = t_start * (1 - torch.arange(n, dtype=torch.float64) / n)
-    return Grid(times=times, alpha_bars=sde.alpha_bar(times), sde=sde)
+    return Grid(times=times, alpha_bars=sde.alpha_bar_of(times), sde=sde)
 
 
-def vp_grid(n_steps: int, alpha_bar_fn: Callable[[torch.Tensor], torch.Tensor],
+@renamed_kwargs(n_steps="sampler_steps", alpha_bar_fn="alpha_bar_of")
+def vp_grid(sampler_steps: int, alpha_bar_of: Callable[[torch.Tensor], torch.Tensor],
             t_start: float = 1.0, t_end: float = 1e-3) -> Grid:
-    """Deprecated: ``n_steps`` uniform times from ``t_start`` to ``t_end``, then a jump to the clean
-    level. Use :func:`continuous_grid` (or :func:`run` with ``sde=``); Euler steps need it."""
+    """Deprecated: ``sampler_steps`` uniform times from ``t_start`` to ``t_end``, then a jump to the
+    clean level. Use :func:`continuous_grid` (or :func:`run` with ``sde=``); Euler steps need it."""
     warnings.warn("samplers.vp_grid is deprecated and will be removed in the next release; use "
                   "samplers.continuous_grid(VPSDE(beta0, beta1), sampler_steps, t_start)", DeprecationWarning,
                   stacklevel=2)
     if not 0 < t_end < t_start <= 1:
         raise ValueError(f"need 0 < t_end < t_start <= 1, got t_start={t_start}, t_end={t_end}")
-    times = torch.linspace(t_start, t_end, check_whole("n_steps", n_steps), dtype=torch.float64)
-    return Grid(times=times, alpha_bars=alpha_bar_fn(times).to(torch.float64))
+    times = torch.linspace(t_start, t_end, check_whole("sampler_steps", sampler_steps), dtype=torch.float64)
+    return Grid(times=times, alpha_bars=alpha_bar_of(times).to(torch.float64))
 
 
 def _call(model: Denoiser, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -307,9 +308,10 @@ def resolve(sampler: str, times: Optional[str] = None) -> str:
                      + (f" (or {aliases})" if aliases else ""))
 
 
-def sample(method: str, model: Denoiser, x: torch.Tensor, grid: Grid, **kwargs) -> torch.Tensor:
-    """Run the sampler named ``method`` (see :data:`METHODS`, :data:`ALIASES`) on ``grid`` from ``x``."""
-    return METHODS[resolve(method)].fn(model, x, grid, **kwargs)
+@renamed_kwargs(method="sampler")
+def sample(sampler: str, model: Denoiser, x: torch.Tensor, grid: Grid, **kwargs) -> torch.Tensor:
+    """Run the sampler named ``sampler`` (see :data:`METHODS`, :data:`ALIASES`) on ``grid`` from ``x``."""
+    return METHODS[resolve(sampler)].fn(model, x, grid, **kwargs)
 
 
 def _kind(alpha_bars: Optional[torch.Tensor], sde: Optional[VPSDE]) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .deprecation import renamed_attribute
 from .validate import check_whole
 
 __all__ = [
@@ -101,6 +102,8 @@ class VPSDE:
         """Instantaneous noise rate ``beta(t)`` (float64)."""
         return vp_beta(t, self.beta0, self.beta1)
 
-    def alpha_bar(self, t: torch.Tensor | float) -> torch.Tensor:
-        """Signal level ``exp(-int_0^t beta)`` (float64); the model's ``alpha_bar_of``."""
+    def alpha_bar_of(self, t: torch.Tensor | float) -> torch.Tensor:
+        """Signal level ``exp(-int_0^t beta)`` (float64): the model's ``alpha_bar_of``."""
         return vp_alpha_bar(t, self.beta0, self.beta1)
+
+    alpha_bar = renamed_attribute("alpha_bar_of")  # the old name, deprecated

@@ -11,7 +11,7 @@ def check_whole(name: str, value, low: int = 1, high: Optional[int] = None,
                 none: Optional[str] = None) -> Optional[int]:
     """``value`` as an ``int`` when it is a whole number in ``[low, high]`` (``>= low`` without
     ``high``); otherwise ``ValueError`` naming ``name``, the bad value and what is allowed, e.g.
-    ``"n_steps must be a whole number >= 1, got 0"``.
+    ``"sampler_steps must be a whole number >= 1, got 0"``.
 
     Python and NumPy integers pass; bools, floats (``5.0`` too), strings and ``None`` do not.
     With ``none`` given, ``None`` is allowed as well and returned as is; ``none`` says what it

@@ -23,7 +23,7 @@ def gaussian_denoiser(alpha_bar_of, mean=MEAN, std=STD):
 AB = S.alpha_bars(S.linear_betas(1000, 1e-4, 0.02))
 discrete_model = gaussian_denoiser(lambda t: AB[t.long().cpu()])
 VP = S.VPSDE(0.1, 20.0)
-vp = lambda t: VP.alpha_bar(t.cpu())
+vp = lambda t: VP.alpha_bar_of(t.cpu())
 vp_model = gaussian_denoiser(vp)
 
 CASES = [
@@ -198,7 +198,7 @@ def _unit_normal(n=100_000, seed=0):
 def test_continuous_grid_output_std_per_step_count_is_pinned(method, expected):
     """Gaussian data (std 0.5) with the exact score under Grad-TTS' VP-SDE (beta 0.05..20), started
     from N(0, 1) as the TTS decoder at temperature 1: the output std at 4 / 10 / 50 steps."""
-    model = gaussian_denoiser(GRADTTS.alpha_bar, mean=0.0)
+    model = gaussian_denoiser(GRADTTS.alpha_bar_of, mean=0.0)
     x = _unit_normal()
     got = [SM.sample(method, model, x, SM.continuous_grid(GRADTTS, n), generator=torch.Generator().manual_seed(1))
            .std().item() for n in (4, 10, 50)]
@@ -212,7 +212,7 @@ def test_euler_steps_are_grad_tts_mid_points():
     assert grid.times.tolist() == [1.0, 0.75, 0.5, 0.25]
     assert times.tolist() == [0.875, 0.625, 0.375, 0.125]
     torch.testing.assert_close(beta_h, GRADTTS.beta(times) * 0.25)
-    torch.testing.assert_close(levels, GRADTTS.alpha_bar(times))
+    torch.testing.assert_close(levels, GRADTTS.alpha_bar_of(times))
     with pytest.raises(ValueError, match="continuous-time grid"):
         SM.euler_ode(discrete_model, torch.zeros(2, 1), SM.discrete_grid(AB, 4))
 
@@ -346,7 +346,7 @@ def test_euler_steps_land_on_one_point_data(method):
     """All data at one point (DiffPure's purification regime near t = 0): the last step must remove
     the remaining noise. An SDE step taking the score at the mid-point would flip it instead (the
     residual std here would be 0.11, not < 0.01), which is why euler_sde scores at the step start."""
-    point = gaussian_denoiser(VP.alpha_bar, mean=0.3, std=0.0)
+    point = gaussian_denoiser(VP.alpha_bar_of, mean=0.3, std=0.0)
     x0 = torch.full((5000, 1), 0.3, dtype=torch.float64)
     out = SM.run(point, sampler=method, sampler_steps=50, sde=VP, x_start=x0, t_start=0.5,
                  generator=torch.Generator().manual_seed(0))

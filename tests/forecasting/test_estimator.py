@@ -11,7 +11,7 @@ from multidiff.tasks.forecasting import TimeGradEstimator, TimeGradPredictor
 
 H = 10
 TINY = dict(context_length=H, hidden_size=8, num_layers=1, residual_layers=2, residual_channels=4, batch_size=8,
-            num_batches_per_epoch=8, max_epochs=1, num_parallel_samples=16, sampler="ddim", sampling_steps=4, seed=0)
+            num_batches_per_epoch=8, max_epochs=1, num_parallel_samples=16, sampler="ddim", sampler_steps=4, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_sampler_choice_is_serialized(predictor, tmp_path):
     try:
         predictor.serialize(tmp_path)
         loaded = TimeGradPredictor.deserialize(tmp_path)
-        assert (loaded.model.sampler, loaded.model.sampling_steps) == ("dpm_solver", 3)
+        assert (loaded.model.sampler, loaded.model.sampler_steps) == ("dpm_solver", 3)
     finally:
         predictor.set_sampler("ddim", 4)
 
@@ -215,4 +215,4 @@ def test_paper_preset_is_the_estimators_defaults():
     defaults = {k: v.default for k, v in inspect.signature(TimeGradEstimator.__init__).parameters.items()}
     assert {k: defaults[k] for k in PAPER_SETTINGS} == PAPER_SETTINGS
     est = TimeGradEstimator(freq="h", prediction_length=24, target_dim=7, **PAPER_SETTINGS)
-    assert (est.model_kwargs["diff_steps"], est.model_kwargs["hidden_size"], est.trainer_kwargs["max_epochs"]) == (100, 40, 20)
+    assert (est.model_kwargs["num_train_steps"], est.model_kwargs["hidden_size"], est.trainer_kwargs["max_epochs"]) == (100, 40, 20)

@@ -12,8 +12,8 @@ LAGS = [1, 3]
 def _model(**kw):
     torch.manual_seed(0)
     args = dict(target_dim=D, context_length=C, prediction_length=H, num_time_features=F, lags_seq=LAGS,
-                hidden_size=8, num_layers=1, residual_layers=2, residual_channels=4, diff_steps=20,
-                num_parallel_samples=7, sampler="ddim", sampling_steps=3)
+                hidden_size=8, num_layers=1, residual_layers=2, residual_channels=4, num_train_steps=20,
+                num_parallel_samples=7, sampler="ddim", sampler_steps=3)
     return TimeGradModel(**{**args, **kw})
 
 
@@ -54,7 +54,7 @@ def test_one_network_call_per_step_with_all_samples_and_series():
 
 
 def test_ddpm_reference_uses_the_full_grid():
-    model = _model(sampler="ddpm", sampling_steps=None)
+    model = _model(sampler="ddpm", sampler_steps=None)
     assert len(model.grid()) == 20
     with pytest.raises(ValueError, match="sampler must be one of"):
         model.set_sampler("euler_ode")

@@ -9,7 +9,7 @@ def test_cli_round_trips_a_csv(tmp_path, aqi_week):
     out = tmp_path / "filled.csv"
     code = main(["impute", str(src), "-o", str(out), "--time-column", "date", "--samples", "3",
                  "--quantiles", "0.05,0.95", "--window", "12", "--channels", "8", "--layers", "1",
-                 "--epochs", "1", "--max-steps", "4", "--device", "cpu", "--sampler", "ddim", "--steps", "3", "--save-model", str(tmp_path / "m")])
+                 "--epochs", "1", "--max-steps", "4", "--device", "cpu", "--sampler", "ddim", "--sampler-steps", "3", "--save-model", str(tmp_path / "m")])
     assert code == 0
     filled = pd.read_csv(out)
     assert list(filled.columns) == ["date"] + list(aqi_week.columns)

@@ -12,7 +12,7 @@ import multidiff
 from multidiff.tasks.imputation import Imputer
 from multidiff.tasks.imputation import api as imputer_module
 
-TINY = dict(window=8, channels=8, layers=1, heads=1, epochs=1, max_steps=3, num_steps=10, n_samples=2,
+TINY = dict(window=8, channels=8, layers=1, heads=1, epochs=1, max_steps=3, num_train_steps=10, n_samples=2,
             progress=False, device="cpu")
 
 
@@ -203,7 +203,7 @@ def _as_written_before_kinds(path, version):
     """Rewrite a saved imputer as the code before checkpoint kinds wrote it: container format 1,
     the identity in config["format"]; version 1 also lacks the input columns."""
     meta = json.loads((path / "config.json").read_text())
-    assert (meta.pop("kind"), meta.pop("kind_version")) == ("imputer", 2)
+    assert (meta.pop("kind"), meta.pop("kind_version")) == ("imputer", 3)
     meta["format_version"] = 1
     meta["config"]["format"] = f"multidiff.Imputer/{version}"
     if version == 1:

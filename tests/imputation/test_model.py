@@ -5,7 +5,7 @@ from multidiff.core.conditioning import interpolate_masked
 from multidiff.tasks.imputation.model import CSDIModel
 
 K, L, C = 3, 10, 2
-SMALL = dict(num_steps=10, channels=8, layers=1, heads=2)
+SMALL = dict(num_train_steps=10, channels=8, layers=1, heads=2)
 
 
 def _model(**kw):

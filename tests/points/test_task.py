@@ -79,7 +79,7 @@ def test_completion_keeps_partial_points(completer, modelnet, monkeypatch):
         states.clear()
         finals.clear()
 
-    cloud = points.load(modelnet / "chair" / "test" / "chair_0890.pcd").double()  # raw units
+    cloud = points.load_clouds(modelnet / "chair" / "test" / "chair_0890.pcd").double()  # raw units
     idx = partial_scan(cloud, seed=0)
     partial = cloud[idx][:40]
     before = partial.clone()
@@ -112,10 +112,10 @@ def test_completion_report_and_retrieval(completer, modelnet):
 def test_cloud_files_round_trip(tmp_path):
     cloud = torch.randn(64, 3, dtype=torch.float64) * 1e4
     for suffix in ("ply", "pcd", "npy"):
-        path = points.save(cloud, tmp_path / f"c.{suffix}")
-        assert torch.allclose(points.load(path).double(), cloud, rtol=1e-6)
+        path = points.save_clouds(cloud, tmp_path / f"c.{suffix}")
+        assert torch.allclose(points.load_clouds(path).double(), cloud, rtol=1e-6)
     with pytest.raises(ValueError, match="cannot save"):
-        points.save(cloud, tmp_path / "c.xyz")
+        points.save_clouds(cloud, tmp_path / "c.xyz")
     png = points.render([cloud, cloud], tmp_path / "r.png", titles=["a", "b"])
     assert png.read_bytes()[:4] == b"\x89PNG"
 

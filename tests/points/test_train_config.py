@@ -9,7 +9,7 @@ from multidiff.core.checkpoint import CheckpointKindError
 from multidiff.tasks import points
 from multidiff.tasks.points import DEFAULT_TRAIN_CONFIG, model as points_model
 
-SMALL = dict(num_points=16, channels=8, layers=1, k=4, num_steps=20, batch_size=4, progress=False, device="cpu")
+SMALL = dict(num_points=16, channels=8, layers=1, k=4, num_train_steps=20, batch_size=4, progress=False, device="cpu")
 
 
 def test_default_is_todays_and_the_keywords_default_to_it():

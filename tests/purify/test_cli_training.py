@@ -27,7 +27,7 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
     assert main(["purify", "train", "--dataset", "digits", "--out", str(ck), "--epochs", "1",
                  "--classifier-epochs", "1", "--width", "8", "--device", "cpu"]) == 0
     assert main(["purify", "evaluate", "--checkpoint", str(ck), "--out", str(out), "--eps", "0.1",
-                 "--attacks", "fgsm,pgd-eot", "--steps", "1", "--eot", "1", "--n-steps", "2",
+                 "--attacks", "fgsm,pgd-eot", "--attack-steps", "1", "--eot", "1", "--sampler-steps", "2",
                  "--n-examples", "4", "--device", "cpu"]) == 0
     rep = json.loads((out / "report.json").read_text())
     assert len(rep["labels"]) == 4 and set(rep["predictions"]) == {"clean", "fgsm", "pgd-eot"}

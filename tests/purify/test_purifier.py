@@ -55,7 +55,7 @@ def test_oracle_denoiser_returns_the_only_data_point(sampler):
 
 def test_noise_level_and_grid_match_t_star():
     p = Purifier(tiny_unet(), t_star=0.1, sampler="sde")
-    assert p.sampler_steps == p.n_steps == 100  # DiffPure's dt = 1e-3
+    assert p.sampler_steps == 100  # DiffPure's dt = 1e-3
     assert math.isclose(p.level, math.exp(-(0.1 * 0.1 + 0.5 * 19.9 * 0.01)), rel_tol=1e-9)
     assert p.grid.times[0] == 0.1 and len(p.grid) == 100
     # every sampler walks the core's continuous grid of the VP-SDE from t* (before issue 10, ddpm/ddim
@@ -84,8 +84,10 @@ def test_discrete_model_gets_step_indices():
 def test_old_keywords_still_work_for_one_release():
     with pytest.warns(DeprecationWarning, match="'n_steps' is deprecated"):
         assert Purifier(tiny_unet(), t_star=0.1, n_steps=7).sampler_steps == 7
-    with pytest.warns(DeprecationWarning, match="n_train_steps=.* no effect"):
+    with pytest.warns(DeprecationWarning, match="'n_train_steps' is deprecated .* no effect"):
         Purifier(tiny_unet(), t_star=0.1, n_train_steps=500)
+    with pytest.warns(DeprecationWarning, match="Purifier.n_steps is deprecated .* use Purifier.sampler_steps"):
+        assert Purifier(tiny_unet(), t_star=0.1, sampler_steps=6).n_steps == 6
 
 
 def test_seeded_runs_repeat_and_fresh_runs_differ():

@@ -10,14 +10,14 @@ from .conftest import TEXT
 def test_synthesize_one_sentence_and_a_text_file(trained, tmp_path):
     _, ckpt = trained
     wav = tmp_path / "one.wav"
-    assert main(["tts", "synthesize", "--checkpoint", str(ckpt), "--text", TEXT, "-o", str(wav), "--steps", "2",
+    assert main(["tts", "synthesize", "--checkpoint", str(ckpt), "--text", TEXT, "-o", str(wav), "--sampler-steps", "2",
                  "--png", "--device", "cpu"]) == 0
     audio, sr = sf.read(wav)
     assert sr == 22050 and audio.ndim == 1 and len(audio) > 0 and (tmp_path / "one.png").stat().st_size > 0
     lines = tmp_path / "lines.txt"
     lines.write_text("The press yard.\n\nIn being comparatively modern.\n")
     assert main(["tts", "synthesize", "--checkpoint", str(ckpt), "--text-file", str(lines), "-o",
-                 str(tmp_path / "batch.wav"), "--steps", "2", "--device", "cpu"]) == 0
+                 str(tmp_path / "batch.wav"), "--sampler-steps", "2", "--device", "cpu"]) == 0
     assert sorted(p.name for p in tmp_path.glob("batch_*.wav")) == ["batch_001.wav", "batch_002.wav"]
 
 
@@ -25,7 +25,7 @@ def test_evaluate_on_a_held_out_clip(trained, tmp_path, lj_dir):
     _, ckpt = trained
     out = tmp_path / "rows.json"
     assert main(["tts", "evaluate", "--checkpoint", str(ckpt), "--data", str(lj_dir), "--clips", "1",
-                 "--eval-steps", "2", "--no-f0", "--json", str(out), "--png", str(tmp_path / "m.png"),
+                 "--sampler-steps", "2", "--no-f0", "--json", str(out), "--png", str(tmp_path / "m.png"),
                  "--device", "cpu"]) == 0
     rows = json.loads(out.read_text())
     assert [r["setting"] for r in rows] == ["prior", "euler_ode-2"]

@@ -2,7 +2,7 @@ from multidiff.tasks.tts import EvalResult
 
 
 def test_eval_table_by_hand():
-    rows = [{"setting": "prior", "steps": 0, "mcd": 9.5, "rtf_decoder": 0.0, "rtf_end_to_end": 0.12345},
+    rows = [{"setting": "prior", "sampler_steps": 0, "mcd": 9.5, "rtf_decoder": 0.0, "rtf_end_to_end": 0.12345},
             {"setting": "euler_ode-4", "mcd": 8.25, "log_f0_rmse": float("nan"), "f0_clips": 0, "rtf_decoder": 0.5,
              "rtf_end_to_end": 1.0}]
     assert EvalResult(rows=rows).table() == (

@@ -106,21 +106,21 @@ class OracleNet(torch.nn.Module):
 
     n_down = 1
 
-    def __init__(self, alpha_bar):
+    def __init__(self, alpha_bar_of):
         super().__init__()
-        self.alpha_bar = alpha_bar
+        self.alpha_bar_of = alpha_bar_of
 
     def denoise(self, y_t, y_mask, mu_y, t):
-        return y_t / (1 - self.alpha_bar(t).to(y_t)).sqrt()[:, None, None]
+        return y_t / (1 - self.alpha_bar_of(t).to(y_t)).sqrt()[:, None, None]
 
 
-def _oracle_error(sampler, n_steps):
+def _oracle_error(sampler, sampler_steps):
     diffusion = tts.DiffusionConfig()
-    model = tts.TTS(OracleNet(diffusion.alpha_bar), TextFrontend("char"), diffusion=diffusion, device="cpu")
+    model = tts.TTS(OracleNet(diffusion.alpha_bar_of), TextFrontend("char"), diffusion=diffusion, device="cpu")
     mu = torch.randn(2, 80, 16, generator=torch.Generator().manual_seed(0)) - 5
     mask = torch.ones(2, 16)
     mask[1, 10:] = 0
-    mel = model.decode(mu * mask[:, None], mask, sampler_steps=n_steps, temperature=1.0, sampler=sampler)
+    mel = model.decode(mu * mask[:, None], mask, sampler_steps=sampler_steps, temperature=1.0, sampler=sampler)
     assert mel[1, :, 10:].abs().max() == 0
     return float((mel - mu * mask[:, None]).abs()[mask[:, None].expand_as(mel) > 0].mean())
 
@@ -137,7 +137,7 @@ class GaussianOracleNet(OracleNet):
     """The ideal eps-predictor when ``mel - mu`` is N(0, 0.5^2) in every entry (the core's closed-form case)."""
 
     def denoise(self, y_t, y_mask, mu_y, t):
-        ab = self.alpha_bar(t).to(y_t)[:, None, None]
+        ab = self.alpha_bar_of(t).to(y_t)[:, None, None]
         return (1 - ab).sqrt() * y_t / (ab * 0.25 + 1 - ab)
 
 
@@ -146,7 +146,7 @@ def test_decoder_takes_grad_tts_steps(steps, std):
     """Issue 14: the decoder runs Grad-TTS' Euler steps (beta(t) h at the step mid-points of a uniform
     grid from 1 to 0); the scheme before gave 0.724 / 0.605 for this spread (target 0.5)."""
     diffusion = tts.DiffusionConfig()
-    model = tts.TTS(GaussianOracleNet(diffusion.alpha_bar), TextFrontend("char"), diffusion=diffusion, device="cpu")
+    model = tts.TTS(GaussianOracleNet(diffusion.alpha_bar_of), TextFrontend("char"), diffusion=diffusion, device="cpu")
     mu = torch.randn(8, 80, 64, generator=torch.Generator().manual_seed(0))
     mel = model.decode(mu, torch.ones(8, 64), sampler_steps=steps, temperature=1.0, sampler="euler_ode")
     assert float((mel - mu).std()) == pytest.approx(std, abs=0.01)

@@ -41,9 +41,10 @@ with warnings.catch_warnings():  # gluonts.json's import-time advert for orjson 
                                    ValidationSplitSampler, VstackFeatures)
 
 from ...core.checkpoint import check_kind, load_checkpoint, save_checkpoint, write_json_atomic, write_text_atomic
+from ...core.deprecation import rename_keys, renamed_kwargs
 from ...core.device import resolve_device, seed_everything
 from ...core.validate import check_whole
-from .timegrad_model import SAMPLER_NAMES, TimeGradModel
+from .timegrad_model import RENAMED, SAMPLER_NAMES, TimeGradModel
 
 __all__ = ["TimeGradEstimator", "TimeGradPredictor", "TimeGradLightningModule", "CheckMultivariate",
            "default_lags", "PAPER_SETTINGS"]
@@ -51,15 +52,18 @@ __all__ = ["TimeGradEstimator", "TimeGradPredictor", "TimeGradLightningModule", 
 # GluonTS builds pd.Period objects; pandas 2.x deprecates them for business days ("B", exchange_rate)
 warnings.filterwarnings("ignore", message=r".*(BDay|PeriodDtype\[B\]).*deprecated", category=FutureWarning)
 
+# 2: num_train_steps / sampler_steps in predictor.json and the weights' config; 1 (still read): diff_steps /
+# sampling_steps. Version 1 readers refuse version 2 with "written by a newer multidiff".
+_KIND_VERSION = 2
 PREDICTION_INPUT_NAMES = ["past_target", "past_observed_values", "past_time_feat", "future_time_feat"]
 TRAINING_INPUT_NAMES = PREDICTION_INPUT_NAMES + ["future_target", "future_observed_values"]
 
 # whole-number arguments of TimeGradEstimator: (lowest value, meaning of None or None when None is not allowed)
 _WHOLE_ARGS = {"prediction_length": (1, None), "target_dim": (1, None), "context_length": (1, "prediction_length"),
-               "num_layers": (1, None), "hidden_size": (1, None), "diff_steps": (1, None),
+               "num_layers": (1, None), "hidden_size": (1, None), "num_train_steps": (1, None),
                "residual_layers": (1, None), "residual_channels": (1, None), "dilation_cycle": (1, None),
                "batch_size": (1, None), "num_batches_per_epoch": (1, None), "max_epochs": (1, None),
-               "num_parallel_samples": (1, None), "sampling_steps": (1, "the full grid"), "seed": (0, "no seeding")}
+               "num_parallel_samples": (1, None), "sampler_steps": (1, "the full grid"), "seed": (0, "no seeding")}
 
 
 def _check_whole_args(init):
@@ -76,6 +80,22 @@ def _check_whole_args(init):
                 if name == "context_length" and isinstance(value, numbers.Integral) and value == 0:
                     value = None  # 0 also means the default
                 check_whole(name, value, low, none=none)
+        return init(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _renamed_model_kwargs(init):
+    """Translate ``model_kwargs`` written before the vocabulary rename (``diff_steps``,
+    ``sampling_steps``: a predictor.json saved by an older release) to the new names *before*
+    GluonTS' ``@validated()`` records the arguments, so the predictor serializes the new names.
+    Silently: the file chose those names, not the caller."""
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        if "model_kwargs" in kwargs:
+            kwargs["model_kwargs"] = rename_keys(RENAMED, kwargs["model_kwargs"], "model_kwargs", warn=False)
+        elif args:
+            args = (rename_keys(RENAMED, args[0], "model_kwargs", warn=False),) + args[1:]
         return init(self, *args, **kwargs)
 
     return wrapper
@@ -130,7 +150,7 @@ class _BestWeights(pl.Callback):
 # Rasul et al. 2021 (Sec. 4 and the pytorch-ts reference): the estimator's defaults are these
 # already; the preset names them so a run can ask for the paper explicitly, e.g. next to
 # forecast()'s time-bounded default (max_time=120 s).
-PAPER_SETTINGS = dict(num_layers=2, hidden_size=40, dropout_rate=0.1, diff_steps=100, beta_start=1e-4, beta_end=0.1,
+PAPER_SETTINGS = dict(num_layers=2, hidden_size=40, dropout_rate=0.1, num_train_steps=100, beta_start=1e-4, beta_end=0.1,
                       residual_layers=8, residual_channels=8, dilation_cycle=2, lr=1e-3, batch_size=64,
                       num_batches_per_epoch=100, max_epochs=20, num_parallel_samples=100, sampler="ddpm")
 
@@ -175,6 +195,7 @@ class CheckMultivariate(MapTransformation):
 class TimeGradLightningModule(pl.LightningModule):
     """Lightning wrapper of :class:`TimeGradModel`: the model owns its loss; Adam as TimeGrad."""
 
+    @_renamed_model_kwargs
     @validated()
     def __init__(self, model_kwargs: dict, lr: float = 1e-3, weight_decay: float = 1e-8) -> None:
         super().__init__()
@@ -209,9 +230,10 @@ class TimeGradPredictor(PyTorchPredictor):
     def model(self) -> TimeGradModel:
         return self.prediction_net.model
 
-    def set_sampler(self, sampler: str, sampling_steps: Optional[int] = None) -> "TimeGradPredictor":
+    @renamed_kwargs(sampling_steps="sampler_steps")
+    def set_sampler(self, sampler: str, sampler_steps: Optional[int] = None) -> "TimeGradPredictor":
         """``"ddpm"`` (all 100 steps: TimeGrad), or ``"ddim"`` / ``"dpm_solver"`` with 10-20 steps."""
-        self.model.set_sampler(sampler, sampling_steps)
+        self.model.set_sampler(sampler, sampler_steps)
         return self
 
     def predict(self, dataset, num_samples: Optional[int] = None):
@@ -237,25 +259,26 @@ class TimeGradPredictor(PyTorchPredictor):
                 "type": f"{type(self).__module__}.{type(self).__qualname__}"}
         write_json_atomic(path / "gluonts-config.json", meta)
         write_text_atomic(path / "predictor.json", dump_json(self))
-        sampler = {"sampler": self.model.sampler, "sampling_steps": self.model.sampling_steps}
+        sampler = {"sampler": self.model.sampler, "sampler_steps": self.model.sampler_steps}
         save_checkpoint(path / "weights", {"prediction_net": self.prediction_net.state_dict()}, sampler,
-                        kind="forecasting.timegrad")
+                        kind="forecasting.timegrad", kind_version=_KIND_VERSION)
 
     @classmethod
     def deserialize(cls, path: str | os.PathLike, device: Optional[str] = None) -> "TimeGradPredictor":
         """The predictor saved by :meth:`serialize` in the folder ``path`` (``str`` or ``Path``)."""
         path = _as_path(path)
         if (path / "weights").is_dir():  # another kind of predictor (e.g. CSDI's): say which, and its loader
-            check_kind(path / "weights", "forecasting.timegrad", max_kind_version=1)
+            check_kind(path / "weights", "forecasting.timegrad", max_kind_version=_KIND_VERSION)
         if not (path / "predictor.json").is_file():
             raise FileNotFoundError(f"{path} holds no saved predictor (no predictor.json); "
                                     "save one with predictor.serialize(path)")
         predictor = load_json((path / "predictor.json").read_text())
         if not isinstance(predictor, cls):
             raise ValueError(f"{path} holds a {type(predictor).__name__}, not a {cls.__name__}")
-        states, config = load_checkpoint(path / "weights", kind="forecasting.timegrad", max_kind_version=1)
+        states, config = load_checkpoint(path / "weights", kind="forecasting.timegrad", max_kind_version=_KIND_VERSION)
+        config = rename_keys(RENAMED, config, f"{path / 'weights'}", warn=False)  # sampling_steps, before the rename
         predictor.prediction_net.load_state_dict(states["prediction_net"])
-        predictor.set_sampler(config["sampler"], config["sampling_steps"])
+        predictor.set_sampler(config["sampler"], config["sampler_steps"])
         return predictor.to(resolve_device(device or "auto"))
 
 
@@ -280,15 +303,16 @@ class TimeGradEstimator(PyTorchLightningEstimator):
     summary.
     """
 
+    @renamed_kwargs(**RENAMED)  # first: @validated records (and predictors serialize) the new names only
     @_check_whole_args
     @validated()
     def __init__(self, freq: Optional[str], prediction_length: int, target_dim: int, context_length: Optional[int] = None,
                  lags_seq: Optional[List[int]] = None, cell_type: str = "lstm", num_layers: int = 2,
-                 hidden_size: int = 40, dropout_rate: float = 0.1, diff_steps: int = 100, beta_start: float = 1e-4,
+                 hidden_size: int = 40, dropout_rate: float = 0.1, num_train_steps: int = 100, beta_start: float = 1e-4,
                  beta_end: float = 0.1, residual_layers: int = 8, residual_channels: int = 8,
                  dilation_cycle: int = 2, scaling: bool = True, lr: float = 1e-3, weight_decay: float = 1e-8,
                  batch_size: int = 64, num_batches_per_epoch: int = 100, max_epochs: int = 20,
-                 num_parallel_samples: int = 100, sampler: str = "ddpm", sampling_steps: Optional[int] = None,
+                 num_parallel_samples: int = 100, sampler: str = "ddpm", sampler_steps: Optional[int] = None,
                  seed: Optional[int] = None, device: str = "auto", progress: bool = False, verbose: bool = False,
                  trainer_kwargs: Optional[Dict[str, Any]] = None) -> None:
         if not freq:
@@ -313,10 +337,10 @@ class TimeGradEstimator(PyTorchLightningEstimator):
         self.model_kwargs = dict(
             target_dim=target_dim, context_length=self.context_length, prediction_length=prediction_length,
             num_time_features=len(self.time_features) + 1, lags_seq=self.lags_seq, cell_type=cell_type,
-            num_layers=num_layers, hidden_size=hidden_size, dropout_rate=dropout_rate, diff_steps=diff_steps,
+            num_layers=num_layers, hidden_size=hidden_size, dropout_rate=dropout_rate, num_train_steps=num_train_steps,
             beta_start=beta_start, beta_end=beta_end, residual_layers=residual_layers,
             residual_channels=residual_channels, dilation_cycle=dilation_cycle,
-            num_parallel_samples=num_parallel_samples, sampler=sampler, sampling_steps=sampling_steps,
+            num_parallel_samples=num_parallel_samples, sampler=sampler, sampler_steps=sampler_steps,
             scaling=scaling)
         self.lr, self.weight_decay, self.batch_size = lr, weight_decay, batch_size
         self.num_batches_per_epoch, self.seed, self.device = num_batches_per_epoch, seed, device

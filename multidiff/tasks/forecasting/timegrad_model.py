@@ -15,12 +15,15 @@ import torch
 from torch import nn
 
 from ...core import conditioning, losses, samplers, schedules
+from ...core.deprecation import renamed_attribute, renamed_kwargs
 from ...core.validate import check_whole
 from ...nets.timegrad import EpsilonTheta
 
-__all__ = ["TimeGradModel", "SAMPLER_NAMES"]
+__all__ = ["TimeGradModel", "SAMPLER_NAMES", "RENAMED"]
 
 SAMPLER_NAMES = samplers.names("discrete")  # TimeGrad's schedule is a discrete table
+# keywords renamed to the package's vocabulary (old -> new): accepted, deprecated, until the next release
+RENAMED = {"diff_steps": "num_train_steps", "sampling_steps": "sampler_steps"}
 
 
 class TimeGradModel(nn.Module):
@@ -34,12 +37,13 @@ class TimeGradModel(nn.Module):
     batch's default scale, see :meth:`_scale`).
     """
 
+    @renamed_kwargs(**RENAMED)
     def __init__(self, target_dim: int, context_length: int, prediction_length: int, num_time_features: int,
                  lags_seq: Sequence[int] = (1,), cell_type: str = "lstm", num_layers: int = 2,
-                 hidden_size: int = 40, dropout_rate: float = 0.1, embed_dim: int = 1, diff_steps: int = 100,
+                 hidden_size: int = 40, dropout_rate: float = 0.1, embed_dim: int = 1, num_train_steps: int = 100,
                  beta_start: float = 1e-4, beta_end: float = 0.1, residual_layers: int = 8,
                  residual_channels: int = 8, dilation_cycle: int = 2, num_parallel_samples: int = 100,
-                 sampler: str = "ddpm", sampling_steps: Optional[int] = None, scaling: bool = True):
+                 sampler: str = "ddpm", sampler_steps: Optional[int] = None, scaling: bool = True):
         super().__init__()
         if cell_type not in ("lstm", "gru"):
             raise ValueError(f"cell_type must be 'lstm' or 'gru', got {cell_type!r}")
@@ -49,7 +53,8 @@ class TimeGradModel(nn.Module):
         self.lags_seq = sorted(set(int(lag) for lag in lags_seq))
         self.past_length = context_length + max(self.lags_seq)
         self.num_parallel_samples, self.scaling = num_parallel_samples, scaling
-        self.set_sampler(sampler, sampling_steps)
+        self.num_train_steps = num_train_steps
+        self.set_sampler(sampler, sampler_steps)
         self.embed = nn.Embedding(target_dim, embed_dim)
         rnn = nn.LSTM if cell_type == "lstm" else nn.GRU
         in_dim = target_dim * (len(self.lags_seq) + embed_dim) + num_time_features
@@ -57,16 +62,19 @@ class TimeGradModel(nn.Module):
                        batch_first=True)
         self.eps_net = EpsilonTheta(target_dim, hidden_size, residual_layers=residual_layers,
                                     residual_channels=residual_channels, dilation_cycle=dilation_cycle)
-        betas = schedules.linear_betas(diff_steps, beta_start, beta_end)
+        betas = schedules.linear_betas(num_train_steps, beta_start, beta_end)
         self.register_buffer("alpha_bars", schedules.alpha_bars(betas), persistent=False)
 
     # ----------------------------------------------------------------- helpers
-    def set_sampler(self, sampler: str, sampling_steps: Optional[int] = None) -> None:
+    @renamed_kwargs(sampling_steps="sampler_steps")
+    def set_sampler(self, sampler: str, sampler_steps: Optional[int] = None) -> None:
         """Choose the sampler: ``"ddpm"`` over the full grid is TimeGrad's; ``"ddim"`` /
         ``"dpm_solver"`` with 10-20 steps are the fast options."""
         samplers.resolve(sampler, "discrete")
-        sampling_steps = check_whole("sampling_steps", sampling_steps, none="the full grid")
-        self.sampler, self.sampling_steps = sampler, sampling_steps
+        sampler_steps = check_whole("sampler_steps", sampler_steps, none="the full grid")
+        self.sampler, self.sampler_steps = sampler, sampler_steps
+
+    sampling_steps = renamed_attribute("sampler_steps")  # the old name, deprecated
 
     def _scale(self, past_target, past_observed):
         """Mean |value| of each series over its context window, (B, 1, D).
@@ -118,8 +126,8 @@ class TimeGradModel(nn.Module):
 
     # ---------------------------------------------------------------- sampling
     def grid(self) -> samplers.Grid:
-        """The core's grid for this sampler (``sampling_steps=None``: every diffusion step)."""
-        return samplers.make_grid(self.sampler, self.sampling_steps, alpha_bars=self.alpha_bars)
+        """The core's grid for this sampler (``sampler_steps=None``: every diffusion step)."""
+        return samplers.make_grid(self.sampler, self.sampler_steps, alpha_bars=self.alpha_bars)
 
     @torch.no_grad()
     def forward(self, past_target, past_observed_values, past_time_feat, future_time_feat,
@@ -136,7 +144,7 @@ class TimeGradModel(nn.Module):
         for k in range(self.prediction_length):
             pos = self.past_length + k
             out, state = self.rnn(self._inputs(seq, feats[:, k:k + 1], pos, 1), state)
-            x = samplers.run(self._eps_model(out[:, 0]), sampler=self.sampler, sampler_steps=self.sampling_steps,
+            x = samplers.run(self._eps_model(out[:, 0]), sampler=self.sampler, sampler_steps=self.sampler_steps,
                              alpha_bars=self.alpha_bars, shape=(seq.shape[0], self.target_dim), dtype=seq.dtype,
                              device=seq.device, generator=generator)
             seq = torch.cat([seq, x.unsqueeze(1)], dim=1)

@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_array
 from ...core.conditioning import interpolate_masked
 from ...core.checkpoint import (checkpoint_identity, decode_labels, encode_labels, load_checkpoint,
                                 load_state_strict, save_checkpoint)
+from ...core.deprecation import rename_keys, renamed_attribute, renamed_kwargs
 from ...core.device import resolve_device
 from ...core import samplers
 from ...core.samplers import rowwise_randn
@@ -47,14 +48,16 @@ DEFAULT_TRAIN_CONFIG = TrainConfig(epochs=1000, lr=1e-3, weight_decay=1e-6, lr_s
 _D = DEFAULT_TRAIN_CONFIG
 _TRAIN_KEYWORDS = ("epochs", "max_steps", "lr", "max_time", "patience", "ema_decay")
 
-_MODEL_KEYS = ("num_steps", "schedule", "beta_start", "beta_end", "channels", "layers", "heads", "mask_strategy",
+_MODEL_KEYS = ("num_train_steps", "schedule", "beta_start", "beta_end", "channels", "layers", "heads", "mask_strategy",
                "prediction", "base")
+_RENAMED = {"num_steps": "num_train_steps"}  # old parameter names, accepted until the next release
 _PREDICTIONS = ("eps", "x0", "v")
 _BASES = ("interpolation", None)
 _TOKENS_PER_CALL = 40_000  # grid cells per network call when sampling: small calls stay in cache and
                            # reuse memory (measured 2x faster per window on 2 cores than 10x larger calls)
 _SCHEDULES = ("linear", "quad", "cosine")
-KIND, KIND_VERSION = "imputer", 2  # 2: labels encoded by core.checkpoint.encode_labels, input columns stored;
+KIND, KIND_VERSION = "imputer", 3  # 3: the parameter num_train_steps (2, still read: num_steps);
+                                  # 2: labels encoded by core.checkpoint.encode_labels, input columns stored;
                                   # 1 (still read): plain JSON labels, no input columns
 _CONFIG_KEYS = ("params", "columns", "mean", "std", "low", "high")
 # check_array spells "allow NaN" ensure_all_finite from scikit-learn 1.6 on, force_all_finite before
@@ -79,7 +82,8 @@ class ImputationResult:
 class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """CSDI imputer for DataFrames (rows = time, columns = features).
 
-    Parameters mirror CSDI's defaults; ``window`` is the length L of the (K x L) grid. Training
+    Parameters mirror CSDI's defaults; ``window`` is the length L of the (K x L) grid and
+    ``num_train_steps`` the length of the discrete training schedule (CSDI: 50). Training
     draws all windows with stride ``train_stride`` (1 to ``window``) each epoch, for ``epochs``
     passes, at most ``max_steps`` optimizer steps and ``max_time`` seconds. At ``transform`` time
     windows do not overlap by default (``stride=None`` means ``window``, as CSDI evaluates; the last
@@ -105,9 +109,10 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     as they were.
     """
 
+    @renamed_kwargs(num_steps="num_train_steps")
     def __init__(self, window: int = 36, stride: Optional[int] = None, train_stride: int = 1, epochs: int = _D.epochs,
                  max_steps: Optional[int] = _D.max_steps, batch_size: int = 16, lr: float = _D.lr,
-                 num_steps: int = 50, schedule: str = "quad", beta_start: float = 1e-4, beta_end: float = 0.5,
+                 num_train_steps: int = 50, schedule: str = "quad", beta_start: float = 1e-4, beta_end: float = 0.5,
                  channels: int = 32, layers: int = 2, heads: int = 4, mask_strategy: str = "mix",
                  n_samples: int = 20, sampler: str = "ddim", sampler_steps: Optional[int] = 10,
                  sample_batch_size: Optional[int] = None, validation_fraction: float = 0.0, patience: int = _D.patience,
@@ -117,7 +122,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                  base: Optional[str] = "interpolation", context: Optional[int] = None, self_check: float = 0.1,
                  train_config: Optional[TrainConfig] = None):
         self.window, self.stride, self.train_stride, self.epochs, self.max_steps = window, stride, train_stride, epochs, max_steps
-        self.batch_size, self.lr, self.num_steps, self.schedule = batch_size, lr, num_steps, schedule
+        self.batch_size, self.lr, self.num_train_steps, self.schedule = batch_size, lr, num_train_steps, schedule
         self.beta_start, self.beta_end, self.channels, self.layers, self.heads = beta_start, beta_end, channels, layers, heads
         self.mask_strategy, self.n_samples, self.sampler, self.sampler_steps = mask_strategy, n_samples, sampler, sampler_steps
         self.sample_batch_size, self.validation_fraction, self.patience = sample_batch_size, validation_fraction, patience
@@ -125,6 +130,15 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.progress, self.checkpoint_dir, self.clip, self.max_time = progress, checkpoint_dir, clip, max_time
         self.prediction, self.base, self.context, self.self_check = prediction, base, context, self_check
         self.train_config = train_config
+
+    num_steps = renamed_attribute("num_train_steps", settable=True)  # the old name, deprecated
+
+    def set_params(self, **params) -> "Imputer":
+        """scikit-learn's ``set_params``; the old name ``num_steps`` still works (deprecated)."""
+        return super().set_params(**rename_keys(_RENAMED, params, "Imputer.set_params()", stacklevel=2))
+
+    def __setstate__(self, state: dict) -> None:  # an Imputer pickled before num_steps was renamed
+        super().__setstate__(rename_keys(_RENAMED, state, "Imputer", warn=False))
 
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> None:
@@ -137,7 +151,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         _real("max_time", self.max_time, 0, low_open=True, none="no limit")
         check_whole("batch_size", self.batch_size, 1)
         _real("lr", self.lr, 0, low_open=True)
-        check_whole("num_steps", self.num_steps, 1)
+        check_whole("num_train_steps", self.num_train_steps, 1)
         _choice("schedule", self.schedule, _SCHEDULES)
         if self.schedule != "cosine":
             _real("beta_start", self.beta_start, 0, 1, low_open=True)
@@ -149,7 +163,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         _choice("mask_strategy", self.mask_strategy, STRATEGIES)
         check_whole("n_samples", self.n_samples, 1)
         samplers.resolve(self.sampler, "discrete")  # a CSDI model has a discrete schedule
-        check_whole("sampler_steps", self.sampler_steps, 1, none="num_steps")
+        check_whole("sampler_steps", self.sampler_steps, 1, none="num_train_steps")
         check_whole("sample_batch_size", self.sample_batch_size, 1, none="sized by memory")
         _choice("prediction", self.prediction, _PREDICTIONS)
         _choice("base", self.base, _BASES)
@@ -450,7 +464,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: Optional[str] = None) -> "Imputer":
-        """Read an imputer written by :meth:`save` (kind ``"imputer"``, versions 1 and 2);
+        """Read an imputer written by :meth:`save` (kind ``"imputer"``, versions 1 to 3);
         ``device`` overrides the saved one. A checkpoint that does not match raises ``ValueError``
         (:class:`~multidiff.core.checkpoint.CheckpointKindError` for another kind of checkpoint)."""
         states, config = load_checkpoint(path, kind=KIND, max_kind_version=KIND_VERSION)
@@ -462,6 +476,8 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"the config.json of {path} lacks the keys {missing}: the checkpoint is incomplete or "
                              "was not written by Imputer.save; save it again from a fitted Imputer")
         params = config["params"]
+        if isinstance(params, dict):  # written before the vocabulary rename: num_steps
+            params = rename_keys(_RENAMED, params, f"the config of {path}", warn=False)
         unknown = sorted(set(params) - set(cls._get_param_names())) if isinstance(params, dict) else ["?"]
         if unknown:
             raise ValueError(f"{path} has parameters this Imputer does not know ({unknown[:5]}): it was written by "

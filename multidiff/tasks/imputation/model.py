@@ -24,7 +24,7 @@ from torch import nn
 from ...core import samplers
 from ...core.conditioning import interpolate_masked, repeat_samples
 from ...core.denoiser import as_eps_model, clip_denoised
-from ...core.deprecation import renamed_kwargs
+from ...core.deprecation import rename_keys, renamed_attribute, renamed_kwargs
 from ...core.losses import PREDICTIONS, denoising_mse, draw_discrete_t
 from ...core.schedules import alpha_bars, make_betas
 from ...nets.csdi import CSDINet
@@ -36,9 +36,11 @@ BASES = ("interpolation", None)
 
 
 class CSDIModel(nn.Module):
-    """Conditional imputation model over (batch, K features, L times) grids."""
+    """Conditional imputation model over (batch, K features, L times) grids, on a discrete
+    schedule of ``num_train_steps`` steps (CSDI: 50, quadratic betas)."""
 
-    def __init__(self, n_features: int, num_steps: int = 50, schedule: str = "quad", beta_start: float = 1e-4,
+    @renamed_kwargs(num_steps="num_train_steps")
+    def __init__(self, n_features: int, num_train_steps: int = 50, schedule: str = "quad", beta_start: float = 1e-4,
                  beta_end: float = 0.5, channels: int = 64, layers: int = 4, heads: int = 8,
                  mask_strategy: str = "mix", prediction: str = "eps", base: Optional[str] = None,
                  context: int = 0):
@@ -47,10 +49,15 @@ class CSDIModel(nn.Module):
             raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r}")
         if base not in BASES:
             raise ValueError(f"base must be 'interpolation' or None, got {base!r}")
-        self.num_steps, self.mask_strategy = num_steps, mask_strategy  # diffusion steps; self-supervised masks
+        self.num_train_steps, self.mask_strategy = num_train_steps, mask_strategy  # schedule length; self-supervised masks
         self.prediction, self.base, self.context = prediction, base, int(context)
         self.net = CSDINet(n_features, channels=channels, layers=layers, heads=heads)
-        self.register_buffer("alpha_bars", alpha_bars(make_betas(schedule, num_steps, beta_start, beta_end)).float())
+        self.register_buffer("alpha_bars", alpha_bars(make_betas(schedule, num_train_steps, beta_start, beta_end)).float())
+
+    num_steps = renamed_attribute("num_train_steps")  # the old name, deprecated
+
+    def __setstate__(self, state: dict) -> None:  # a model pickled before num_steps was renamed
+        super().__setstate__(rename_keys({"num_steps": "num_train_steps"}, state, "CSDIModel", warn=False))
 
     def alpha_bar_of(self, t: torch.Tensor) -> torch.Tensor:
         return self.alpha_bars[t]
@@ -80,7 +87,7 @@ class CSDIModel(nn.Module):
         if self.context:
             c = slice(self.context, values.shape[-1] - self.context)
             values, observed, cond, base, cond_input = (a[..., c] for a in (values, observed, cond, base, cond_input))
-        t = draw_discrete_t(values.shape[0], self.num_steps, values.device, generator)
+        t = draw_discrete_t(values.shape[0], self.num_train_steps, values.device, generator)
         net = self._net(cond_input, cond, batch["positions"])
         return denoising_mse(net, values - base, t, self.alpha_bar_of, self.prediction, mask=observed - cond)
 

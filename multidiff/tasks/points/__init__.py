@@ -1,12 +1,17 @@
 """Point-cloud generation and completion with diffusion (Luo & Hu 2021; PVD, Zhou et al. 2021).
 
 :class:`Generator` samples clouds, :class:`Completer` completes partial scans, :func:`evaluate`
-runs the benchmark protocol, :func:`save` / :func:`load` / :func:`render` handle cloud files.
+runs the benchmark protocol, :func:`save_clouds` / :func:`load_clouds` / :func:`render` handle cloud
+files (``Generator.save`` / ``.load`` handle checkpoints).
 """
-from .api import Completer, Generator, completion_pairs, load, save
+from ...core.deprecation import moved
+from .api import Completer, Generator, completion_pairs, load_clouds, save_clouds
 from .evaluate import evaluate, retrieve
 from .model import DEFAULT_TRAIN_CONFIG, SAMPLER_NAMES
 from .plot import render
 
-__all__ = ["Generator", "Completer", "evaluate", "save", "load", "render", "completion_pairs", "retrieve",
+__all__ = ["Generator", "Completer", "evaluate", "save_clouds", "load_clouds", "render", "completion_pairs", "retrieve",
            "SAMPLER_NAMES", "DEFAULT_TRAIN_CONFIG"]
+
+# old names, until the next release: points.save / points.load wrote and read clouds, not checkpoints
+__getattr__ = moved(__name__, {"save": f"{__name__}:save_clouds", "load": f"{__name__}:load_clouds"})

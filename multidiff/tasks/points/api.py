@@ -8,7 +8,9 @@
   process with ``conditioning.replace_known(noise_known=False)``; the loss runs over the free
   points only. Each pair is expressed in the frame of its partial scan (zero mean, unit std of the
   partial points), so completing a new scan needs nothing but the scan itself.
-* :func:`save` / :func:`load`: clouds as ``.ply``/``.pcd`` (open3d) or ``.npy``.
+* :func:`save_clouds` / :func:`load_clouds`: one cloud as ``.ply``/``.pcd`` (open3d) or ``.npy``
+  (``Generator.save`` / ``.load`` write and read checkpoints). ``save`` / ``load`` are their old
+  names, deprecated.
 
 The shared model is in :mod:`.model`, the benchmark protocol (:func:`~.evaluate.evaluate`,
 :func:`~.evaluate.retrieve`) in :mod:`.evaluate`, :func:`~.plot.render` in :mod:`.plot`.
@@ -23,7 +25,7 @@ import torch
 
 from ...core.checkpoint import write_atomic
 from ...core.conditioning import replace_known
-from ...core.deprecation import renamed_kwargs
+from ...core.deprecation import moved, renamed_kwargs
 from ...core.device import resolve_device
 from ...core.losses import draw_discrete_t, eps_mse
 from ...core.validate import check_whole
@@ -31,7 +33,10 @@ from ...datasets.pointclouds import (Normalization, PointCloudFolder, check_poin
                                     shape_seed)
 from .model import _PointDiffusion
 
-__all__ = ["Generator", "Completer", "save", "load", "completion_pairs"]
+__all__ = ["Generator", "Completer", "save_clouds", "load_clouds", "completion_pairs"]
+
+# the module-level cloud readers/writers were called save/load, like the checkpoint methods
+__getattr__ = moved(__name__, {"save": f"{__name__}:save_clouds", "load": f"{__name__}:load_clouds"})
 
 
 class Generator(_PointDiffusion):
@@ -47,7 +52,7 @@ class Generator(_PointDiffusion):
 
         def loss_fn(net, batch):
             x0 = batch["x0"]
-            return eps_mse(net, x0, draw_discrete_t(len(x0), self.num_steps, x0.device), self._alpha_bar_of)
+            return eps_mse(net, x0, draw_discrete_t(len(x0), self.num_train_steps, x0.device), self._alpha_bar_of)
 
         return self._train({"x0": folder.points}, loss_fn)
 
@@ -113,7 +118,7 @@ class Completer(_PointDiffusion):
         def loss_fn(net, batch):
             x0, known = batch["x0"], batch["known"]
             model = _hold(net, x0, known)
-            t = draw_discrete_t(len(x0), self.num_steps, x0.device)
+            t = draw_discrete_t(len(x0), self.num_train_steps, x0.device)
             return eps_mse(model, x0, t, self._alpha_bar_of, mask=(1 - known).expand_as(x0))
 
         return self._train({"x0": pairs["x0"], "known": pairs["known"]}, loss_fn)
@@ -171,7 +176,7 @@ def _hold(net, known: torch.Tensor, mask: torch.Tensor):
     return model
 
 
-def save(cloud, path: str | Path) -> Path:
+def save_clouds(cloud, path: str | Path) -> Path:
     """Write one (N, 3) cloud to ``.ply``/``.pcd`` (open3d, binary) or ``.npy``, atomically."""
     arr = check_points(cloud, "cloud to save")
     path = Path(path)
@@ -194,6 +199,6 @@ def save(cloud, path: str | Path) -> Path:
     return path
 
 
-def load(path: str | Path, num_points: int = 1024) -> torch.Tensor:
+def load_clouds(path: str | Path, num_points: int = 1024) -> torch.Tensor:
     """Read a cloud (any format of :data:`~multidiff.datasets.pointclouds.SUFFIXES`) as an (N, 3) float tensor."""
     return torch.tensor(read_cloud(path, num_points), dtype=torch.float32)

@@ -13,6 +13,7 @@ import torch
 
 from ...core.checkpoint import load_checkpoint, save_checkpoint
 from ...core.denoiser import clip_denoised
+from ...core.deprecation import rename_keys, renamed_attribute, renamed_kwargs
 from ...core import samplers
 from ...core.samplers import run as run_sampler
 from ...core.schedules import alpha_bars, linear_betas
@@ -33,8 +34,10 @@ _TRAIN_KEYWORDS = ("epochs", "max_steps", "lr", "ema_decay")
 # accepted sampler names -> the core's method (the registry's discrete-time methods and their aliases)
 SAMPLER_NAMES = {**{n: n for n in samplers.names("discrete")},
                  **{a: n for a, n in samplers.ALIASES.items() if n in samplers.names("discrete")}}
-_HPARAMS = ("num_points", "channels", "layers", "k", "num_steps", "beta_start", "beta_end", "normalization",
+_HPARAMS = ("num_points", "channels", "layers", "k", "num_train_steps", "beta_start", "beta_end", "normalization",
             "max_known", "views")
+_RENAMED = {"num_steps": "num_train_steps"}  # old hyper-parameter names, accepted until the next release
+KIND_VERSION = 2  # 2: the hyper-parameter num_train_steps; 1 (still read): num_steps
 
 
 class _PointDiffusion:
@@ -48,8 +51,9 @@ class _PointDiffusion:
     in_features = 0
     kind = ""  # the checkpoint kind of core.checkpoint.KINDS that save() writes and load() reads
 
+    @renamed_kwargs(num_steps="num_train_steps")
     def __init__(self, num_points: int = 1024, channels: int = 128, layers: int = 4, k: int = 16,
-                 num_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02,
+                 num_train_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02,
                  normalization: str = "unit_std", epochs: int = _D.epochs, max_steps: Optional[int] = _D.max_steps,
                  batch_size: int = 32, lr: float = _D.lr, ema_decay: float = _D.ema_decay, device: str = "auto",
                  seed: int = 0, progress: bool = True, checkpoint_dir: Optional[str] = None,
@@ -61,17 +65,19 @@ class _PointDiffusion:
         if max_known is not None and not 0 < max_known < num_points:
             raise ValueError(f"max_known must lie in [1, num_points - 1] = [1, {num_points - 1}], got {max_known}")
         self.num_points, self.channels, self.layers, self.k = num_points, channels, layers, k
-        self.num_steps, self.beta_start, self.beta_end = num_steps, beta_start, beta_end
+        self.num_train_steps, self.beta_start, self.beta_end = num_train_steps, beta_start, beta_end
         self.normalization, self.epochs, self.max_steps = normalization, epochs, max_steps
         self.batch_size, self.lr, self.ema_decay, self.device = batch_size, lr, ema_decay, device
         self.seed, self.progress, self.checkpoint_dir = seed, progress, checkpoint_dir
         self.max_known = max_known if max_known is not None else num_points // 2
         self.views, self.train_config = views, train_config
-        self.alpha_bars = alpha_bars(linear_betas(num_steps, beta_start, beta_end))
+        self.alpha_bars = alpha_bars(linear_betas(num_train_steps, beta_start, beta_end))
         self.net = self._build()
         self.fitted = False
         self.clip: Optional[float] = None  # |x0| bound for sampling, set by fit
         self.train_result: Optional[TrainResult] = None
+
+    num_steps = renamed_attribute("num_train_steps")  # the old name, deprecated
 
     def _build(self) -> PointDenoiser:
         return PointDenoiser(self.channels, self.layers, self.k, in_features=self.in_features)
@@ -135,13 +141,15 @@ class _PointDiffusion:
     def save(self, directory: str | Path) -> Path:
         """Write the (EMA) weights and hyper-parameters atomically (safetensors + JSON)."""
         self._check_fitted()
-        return save_checkpoint(directory, {"net": self.net.state_dict()}, self.config(), kind=self.kind)
+        return save_checkpoint(directory, {"net": self.net.state_dict()}, self.config(), kind=self.kind,
+                               kind_version=KIND_VERSION)
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "auto"):
         """Rebuild a model saved with :meth:`save`; a checkpoint of another kind raises
         :class:`~multidiff.core.checkpoint.CheckpointKindError` naming the loader that fits."""
-        states, cfg = load_checkpoint(directory, kind=cls.kind, max_kind_version=1)
+        states, cfg = load_checkpoint(directory, kind=cls.kind, max_kind_version=KIND_VERSION)
+        cfg = rename_keys(_RENAMED, cfg, f"the config of {directory}", warn=False)  # num_steps, before the rename
         obj = cls(**{k: cfg[k] for k in _HPARAMS}, device=device)
         obj.net.load_state_dict(states["net"])
         obj.clip = cfg.get("clip")

@@ -159,7 +159,7 @@ def _check_data(data) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _purifier_settings(purifier: Purifier) -> dict:
-    return {"t_star": purifier.t_star, "n_steps": purifier.n_steps, "sampler": purifier.sampler,
+    return {"t_star": purifier.t_star, "sampler_steps": purifier.sampler_steps, "sampler": purifier.sampler,
             "alpha_bar_t_star": purifier.level, "data_range": list(purifier.data_range)}
 
 

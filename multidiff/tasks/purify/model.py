@@ -9,7 +9,6 @@ evaluation (Lee & Kim, ICCV 2023: full-gradient PGD-EOT through every purificati
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Callable, Optional
 
 import torch
@@ -18,7 +17,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ...core import samplers
 from ...core.conditioning import repeat_samples
-from ...core.deprecation import renamed_kwargs
+from ...core.deprecation import ignored_kwargs, renamed_attribute, renamed_kwargs
 from ...core.schedules import VPSDE
 from ...core.validate import check_whole
 
@@ -51,23 +50,21 @@ class Purifier(nn.Module):
     ``t_star`` is the fraction of the diffusion run (0 turns purification off: identity).
     ``sampler_steps`` defaults to DiffPure's dt = 1e-3 (t* x 1000 steps; every table step from t* for
     a table). ``gradient_checkpointing`` recomputes each network call in the backward pass, so
-    full-gradient attacks fit in memory. ``n_steps`` is the old name of ``sampler_steps``;
-    ``n_train_steps`` no longer has an effect (both deprecated).
+    full-gradient attacks fit in memory. ``n_steps`` (keyword and attribute) is the old name of
+    ``sampler_steps``; ``n_train_steps`` no longer has an effect (both deprecated).
     """
 
     @renamed_kwargs(n_steps="sampler_steps")
+    @ignored_kwargs(n_train_steps="every sampler runs on the VP-SDE's continuous grid")
     def __init__(self, model: Callable, t_star: float = 0.1, sampler_steps: Optional[int] = None,
                  sampler: Optional[str] = None, alpha_bars: Optional[torch.Tensor] = None, beta0: float = 0.1,
-                 beta1: float = 20.0, n_train_steps: Optional[int] = None,
-                 data_range: tuple[float, float] = (0.0, 1.0), gradient_checkpointing: bool = True):
+                 beta1: float = 20.0, data_range: tuple[float, float] = (0.0, 1.0),
+                 gradient_checkpointing: bool = True):
         super().__init__()
         t_star = float(t_star)
         if not (math.isfinite(t_star) and 0 <= t_star <= 1):
             raise ValueError(f"t_star must lie in (0, 1] (a fraction of the diffusion time; DiffPure uses 0.1), "
                              f"or be 0 to turn purification off; got {t_star}")
-        if n_train_steps is not None:
-            warnings.warn("Purifier(n_train_steps=) is deprecated and has no effect: every sampler runs on the "
-                          "VP-SDE's continuous grid", DeprecationWarning, stacklevel=3)
         self.discrete = alpha_bars is not None
         if self.discrete:
             self.schedule = {"alpha_bars": alpha_bars.detach().to(torch.float64).cpu()}
@@ -88,10 +85,7 @@ class Purifier(nn.Module):
         self.grid = (samplers.make_grid(sampler, self.sampler_steps, t_start=t_star, **self.schedule)
                      if t_star > 0 else None)
 
-    @property
-    def n_steps(self) -> int:
-        """The old name of :attr:`sampler_steps`."""
-        return self.sampler_steps
+    n_steps = renamed_attribute("sampler_steps")  # the old name, deprecated
 
     @property
     def level(self) -> float:

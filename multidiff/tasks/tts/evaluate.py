@@ -11,6 +11,7 @@ import torch
 
 from ...audio.mel import mel_spectrogram
 from ...audio.vocoder import Vocoder
+from ...core.deprecation import renamed_kwargs
 from ...metrics.tables import markdown_table
 from .api import TTS
 
@@ -34,13 +35,16 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def evaluate(model: TTS, items, steps: Sequence[int] = (4, 10, 50), sampler: str = "euler_ode",
+@renamed_kwargs(steps="sampler_steps")
+def evaluate(model: TTS, items, sampler_steps: Sequence[int] = (4, 10, 50), sampler: str = "euler_ode",
              temperature: float = 1.5, with_f0: bool = True, vocoder: Optional[Vocoder] = None,
              seed: int = 0, progress: Optional[Callable[[str], None]] = None) -> EvalResult:
     """MCD-DTW and log-F0 RMSE against the real clips ``items`` (vocoded ground truth is *not* used:
     the reference is the recorded audio), plus real-time factors, for the prior ``mu`` alone
-    ("prior") and the diffusion decoder at each of ``steps``. RTF = synthesis time / audio duration,
-    decoder only (diffusion sampling) and end to end (text -> waveform, vocoder included)."""
+    ("prior") and the diffusion decoder at each step count of ``sampler_steps`` (``steps`` is its
+    old name, deprecated). RTF = synthesis time / audio duration, decoder only (diffusion sampling)
+    and end to end (text -> waveform, vocoder included). Each row holds ``sampler_steps`` (0 for
+    the prior; the key was ``steps`` before)."""
     from ...datasets.ljspeech import load_audio
     from ...metrics.audio import compare_features, speech_features
 
@@ -48,7 +52,7 @@ def evaluate(model: TTS, items, steps: Sequence[int] = (4, 10, 50), sampler: str
         raise ValueError("evaluate() needs at least one held-out utterance")
     wavs = [load_audio(u.path, model.sample_rate) for u in items]
     refs = [speech_features(w, model.sample_rate, with_f0=with_f0) for w in wavs]
-    settings = [("prior", 0)] + [(f"{sampler}-{n}", n) for n in steps]
+    settings = [("prior", 0)] + [(f"{sampler}-{n}", n) for n in sampler_steps]
     result = EvalResult(examples={"ground truth": mel_spectrogram(torch.from_numpy(wavs[0]), model.mel)})
     for name, n in settings:
         scores, dec_t, e2e_t, dur = [], 0.0, 0.0, 0.0
@@ -67,7 +71,7 @@ def evaluate(model: TTS, items, steps: Sequence[int] = (4, 10, 50), sampler: str
                 result.examples["prior mu" if n == 0 else name] = mel[0, :, : int(y_len[0])].cpu()
             dec_t, e2e_t, dur = dec_t + (t2 - t1), e2e_t + (t3 - t0), dur + len(wav) / model.sample_rate
             scores.append(compare_features(ref, speech_features(wav, model.sample_rate, with_f0=with_f0)))
-        row = {"setting": name, "steps": n, "clips": len(items),
+        row = {"setting": name, "sampler_steps": n, "clips": len(items),
                "mcd": float(np.mean([s["mcd"] for s in scores])),
                "rtf_decoder": dec_t / dur if n else 0.0, "rtf_end_to_end": e2e_t / dur}
         if with_f0:  # clips where pYIN finds no frame voiced in both are left out of the mean

@@ -12,6 +12,7 @@ import torch
 
 from ...audio.alignment import maximum_path
 from ...core import losses, samplers
+from ...core.deprecation import renamed_attribute
 from ...core.schedules import VPSDE, vp_alpha_bar
 from ...nets.gradtts import GradTTSNet, fit_length, sequence_mask
 
@@ -27,8 +28,11 @@ class DiffusionConfig:
     beta1: float = 20.0         # VP-SDE beta(1) (Grad-TTS)
     segment_frames: int = 172   # random mel segment the decoder trains on (Grad-TTS: 2 s = 172 frames)
 
-    def alpha_bar(self, t: torch.Tensor) -> torch.Tensor:
+    def alpha_bar_of(self, t: torch.Tensor) -> torch.Tensor:
+        """Signal level of the decoder's VP-SDE at times ``t``."""
         return vp_alpha_bar(t, self.beta0, self.beta1)
+
+    alpha_bar = renamed_attribute("alpha_bar_of")  # the old name, deprecated
 
     @property
     def sde(self) -> VPSDE:
@@ -90,7 +94,7 @@ def gradtts_loss(net: GradTTSNet, batch: dict, diffusion: DiffusionConfig = Diff
     y_seg, mu_seg = take(y) * seg_mask.unsqueeze(1), take(mu_y) * seg_mask.unsqueeze(1)
     t = losses.draw_continuous_t(len(y), device=y.device, t_min=1e-5, t_max=1 - 1e-5)
     model = lambda y_t, tt: net.denoise(y_t, seg_mask, mu_seg, tt)
-    diff_loss = losses.eps_mse(model, y_seg - mu_seg, t, diffusion.alpha_bar,
+    diff_loss = losses.eps_mse(model, y_seg - mu_seg, t, diffusion.alpha_bar_of,
                                mask=seg_mask.unsqueeze(1).expand_as(y_seg))
     if parts is not None:
         parts.update(duration=float(dur_loss.detach()), prior=float(prior_loss.detach()),

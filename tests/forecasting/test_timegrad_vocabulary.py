@@ -1,0 +1,99 @@
+"""TimeGrad speaks the package's vocabulary (issue 10): ``num_train_steps`` (was ``diff_steps``) and
+``sampler_steps`` (was ``sampling_steps``). The old keywords work for one release with a
+``DeprecationWarning``, and predictors saved with the old names still load.
+
+``data/timegrad_before_vocabulary`` is a tiny untrained predictor written by
+``TimeGradPredictor.serialize`` at commit 1160bc5 (before the rename): ``predictor.json`` holds
+``diff_steps=8`` and ``sampling_steps=3`` in ``model_kwargs``, ``weights/config.json``
+``sampling_steps`` with kind version 1."""
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from multidiff.tasks.forecasting import TimeGradEstimator, TimeGradPredictor
+from multidiff.tasks.forecasting.timegrad_model import TimeGradModel
+
+OLD = Path(__file__).parent / "data" / "timegrad_before_vocabulary"
+OLD_NAMES = ("diff_steps", "sampling_steps")
+SMALL = dict(freq="D", prediction_length=2, target_dim=2, hidden_size=4, num_layers=1, residual_layers=1,
+             residual_channels=2, device="cpu")
+
+
+def _vocabulary_warnings(record) -> list[str]:
+    return [str(w.message) for w in record if any(name in str(w.message) for name in OLD_NAMES)]
+
+
+def test_old_estimator_keywords_are_translated_before_gluonts_records_them():
+    from gluonts.core.serde import dump_json
+
+    with pytest.warns(DeprecationWarning, match="TimeGradEstimator\\(\\): the keyword 'diff_steps' is deprecated .* "
+                                                "use 'num_train_steps'") as record:
+        est = TimeGradEstimator(**SMALL, diff_steps=7, sampling_steps=3)
+    assert len(_vocabulary_warnings(record)) == 2 and record[0].filename == __file__
+    assert (est.model_kwargs["num_train_steps"], est.model_kwargs["sampler_steps"]) == (7, 3)
+    # @validated() saw the new names only: they are what the estimator serializes
+    assert {"num_train_steps", "sampler_steps"} <= set(est.__init_args__) and not set(OLD_NAMES) & set(est.__init_args__)
+    assert not any(name in dump_json(est) for name in OLD_NAMES)
+    with pytest.raises(ValueError, match="num_train_steps must be a whole number"):  # checked under the new name
+        TimeGradEstimator(**SMALL, diff_steps=2.5)
+
+
+def test_new_keywords_are_silent_and_both_names_is_an_error():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        est = TimeGradEstimator(**SMALL, num_train_steps=7, sampler_steps=3)
+        model = TimeGradModel(2, 3, 2, 4, num_train_steps=5, sampler="ddim", sampler_steps=2)
+        model.set_sampler("dpm_solver", sampler_steps=4)
+    assert est.model_kwargs["num_train_steps"] == 7 and (model.sampler_steps, len(model.alpha_bars)) == (4, 5)
+    with pytest.raises(TypeError, match="got both 'sampling_steps' \\(deprecated\\) and 'sampler_steps'"):
+        TimeGradEstimator(**SMALL, sampling_steps=3, sampler_steps=3)
+    with pytest.raises(TypeError, match="got both 'diff_steps'"):
+        TimeGradModel(2, 3, 2, 4, diff_steps=5, num_train_steps=5)
+    with pytest.raises(TypeError, match="got both"):
+        model.set_sampler("ddim", sampling_steps=2, sampler_steps=2)
+
+
+def test_old_model_keywords_and_attribute_warn():
+    with pytest.warns(DeprecationWarning, match="'diff_steps' is deprecated"):
+        model = TimeGradModel(2, 3, 2, 4, diff_steps=5, sampler="ddim")
+    assert len(model.alpha_bars) == 5 == model.num_train_steps
+    with pytest.warns(DeprecationWarning, match="'sampling_steps' is deprecated"):
+        model.set_sampler("ddim", sampling_steps=3)
+    with pytest.warns(DeprecationWarning, match="TimeGradModel.sampling_steps is deprecated .* TimeGradModel.sampler_steps"):
+        assert model.sampling_steps == 3 == model.sampler_steps
+
+
+def _dataset():
+    from gluonts.dataset.common import ListDataset
+
+    target = np.stack([np.sin(np.arange(12) / 3), np.cos(np.arange(12) / 4) + 2]).astype(np.float32)
+    return ListDataset([{"start": pd.Period("2024-01-01", freq="D"), "target": target}], freq="D", one_dim_target=False)
+
+
+def _samples(predictor, seed=0):
+    torch.manual_seed(seed)  # GluonTS predictors draw from torch's global generator
+    return next(iter(predictor.predict(_dataset()))).samples
+
+
+def test_a_predictor_saved_before_the_rename_loads_quietly_and_saves_the_new_names(tmp_path):
+    assert '"diff_steps": 8' in (OLD / "predictor.json").read_text()  # the file is what the old code wrote
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        old = TimeGradPredictor.deserialize(OLD, device="cpu")
+    assert _vocabulary_warnings(record) == []  # the file chose the old names, not the caller
+    model = old.model
+    assert (model.num_train_steps, len(model.alpha_bars), model.sampler, model.sampler_steps) == (8, 8, "ddim", 3)
+    old.serialize(tmp_path / "again")
+    texts = {p.relative_to(tmp_path).as_posix(): p.read_text() for p in (tmp_path / "again").rglob("*.json")}
+    assert not [(name, f) for f, text in texts.items() for name in OLD_NAMES if name in text]
+    model_kwargs = json.loads(texts["again/predictor.json"])["kwargs"]["prediction_net"]["kwargs"]["model_kwargs"]
+    assert (model_kwargs["num_train_steps"], model_kwargs["sampler_steps"]) == (8, 3)
+    again = TimeGradPredictor.deserialize(tmp_path / "again", device="cpu")
+    ours = _samples(old)
+    np.testing.assert_array_equal(_samples(again), ours)
+    assert np.isfinite(ours).all() and not np.array_equal(_samples(again, seed=1), ours)
