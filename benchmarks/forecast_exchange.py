@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 
@@ -89,10 +90,12 @@ def _sampled(name: str, predictor, runs, test, samples: int, seed: int, train_s:
 
 
 def timegrad(train, test, df, horizon: int, freq: str, budget: float, samples: int, seed: int, fast_steps,
-             save=None) -> dict:
-    """TimeGrad with its paper architecture, trained for ``budget`` seconds."""
-    est = TimeGradEstimator(freq=freq, prediction_length=horizon, target_dim=df.shape[1], max_epochs=10**6,
-                            batch_size=32, seed=seed, trainer_kwargs={"max_time": {"seconds": budget}})
+             save=None, epochs: int = None) -> dict:
+    """TimeGrad with its paper architecture, trained for ``budget`` seconds (or at most ``epochs``
+    epochs of 100 batches, whichever ends first)."""
+    est = TimeGradEstimator(freq=freq, prediction_length=horizon, target_dim=df.shape[1],
+                            max_epochs=epochs or 10**6, batch_size=32, seed=seed,
+                            trainer_kwargs={"max_time": {"seconds": budget}})
     t0 = time.perf_counter()
     predictor = est.train(train)
     train_s = time.perf_counter() - t0
@@ -147,6 +150,8 @@ def main(dataset: str = "exchange_rate", argv=None) -> dict:
     p.add_argument("--report", action="store_true", help="print --out as a Markdown table and stop")
     p.add_argument("--tag", default="", help="stored as MODEL:TAG in --out (e.g. a learning-curve point)")
     p.add_argument("--csdi-context", type=int, default=None, help="CSDI context_length (default 4 x horizon)")
+    p.add_argument("--timegrad-epochs", type=int, default=None,
+                   help="TimeGrad: stop after this many epochs of 100 batches if the budget lasts longer")
     p.add_argument("--skip-ddpm", action="store_true", help="CSDI: only the fast samplers")
     p.add_argument("--save-models", help="also save the trained diffusion predictors in this folder (timegrad/, csdi/)")
     args = p.parse_args(argv)
@@ -172,12 +177,12 @@ def main(dataset: str = "exchange_rate", argv=None) -> dict:
             rows = deepar(train, test, horizon, freq, args.budget, args.samples, args.seed)
         elif model == "timegrad":
             rows = timegrad(train, test, df, horizon, freq, args.budget, args.samples, args.seed, args.sampler_steps,
-                            args.save_models)
+                            args.save_models, args.timegrad_epochs)
         else:
             extra = {"context_length": args.csdi_context} if args.csdi_context else {}
             rows = csdi(train, test, df, horizon, freq, args.budget, args.samples, args.seed, args.sampler_steps,
                         args.save_models, args.skip_ddpm, **extra)
-        results["models"][key] = {"rows": rows, "budget_seconds": args.budget, "samples": args.samples,
+        results["models"][key] = {"rows": rows, "budget_seconds": args.budget, "argv": argv or sys.argv[1:], "samples": args.samples,
                                     "threads": args.threads, "seed": args.seed,
                                     "wall_seconds": time.perf_counter() - t0,
                                     "load_before": load, "load_after": os.getloadavg()[0],
