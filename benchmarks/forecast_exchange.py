@@ -48,9 +48,9 @@ def seasonal_naive(test, horizon: int, freq: str) -> dict:
     return {f"seasonal naive (season {season})": forecast_metrics(np.stack(preds)[:, None], np.stack(targets))}
 
 
-def deepar(train, test, horizon: int, freq: str, budget: float, samples: int, seed: int) -> dict:
+def deepar(train, test, horizon: int, freq: str, budget: float, samples: int, seed: int, epochs: int = None) -> dict:
     """GluonTS' torch DeepAR with its defaults, one univariate model over all series, trained for
-    ``budget`` seconds (Lightning's ``max_time``)."""
+    ``budget`` seconds (Lightning's ``max_time``) or at most ``epochs`` epochs of 50 batches."""
     import lightning.pytorch as pl
     from gluonts.evaluation import make_evaluation_predictions
     from gluonts.torch.model.deepar import DeepAREstimator
@@ -59,7 +59,8 @@ def deepar(train, test, horizon: int, freq: str, budget: float, samples: int, se
     dim = np.asarray(next(iter(test))["target"]).shape[0]
     with tempfile.TemporaryDirectory() as tmp:  # Lightning's checkpoint folder
         est = DeepAREstimator(freq=freq, prediction_length=horizon,
-                              trainer_kwargs={"max_epochs": 10**6, "max_time": {"seconds": budget}, "logger": False,
+                              trainer_kwargs={"max_epochs": epochs or 10**6, "max_time": {"seconds": budget},
+                                              "logger": False,
                                               "enable_progress_bar": False, "enable_model_summary": False,
                                               "default_root_dir": tmp})
         t0 = time.perf_counter()
@@ -152,6 +153,8 @@ def main(dataset: str = "exchange_rate", argv=None) -> dict:
     p.add_argument("--csdi-context", type=int, default=None, help="CSDI context_length (default 4 x horizon)")
     p.add_argument("--timegrad-epochs", type=int, default=None,
                    help="TimeGrad: stop after this many epochs of 100 batches if the budget lasts longer")
+    p.add_argument("--deepar-epochs", type=int, default=None,
+                   help="DeepAR: stop after this many epochs (GluonTS default: 50 batches each) if the budget lasts longer")
     p.add_argument("--skip-ddpm", action="store_true", help="CSDI: only the fast samplers")
     p.add_argument("--save-models", help="also save the trained diffusion predictors in this folder (timegrad/, csdi/)")
     args = p.parse_args(argv)
@@ -174,7 +177,7 @@ def main(dataset: str = "exchange_rate", argv=None) -> dict:
         if model == "seasonal_naive":
             rows = seasonal_naive(test, horizon, freq)
         elif model == "deepar":
-            rows = deepar(train, test, horizon, freq, args.budget, args.samples, args.seed)
+            rows = deepar(train, test, horizon, freq, args.budget, args.samples, args.seed, args.deepar_epochs)
         elif model == "timegrad":
             rows = timegrad(train, test, df, horizon, freq, args.budget, args.samples, args.seed, args.sampler_steps,
                             args.save_models, args.timegrad_epochs)
