@@ -236,3 +236,38 @@ def test_train_config_route_and_checkpoint_kind(exchange, predictor, tmp_path):
     predictor.serialize(tmp_path / "csdi")
     with pytest.raises(CheckpointKindError, match="forecasting.csdi"):
         TimeGradPredictor.deserialize(tmp_path / "csdi")
+
+
+def test_naive_base_holds_the_last_value_or_repeats_the_last_season():
+    from multidiff.tasks.forecasting.csdi import naive_base
+
+    z = torch.tensor([[[1.0, 2.0, 3.0, 4.0, 5.0, 0.0, 0.0, 0.0, 0.0]]])
+    cond = torch.tensor([[[1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]]])  # 4.0 unobserved: interpolated
+    assert naive_base(z, cond, 5, 1)[0, 0].tolist() == [1, 2, 3, 4, 5, 5, 5, 5, 5]
+    assert naive_base(z, cond, 5, 3)[0, 0].tolist() == [1, 2, 3, 4, 5, 3, 4, 5, 3]
+
+
+def test_season_is_chosen_by_the_naive_error_on_training_windows():
+    from multidiff.tasks.forecasting.csdi import choose_season
+
+    t = np.arange(2000)
+    rng = np.random.default_rng(0)
+    cycle = np.sin(2 * np.pi * t / 24) + 0.05 * rng.standard_normal(2000)   # a daily cycle
+    walk = np.cumsum(rng.standard_normal(2000))                             # a random walk
+    assert choose_season([np.stack([cycle, cycle * 2])], 96, 24, 24) == 24
+    assert choose_season([np.stack([walk, walk + 3])], 96, 24, 24) == 1
+    assert choose_season([np.stack([cycle])], 12, 24, 24) == 1               # season longer than the context
+
+
+def test_estimator_records_the_season_and_its_predictor_saves_it(exchange, tmp_path):
+    df, train, test, freq = exchange
+    est = CSDIForecastEstimator(freq=freq, prediction_length=H, target_dim=8, **TINY)
+    p = est.train(train)
+    assert est.season_ in (1, 5) and p.model.season == est.season_
+    forced = CSDIForecastEstimator(freq=freq, prediction_length=H, target_dim=8, season=5, **TINY)
+    p5 = forced.train(train)
+    assert forced.season_ == 5
+    p5.serialize(tmp_path / "p5")
+    assert CSDIForecastPredictor.deserialize(tmp_path / "p5").model.season == 5
+    with pytest.raises(ValueError, match=r"season must be None .* in \[1, 12\], got 13"):
+        CSDIForecastEstimator(freq=freq, prediction_length=H, target_dim=8, season=13, **TINY)
