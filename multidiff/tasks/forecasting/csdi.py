@@ -7,9 +7,10 @@ chain per future step). The network is :class:`multidiff.nets.csdi.CSDINet`, as 
 imputation task; schedule, loss, samplers and the training loop are the core's.
 
 Two choices on top of CSDI, the ones the imputation task measured (docs/imputation.md): the
-diffusion runs over the residual around a base forecast (each series' last observed value,
-held: :func:`multidiff.core.conditioning.interpolate_masked`, which the network also sees as
-its conditional input, as PriSTI), and the network predicts v (Salimans & Ho 2022). Each window
+diffusion runs over the residual around a base forecast, which the network also sees as its
+conditional input (PriSTI), and the network predicts v (Salimans & Ho 2022). The base is a naive
+forecast (:func:`naive_base`): the last observed value held, or the last season repeated when
+that errs less on the training windows (:func:`choose_season`). Each window
 is standardised per series by the mean and standard deviation of its observed context (GluonTS
 estimators also scale per window), so one model serves series of any level.
 
