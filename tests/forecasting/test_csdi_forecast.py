@@ -263,7 +263,9 @@ def test_estimator_records_the_season_and_its_predictor_saves_it(exchange, tmp_p
     df, train, test, freq = exchange
     est = CSDIForecastEstimator(freq=freq, prediction_length=H, target_dim=8, **TINY)
     p = est.train(train)
-    assert est.season_ in (1, 5) and p.model.season == est.season_
+    assert est.season_ == 1 and p.model.season == 1                     # the default
+    auto = CSDIForecastEstimator(freq=freq, prediction_length=H, target_dim=8, season=None, **TINY)
+    assert auto.train(train).model.season == auto.season_ in (1, 5)
     forced = CSDIForecastEstimator(freq=freq, prediction_length=H, target_dim=8, season=5, **TINY)
     p5 = forced.train(train)
     assert forced.season_ == 5
