@@ -128,8 +128,9 @@ def report(results: dict) -> str:
 
     rows = []
     for key, model in results["models"].items():
+        tag = key.split(":", 1)[1] if ":" in key else ""
         for name, row in model["rows"].items():
-            rows.append([name, model["budget_seconds"] if key != "seasonal_naive" else None, row["CRPS-sum"],
+            rows.append([f"{name} [{tag}]" if tag and tag.replace("=", "") not in name.replace("=", "") else name, model["budget_seconds"] if key != "seasonal_naive" else None, row["CRPS-sum"],
                          row["CRPS"], row["ND"], row["NRMSE-sum"], row.get("train_seconds"),
                          row.get("sampling_seconds"), f"{model['load_before']:.1f}-{model['load_after']:.1f}"])
     return markdown_table(["model / sampler", "budget s", "CRPS-sum", "CRPS", "ND", "NRMSE-sum", "train s",
@@ -151,6 +152,7 @@ def main(dataset: str = "exchange_rate", argv=None) -> dict:
     p.add_argument("--report", action="store_true", help="print --out as a Markdown table and stop")
     p.add_argument("--tag", default="", help="stored as MODEL:TAG in --out (e.g. a learning-curve point)")
     p.add_argument("--csdi-context", type=int, default=None, help="CSDI context_length (default 4 x horizon)")
+    p.add_argument("--csdi-season", type=int, default=None, help="CSDI season of the naive base (default 1)")
     p.add_argument("--timegrad-epochs", type=int, default=None,
                    help="TimeGrad: stop after this many epochs of 100 batches if the budget lasts longer")
     p.add_argument("--deepar-epochs", type=int, default=None,
@@ -183,6 +185,8 @@ def main(dataset: str = "exchange_rate", argv=None) -> dict:
                             args.save_models, args.timegrad_epochs)
         else:
             extra = {"context_length": args.csdi_context} if args.csdi_context else {}
+            if args.csdi_season:
+                extra["season"] = args.csdi_season
             rows = csdi(train, test, df, horizon, freq, args.budget, args.samples, args.seed, args.sampler_steps,
                         args.save_models, args.skip_ddpm, **extra)
         results["models"][key] = {"rows": rows, "budget_seconds": args.budget, "argv": argv or sys.argv[1:], "samples": args.samples,
