@@ -153,6 +153,8 @@ def main(dataset: str = "exchange_rate", argv=None) -> dict:
     p.add_argument("--tag", default="", help="stored as MODEL:TAG in --out (e.g. a learning-curve point)")
     p.add_argument("--csdi-context", type=int, default=None, help="CSDI context_length (default 4 x horizon)")
     p.add_argument("--csdi-season", type=int, default=None, help="CSDI season of the naive base (default 1)")
+    p.add_argument("--csdi-time-features", choices=("on", "off"), default=None,
+                   help="CSDI: calendar features as side information (default: the estimator's)")
     p.add_argument("--timegrad-epochs", type=int, default=None,
                    help="TimeGrad: stop after this many epochs of 100 batches if the budget lasts longer")
     p.add_argument("--deepar-epochs", type=int, default=None,
@@ -187,6 +189,8 @@ def main(dataset: str = "exchange_rate", argv=None) -> dict:
             extra = {"context_length": args.csdi_context} if args.csdi_context else {}
             if args.csdi_season:
                 extra["season"] = args.csdi_season
+            if args.csdi_time_features:
+                extra["time_features"] = args.csdi_time_features == "on"
             rows = csdi(train, test, df, horizon, freq, args.budget, args.samples, args.seed, args.sampler_steps,
                         args.save_models, args.skip_ddpm, **extra)
         results["models"][key] = {"rows": rows, "budget_seconds": args.budget, "argv": argv or sys.argv[1:], "samples": args.samples,

@@ -3,7 +3,8 @@
 Input: observed values and noisy targets stacked as two channels over a (features K, time L)
 grid. Each residual block adds the diffusion-step embedding, runs one transformer layer along
 time (for every feature) and one along features (for every time step), adds the side
-information (time embedding, learned feature embedding, conditional mask) and a gated
+information (time embedding, learned feature embedding, conditional mask, and optionally calendar
+features such as hour of day, as GluonTS' models use them) and a gated
 activation, as DiffWave. Output: the predicted noise on the (K, L) grid.
 """
 from __future__ import annotations
@@ -64,33 +65,44 @@ class CSDINet(nn.Module):
     layers (on a CPU several times faster than CSDI's 1x1 convolutions)."""
 
     def __init__(self, n_features: int, channels: int = 64, layers: int = 4, heads: int = 8,
-                 step_emb_dim: int = 128, time_emb_dim: int = 128, feature_emb_dim: int = 16):
+                 step_emb_dim: int = 128, time_emb_dim: int = 128, feature_emb_dim: int = 16,
+                 time_feature_dim: int = 0):
         super().__init__()
         self.n_features, self.time_emb_dim, self.feature_emb_dim = n_features, time_emb_dim, feature_emb_dim
+        self.time_feature_dim = time_feature_dim  # calendar features per time step (0: none)
         self.step_embedding = DiffusionStepEmbedding(step_emb_dim)
         self.feature_embedding = nn.Embedding(n_features, feature_emb_dim)
-        side_dim = time_emb_dim + feature_emb_dim + 1
+        side_dim = time_emb_dim + feature_emb_dim + 1 + time_feature_dim
         self.input_proj = _linear(2, channels)
         self.blocks = nn.ModuleList(_ResidualBlock(channels, side_dim, step_emb_dim, heads) for _ in range(layers))
         self.skip_proj = _linear(channels, channels)
         self.output_proj = _linear(channels, 1, zero=True)
 
-    def side_info(self, positions: torch.Tensor, cond_mask: torch.Tensor) -> list[torch.Tensor]:
+    def side_info(self, positions: torch.Tensor, cond_mask: torch.Tensor,
+                  time_features: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Side information (time embedding of ``positions`` (B, L), feature embedding, the
-        conditional mask (B, K, L)) already projected by each block: a list of (B, K, L, 2C).
+        conditional mask (B, K, L), and ``time_features`` (B, L, time_feature_dim) when the net was
+        built with them) already projected by each block: a list of (B, K, L, 2C).
         It does not depend on the noisy input, so a sampler computes it once, not once per step.
         The projection of the concatenation is split by parts, never materialising (B, K, L, 145)."""
         b, k, l = cond_mask.shape
+        d_t, d_f, d_c = self.time_emb_dim, self.feature_emb_dim, self.time_feature_dim
+        if (time_features is None) != (d_c == 0):
+            raise ValueError(f"this network was built with time_feature_dim={d_c}: pass time_features of shape "
+                             f"(B, L, {d_c})" if d_c else "this network was built without time features")
+        if d_c and tuple(time_features.shape) != (b, l, d_c):
+            raise ValueError(f"time_features must have shape {(b, l, d_c)}, got {tuple(time_features.shape)}")
         time = sinusoidal_embedding(positions, self.time_emb_dim)  # (B, L, Dt)
         feat = self.feature_embedding.weight[:k]                    # (K, Df)
         mask = cond_mask.to(time.dtype)[..., None]                  # (B, K, L, 1)
-        d_t, d_f = self.time_emb_dim, self.feature_emb_dim
         out = []
         for block in self.blocks:
-            w, bias = block.cond_proj.weight, block.cond_proj.bias  # (2C, Dt + Df + 1)
+            w, bias = block.cond_proj.weight, block.cond_proj.bias  # (2C, Dt + Df + 1 + Dc)
             t_part = time @ w[:, :d_t].T                             # (B, L, 2C)
+            if d_c:
+                t_part = t_part + time_features.to(time.dtype) @ w[:, d_t + d_f + 1:].T
             f_part = feat @ w[:, d_t:d_t + d_f].T + bias             # (K, 2C)
-            out.append(t_part[:, None] + f_part[None, :, None] + mask * w[:, -1])
+            out.append(t_part[:, None] + f_part[None, :, None] + mask * w[:, d_t + d_f])
         return out
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, side: list[torch.Tensor]) -> torch.Tensor:

@@ -273,3 +273,27 @@ def test_estimator_records_the_season_and_its_predictor_saves_it(exchange, tmp_p
     assert CSDIForecastPredictor.deserialize(tmp_path / "p5").model.season == 5
     with pytest.raises(ValueError, match=r"season must be None .* in \[1, 12\], got 13"):
         CSDIForecastEstimator(freq=freq, prediction_length=H, target_dim=8, season=13, **TINY)
+
+
+def test_calendar_features_reach_the_network(exchange):
+    """With ``time_features=True`` the network sees GluonTS' calendar features of each window
+    (day of week ... for business days): they change the forecast, and serde keeps them."""
+    from multidiff.tasks.forecasting.csdi import calendar_features
+
+    _, train, test, freq = exchange
+    f = calendar_features(pd.Period("2024-01-01 00:00", freq="h"), 30, "h")   # a Monday, midnight
+    assert f.shape == (4, 30)
+    assert f[0, 0] == pytest.approx(-0.5) and f[0, 23] == pytest.approx(0.5) and f[0, 24] == pytest.approx(-0.5)
+    assert f[1, 0] == pytest.approx(-0.5) and f[1, 24] == pytest.approx(-0.5 + 1 / 6)  # Monday -> Tuesday
+    est = CSDIForecastEstimator(freq=freq, prediction_length=H, target_dim=8, time_features=True, **TINY)
+    pred = est.train(train)
+    assert pred.model.net.time_feature_dim == 3   # business days: day of week, of month, of year
+    a = _predict(pred, test)[0].samples
+    net = pred.model.net
+    with torch.no_grad():
+        for block in net.blocks:  # zero the calendar columns of the side projection
+            block.cond_proj.weight[:, -3:] = 0
+    b = _predict(pred, test)[0].samples
+    assert np.abs(a - b).max() > 1e-6  # small: 4 training steps from a zero-initialised output layer
+    with pytest.raises(ValueError, match="time_feature_dim=3"):
+        net.side_info(torch.zeros(1, 5), torch.zeros(1, 8, 5))

@@ -45,7 +45,7 @@ from ...core.training import TrainConfig, TrainResult, fit, resolve_train_config
 from ...core.validate import check_whole
 from ...nets.csdi import CSDINet
 
-__all__ = ["DEFAULT_TRAIN_CONFIG", "standardise", "step_scale", "naive_base", "choose_season", "CSDIForecastModel", "CSDIForecastEstimator", "CSDIForecastPredictor", "CSDI_SAMPLERS"]
+__all__ = ["DEFAULT_TRAIN_CONFIG", "calendar_features", "standardise", "step_scale", "naive_base", "choose_season", "CSDIForecastModel", "CSDIForecastEstimator", "CSDIForecastPredictor", "CSDI_SAMPLERS"]
 
 CSDI_SAMPLERS = samplers.names("discrete")
 _KIND = "forecasting.csdi"
@@ -101,6 +101,23 @@ def naive_base(z: torch.Tensor, cond: torch.Tensor, context_length: int, season:
     return base
 
 
+def calendar_features(start, length: int, freq: str) -> np.ndarray:
+    """GluonTS' calendar features of ``freq`` (``time_features_from_frequency_str``: hour of day,
+    day of week, ... each in [-0.5, 0.5]) for ``length`` steps from the period ``start``: (F, length)
+    float32. The same features GluonTS' DeepAR feeds its network."""
+    from gluonts.time_feature import time_features_from_frequency_str
+
+    index = pd.period_range(pd.Period(start, freq=freq), periods=length, freq=freq)
+    return np.stack([np.asarray(f(index), dtype=np.float32) for f in time_features_from_frequency_str(freq)])
+
+
+def calendar_dim(freq: str) -> int:
+    """How many calendar features :func:`calendar_features` gives for ``freq``."""
+    from gluonts.time_feature import time_features_from_frequency_str
+
+    return len(time_features_from_frequency_str(freq))
+
+
 def _frequency_season(freq: str) -> int:
     """GluonTS' seasonality of ``freq`` (24 for hourly, 5 for business days, 7 for daily ...)."""
     from gluonts.time_feature import get_seasonality
@@ -133,13 +150,13 @@ class CSDIForecastModel(nn.Module):
 
     def __init__(self, target_dim: int, context_length: int, prediction_length: int, num_train_steps: int = 50,
                  beta_start: float = 1e-4, beta_end: float = 0.5, channels: int = 32, layers: int = 2,
-                 heads: int = 4, season: int = 1):
+                 heads: int = 4, season: int = 1, time_feature_dim: int = 0):
         super().__init__()
         if not 1 <= season <= context_length:
             raise ValueError(f"season must lie in [1, context_length={context_length}], got {season}")
         self.context_length, self.prediction_length, self.season = context_length, prediction_length, season
         self.num_train_steps = num_train_steps
-        self.net = CSDINet(target_dim, channels=channels, layers=layers, heads=heads)
+        self.net = CSDINet(target_dim, channels=channels, layers=layers, heads=heads, time_feature_dim=time_feature_dim)
         betas = make_betas("quad", num_train_steps, beta_start, beta_end)
         self.register_buffer("alpha_bars", alpha_bars(betas).float(), persistent=False)
         length = context_length + prediction_length
@@ -156,9 +173,10 @@ class CSDIForecastModel(nn.Module):
         base = naive_base(z, cond, self.context_length, self.season)
         return z, observed, cond, base, loc, scale, seen
 
-    def _net(self, base: torch.Tensor, cond: torch.Tensor):
-        """The network as ``net(x_t, t)`` predicting v, conditioned on ``base`` and ``cond``."""
-        side = self.net.side_info(self.positions.expand(base.shape[0], -1), cond)
+    def _net(self, base: torch.Tensor, cond: torch.Tensor, time_features: Optional[torch.Tensor] = None):
+        """The network as ``net(x_t, t)`` predicting v, conditioned on ``base``, ``cond`` and the
+        calendar ``time_features`` (B, L, F) when the network takes them."""
+        side = self.net.side_info(self.positions.expand(base.shape[0], -1), cond, time_features)
 
         def net(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             return self.net(torch.stack([base, x_t * (1 - cond)], dim=1), t, side)
@@ -166,16 +184,21 @@ class CSDIForecastModel(nn.Module):
         return net
 
     def loss(self, batch: dict) -> torch.Tensor:
-        """Denoising loss on the observed horizon entries of windows ``batch["values"]`` (B, D, L)."""
+        """Denoising loss on the observed horizon entries of windows ``batch["values"]`` (B, D, L)
+        (with ``batch["time_features"]`` (B, L, F) when the network takes calendar features)."""
         z, observed, cond, base, _, _, seen = self._condition(batch["values"])
         target = observed * (1 - self.context_mask) * seen[..., None].to(z.dtype)
         t = draw_discrete_t(z.shape[0], self.num_train_steps, z.device)
-        return denoising_mse(self._net(base, cond), z - base, t, self.alpha_bar_of, "v", mask=target)
+        net = self._net(base, cond, batch.get("time_features"))
+        return denoising_mse(net, z - base, t, self.alpha_bar_of, "v", mask=target)
 
     @torch.no_grad()
     def sample(self, past: torch.Tensor, n_samples: int, sampler: str = "dpm_solver",
-               sampler_steps: Optional[int] = 10, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+               sampler_steps: Optional[int] = 10, generator: Optional[torch.Generator] = None,
+               time_features: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``past`` (B, D, context_length), NaN where unobserved -> (n_samples, B, D, prediction_length).
+        ``time_features`` (B, context_length + prediction_length, F): the calendar features of the
+        window, when the network takes them.
 
         Every series needs an observed value in its context (its scale comes from there)."""
         b, d, _ = past.shape
@@ -191,7 +214,8 @@ class CSDIForecastModel(nn.Module):
         for start in range(0, n_samples, per_call):
             m = min(per_call, n_samples - start)
             base_r, cond_r = repeat_samples(base, m), repeat_samples(cond, m)
-            model = as_eps_model(self._net(base_r, cond_r), "v", self.alpha_bar_of)
+            tf_r = None if time_features is None else repeat_samples(time_features.to(base), m)
+            model = as_eps_model(self._net(base_r, cond_r, tf_r), "v", self.alpha_bar_of)
             x = samplers.run(model, sampler=sampler, sampler_steps=sampler_steps, alpha_bars=self.alpha_bars,
                              shape=base_r.shape, dtype=base.dtype, device=base.device, generator=generator)
             out.append((x + base_r).reshape(m, *z.shape))
@@ -206,8 +230,9 @@ class _RandomWindows:
     """``batches_per_epoch`` batches of windows drawn uniformly from all (entry, start) pairs;
     the draws use torch's global generator, which :func:`multidiff.core.training.fit` seeds."""
 
-    def __init__(self, series: list[np.ndarray], length: int, batch_size: int, batches_per_epoch: int):
-        self.series, self.length = series, length
+    def __init__(self, series: list[np.ndarray], length: int, batch_size: int, batches_per_epoch: int,
+                 features: Optional[list[np.ndarray]] = None):
+        self.series, self.length, self.features = series, length, features  # features: (F, T) per entry
         self.batch_size, self.batches = batch_size, batches_per_epoch
         self.counts = np.array([s.shape[1] - length + 1 for s in series])
         self.offsets = np.concatenate([[0], np.cumsum(self.counts)])
@@ -220,8 +245,12 @@ class _RandomWindows:
             flat = torch.randint(0, int(self.offsets[-1]), (self.batch_size,)).numpy()
             entry = np.searchsorted(self.offsets, flat, side="right") - 1
             start = flat - self.offsets[entry]
-            yield {"values": torch.from_numpy(np.stack([self.series[e][:, s:s + self.length]
-                                                        for e, s in zip(entry, start)]))}
+            batch = {"values": torch.from_numpy(np.stack([self.series[e][:, s:s + self.length]
+                                                         for e, s in zip(entry, start)]))}
+            if self.features is not None:
+                batch["time_features"] = torch.from_numpy(np.stack([self.features[e][:, s:s + self.length].T
+                                                                    for e, s in zip(entry, start)]))
+            yield batch
 
 
 def _targets(dataset, target_dim: int, freq: Optional[str], min_length: int, what: str) -> list[dict]:
@@ -287,8 +316,14 @@ class CSDIForecastPredictor(Predictor):
             for i, e in enumerate(chunk):
                 tail = e["target"][:, -c:]
                 past[i, :, c - tail.shape[1]:] = tail
+            features = None
+            if self.model.net.time_feature_dim:  # the calendar of the context and the horizon
+                h = self.model.prediction_length
+                features = torch.from_numpy(np.stack([
+                    calendar_features(pd.Period(e["start"], freq=self.freq) + e["target"].shape[1] - c, c + h,
+                                      self.freq).T for e in chunk])).to(self.device)
             samples = self.model.sample(torch.from_numpy(past).to(self.device), num_samples, self.sampler,
-                                        self.sampler_steps).cpu().numpy()        # (S, B, D, H)
+                                        self.sampler_steps, time_features=features).cpu().numpy()  # (S, B, D, H)
             for i, e in enumerate(chunk):
                 start = pd.Period(e["start"], freq=self.freq) + e["target"].shape[1]
                 yield SampleForecast(samples=samples[:, i].transpose(0, 2, 1), start_date=start,
@@ -342,6 +377,9 @@ class CSDIForecastEstimator:
     (benchmarks/RESULTS.md), the seasonal base (which that rule picks there) gave a worse CRPS-sum
     (0.188 against 0.164), hence the default of 1.
 
+    ``time_features``: also feed the network GluonTS' calendar features of ``freq`` (hour of day,
+    day of week, ...; :func:`calendar_features`) as side information, as DeepAR does.
+
     Defaults are sized for a CPU: 32 channels, 2 layers, 4 heads, 50 training steps (the
     imputation task's), context 4 x horizon, DPM-Solver++(2M) with 10 steps for sampling (within
     5 % of the 50-step chain's CRPS-sum on exchange_rate and ETTh1, benchmarks/RESULTS.md).
@@ -354,7 +392,8 @@ class CSDIForecastEstimator:
                  max_time: Optional[float] = _D.max_time, lr: float = _D.lr, num_parallel_samples: int = 100,
                  sampler: str = "dpm_solver", sampler_steps: Optional[int] = 10, seed: int = 0, device: str = "auto",
                  progress: bool = False, checkpoint_dir: Optional[str] = None,
-                 train_config: Optional[TrainConfig] = None, season: Optional[int] = 1) -> None:
+                 train_config: Optional[TrainConfig] = None, season: Optional[int] = 1,
+                 time_features: bool = False) -> None:
         if not freq:
             raise ValueError("freq is required (e.g. 'h', 'D', 'B')")
         check_whole("prediction_length", prediction_length)
@@ -375,7 +414,8 @@ class CSDIForecastEstimator:
         self.model_config = {"target_dim": target_dim, "context_length": self.context_length,
                              "prediction_length": prediction_length, "num_train_steps": num_train_steps,
                              "beta_start": beta_start, "beta_end": beta_end, "channels": channels,
-                             "layers": layers, "heads": heads}
+                             "layers": layers, "heads": heads,
+                             "time_feature_dim": calendar_dim(freq) if time_features else 0}
         self.train_config = resolve_train_config(
             DEFAULT_TRAIN_CONFIG, train_config, {"epochs": epochs, "max_steps": max_steps, "max_time": max_time, "lr": lr},
             {"seed": seed, "device": device, "progress": progress})
@@ -388,12 +428,18 @@ class CSDIForecastEstimator:
         """Train on ``training_data`` (GluonTS dataset of multivariate entries); with
         ``validation_data`` the weights with the lowest loss on its last windows are kept."""
         length = self.context_length + self.prediction_length
-        train = [e["target"] for e in _targets(training_data, self.target_dim, self.freq, length, "training")]
+        entries = _targets(training_data, self.target_dim, self.freq, length, "training")
+        train = [e["target"] for e in entries]
+        calendar = self.model_config["time_feature_dim"] > 0
+        features = [calendar_features(e["start"], e["target"].shape[1], self.freq) for e in entries] if calendar else None
         val = None
         if validation_data is not None:
-            val = [{"values": torch.from_numpy(np.stack([e["target"][:, -length:] for e in
-                                                         _targets(validation_data, self.target_dim, self.freq,
-                                                                  length, "validation")]))}]
+            val_entries = _targets(validation_data, self.target_dim, self.freq, length, "validation")
+            val = [{"values": torch.from_numpy(np.stack([e["target"][:, -length:] for e in val_entries]))}]
+            if calendar:
+                val[0]["time_features"] = torch.from_numpy(np.stack([
+                    calendar_features(pd.Period(e["start"], freq=self.freq) + e["target"].shape[1] - length, length,
+                                      self.freq).T for e in val_entries]))
         season = self.season or choose_season(train, self.context_length, self.prediction_length,
                                               _frequency_season(self.freq), seed=self.seed)
         config = {**self.model_config, "season": season}
@@ -402,7 +448,7 @@ class CSDIForecastEstimator:
             model = CSDIForecastModel(**config)
         model.scale_floor.copy_(torch.from_numpy(step_scale(train)))
         self.train_result_ = fit(model, lambda m, b: m.loss(b),
-                                 _RandomWindows(train, length, self.batch_size, self.batches_per_epoch),
+                                 _RandomWindows(train, length, self.batch_size, self.batches_per_epoch, features),
                                  self.train_config, val_batches=val, checkpoint_dir=self.checkpoint_dir,
                                  resume=resume, extra_config={"model": config})
         self.season_ = season
