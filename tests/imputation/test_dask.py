@@ -112,6 +112,29 @@ def test_time_split_does_not_depend_on_where_partitions_end(imputer, params):
         numeric_equal(out, ref)
 
 
+def test_a_segment_sends_windows_to_the_network_in_the_groups_of_the_whole_series(imputer, monkeypatch):
+    # float32 matmuls of other batch shapes may round differently (1 window vs 208 per call differ in the
+    # last bit on this CPU), so a partition computes whole groups of per_call windows, as one machine does
+    imp = Imputer(**{**TINY, "sample_batch_size": 12})  # 3 windows per call
+    imp.__dict__.update({k: v for k, v in imputer.__dict__.items() if k.endswith("_")})
+    z = imp._normalise(series()[NUM].to_numpy()).astype(np.float32)
+    starts, length, per_call = imp._window_plan(len(z), 3, 4)
+    assert per_call == 3 and len(starts) == 50
+    seen, original = [], imp._sample_windows
+    monkeypatch.setattr(imp, "_sample_windows", lambda *a: seen.append([list(c) for c in a[6]]) or original(*a))
+    whole = imp._sample_normalised(imp.model_, z, 4, imp.seed, imp.low_, imp.high_)
+    assert seen.pop() == [list(range(i, min(i + 3, 50))) for i in range(0, 50, 3)]
+    overlap = imp._segment_overlap(len(z), 4)
+    assert overlap == 11 + 2 * 12
+    a, b = 100, 230  # rows 100..229: windows 8..19 own them; the groups are 6-8, 9-11, ..., 18-20
+    base = mdask.interpolate_series(z)
+    part = imp._sample_segment(z[a - overlap:b + overlap], base[a - overlap:b + overlap], a - overlap, len(z), (a, b), 4)
+    assert seen.pop() == [list(range(i, i + 3)) for i in range(6, 21, 3)]
+    np.testing.assert_array_equal(part, whole[:, a:b])
+    with pytest.raises(ValueError, match=r"rows 100..229 need the rows 72..251 of the series, but the segment holds"):
+        imp._sample_segment(z[a - 5:b + 5], base[a - 5:b + 5], a - 5, len(z), (a, b), 4)
+
+
 def test_a_series_shorter_than_a_window_is_imputed_in_one_task(imputer):
     df = series(10)[NUM]
     with sync():
