@@ -108,9 +108,11 @@ class _PointDiffusion:
             raise ValueError(f"training clouds must be a folder path or a (S, N, 3) array, got shape {tuple(clouds.shape)}")
         rows = [check_points(c, f"cloud {i}") for i, c in enumerate(clouds)]
         rng = np.random.default_rng(self.seed)
+        sizes = [len(r) for r in rows]
         rows = [r if len(r) == self.num_points else resample(r, self.num_points, rng) for r in rows]
         x, norm = normalize(torch.tensor(np.stack(rows)), self.normalization)
-        return PointCloudFolder(x.float(), norm, ["?"] * len(rows), [Path(f"cloud_{i}") for i in range(len(rows))])
+        return PointCloudFolder(x.float(), norm, ["?"] * len(rows), [Path(f"cloud_{i}") for i in range(len(rows))],
+                                sizes)
 
     def _check_fitted(self):
         if not self.fitted:
