@@ -38,8 +38,11 @@ def add_parser(subparsers) -> None:
             s.add_argument("out", help="output folder for NNN.ply/.pcd/.npy files")
             s.add_argument("-n", type=int, default=8, help="number of clouds")
         else:
-            s.add_argument("partial", nargs="+", help="partial scan files")
+            s.add_argument("partial", nargs="+", help="partial scan files (.ply/.pcd/.npy/..., e.g. from a depth sensor; "
+                                                      "crop the background first)")
             s.add_argument("--out", required=True, help="output folder")
+            s.add_argument("--up-axis", default="z", choices=["z", "-z", "y", "-y", "x", "-x"],
+                           help="the scans' up direction, turned onto ModelNet's +z (a camera frame with y down: --up-axis=-y)")
         add_option(s, "--sampler-steps", old=["--steps"], type=int, default=50)
         s.add_argument("--sampler", default="ddpm", choices=names("discrete"))
         s.add_argument("--format", default="ply", choices=["ply", "pcd", "npy"])
@@ -107,7 +110,8 @@ def _complete(args: argparse.Namespace) -> int:
 
     model = _load(args.model, args.device, "points.completer")
     partials = [points.load_clouds(p) for p in args.partial]
-    _write(model.complete(partials, args.sampler_steps, args.sampler, seed=args.seed), args.out, args.format, args.png)
+    done = model.complete(partials, args.sampler_steps, args.sampler, seed=args.seed, up_axis=args.up_axis)
+    _write(done, args.out, args.format, args.png)
     return 0
 
 

@@ -33,7 +33,7 @@ from ...datasets.pointclouds import (Normalization, PointCloudFolder, check_poin
                                     shape_seed)
 from .model import _PointDiffusion
 
-__all__ = ["Generator", "Completer", "save_clouds", "load_clouds", "completion_pairs"]
+__all__ = ["Generator", "Completer", "save_clouds", "load_clouds", "completion_pairs", "up_rotation", "UP_AXES"]
 
 # the module-level cloud readers/writers were called save/load, like the checkpoint methods
 __getattr__ = moved(__name__, {"save": f"{__name__}:save_clouds", "load": f"{__name__}:load_clouds"})
@@ -123,13 +123,17 @@ class Completer(_PointDiffusion):
 
         return self._train({"x0": pairs["x0"], "known": pairs["known"]}, loss_fn)
 
-    def _prepare(self, partials: Sequence, offset: int = 0):
+    def _prepare(self, partials: Sequence, offset: int = 0, rotation: Optional[np.ndarray] = None):
         known, mask, frames, kept = [], [], [], []
         for i, p in enumerate(partials, start=offset):
-            arr = check_points(p, f"partial cloud {i}")
+            if isinstance(p, (str, Path)):
+                arr = read_cloud(p, self.num_points)
+            else:
+                arr = check_points(p, f"partial cloud {i}")
             if len(arr) > self.max_known:  # keep at most max_known, a seeded subset, as in training
                 arr = arr[np.sort(np.random.default_rng(self.seed + i).choice(len(arr), self.max_known, replace=False))]
-            z, frame = normalize(torch.tensor(arr), "unit_std")
+            upright = arr if rotation is None else arr @ rotation.T  # into the training data's z-up axes
+            z, frame = normalize(torch.tensor(upright), "unit_std")
             row = torch.zeros(self.num_points, 3, dtype=torch.float64)
             row[: len(z)] = z
             m = torch.zeros(self.num_points, 1)
@@ -140,14 +144,24 @@ class Completer(_PointDiffusion):
     @renamed_kwargs(n_steps="sampler_steps")
     @torch.no_grad()
     def complete(self, partial, sampler_steps: int = 50, sampler: str = "ddpm", seed: Optional[int] = None,
-                 batch_size: int = 64):
+                 batch_size: int = 64, up_axis: str = "z"):
         """Complete one (M, 3) scan -> (num_points, 3), or a list of scans -> (B, num_points, 3).
 
-        Output is in the scan's own units (float64); its first ``min(M, max_known)`` rows are scan
-        points, bit-exact (a seeded subset when the scan has more than ``max_known`` points).
+        A scan is an array, a tensor, or the path of a point file (``.ply``, ``.pcd``, ``.npy``, ...,
+        read whole), e.g. a depth sensor's. Each is centred and scaled by itself (zero mean, unit
+        std of its points, as the training scans), so its units do not matter; ``up_axis`` names
+        the scan's up direction (``"z"``, ``"-y"``, ...) and the scan is turned so that it points
+        along +z, the up axis of ModelNet and of the training data (a camera frame with y down
+        needs ``"-y"``). Output is in the scan's own units and axes (float64); its first
+        ``min(M, max_known)`` rows are scan points, bit-exact (a seeded subset when the scan has
+        more than ``max_known`` points).
         """
         self._check_fitted()
-        single = isinstance(partial, (np.ndarray, torch.Tensor)) and np.ndim(partial) == 2
+        rotation = up_rotation(up_axis)
+        single = isinstance(partial, (str, Path)) or (isinstance(partial, (np.ndarray, torch.Tensor)) and partial.ndim == 2)
+        if isinstance(partial, (np.ndarray, torch.Tensor)) and partial.ndim not in (2, 3):
+            raise ValueError(f"partial must be one (M, 3) scan, a (B, M, 3) array or a list of scans, got an array of "
+                             f"shape {tuple(partial.shape)}")
         partials = [partial] if single else list(partial)
         if not partials:
             raise ValueError("no partial clouds given")
@@ -156,17 +170,34 @@ class Completer(_PointDiffusion):
         gen = torch.Generator(device=device).manual_seed(self.seed if seed is None else seed)
         out = []
         for s in range(0, len(partials), batch_size):
-            known, mask, frames, kept = self._prepare(partials[s:s + batch_size], offset=s)
+            known, mask, frames, kept = self._prepare(partials[s:s + batch_size], offset=s, rotation=rotation)
             known, mask = known.to(device), mask.to(device)
             project = replace_known(known, mask.expand_as(known), noise_known=False)  # from x_T on
             x = self._run(_hold(net, known, mask), known.shape, sampler_steps, sampler, gen, device,
                           project).double().cpu()
             for frame, row, arr in zip(frames, x, kept):
-                row = frame.invert(row)
+                row = frame.invert(row) @ torch.from_numpy(rotation)  # back to the scan's axes (R^-1 = R^T)
                 row[: len(arr)] = arr  # the scan points themselves, not their frame round trip
                 out.append(row)
         result = torch.stack(out)
         return result[0] if single else result
+
+
+UP_AXES = ("z", "-z", "y", "-y", "x", "-x")
+
+# rotations R (det +1) with R @ up = +z, ModelNet's up axis: row vectors turn upright as x @ R.T
+_UP_ROTATIONS = {"z": [[1, 0, 0], [0, 1, 0], [0, 0, 1]], "-z": [[1, 0, 0], [0, -1, 0], [0, 0, -1]],
+                 "y": [[1, 0, 0], [0, 0, -1], [0, 1, 0]], "-y": [[1, 0, 0], [0, 0, 1], [0, -1, 0]],
+                 "x": [[0, 0, -1], [0, 1, 0], [1, 0, 0]], "-x": [[0, 0, 1], [0, 1, 0], [-1, 0, 0]]}
+
+
+def up_rotation(up_axis: str = "z") -> np.ndarray:
+    """The rotation (3, 3) that turns ``up_axis`` ("z", "-y", ...) of a scan onto +z, the up
+    axis of ModelNet (and of the models trained on it)."""
+    if up_axis not in _UP_ROTATIONS:
+        raise ValueError(f"up_axis must be one of {', '.join(UP_AXES)}, got {up_axis!r} (a camera frame with "
+                         "y pointing down, as open3d's and most depth sensors', has up axis '-y')")
+    return np.array(_UP_ROTATIONS[up_axis], dtype=np.float64)
 
 
 def _hold(net, known: torch.Tensor, mask: torch.Tensor):
