@@ -60,3 +60,18 @@ def test_evaluate_scores_generated_clouds_at_the_distinct_points_of_the_data():
         points.evaluate(gen, clouds, protocol="bbox")
     with pytest.raises(ValueError, match="equal points per cloud"):
         score_generated(torch.randn(2, 8, 3), torch.randn(2, 9, 3))
+
+
+def test_a_run_in_progress_can_be_read_and_resumed(tmp_path):
+    """The learning curve reads ``last/`` of a running fit; the same fit with resume=True goes on."""
+    clouds = torch.randn(4, 16, 3, generator=torch.Generator().manual_seed(0))
+    small = dict(num_points=16, channels=8, layers=1, k=4, num_train_steps=20, batch_size=2, progress=False,
+                 device="cpu", checkpoint_dir=tmp_path / "ck")
+    gen = points.Generator(max_steps=4, **small).fit(clouds)
+    snap, loop = points.Generator.load_snapshot(tmp_path / "ck", device="cpu")
+    assert loop["steps"] == 4 and loop["seconds"] > 0
+    assert torch.equal(snap.sample(2, 3, "ddim", seed=1), gen.sample(2, 3, "ddim", seed=1))  # the EMA weights
+    again = points.Generator(max_steps=6, **small).fit(clouds, resume=True)
+    assert again.train_result.steps == 6 and len(again.train_result.history) == 3  # 2 epochs before, 1 more
+    with pytest.raises(ValueError, match="resume=True needs checkpoint_dir"):
+        points.Generator(num_points=16, channels=8, layers=1, k=4, max_steps=1, progress=False).fit(clouds, resume=True)

@@ -45,8 +45,9 @@ class Generator(_PointDiffusion):
     kind = "points.generator"
 
     def fit(self, data, classes: Optional[Sequence[str]] = None, split: str = "train",
-            max_shapes: Optional[int] = None) -> "Generator":
-        """Train on a folder ``data/CLASS/split/*`` (or a (S, N, 3) array of clouds)."""
+            max_shapes: Optional[int] = None, resume: bool = False) -> "Generator":
+        """Train on a folder ``data/CLASS/split/*`` (or a (S, N, 3) array of clouds); ``resume=True``
+        continues the run saved in ``checkpoint_dir`` (its steps, time and optimizer state)."""
         folder = self._folder(data, classes, split, max_shapes)
         self.num_shapes_ = len(folder)
 
@@ -54,7 +55,7 @@ class Generator(_PointDiffusion):
             x0 = batch["x0"]
             return eps_mse(net, x0, draw_discrete_t(len(x0), self.num_train_steps, x0.device), self._alpha_bar_of)
 
-        return self._train({"x0": folder.points}, loss_fn)
+        return self._train({"x0": folder.points}, loss_fn, resume)
 
     @renamed_kwargs(n_steps="sampler_steps")
     @torch.no_grad()
@@ -109,8 +110,9 @@ class Completer(_PointDiffusion):
     in_features = 1  # the known-point flag
 
     def fit(self, data, classes: Optional[Sequence[str]] = None, split: str = "train",
-            max_shapes: Optional[int] = None) -> "Completer":
-        """Train on ``views`` hidden-point-removal scans of every shape of the folder (or array)."""
+            max_shapes: Optional[int] = None, resume: bool = False) -> "Completer":
+        """Train on ``views`` hidden-point-removal scans of every shape of the folder (or array);
+        ``resume=True`` continues the run saved in ``checkpoint_dir``."""
         folder = self._folder(data, classes, split, max_shapes)
         pairs = completion_pairs(folder, self.views, self.max_known, self.seed)
         self.num_shapes_ = len(folder)
@@ -121,7 +123,7 @@ class Completer(_PointDiffusion):
             t = draw_discrete_t(len(x0), self.num_train_steps, x0.device)
             return eps_mse(model, x0, t, self._alpha_bar_of, mask=(1 - known).expand_as(x0))
 
-        return self._train({"x0": pairs["x0"], "known": pairs["known"]}, loss_fn)
+        return self._train({"x0": pairs["x0"], "known": pairs["known"]}, loss_fn, resume)
 
     def _prepare(self, partials: Sequence, offset: int = 0, rotation: Optional[np.ndarray] = None):
         known, mask, frames, kept = [], [], [], []
