@@ -59,7 +59,10 @@ def add_parser(subparsers) -> None:
     e.add_argument("--max-shapes", type=int, default=None)
     add_option(e, "--sampler-steps", old=["--steps"], type=int, default=50)
     e.add_argument("--sampler", default="ddpm", choices=names("discrete"))
-    e.add_argument("--emd-points", type=int, default=None, help="subsample clouds for EMD (CPU budget)")
+    e.add_argument("--emd-points", type=int, default=None, help="exact EMD on this many points of each cloud (CPU budget)")
+    e.add_argument("--protocol", default="luo_hu", choices=["luo_hu", "pointflow", "none"],
+                   help="frame of the generation metrics: luo_hu (every cloud in its bounding box, Luo & Hu 2021) "
+                        "or pointflow (one dataset-wide frame)")
     e.add_argument("--device", default="auto")
     e.set_defaults(func=_evaluate)
 
@@ -120,6 +123,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     model = _load(args.model, args.device)
     report = points.evaluate(model, args.data, classes=args.classes, split=args.split, sampler_steps=args.sampler_steps,
-                             sampler=args.sampler, max_shapes=args.max_shapes, emd_points=args.emd_points)
+                             sampler=args.sampler, max_shapes=args.max_shapes, emd_points=args.emd_points,
+                             protocol=args.protocol)
     print(json.dumps(report, indent=1))
     return 0
