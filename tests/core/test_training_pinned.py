@@ -72,3 +72,22 @@ def test_default_imputer_fit_is_pinned():
         0.7040271394782596, 0.7194145768880844], **PIN)
     assert float(sum(v.double().sum() for v in imp.model_.state_dict().values())) == pytest.approx(29.399612283775262,
                                                                                                 **PIN)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_fabric_on_one_device_trains_the_same_run(precision):
+    """``accelerator="cpu"`` runs the loop on Lightning Fabric (one process, one device): the same
+    losses and weights as the loop in the calling process, bit for bit (Fabric's bf16-mixed would
+    cast the batch to bf16; the loop boxes it, so precision still means autocast only)."""
+    pytest.importorskip("lightning.fabric")
+    runs = []
+    for extra in ({}, {"accelerator": "cpu"}):
+        data, model = _data()
+        cfg = TrainConfig(epochs=2, lr=3e-3, ema_decay=0.9, progress=False, device="cpu", seed=3, warmup_steps=3,
+                          precision=precision, **extra)
+        assert cfg.distributed() == bool(extra)
+        res = fit(model, loss_fn, Batches(40, 8, lambda i: (data[i],), generator=torch.Generator().manual_seed(2)), cfg,
+                  val_batches=Batches(16, 8, lambda i: (data[i],), shuffle=False))
+        runs.append((res.history, model.state_dict()))
+    (h1, w1), (h2, w2) = runs
+    assert h1 == h2 and all(torch.equal(w1[k], w2[k]) for k in w1)
