@@ -448,9 +448,9 @@ class _Fabric:
             return self.fabric.setup_dataloaders(batches, move_to_device=False)
         if isinstance(batches, Sequence):
             return _SequenceShard(batches, self.rank, self.world_size, even)
-        raise TypeError(f"{name} must be a Batches (or have its shard(rank, world_size, generator) method), a torch "
-                        f"DataLoader or a list of batches to be split over {self.world_size} processes, got "
-                        f"{type(batches).__name__}")
+        raise TypeError(f"{name} must be a Batches (or have its shard(rank, world_size, generator, even) method), "
+                        f"a torch DataLoader or a list of batches to be split over {self.world_size} processes, "
+                        f"got {type(batches).__name__}")
 
     def setup(self, model: nn.Module, loss_fn) -> Callable[[Any], torch.Tensor]:
         module = self.fabric.setup_module(_LossOf(model, loss_fn))
@@ -564,7 +564,7 @@ def fit(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], tra
     Several processes (``config.devices`` x ``config.num_nodes`` > 1, data-parallel on Lightning
     Fabric, Li et al. 2020, "PyTorch Distributed"): every process runs the caller's script up to
     here and trains a replica. Each takes its own shard of every epoch (a :class:`Batches` or
-    anything with ``shard(rank, world_size, generator)``, a DataLoader, or a list of batches),
+    anything with its ``shard(rank, world_size, generator, even)``, a DataLoader, or a list of batches),
     ``batch_size`` items per batch on each; gradients are averaged, so the replicas stay equal.
     The data order and initial weights agree across processes (rank 0's weights are broadcast),
     the noise draws do not (process ``r`` seeds with a mix of ``config.seed`` and ``r``).

@@ -44,8 +44,8 @@ def test_shards_split_each_batch_of_the_global_batch(n, world, even):
     same permutation, every world-th item; ``even`` pads by wrapping around so all take as many steps."""
     per = 2
     whole = [b.tolist() for b in batches(n, per * world, True, torch.Generator().manual_seed(3))]
-    shards = [list(Batches(n, per, lambda i: i.tolist(), generator=torch.Generator().manual_seed(3)).shard(r, world, even=even))
-              for r in range(world)]
+    seeded = lambda: Batches(n, per, lambda i: i.tolist(), generator=torch.Generator().manual_seed(3))
+    shards = [list(seeded().shard(r, world, even=even)) for r in range(world)]
     padded = -(-n // world) * world if even else n
     order = [x for b in whole for x in b]
     order = [order[i % n] for i in range(padded)]
