@@ -29,7 +29,7 @@ from multidiff.core.training import fit
 
 from . import ddp_run as run
 
-pytestmark = pytest.mark.slow  # two processes that import torch and Lightning: ~20 s idle, ~50 s on a busy box
+pytestmark = pytest.mark.slow  # two processes that import torch and Lightning: 20-50 s on this 2-core box
 
 ROOT = Path(__file__).resolve().parents[2]
 TOL = dict(rel=1e-5, abs=1e-7)
