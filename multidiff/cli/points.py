@@ -5,7 +5,7 @@ import argparse
 import json
 
 from ..core.samplers import names
-from .common import add_option
+from .common import add_option, add_scale_options, rank_zero, scaled
 
 
 def add_parser(subparsers) -> None:
@@ -29,6 +29,7 @@ def add_parser(subparsers) -> None:
     t.add_argument("--views", type=int, default=4, help="scans per shape for the Completer")
     t.add_argument("--device", default="auto")
     t.add_argument("--seed", type=int, default=0)
+    add_scale_options(t)
     t.set_defaults(func=_train)
 
     for name, helptext in (("sample", "generate clouds"), ("complete", "complete partial scans")):
@@ -83,8 +84,10 @@ def _train(args: argparse.Namespace) -> int:
     cls = points.Generator if args.task == "generate" else points.Completer
     model = cls(num_points=args.num_points, channels=args.channels, layers=args.layers, epochs=args.epochs,
                 max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr, views=args.views,
-                device=args.device, seed=args.seed)
+                device=args.device, seed=args.seed, train_config=scaled(points.DEFAULT_TRAIN_CONFIG, args))
     model.fit(args.data, classes=args.classes, max_shapes=args.max_shapes)
+    if not rank_zero():
+        return 0
     model.save(args.out)
     print(f"saved {cls.__name__} to {args.out} (final loss {model.train_result.history[-1]['train_loss']:.4f})")
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..core.samplers import names
-from .common import add_option
+from .common import add_option, add_scale_options, rank_zero, scale_options
 
 DATASETS = ("digits", "etth1")
 
@@ -23,6 +23,7 @@ def add_parser(subparsers) -> None:
     t.add_argument("--width", type=int, default=32, help="U-Net base channels")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto")
+    add_scale_options(t)
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="clean and robust accuracy, undefended vs defended; JSON/Markdown report + PNG grid")
@@ -58,12 +59,14 @@ def _train(args: argparse.Namespace) -> int:
     from ..tasks import purify
 
     d = _data(args.dataset, args.data)
-    run = dict(seed=args.seed, device=args.device, progress=True)
+    run = dict(seed=args.seed, device=args.device, progress=True, **scale_options(args))
     clf = purify.train_classifier(d.x_train, d.y_train, len(d.classes),
                                   replace(purify.DEFAULT_CLASSIFIER_TRAIN_CONFIG, epochs=args.classifier_epochs, **run))
     den = purify.train_denoiser(d.x_train, replace(purify.DEFAULT_DENOISER_TRAIN_CONFIG, epochs=args.epochs,
                                                    ema_decay=0.995, **run),
                                 data_range=d.data_range, base=args.width)
+    if not rank_zero():
+        return 0
     import torch
     with torch.no_grad():
         acc = float((clf(d.x_test.to(next(clf.parameters()).device)).argmax(-1).cpu() == d.y_test).float().mean())

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import add_option
+from .common import add_option, add_scale_options, rank_zero, scaled
 
 
 def add_parser(sub) -> None:
@@ -26,6 +26,7 @@ def add_parser(sub) -> None:
     t.add_argument("--resume", action="store_true")
     t.add_argument("--device", default="auto")
     t.add_argument("--seed", type=int, default=0)
+    add_scale_options(t)
     t.set_defaults(func=_train)
 
     s = cmds.add_parser("synthesize", help="text -> WAV (and a mel PNG)")
@@ -70,7 +71,9 @@ def _train(args) -> int:
     model = tts.train(args.data, out=args.out, max_steps=args.max_steps, device=args.device, epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, holdout=args.holdout, size=args.size,
                       diffusion={"segment_frames": args.segment_frames}, frontend=args.frontend,
-                      seed=args.seed, resume=args.resume)
+                      seed=args.seed, resume=args.resume, train_config=scaled(tts.DEFAULT_TRAIN_CONFIG, args))
+    if not rank_zero():
+        return 0
     last = model.history[-1] if model.history else {}
     print(f"trained {sum(p.numel() for p in model.net.parameters())} parameters; last epoch {last}; "
           f"voice saved to {Path(args.out) / 'final'}")

@@ -35,7 +35,7 @@ from ...core import samplers
 from ...core.checkpoint import load_checkpoint, save_checkpoint
 from ...core.deprecation import renamed_kwargs
 from ...core.device import resolve_device
-from ...core.training import Batches, TrainConfig, TrainResult, fit, resolve_train_config
+from ...core.training import Batches, TrainConfig, TrainResult, fit, global_rank, resolve_train_config
 from ...nets.gradtts import GradTTSConfig, GradTTSNet, fit_length, sequence_mask
 from .model import DiffusionConfig, collate, gradtts_loss
 
@@ -252,6 +252,6 @@ def train(data: str | Path | Sequence, out: Optional[str | Path] = None, max_ste
                               extra_config={"net": netcfg.to_dict()})
     model.net.eval()
     model.history = result.history
-    if out:
+    if out and global_rank() == 0:  # data-parallel training: every process holds the voice, one writes it
         model.save(Path(out) / "final")
     return model
