@@ -57,12 +57,13 @@ def draw_target(k: int) -> str:
 class Convergence:
     """How :func:`evaluate` raises its attack until robust accuracy stops moving.
 
-    First the PGD steps along ``attack_steps`` (at ``eot[0]`` EOT samples), until the defended robust
-    accuracy changes by at most ``tol`` between two consecutive settings; then, at those steps, the
-    EOT samples along ``eot``, the same way. Every run starts from scratch with step 2.5 eps / steps
-    (Madry et al. 2018) and the same random-start stream (common random numbers: the curve shows
-    the effect of the setting, not of a new random start). The headline is the last setting run: the
-    converged one, or the end of the schedule (or of ``max_gradients``), flagged as not converged.
+    First the PGD steps along ``attack_steps`` (at ``eot[0]`` EOT samples) until the defended robust
+    accuracy changes by at most ``tol`` between two consecutive settings: the smaller of the pair is
+    the converged step count (the larger, its check). Then, at those steps, the EOT samples along
+    ``eot`` until the same holds; the headline is the last EOT setting run. A phase that ends with
+    its schedule (or with ``max_gradients``) first is flagged as not converged. Every run starts
+    from scratch with step 2.5 eps / steps (Madry et al. 2018) and the same random-start stream
+    (common random numbers: the curve shows the effect of the setting, not of a new random start).
     """
 
     attack_steps: tuple[int, ...] = (10, 20, 40, 80)  # PGD iterations, increasing
@@ -167,11 +168,18 @@ class RobustnessReport:
             raise ValueError("this report has no convergence curve; run evaluate(..., converge=Convergence())")
         if along not in ("attack_steps", "eot"):
             raise ValueError(f"along must be 'attack_steps' or 'eot', got {along!r}")
-        runs = self.convergence["runs"]
-        by_steps = [r for r in runs if r["phase"] == "attack_steps"]
-        chosen = by_steps if along == "attack_steps" else by_steps[-1:] + [r for r in runs if r["phase"] == "eot"]
+        by_steps, by_eot = self._phases()
+        chosen = by_steps if along == "attack_steps" else by_eot
         return [{"attack_steps": r["attack_steps"], "eot": r["eot"], "seconds": r["seconds"],
                  **{t: self._run_row(r, t) for t in TARGETS}} for r in chosen]
+
+    def _phases(self) -> tuple[list[dict], list[dict]]:
+        """The runs raising the steps, and those raising EOT headed by the chosen steps' run."""
+        runs = self.convergence["runs"]
+        by_steps = [r for r in runs if r["phase"] == "attack_steps"]
+        accs = [float(correct(r["predictions"]["defended"], self.labels).mean()) for r in by_steps]
+        i, _ = _chosen_steps(accs, self.convergence["tol"])
+        return by_steps, [by_steps[i]] + [r for r in runs if r["phase"] == "eot"]
 
     def _run_row(self, run: dict, target: str) -> dict:
         row = self._row(correct(run["predictions"][target], self.labels))
@@ -180,8 +188,9 @@ class RobustnessReport:
         return row
 
     def headline(self) -> dict:
-        """The converged attack's setting and defended robust accuracy (the last run of the curve),
-        with whether each phase converged within ``tol`` (None: the schedule had one value, untested)."""
+        """The converged attack's setting and defended robust accuracy (the last run raising EOT,
+        else the chosen steps' run), with whether each phase converged within ``tol`` (None: the
+        schedule had one value, untested)."""
         if self.convergence is None:
             raise ValueError("this report has no convergence curve; run evaluate(..., converge=Convergence())")
         tol, sched = self.convergence["tol"], self.convergence["schedule"]
@@ -189,7 +198,7 @@ class RobustnessReport:
         for along in ("attack_steps", "eot"):
             accs = [r["defended"]["accuracy"] for r in self.convergence_curve(along)]
             flags[f"{along}_converged"] = None if len(sched[along]) == 1 else first_converged(accs, tol)[1]
-        last = self.convergence["runs"][-1]
+        last = self._phases()[1][-1]
         return {"attack": self.convergence["attack"], "attack_steps": last["attack_steps"], "eot": last["eot"],
                 "tol": tol, **self._run_row(last, "defended"), **flags}
 
@@ -326,12 +335,12 @@ def evaluate(classifier: nn.Module, purifier: Purifier, data: tuple[torch.Tensor
     run.clean()
     final, convergence = None, None
     if converge is not None:
-        convergence, final = run.converge(converge, make)
-        steps, eot = convergence["runs"][-1]["attack_steps"], convergence["runs"][-1]["eot"]
+        convergence, final, setting = run.converge(converge, make)
+        steps, eot = setting
         cfgs = [make(a, steps, eot) for a in attacks]
     for cfg in cfgs:
         if final is not None and cfg.name == converge.attack:
-            run.record(cfg.name, *final)  # the converged run of the curve is this attack's row
+            run.record(cfg.name, *final)  # the chosen run of the curve is this attack's row
         else:
             run.record(cfg.name, *run.attack(cfg, cfg.name))
     settings_ = {"eps": eps, "norm": norm, "n_votes": n_votes, "n_draws": n_draws, "seed": seed, "device": str(dev),
@@ -378,6 +387,13 @@ def _check_data(data) -> tuple[torch.Tensor, torch.Tensor]:
 def _purifier_settings(purifier: Purifier) -> dict:
     return {"t_star": purifier.t_star, "sampler_steps": purifier.sampler_steps, "sampler": purifier.sampler,
             "alpha_bar_t_star": purifier.level, "data_range": list(purifier.data_range)}
+
+
+def _chosen_steps(accuracies: Sequence[float], tol: float) -> tuple[int, bool]:
+    """The converged attack steps along the steps phase: the smaller of the first pair within
+    ``tol`` (doubling them no longer helps; the larger is the check), else the last run."""
+    k, ok = first_converged(accuracies, tol)
+    return (k - 1 if ok else k), ok
 
 
 def _stream(seed: int, *key) -> int:
@@ -479,23 +495,23 @@ class _Evaluation:
         self.timings[f"attack_{name}"] = seconds
         self._keep_examples(name, x_def[self.kept])
 
-    def converge(self, conv: Convergence, make) -> tuple[dict, tuple[dict, torch.Tensor, float]]:
+    def converge(self, conv: Convergence, make) -> tuple[dict, tuple[dict, torch.Tensor, float], tuple[int, int]]:
         """Raise ``conv.attack``'s steps, then its EOT samples, until the defended accuracy moves by
         at most ``conv.tol`` (:func:`~multidiff.metrics.robustness.first_converged`); returns the
-        curve and the last run (its predictions, adversarial inputs and seconds)."""
+        curve, the chosen run (its predictions, adversarial inputs and seconds) and its setting."""
         labels = self.y.cpu().tolist()
         runs: list[dict] = []
-        last = None
+        adversarial: list[tuple] = []  # each run's (predictions, adversarial inputs, seconds)
 
         def affordable(s: int, e: int) -> bool:
             spent = sum(r["attack_steps"] * r["eot"] for r in runs)
             return not runs or conv.max_gradients is None or spent + s * e <= conv.max_gradients
 
         def one(phase: str, s: int, e: int) -> list[dict]:
-            nonlocal last
             cfg = make(conv.attack, s, e)
-            last = self.attack(cfg, "convergence")
-            runs.append({"phase": phase, "attack_steps": s, "eot": cfg.eot, "seconds": last[2], "predictions": last[0]})
+            adversarial.append(self.attack(cfg, "convergence"))
+            preds, _, seconds = adversarial[-1]
+            runs.append({"phase": phase, "attack_steps": s, "eot": cfg.eot, "seconds": seconds, "predictions": preds})
             return [r for r in runs if r["phase"] == phase]
 
         acc = lambda rs: [accuracy(r["predictions"]["defended"], labels) for r in rs]
@@ -504,7 +520,8 @@ class _Evaluation:
                 break
             if first_converged(acc(one("attack_steps", s, conv.eot[0])), conv.tol)[1]:
                 break
-        base = runs[-1]  # the chosen steps at the first EOT count: the first point of the EOT curve
+        i, _ = _chosen_steps(acc(runs), conv.tol)
+        base = runs[i]  # the chosen steps at the first EOT count: the first point of the EOT curve
         for e in conv.eot[1:]:
             if not affordable(base["attack_steps"], e):
                 break
@@ -513,7 +530,8 @@ class _Evaluation:
         self.timings["convergence"] = sum(r["seconds"] for r in runs)
         curve = {"attack": conv.attack, "tol": conv.tol, "max_gradients": conv.max_gradients,
                  "schedule": {"attack_steps": list(conv.attack_steps), "eot": list(conv.eot)}, "runs": runs}
-        return curve, last
+        final = len(runs) - 1 if runs[-1]["phase"] == "eot" else i
+        return curve, adversarial[final], (runs[final]["attack_steps"], runs[final]["eot"])
 
     def _keep_examples(self, name: str, adv: torch.Tensor) -> None:
         self.examples[f"adv_{name}"] = adv.cpu()
