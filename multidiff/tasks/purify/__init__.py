@@ -7,7 +7,7 @@ classify, :mod:`.api`), :func:`evaluate` (robust accuracy under the adaptive att
 >>> purifier = Purifier(model, t_star=0.1, sampler_steps=20, sampler="sde")
 >>> defended = Defended(classifier, purifier)
 >>> report = evaluate(classifier, purifier, (x, y), attacks=["pgd", "pgd-eot"], eps=0.1)
->>> report = evaluate(classifier, purifier, (x, y), eps=0.1, converge=Convergence())  # steps and EOT raised until stable
+>>> report = evaluate(classifier, purifier, (x, y), eps=0.1, converge=Convergence())  # raised until stable
 """
 from .api import (DEFAULT_CLASSIFIER_TRAIN_CONFIG, DEFAULT_DENOISER_TRAIN_CONFIG, Defended, load_models, save_models,
                   train_classifier, train_denoiser)

@@ -84,7 +84,8 @@ def make_attack(name: str, eps: float, norm: str = "linf", steps: int = 10, step
         raise ValueError(f"unknown attack {name!r}; choose from {', '.join(ATTACKS)}")
     check_eps(eps, norm, data_range if data_range is not None else (-math.inf, math.inf))
     steps, eot = check_whole("steps", steps), check_whole("eot", eot)
-    if isinstance(step_size, bool) or not isinstance(step_size, numbers.Real) or not (step_size >= 0 and math.isfinite(step_size)):
+    if (isinstance(step_size, bool) or not isinstance(step_size, numbers.Real)
+            or not (step_size >= 0 and math.isfinite(step_size))):
         raise ValueError(f"step_size must be a finite number >= 0 (0: 2.5 eps / steps), got {step_size!r}")
     mode, uses_eot, one_step = ATTACKS[name]
     if one_step:

@@ -112,7 +112,7 @@ class RobustnessReport:
         convergence runs included; the defence's draw is shared, so this is the per-input minimum)."""
         if name == "worst-case":
             runs = [r["predictions"][target] for r in (self.convergence or {"runs": []})["runs"]]
-            attacks = [self.predictions[a][target] for a in self.predictions if a != "clean" and target in self.predictions[a]]
+            attacks = [by[target] for a, by in self.predictions.items() if a != "clean" and target in by]
             return worst_case_correct(self.labels, *attacks, *runs)
         return correct(self.predictions[name][target], self.labels)
 
@@ -216,8 +216,8 @@ class RobustnessReport:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RobustnessReport":
-        return cls(d["labels"], d["predictions"], d.get("settings", {}), d.get("timings", {}), d.get("confidence", 0.95),
-                   convergence=d.get("convergence"))
+        return cls(d["labels"], d["predictions"], d.get("settings", {}), d.get("timings", {}),
+                   d.get("confidence", 0.95), convergence=d.get("convergence"))
 
     def to_markdown(self) -> str:
         s = self.settings
@@ -244,7 +244,8 @@ class RobustnessReport:
                 table[r["attack"]]["draws"] = mean(r)
         header = ["attack", "undefended", "defended"] + ([f"defended, mean of {k} draws"] if k > 1 else [])
         lines.append(markdown_table(header, [[name, cells.get("undefended"), cells.get("defended")]
-                                             + ([cells.get("draws")] if k > 1 else []) for name, cells in table.items()]))
+                                             + ([cells.get("draws")] if k > 1 else [])
+                                             for name, cells in table.items()]))
         if self.convergence is not None:
             lines += ["", f"Convergence of {self.convergence['attack']} (tolerance {_points(self.convergence['tol'])}; "
                           f"the undefended column is plain PGD with the same steps):", ""]
@@ -361,7 +362,8 @@ def evaluate(classifier: nn.Module, purifier: Purifier, data: tuple[torch.Tensor
 def _make(name: str, eps: float, norm: str, attack_steps: int, step_size: float, eot: int, data_range):
     """The validated :class:`~.attacks.AttackConfig` of a multidiff or a reference attack."""
     if name in REFERENCE_ATTACKS:  # the same threat model and budget as multidiff's pgd-eot
-        return replace(make_attack("pgd-eot", eps, norm, attack_steps, step_size, eot, data_range=data_range), name=name)
+        cfg = make_attack("pgd-eot", eps, norm, attack_steps, step_size, eot, data_range=data_range)
+        return replace(cfg, name=name)
     return make_attack(name, eps, norm, attack_steps, step_size, eot, data_range=data_range)
 
 
@@ -414,7 +416,7 @@ class _Evaluation:
         _check_classifier(self.classifier, self.x, self.y)
         self.defended = Defended(self.classifier, self.purifier, n_votes)
         self.seed, self.batch_size = seed, check_whole("batch_size", batch_size)
-        self.defence_seeds = [_stream(seed, "defence") if k == 0 else _stream(seed, "defence", k) for k in range(n_draws)]
+        self.defence_seeds = [_stream(seed, "defence", *([k] if k else [])) for k in range(n_draws)]
         self.preds: dict[str, dict[str, list[int]]] = {}
         self.timings: dict[str, float] = {}
         self.kept = torch.linspace(0, len(x) - 1, min(n_examples_kept, len(x)), device=dev).round().long()  # spread
@@ -482,7 +484,8 @@ class _Evaluation:
             x_def = x_und
         elif cfg.name in REFERENCE_ATTACKS:
             x_def = self._batched(lambda xb, yb, i: reference_attack(
-                cfg.name, self.defended, xb, yb, cfg.eps, cfg.norm, cfg.steps, cfg.eot, _stream(self.seed, stream, i), dr))
+                cfg.name, self.defended, xb, yb, cfg.eps, cfg.norm, cfg.steps, cfg.eot,
+                seed=_stream(self.seed, stream, i), data_range=dr))
         else:
             gen = torch.Generator(device=self.dev).manual_seed(_stream(self.seed, stream))
             x_def = self._batched(lambda xb, yb, i: run_attack(cfg, self.classifier, xb, yb, self.purifier, dr, gen))
