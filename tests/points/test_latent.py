@@ -256,3 +256,25 @@ def test_learns_a_sphere_and_a_square():
     got, base = nearest(samples), nearest(noise).values
     assert got.values.mean() < 0.3 * base.mean() and (got.values < 0.5 * base.mean()).all(), (got.values, base)
     assert set(got.indices.tolist()) == {0, 1}
+
+
+def test_command_line_samples_a_latent_checkpoint_and_names_the_command_that_fits(tiny, tmp_path, capsys):
+    from multidiff.cli import main
+
+    _, path = tiny
+    assert main(["points", "sample", str(path), str(tmp_path / "out"), "-n", "2", "--sampler-steps", "3",
+                 "--format", "npy", "--device", "cpu"]) == 0
+    written = sorted((tmp_path / "out").glob("*.npy"))
+    assert [p.name for p in written] == ["000.npy", "001.npy"]
+    assert points.load_clouds(written[0]).shape == (64, 3)
+    capsys.readouterr()
+    assert main(["points", "complete", str(path), str(tmp_path / "p.npy"), "--out", str(tmp_path / "o"),
+                 "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a 'points.latent' checkpoint" in err and "multidiff points sample" in err
+
+
+def test_evaluate_scores_a_latent_generator(tiny):
+    gen, _ = tiny
+    report = points.evaluate(gen, _clouds(3, 64, seed=5), sampler_steps=3, metrics=("cd",))
+    assert report["n_gen"] == report["n_ref"] == 3 and 0 <= report["1-NNA-CD"] <= 1
