@@ -101,9 +101,10 @@ class LatentGenerator:
 
     Training settings: ``train_config`` (None: :data:`~.latent.DEFAULT_LATENT_TRAIN_CONFIG`);
     ``epochs``, ``max_steps``, ``lr`` and ``ema_decay`` replace its fields when set to other values
-    than its own; ``seed``, ``device`` and ``progress`` always do. ``checkpoint_dir`` keeps the
-    main run's ``last/`` checkpoint in ``checkpoint_dir/model`` so that ``fit(..., resume=True)``
-    continues it (raise ``train_config.max_time`` between calls to train in chunks).
+    than its own; ``seed``, ``device`` and ``progress`` always do. With ``checkpoint_dir`` the main
+    run writes ``checkpoint_dir/last`` after every epoch: ``fit(..., resume=True)`` continues it
+    (after an interruption, or with a larger ``train_config.max_time``) and :meth:`load_snapshot`
+    reads it while it runs.
     """
 
     kind = "points.latent"  # the checkpoint kind of core.checkpoint.KINDS
@@ -111,7 +112,7 @@ class LatentGenerator:
     def __init__(self, num_points: int = 2048, latent_dim: int = 256, num_train_steps: int = 100,
                  beta_start: float = 1e-4, beta_end: float = 0.02, time_features: str = "signal",
                  kl_weight: float = 1e-3, train_points: int = 512, encoder_points: int = 512,
-                 prior_num_train_steps: int = 1000, prior_width: int = 512, prior_layers: int = 3,
+                 prior_num_train_steps: int = 1000, prior_width: int = 256, prior_layers: int = 3,
                  prior_max_steps: int = 2000, encoder_widths: Sequence[int] = ENCODER_WIDTHS,
                  decoder_widths: Sequence[int] = DECODER_WIDTHS, normalization: str = "unit_std",
                  epochs: int = _LD.epochs, max_steps: Optional[int] = _LD.max_steps, batch_size: int = 32,
@@ -163,8 +164,8 @@ class LatentGenerator:
         ``resume=True`` continues the run kept in ``checkpoint_dir`` (its weights, optimizer, steps and
         time spent), e.g. after an interruption or with a larger ``train_config.max_time``."""
         if resume and self.checkpoint_dir is None:
-            raise ValueError("resume=True continues the run kept in checkpoint_dir; pass checkpoint_dir= to the "
-                             "LatentGenerator")
+            raise ValueError("resume=True needs checkpoint_dir= (the folder whose last/ checkpoint training "
+                             "continues from)")
         folder = self._folder(data, classes, split, max_shapes)
         x = folder.points
         if len(x) == 0:
@@ -177,9 +178,12 @@ class LatentGenerator:
         def loss_fn(model, batch):
             return model.loss(batch, self.kl_weight, self.train_points, self.encoder_points)
 
-        ckpt = Path(self.checkpoint_dir) / "model" if self.checkpoint_dir is not None else None
-        self.train_result = train_loop(self.model, loss_fn, loader, self._train_config(), checkpoint_dir=ckpt,
-                                       resume=resume, extra_config=self.config())
+        # where the clouds came from, so that load_snapshot can refit the prior of a run in progress
+        source = ({"data": str(data), "classes": list(classes) if classes else None, "split": split,
+                   "max_shapes": max_shapes, "seed": self.seed} if isinstance(data, (str, Path)) else None)
+        self.train_result = train_loop(self.model, loss_fn, loader, self._train_config(),
+                                       checkpoint_dir=self.checkpoint_dir, resume=resume,
+                                       extra_config={**self.config(), "train_data": source})
         self._fit_prior(x)
         self.model.cpu().eval()
         self.fitted = True
@@ -207,7 +211,8 @@ class LatentGenerator:
 
     @torch.no_grad()
     def sample(self, n: int, sampler_steps: Optional[int] = None, sampler: str = "ddpm", seed: Optional[int] = None,
-               batch_size: int = 32, prior_sampler: str = "ddpm", prior_sampler_steps: Optional[int] = 100) -> torch.Tensor:
+               batch_size: int = 32, prior_sampler: str = "ddpm",
+               prior_sampler_steps: Optional[int] = 100) -> torch.Tensor:
         """``n`` clouds (n, num_points, 3) in the training normalisation (``self.normalization``).
 
         ``sampler`` / ``sampler_steps`` run the points' reverse process (None: every step of the
@@ -234,6 +239,34 @@ class LatentGenerator:
         self._check_fitted()
         return save_checkpoint(directory, {"model": self.model.state_dict()}, self.config(), kind=self.kind,
                                kind_version=LATENT_KIND_VERSION)
+
+    @classmethod
+    def load_snapshot(cls, checkpoint_dir: str | Path, device: str = "auto", data=None,
+                      classes: Optional[Sequence[str]] = None, split: str = "train",
+                      max_shapes: Optional[int] = None) -> tuple["LatentGenerator", dict]:
+        """The model as training left it in ``checkpoint_dir/last`` (its EMA weights), with the latent
+        prior refitted as :meth:`fit` ends, and the loop state (``steps``, ``seconds``, ``epoch``).
+        Reads a run in progress, e.g. to draw a learning curve from another process.
+
+        The refit reads the training clouds from the folder ``fit`` was given (recorded in the
+        snapshot) unless ``data`` (with ``classes``, ``split``, ``max_shapes``) names them; a run
+        trained on an array needs ``data``. ``prior_max_steps=0`` models keep the prior as it is."""
+        states, cfg = load_checkpoint(Path(checkpoint_dir) / "last", kind="training")
+        source = cfg.get("train_data") or {}
+        obj = cls(**{k: cfg[k] for k in _LATENT_HPARAMS}, device=device, progress=False, seed=source.get("seed", 0))
+        load_state_strict(obj.model, states["ema"] if "ema" in states else states["model"], f"snapshot {checkpoint_dir}")
+        obj.clip = cfg.get("clip")
+        if obj.prior_max_steps:
+            if data is None and not source:
+                raise ValueError(f"the run in {checkpoint_dir} was trained on an array of clouds: pass them as data= "
+                                 "to refit the latent prior")
+            if data is None:
+                data, classes, split, max_shapes = (source["data"], source["classes"], source["split"],
+                                                    source["max_shapes"])
+            obj._fit_prior(obj._folder(data, classes, split, max_shapes).points)
+        obj.model.cpu().eval()
+        obj.fitted = True
+        return obj, cfg["loop"]
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "auto") -> "LatentGenerator":

@@ -75,7 +75,7 @@ class LatentPointDiffusion(nn.Module):
 
     def __init__(self, latent_dim: int = 256, num_train_steps: int = 100, beta_start: float = 1e-4,
                  beta_end: float = 0.02, time_features: str = "signal", prior_num_train_steps: int = 1000,
-                 prior_width: int = 512, prior_layers: int = 3, encoder_widths: Sequence[int] = ENCODER_WIDTHS,
+                 prior_width: int = 256, prior_layers: int = 3, encoder_widths: Sequence[int] = ENCODER_WIDTHS,
                  decoder_widths: Sequence[int] = DECODER_WIDTHS):
         super().__init__()
         if time_features not in TIME_FEATURES:
