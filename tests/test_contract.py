@@ -209,8 +209,9 @@ def _train_with(task: str, tmp_path, train_config_of):
                          train_config=train_config_of(points.DEFAULT_TRAIN_CONFIG)).fit(torch.randn(4, 32, 3))
     elif task == "points.latent":
         from multidiff.tasks import points
-        points.LatentGenerator(num_points=32, progress=False, **_TINY_LATENT,
-                               train_config=train_config_of(points.DEFAULT_LATENT_TRAIN_CONFIG)).fit(torch.randn(4, 32, 3))
+        latent = points.LatentGenerator(num_points=32, progress=False, **_TINY_LATENT,
+                                        train_config=train_config_of(points.DEFAULT_LATENT_TRAIN_CONFIG))
+        latent.fit(torch.randn(4, 32, 3))
     elif task == "tts":
         from multidiff.tasks import tts
         tts.train(_tts_items(tmp_path), batch_size=2, holdout=0, size="tiny", diffusion={"segment_frames": 16}, frontend="char",

@@ -67,7 +67,8 @@ class PointwiseDenoiser(nn.Module):
             raise ValueError(f"expected latents of shape ({b}, {self.latent_dim}), got {tuple(z.shape)}")
         if time.dim() == 2:
             time = time.unsqueeze(1)
-        if time.dim() != 3 or time.shape[0] != b or time.shape[1] not in (1, x.shape[1]) or time.shape[2] != self.time_dim:
+        if (time.dim() != 3 or time.shape[0] != b or time.shape[1] not in (1, x.shape[1])
+                or time.shape[2] != self.time_dim):
             raise ValueError(f"expected time features of shape ({b}, {self.time_dim}) or ({b}, {x.shape[1]}, "
                              f"{self.time_dim}), got {tuple(time.shape)}")
         z, time = z.unsqueeze(1).to(x), time.to(x)

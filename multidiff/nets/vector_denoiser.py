@@ -33,7 +33,8 @@ class VectorDenoiser(nn.Module):
     def __init__(self, dim: int, width: int = 512, layers: int = 3, time_dim: int = 128):
         super().__init__()
         if dim < 1 or width < 1 or layers < 1 or time_dim < 2:
-            raise ValueError(f"need dim, width, layers >= 1 and time_dim >= 2, got {dim}, {width}, {layers}, {time_dim}")
+            raise ValueError(f"need dim, width, layers >= 1 and time_dim >= 2, got {dim}, {width}, {layers}, "
+                             f"{time_dim}")
         self.dim = dim
         self.time = DiffusionStepEmbedding(time_dim)
         self.inp = nn.Linear(dim, width)

@@ -80,6 +80,7 @@ class Generator(_PointDiffusion):
             out.append(self._run(net, (b, self.num_points, 3), sampler_steps, sampler, gen, device).float().cpu())
         return torch.cat(out)
 
+
 _LD = DEFAULT_LATENT_TRAIN_CONFIG
 _LATENT_TRAIN_KEYWORDS = ("epochs", "max_steps", "lr", "ema_decay")
 _LATENT_HPARAMS = ("num_points", "latent_dim", "num_train_steps", "beta_start", "beta_end", "time_features",
@@ -97,7 +98,7 @@ class LatentGenerator:
     ``num_points`` is the size of the clouds read for training and of the sampled clouds. The
     networks have Luo & Hu's sizes unless ``encoder_widths`` / ``decoder_widths`` say otherwise.
     ``prior_max_steps`` optimizer steps refit the latent prior after the main run, on the latents the
-    final (EMA) encoder gives the training shapes (a few seconds per thousand steps on a CPU).
+    final (EMA) encoder gives the training shapes (about a minute per thousand steps on a shared CPU core).
 
     Training settings: ``train_config`` (None: :data:`~.latent.DEFAULT_LATENT_TRAIN_CONFIG`);
     ``epochs``, ``max_steps``, ``lr`` and ``ema_decay`` replace its fields when set to other values
@@ -116,8 +117,9 @@ class LatentGenerator:
                  prior_max_steps: int = 2000, encoder_widths: Sequence[int] = ENCODER_WIDTHS,
                  decoder_widths: Sequence[int] = DECODER_WIDTHS, normalization: str = "unit_std",
                  epochs: int = _LD.epochs, max_steps: Optional[int] = _LD.max_steps, batch_size: int = 32,
-                 lr: float = _LD.lr, ema_decay: float = _LD.ema_decay, device: str = "auto", seed: int = 0, progress: bool = True,
-                 checkpoint_dir: Optional[str] = None, train_config: Optional[TrainConfig] = None):
+                 lr: float = _LD.lr, ema_decay: float = _LD.ema_decay, device: str = "auto", seed: int = 0,
+                 progress: bool = True, checkpoint_dir: Optional[str] = None,
+                 train_config: Optional[TrainConfig] = None):
         self.num_points = check_whole("num_points", num_points, 2)
         for name, value in (("latent_dim", latent_dim), ("train_points", train_points),
                             ("encoder_points", encoder_points), ("batch_size", batch_size),
@@ -130,12 +132,16 @@ class LatentGenerator:
             raise ValueError(f"time_features must be one of {', '.join(TIME_FEATURES)}, got {time_features!r}")
         if not kl_weight >= 0:
             raise ValueError(f"kl_weight must be >= 0, got {kl_weight}")
-        self.latent_dim, self.num_train_steps, self.beta_start, self.beta_end = latent_dim, num_train_steps, beta_start, beta_end
-        self.time_features, self.kl_weight, self.normalization = time_features, kl_weight, normalization
+        self.latent_dim, self.num_train_steps = latent_dim, num_train_steps
+        self.beta_start, self.beta_end, self.time_features = beta_start, beta_end, time_features
+        self.kl_weight, self.normalization = kl_weight, normalization
         self.train_points, self.encoder_points = train_points, encoder_points
-        self.prior_num_train_steps, self.prior_width, self.prior_layers = prior_num_train_steps, prior_width, prior_layers
-        self.encoder_widths, self.decoder_widths = tuple(encoder_widths), tuple(decoder_widths)  # tuples: JSON gives lists
-        self.epochs, self.max_steps, self.batch_size, self.lr, self.ema_decay = epochs, max_steps, batch_size, lr, ema_decay
+        self.prior_num_train_steps, self.prior_width = prior_num_train_steps, prior_width
+        self.prior_layers = prior_layers
+        # tuples: a checkpoint's JSON gives lists back
+        self.encoder_widths, self.decoder_widths = tuple(encoder_widths), tuple(decoder_widths)
+        self.epochs, self.max_steps, self.batch_size = epochs, max_steps, batch_size
+        self.lr, self.ema_decay = lr, ema_decay
         self.device, self.seed, self.progress, self.checkpoint_dir = device, seed, progress, checkpoint_dir
         self.train_config = train_config
         with torch.random.fork_rng(devices=[]):  # initialisation fixed by seed, the caller's RNG untouched
@@ -254,7 +260,8 @@ class LatentGenerator:
         states, cfg = load_checkpoint(Path(checkpoint_dir) / "last", kind="training")
         source = cfg.get("train_data") or {}
         obj = cls(**{k: cfg[k] for k in _LATENT_HPARAMS}, device=device, progress=False, seed=source.get("seed", 0))
-        load_state_strict(obj.model, states["ema"] if "ema" in states else states["model"], f"snapshot {checkpoint_dir}")
+        weights = states["ema"] if "ema" in states else states["model"]
+        load_state_strict(obj.model, weights, f"snapshot {checkpoint_dir}")
         obj.clip = cfg.get("clip")
         if obj.prior_max_steps:
             if data is None and not source:

@@ -36,7 +36,8 @@ from ...nets.pointnet import PointNetEncoder
 from ...nets.pointwise import PointwiseDenoiser
 from ...nets.vector_denoiser import VectorDenoiser
 
-__all__ = ["LatentPointDiffusion", "TIME_FEATURES", "ENCODER_WIDTHS", "DECODER_WIDTHS", "DEFAULT_LATENT_TRAIN_CONFIG", "PRIOR_TRAIN_CONFIG"]
+__all__ = ["LatentPointDiffusion", "TIME_FEATURES", "ENCODER_WIDTHS", "DECODER_WIDTHS", "DEFAULT_LATENT_TRAIN_CONFIG",
+           "PRIOR_TRAIN_CONFIG"]
 
 # How the latent model trains unless told otherwise: Luo & Hu's Adam settings (lr 2e-3, no weight
 # decay, clipping at norm 10, the lr constant: they decay it only after 200k steps, beyond a CPU
