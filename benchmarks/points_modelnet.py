@@ -45,6 +45,7 @@ from multidiff.tasks import points  # noqa: E402
 from multidiff.tasks.points.evaluate import reference_rows  # noqa: E402
 
 MODELS = ("dgcnn", "latent")  # dgcnn: points.Generator (EdgeConv denoiser); latent: Luo & Hu's shape-latent model
+                              # (points.LatentGenerator)
 
 
 def find_data(path):
@@ -61,8 +62,7 @@ def generator_class(name: str):
     if name == "dgcnn":
         return points.Generator
     if name == "latent":
-        raise NotImplementedError("--model latent is Luo & Hu's shape-latent model (issue 12), which is not in this "
-                                  "multidiff yet; wire its class here when multidiff/tasks/points/latent.py lands")
+        return points.LatentGenerator
     raise ValueError(f"--model must be one of {', '.join(MODELS)}, got {name!r}")
 
 
@@ -85,8 +85,10 @@ def parser():
     ap.add_argument("--channels", type=int, default=128)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--ema", type=float, default=0.999, help="EMA decay (lower it for short runs)")
+    ap.add_argument("--lr", type=float, default=None, help="learning rate (default: the model's, 1e-3 dgcnn and "
+                    "Completer, 2e-3 latent)")
+    ap.add_argument("--ema", type=float, default=None, help="EMA decay (default: the model's, 0.999 dgcnn and "
+                    "Completer, 0.995 latent; lower it for short runs)")
     ap.add_argument("--gen-steps", type=int, default=2000, help="optimizer steps for the Generator")
     ap.add_argument("--comp-steps", type=int, default=2000, help="optimizer steps for the Completer")
     ap.add_argument("--train-minutes", type=float, default=None,
@@ -125,7 +127,7 @@ def main(argv=None):
         raise SystemExit("--curve-every-minutes needs --run-dir (the curve reads the run's checkpoints)")
     root = find_data(args.data)
     common = dict(num_points=args.num_points, channels=args.channels, layers=args.layers, batch_size=args.batch_size,
-                  lr=args.lr, ema_decay=args.ema, device=args.device, progress=False, epochs=10 ** 6)
+                  device=args.device, progress=False, epochs=10 ** 6, **_lr_ema(args))
     results = {"settings": vars(args), "argv": sys.argv[1:],
                "device": str(torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu")}
     if "generate" in args.tasks:
@@ -154,15 +156,29 @@ def main(argv=None):
     print(json.dumps(results, indent=1))
 
 
-def _budget(args, steps):
-    """Training budget keywords: a time budget (steps only cap it) or a step count."""
+def _lr_ema(args) -> dict:
+    """``lr`` / ``ema_decay`` when given on the command line (else each model keeps its own)."""
+    return {k: v for k, v in (("lr", args.lr), ("ema_decay", args.ema)) if v is not None}
+
+
+def _budget(args, steps, default=None):
+    """Training budget keywords: a time budget (steps only cap it) or a step count. ``default``: the
+    model's default TrainConfig (points.DEFAULT_TRAIN_CONFIG unless given)."""
     if args.train_minutes:
         from dataclasses import replace
 
-        return {"train_config": replace(points.DEFAULT_TRAIN_CONFIG, max_time=60 * args.train_minutes,
-                                        max_steps=None, epochs=10 ** 6, lr=args.lr, ema_decay=args.ema,
-                                        progress=False)}
+        return {"train_config": replace(default or points.DEFAULT_TRAIN_CONFIG, max_time=60 * args.train_minutes,
+                                        max_steps=None, epochs=10 ** 6, progress=False, **_lr_ema(args))}
     return {"max_steps": steps}
+
+
+def generator_kwargs(args, common) -> dict:
+    """The generator's settings: ``common`` for dgcnn; for the latent model the ones it shares
+    (it has no channels, layers) and its own training defaults (Luo & Hu's lr, no weight decay)."""
+    if args.model != "latent":
+        return {**common, **_budget(args, args.gen_steps)}
+    own = {k: common[k] for k in ("num_points", "batch_size", "device", "progress", "epochs")}
+    return {**own, **_lr_ema(args), **_budget(args, args.gen_steps, points.DEFAULT_LATENT_TRAIN_CONFIG)}
 
 
 def cached_reference_rows(root, cls, args, run):
@@ -189,7 +205,7 @@ def run_generation(root, cls, common, args, res, run):
     watcher = start_curve(args, cls, ckpt) if args.curve_every_minutes else None
     t0 = time.perf_counter()
     try:
-        gen = gen_cls(checkpoint_dir=ckpt, **common, **_budget(args, args.gen_steps))
+        gen = gen_cls(checkpoint_dir=ckpt, **generator_kwargs(args, common))
         gen.fit(root, [cls], max_shapes=args.train_shapes, resume=ckpt is not None)
     finally:
         if ckpt is not None:

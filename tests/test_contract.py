@@ -60,6 +60,23 @@ def _points(tmp_path):
     return gen, tmp_path / "g", lambda p: points.Generator.load(p, device="cpu"), sample, {"task": "Generator"}
 
 
+def _points_latent(tmp_path):
+    from multidiff.tasks import points
+
+    clouds = torch.randn(8, 32, 3, generator=torch.Generator().manual_seed(0))
+    gen = points.LatentGenerator(num_points=32, epochs=1, max_steps=2, batch_size=4, progress=False, device="cpu",
+                                 **_TINY_LATENT).fit(clouds)
+    gen.save(tmp_path / "g")
+
+    def sample(model, seed):
+        return model.sample(2, sampler_steps=3, sampler="ddpm", seed=seed)
+    return gen, tmp_path / "g", lambda p: points.LatentGenerator.load(p, device="cpu"), sample, None
+
+
+_TINY_LATENT = dict(latent_dim=8, train_points=16, encoder_points=16, prior_width=16, prior_layers=1, prior_max_steps=2,
+                    encoder_widths=(16,), decoder_widths=(16, 16))
+
+
 def _tts_items(tmp_path) -> list:
     import soundfile as sf
 
@@ -108,8 +125,8 @@ def _purification(tmp_path):
     return (den, clf), tmp_path / "c", lambda p: purify.load_models(p, device="cpu")[:2], sample, {}
 
 
-TASKS = {"imputation": _imputation, "forecasting": _forecasting, "points": _points, "tts": _tts,
-         "purification": _purification}
+TASKS = {"imputation": _imputation, "forecasting": _forecasting, "points": _points, "points.latent": _points_latent,
+         "tts": _tts, "purification": _purification}
 
 
 # what each task's checkpoint called num_train_steps / sampler_steps before the vocabulary rename
@@ -190,6 +207,11 @@ def _train_with(task: str, tmp_path, train_config_of):
         from multidiff.tasks import points
         points.Generator(num_points=32, channels=8, layers=1, k=4, progress=False,
                          train_config=train_config_of(points.DEFAULT_TRAIN_CONFIG)).fit(torch.randn(4, 32, 3))
+    elif task == "points.latent":
+        from multidiff.tasks import points
+        latent = points.LatentGenerator(num_points=32, progress=False, **_TINY_LATENT,
+                                        train_config=train_config_of(points.DEFAULT_LATENT_TRAIN_CONFIG))
+        latent.fit(torch.randn(4, 32, 3))
     elif task == "tts":
         from multidiff.tasks import tts
         tts.train(_tts_items(tmp_path), batch_size=2, holdout=0, size="tiny", diffusion={"segment_frames": 16}, frontend="char",

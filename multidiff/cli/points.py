@@ -68,14 +68,19 @@ def add_parser(subparsers) -> None:
     e.set_defaults(func=_evaluate)
 
 
-def _load(path: str, device: str, kinds=("points.generator", "points.completer")):
-    """The Generator or Completer saved in ``path``; a checkpoint of another kind (e.g. a Completer
-    for ``sample``) is a clear error naming the kind found and the command that fits."""
+_GENERATORS = ("points.generator", "points.latent")
+
+
+def _load(path: str, device: str, kinds=(*_GENERATORS, "points.completer")):
+    """The Generator, LatentGenerator or Completer saved in ``path``; a checkpoint of another kind
+    (e.g. a Completer for ``sample``) is a clear error naming the kind found and the command that fits."""
     from ..core.checkpoint import check_kind
     from ..tasks import points
 
     kind = check_kind(path, kinds)
-    return (points.Generator if kind == "points.generator" else points.Completer).load(path, device=device)
+    loaders = {"points.generator": points.Generator, "points.latent": points.LatentGenerator,
+               "points.completer": points.Completer}
+    return loaders[kind].load(path, device=device)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -106,7 +111,7 @@ def _write(clouds, out: str, fmt: str, png) -> None:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    model = _load(args.model, args.device, "points.generator")
+    model = _load(args.model, args.device, _GENERATORS)
     _write(model.sample(args.n, args.sampler_steps, args.sampler, seed=args.seed), args.out, args.format, args.png)
     return 0
 

@@ -13,7 +13,8 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 BACKED = {
     "PVD": lambda: "linear betas" in model.__doc__ and hasattr(api.Completer, "complete"),  # schedule + completion
     "Zhou et al. 2021": lambda: True,  # PVD's citation
-    "Luo & Hu 2021": lambda: M.PROTOCOLS[0] == "luo_hu",  # their evaluation protocol, the default
+    # their evaluation protocol (the default) and their latent model
+    "Luo & Hu 2021": lambda: M.PROTOCOLS[0] == "luo_hu" and hasattr(api.LatentGenerator, "sample"),
     "EdgeConv": lambda: "EdgeConv" in point_denoiser.__doc__,  # the network (DGCNN, Wang et al. 2019)
 }
 KNOWN = ("PVD", "PDR", "Luo & Hu 2021", "Zhou et al. 2021", "EdgeConv", "PointFlow", "LION", "Point-E", "DPM")

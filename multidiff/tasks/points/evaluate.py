@@ -13,7 +13,7 @@ import torch
 from ...core.deprecation import renamed_kwargs
 from ...datasets.pointclouds import PointCloudFolder, check_points, load_folder, normalize
 from ...metrics import points as M
-from .api import Completer, Generator, completion_pairs
+from .api import Completer, Generator, LatentGenerator, completion_pairs
 
 __all__ = ["evaluate", "retrieve", "reference_rows", "score_generated", "distinct_references"]
 
@@ -144,7 +144,7 @@ def evaluate(model, data, classes: Optional[Sequence[str]] = None, split: str = 
     if protocol not in M.PROTOCOLS:
         raise ValueError(f"protocol must be one of {', '.join(M.PROTOCOLS)}, got {protocol!r}")
     folder = model._folder(data, classes, split, max_shapes)
-    if isinstance(model, Generator):
+    if isinstance(model, (Generator, LatentGenerator)):
         n_pts, note = _eval_points(folder, eval_points or model.num_points)
         ref = distinct_references(folder, n_pts, seed)
         n = n_samples or len(folder)
@@ -160,7 +160,7 @@ def evaluate(model, data, classes: Optional[Sequence[str]] = None, split: str = 
         report["eval_s"] = time.perf_counter() - t0
         return report
     if not isinstance(model, Completer):
-        raise TypeError(f"evaluate expects a Generator or a Completer, got {type(model).__name__}")
+        raise TypeError(f"evaluate expects a Generator, a LatentGenerator or a Completer, got {type(model).__name__}")
     pairs = completion_pairs(folder, 1, model.max_known, seed)
     truth = pairs["frame"].invert(pairs["x0"])  # folder-normalised frame
     partials = [t[: int(k.sum())] for t, k in zip(truth, pairs["known"])]
