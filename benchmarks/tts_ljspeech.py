@@ -12,7 +12,7 @@ evaluation time is not training time), a learning-curve point is appended to OUT
 WER, CER and MCD of the decoder at --curve-steps steps and of the prior on the --curve-clips
 held-out clips, with the training minutes, steps and losses; a resumed run appends to it. A point
 costs 2 x clips Griffin-Lim inversions and recognitions and clips x (prior + decoder) syntheses:
-about 1 CPU-minute for 20 clips of the cpu preset on an idle core (the line records eval_seconds).
+about 2-3 CPU-minutes for 20 clips of the cpu preset (each line records its eval_seconds).
 
     python benchmarks/tts_ljspeech.py --preset cpu --max-minutes 180 --eval-every-minutes 20 --out runs/tts_cpu
     python benchmarks/tts_ljspeech.py --preset cpu --max-minutes 180 --eval-every-minutes 20 --out runs/tts_cpu --resume
@@ -113,17 +113,20 @@ def samples(model, texts: list[str], out: Path, recognizer, sampler: str, sample
     return rows
 
 
-def sample_table(rows: list[dict]) -> str:
+def sample_table(rows: list[dict], audio: bool = True) -> str:
+    """Markdown: text, WER, what the recogniser heard, end-to-end RTF (and the audio file)."""
     from multidiff.metrics.tables import markdown_table
 
-    keys = ["text", "wer", "heard", "rtf_end_to_end", "file"]
+    keys, names = ["text", "wer", "heard", "rtf_end_to_end", "file"], ["text", "WER", "recogniser heard", "RTF", "audio"]
+    if not audio:
+        keys, names = keys[:-1], names[:-1]
     cell = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)
-    return markdown_table(["text", "WER", "recogniser heard", "RTF", "audio"], [[r.get(k) for k in keys] for r in rows],
-                          [cell] * len(keys), missing="")
+    return markdown_table(names, [[r.get(k) for k in keys] for r in rows], [cell] * len(keys), missing="")
 
 
 def export_voice(model, directory: Path, info: dict) -> Path:
-    """The voice as the package ships it: checkpoint + voice.json; refuses weights over MAX_VOICE_MB."""
+    """The voice as the package ships it: checkpoint + voice.json (+ samples.md from ``info["samples"]``);
+    refuses weights over MAX_VOICE_MB."""
     from multidiff.core.checkpoint import WEIGHTS, write_json_atomic
 
     model.save(directory)
@@ -132,6 +135,11 @@ def export_voice(model, directory: Path, info: dict) -> Path:
         raise SystemExit(f"{directory / WEIGHTS} is {mb:.1f} MB, over the {MAX_VOICE_MB:.0f} MB a shipped voice may take; "
                          "train a smaller --size")
     write_json_atomic(directory / "voice.json", {**info, "weights_mb": round(mb, 2)}, indent=1)
+    if info.get("samples"):
+        (directory / "samples.md").write_text(
+            f"# Samples of the shipped voice\n\n{info.get('command', '')}\n\n"
+            f"{sample_table(info['samples'], audio=False)}\n\nRTF: synthesis time (decoder + Griffin-Lim) / audio "
+            f"duration on {info.get('device', 'the machine')}; WER: PocketSphinx (multidiff/metrics/asr.py).\n")
     return directory
 
 
@@ -199,7 +207,7 @@ def main(argv=None) -> int:
         from multidiff.metrics.asr import Recognizer
         recognizer = Recognizer()
     report = {"command": "python benchmarks/tts_ljspeech.py " + shlex.join(argv), "args": vars(args),
-              "data": {"folder": str(data.resolve()), "clips": len(items), "clips_train": len(items) - args.holdout,
+              "data": {"name": data.name, "folder": str(data.resolve()), "clips": len(items), "clips_train": len(items) - args.holdout,
                        "holdout": args.holdout, "clips_eval": min(args.eval_clips, len(test))},
               "threads": torch.get_num_threads(), "commit": _commit(), "results": {}}
     evaluate = lambda model, **kw: tts.evaluate(model, test[: args.eval_clips], temperature=args.temperature,

@@ -123,6 +123,13 @@ def _evaluate(args) -> int:
     from ..datasets.ljspeech import locate_ljspeech, read_metadata, split_holdout
     from ..tasks import tts
 
+    if not args.no_asr:  # fail before the long part, and say how to go without
+        try:
+            import jiwer  # noqa: F401
+            import pocketsphinx  # noqa: F401
+        except ImportError:
+            raise ImportError('word error rates need pocketsphinx and jiwer: pip install "multidiff[bench]", or pass '
+                              '--no-asr') from None
     model = tts.load(args.checkpoint, device=args.device)
     _, test = split_holdout(read_metadata(locate_ljspeech(args.data)), args.holdout)
     test = test[: args.clips] if args.clips else test

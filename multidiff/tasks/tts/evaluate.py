@@ -55,7 +55,7 @@ def _recognizer(asr):
 
 
 def _row(name: str, n: Optional[int], items, wavs, refs, sample_rate: int, with_f0: bool, recognizer, result,
-         times: Optional[tuple[float, float]]) -> dict:
+         times: Optional[tuple[Optional[float], float]]) -> dict:
     """Score the waveforms ``wavs`` of one setting against the recorded ``refs`` features."""
     from ...metrics.audio import compare_features, speech_features
 
@@ -70,9 +70,11 @@ def _row(name: str, n: Optional[int], items, wavs, refs, sample_rate: int, with_
         row["wer"], row["cer"] = heard["wer"], heard["cer"]
         result.transcripts.setdefault("reference", heard["references"])
         result.transcripts[name] = heard["hypotheses"]
-    if times is not None:
+    if times is not None:  # (decoder seconds or None, end-to-end seconds)
         dur = sum(len(w) for w in wavs) / sample_rate
-        row["rtf_decoder"], row["rtf_end_to_end"] = times[0] / dur, times[1] / dur
+        if times[0] is not None:
+            row["rtf_decoder"] = times[0] / dur
+        row["rtf_end_to_end"] = times[1] / dur
     return row
 
 
@@ -119,7 +121,7 @@ def evaluate(model: TTS, items, sampler_steps: Sequence[int] = (4, 10, 50), samp
             t0 = time.perf_counter()
             wavs.append(model.vocode(mel, vocoder))
             spent += time.perf_counter() - t0
-        report(score(VOCODED, None, wavs, (0.0, spent)))
+        report(score(VOCODED, None, wavs, (None, spent)))
     settings = ([("prior", 0)] if prior else []) + [(f"{sampler}-{n}", n) for n in sampler_steps]
     for name, n in settings:
         wavs, dec_t, e2e_t = [], 0.0, 0.0
