@@ -299,17 +299,24 @@ def _seed(device: torch.device, seed: int) -> None:
 
 
 @contextlib.contextmanager
-def _private_rng(device: torch.device, seed: int) -> Iterator[None]:
-    """Run the body with torch's CPU and ``device`` generators seeded with ``seed``; the caller's
-    RNG states come back on exit."""
+def _forked_rng(device: torch.device) -> Iterator[None]:
+    """Run the body with torch's CPU and ``device`` generators as they are; their states come back on exit."""
     mps_state = torch.mps.get_rng_state() if device.type == "mps" else None
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        _seed(device, seed)
         try:
             yield
         finally:
             if mps_state is not None:
                 torch.mps.set_rng_state(mps_state)
+
+
+@contextlib.contextmanager
+def _private_rng(device: torch.device, seed: int) -> Iterator[None]:
+    """Run the body with torch's CPU and ``device`` generators seeded with ``seed``; the caller's
+    RNG states come back on exit."""
+    with _forked_rng(device):
+        _seed(device, seed)
+        yield
 
 
 def _autocast(cfg: TrainConfig, device: torch.device):
@@ -541,7 +548,8 @@ class _Progress:
 def fit(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], train_batches: Iterable,
         config: TrainConfig, val_batches: Optional[Iterable] = None,
         checkpoint_dir: Optional[str | Path] = None, resume: bool = False,
-        extra_config: Optional[dict] = None) -> TrainResult:
+        extra_config: Optional[dict] = None,
+        on_epoch_end: Optional[Callable[[nn.Module, dict], None]] = None) -> TrainResult:
     """Train ``model`` in place by minimising ``loss_fn`` over ``train_batches`` (re-iterable,
     e.g. a list or a DataLoader). At the end the model holds its EMA weights (the best ones by
     validation loss when ``val_batches`` is given).
@@ -558,7 +566,10 @@ def fit(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], tra
 
     ``checkpoint_dir`` gets an atomic checkpoint ``last/`` after every epoch (and ``best/`` on a new
     best validation loss); with ``resume=True`` training continues from ``last/`` (steps, time
-    already spent and the early-stopping state included).
+    already spent, the early-stopping state and the random generators included: torch's, the
+    device's and that of ``train_batches.generator`` when it has one, e.g. a shuffled
+    :class:`Batches`). A run killed and resumed therefore ends bit-identical to one left alone; a
+    run that stopped inside an epoch (``max_steps``, ``max_time``) continues with the next epoch.
     ``extra_config`` is stored in the checkpoint's JSON (e.g. the model's hyper-parameters).
 
     Several processes (``config.devices`` x ``config.num_nodes`` > 1, data-parallel on Lightning
@@ -572,6 +583,12 @@ def fit(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], tra
     bar and writes checkpoints, which every process reads on resume (``checkpoint_dir`` must be
     on a file system they share). The step and time budgets and early stopping decide alike on
     every process (the time is rank 0's).
+
+    ``on_epoch_end(model, info)`` is called after each epoch's checkpoint with a copy of the model
+    holding the weights sampling would use (EMA), in eval mode, and ``info`` = the epoch's history
+    row with ``steps`` and ``seconds`` (training time so far): e.g. to write a learning curve. It
+    runs with forked random generators and its time is not counted as training time, so it changes
+    neither the run nor its time budget.
     """
     config.validate()
     engine = _Fabric(config) if config.distributed() else _Local(config)
@@ -581,7 +598,7 @@ def fit(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], tra
     steps_per_epoch = _steps_per_epoch(train_batches)
     seed = _rank_seed(config.seed, engine.rank)
     with _private_rng(engine.device, seed):  # the run reseeds with seed + start epoch on resume
-        run = _Run(model, loss_fn, config, engine, seed, checkpoint_dir, extra_config, steps_per_epoch)
+        run = _Run(model, loss_fn, config, engine, seed, checkpoint_dir, extra_config, steps_per_epoch, on_epoch_end)
         if resume and run.ckpt is not None and engine.broadcast((run.ckpt / "last" / "config.json").exists()):
             run.resume()
         return run.train(train_batches, val_batches)
@@ -605,9 +622,12 @@ class _Run:
     state that a checkpoint carries, with one method per job of the loop."""
 
     def __init__(self, model: nn.Module, loss_fn, config: TrainConfig, engine, seed: int, checkpoint_dir,
-                 extra_config: Optional[dict], steps_per_epoch: Optional[int]):
+                 extra_config: Optional[dict], steps_per_epoch: Optional[int],
+                 on_epoch_end: Optional[Callable[[nn.Module, dict], None]] = None):
         self.model, self.loss_fn, self.config, self.engine, self.seed = model, loss_fn, config, engine, seed
         self.device = engine.device
+        self.on_epoch_end = on_epoch_end
+        self.saved_rng: Optional[dict] = None  # generator states read from a checkpoint, put back in train()
         model.to(self.device).train()
         self.opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.forward = engine.setup(model, loss_fn)  # under DDP this broadcasts rank 0's weights
@@ -633,6 +653,7 @@ class _Run:
         self.opt.load_state_dict(states["optimizer"])
         if self.ema is not None and "ema" in states:
             self.ema.shadow = {k: v.to(self.device) for k, v in states["ema"].items()}
+        self.saved_rng = states.get("rng")  # absent in checkpoints of older versions: reseeded instead
         loop, result = saved["loop"], self.result
         self.start_epoch, self.bad_epochs = loop["epoch"], loop["bad_epochs"]
         result.steps, result.best_val, result.history = loop["steps"], loop["best_val"], loop["history"]
@@ -646,7 +667,7 @@ class _Run:
                         kind="training")
 
     def _save_last(self, epoch: int, now: float) -> None:
-        states = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict()}
+        states = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "rng": self._rng_states()}
         if self.ema is not None:
             states["ema"] = self.ema.shadow
         r = self.result
@@ -654,6 +675,31 @@ class _Run:
                 "history": r.history, "seconds": now, "steps_per_epoch": self.steps_per_epoch,
                 "stopped_by": self.stop, "train_config": asdict(self.config), "world_size": r.world_size}
         save_checkpoint(self.ckpt / "last", states, {"loop": loop, **self.extra_config}, kind="training")
+
+    # -- the random generators a resumed run continues with
+    def _batch_generator(self) -> Optional[torch.Generator]:
+        gen = getattr(self.train_batches, "generator", None)
+        return gen if isinstance(gen, torch.Generator) else None
+
+    def _rng_states(self) -> dict[str, torch.Tensor]:
+        states = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            states["device"] = torch.cuda.get_rng_state(self.device)
+        elif self.device.type == "mps":
+            states["device"] = torch.mps.get_rng_state()
+        if self._batch_generator() is not None:
+            states["batches"] = self._batch_generator().get_state()
+        return states
+
+    def _restore_rng(self) -> None:
+        saved = self.saved_rng
+        torch.set_rng_state(saved["torch"].cpu())
+        if "device" in saved and self.device.type == "cuda":
+            torch.cuda.set_rng_state(saved["device"].cpu(), self.device)
+        elif "device" in saved and self.device.type == "mps":
+            torch.mps.set_rng_state(saved["device"].cpu())
+        if "batches" in saved and self._batch_generator() is not None:
+            self._batch_generator().set_state(saved["batches"].cpu())
 
     # -- the budget
     def _total_steps(self) -> Optional[int]:
@@ -697,7 +743,12 @@ class _Run:
 
     # -- training
     def train(self, train_batches: Iterable, val_batches: Optional[Iterable]) -> TrainResult:
+        self.train_batches = train_batches
         _seed(self.device, self.seed + self.start_epoch)
+        if self.saved_rng is not None and self.engine.world_size == 1:
+            # rank 0 alone writes checkpoints, so its generator states would be wrong for other processes:
+            # a data-parallel resume reseeds each process instead
+            self._restore_rng()
         self.total_steps = self._total_steps()
         self.t0, self.before = time.perf_counter(), self.result.seconds
         self.clock = self.before
@@ -728,7 +779,20 @@ class _Run:
         self._stop_after_epoch(now)
         if self.writes:
             self._save_last(epoch, now)
+        if self.on_epoch_end is not None and self.engine.rank == 0:
+            self._call_back(row, now)
         return self.stop is not None
+
+    def _call_back(self, row: dict, now: float) -> None:
+        """``on_epoch_end`` on a copy of the sampling weights, with forked generators, off the clock."""
+        start = time.perf_counter()
+        model = copy.deepcopy(self.model)
+        if self.ema is not None:
+            model.load_state_dict(self.ema.shadow)
+        model.eval()
+        with _forked_rng(self.device):
+            self.on_epoch_end(model, {**row, "steps": self.result.steps, "seconds": now})
+        self.t0 += time.perf_counter() - start
 
     def _train_pass(self, epoch: int, train_batches: Iterable) -> tuple[list[float], float]:
         """One pass over ``train_batches`` (or until the step or time budget ends); the losses and last lr."""
