@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-quick setup system-deps clean
+.PHONY: demo test test-quick setup system-deps bench-deps clean
 
 $(STAMP): pyproject.toml
 	$(MAKE) system-deps
@@ -41,6 +41,11 @@ test: $(STAMP)
 # everything but the tests marked slow (end-to-end runs with real training budgets)
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
+
+# the purification benchmark's torchattacks cross-check (part of the bench extra), without its
+# dependencies: torchvision would pull a CUDA torch; the attacks used never import it
+bench-deps: $(STAMP)
+	$(BIN)/python -m pip install -q --no-deps "torchattacks>=3.5,<4"
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

@@ -1,19 +1,35 @@
-"""ModelNet10 point-cloud generation and completion benchmark (issue 5).
+"""ModelNet10 point-cloud generation and completion benchmark (issues 5 and 12).
 
-Generation (PVD / Luo & Hu protocol): 1-NNA, MMD and COV with CD and EMD of generated clouds vs the
-test split of a class (1-NNA 50 % is ideal; PVD chair 56.26 %, Luo & Hu airplane 64.83 % on
-ShapeNet); samples per second per sampler and step count. Completion: CD / EMD / F-score of
-PVD-style completion of hidden-point-removal scans of the test split vs a nearest-neighbour
-retrieval baseline from the training set.
+Generation, on Luo & Hu's published protocol (CVPR 2021, ``test_gen.py --normalize shape_bbox``:
+every generated and every reference cloud in its own bounding-box frame; ``--protocol pointflow``
+for PointFlow's single dataset-wide frame): MMD-CD, COV-CD, 1-NNA-CD and 1-NNA-EMD (exact EMD on a
+seeded ``--emd-points`` subset) of generated clouds vs the test split of each class; 1-NNA 50 % is
+ideal (PVD chair 56.26 %, Luo & Hu airplane 64.83 %, both on ShapeNet). Two reference rows
+calibrate the table: real training shapes vs the test shapes (what a perfect generator scores)
+and Gaussian noise (~100 %). Completion: CD / EMD / F-score of PVD-style completion of
+hidden-point-removal scans of the test split vs a nearest-neighbour retrieval baseline.
 
-    python benchmarks/points_modelnet.py --classes chair --gen-steps 2000 --comp-steps 2000   # GPU
-    python benchmarks/points_modelnet.py --classes chair --num-points 256 --gen-steps 150 \
-        --comp-steps 150 --channels 64 --n-eval 32 --emd-points 128                          # CPU smoke
+The copy of ModelNet10 in shared/data holds 1024 points per shape: a 2048-point model trains on
+each point twice and is scored on 1024-point subsets of its samples (the report says so).
+
+Training is resumable and can run in the background: with ``--run-dir`` each model checkpoints
+after every epoch and the same command continues where it stopped. ``--curve-every-minutes N``
+starts a second process that scores the run's latest snapshot (1-NNA-CD, MMD-CD, COV-CD) every N
+minutes of training and appends a line to ``RUN_DIR/CLASS/curve.jsonl``.
+
+    # the issue-12 run (one class; ~3 h of training, then the evaluation)
+    nohup nice python benchmarks/points_modelnet.py --classes chair --model latent --train-minutes 180 \\
+        --curve-every-minutes 30 --run-dir runs/points_chair --tasks generate --out chair.json &
+    # a CPU smoke run (minutes)
+    python benchmarks/points_modelnet.py --classes chair --num-points 256 --gen-steps 20 --comp-steps 20 \\
+        --channels 32 --n-eval 16 --emd-points 64 --sampler-steps 5 --throughput-steps
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,6 +42,10 @@ from multidiff.cli.common import add_option  # noqa: E402
 from multidiff.core.checkpoint import write_json_atomic  # noqa: E402
 from multidiff.datasets.fetch import data_roots  # noqa: E402
 from multidiff.tasks import points  # noqa: E402
+from multidiff.tasks.points.evaluate import reference_rows  # noqa: E402
+
+MODELS = ("dgcnn", "latent")  # dgcnn: points.Generator (EdgeConv denoiser); latent: Luo & Hu's shape-latent model
+                              # (points.LatentGenerator)
 
 
 def find_data(path):
@@ -35,6 +55,15 @@ def find_data(path):
         if (root / "modelnet10_pcd").is_dir():
             return root / "modelnet10_pcd"
     raise FileNotFoundError("modelnet10_pcd not found; pass --data ROOT (ROOT/CLASS/{train,test}/*.pcd)")
+
+
+def generator_class(name: str):
+    """The generation model ``--model`` names."""
+    if name == "dgcnn":
+        return points.Generator
+    if name == "latent":
+        return points.LatentGenerator
+    raise ValueError(f"--model must be one of {', '.join(MODELS)}, got {name!r}")
 
 
 def throughput(gen, samplers, step_counts, n=8):
@@ -47,44 +76,72 @@ def throughput(gen, samplers, step_counts, n=8):
     return rows
 
 
-def main(argv=None):
+def parser():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=None)
     ap.add_argument("--classes", nargs="+", default=["chair"])
-    ap.add_argument("--num-points", type=int, default=1024)
+    ap.add_argument("--model", default="dgcnn", choices=MODELS, help="the generation model")
+    ap.add_argument("--num-points", type=int, default=2048)
     ap.add_argument("--channels", type=int, default=128)
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--ema", type=float, default=0.999, help="EMA decay (lower it for short runs)")
+    ap.add_argument("--lr", type=float, default=None, help="learning rate (default: the model's, 1e-3 dgcnn and "
+                    "Completer, 2e-3 latent)")
+    ap.add_argument("--ema", type=float, default=None, help="EMA decay (default: the model's, 0.999 dgcnn and "
+                    "Completer, 0.995 latent; lower it for short runs)")
     ap.add_argument("--gen-steps", type=int, default=2000, help="optimizer steps for the Generator")
     ap.add_argument("--comp-steps", type=int, default=2000, help="optimizer steps for the Completer")
+    ap.add_argument("--train-minutes", type=float, default=None,
+                    help="training time per model (minutes, summed over resumes); replaces --gen-steps/--comp-steps")
     ap.add_argument("--train-shapes", type=int, default=None, help="cap on training shapes per class")
     ap.add_argument("--views", type=int, default=4)
-    ap.add_argument("--n-eval", type=int, default=None, help="test shapes per class (default all)")
+    ap.add_argument("--n-eval", type=int, default=None, help="test shapes per class (default all: 100 chairs, 100 tables)")
     add_option(ap, "--sampler-steps", old=["--sample-steps"], type=int, default=50)
     ap.add_argument("--sampler", default="ddpm")
-    ap.add_argument("--emd-points", type=int, default=None)
+    ap.add_argument("--protocol", default="luo_hu", choices=["luo_hu", "pointflow", "none"])
+    ap.add_argument("--emd-points", type=int, default=512,
+                    help="exact EMD on this many points of each cloud (cost ~N^2.5: 0.1 s a pair at 512 on one core)")
+    ap.add_argument("--no-reference-rows", action="store_true", help="skip the train-vs-test and noise rows")
+    ap.add_argument("--curve-every-minutes", type=float, default=None,
+                    help="score the training snapshot every N minutes of training (needs --run-dir)")
+    ap.add_argument("--curve-sampler", default=None, help="sampler of the curve (default: --sampler)")
+    ap.add_argument("--curve-sampler-steps", type=int, default=None, help="its steps (default: --sampler-steps)")
     ap.add_argument("--throughput-steps", type=int, nargs="*", default=[10, 50], help="sampler steps the samples/s table measures")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 is fastest on a busy machine)")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy machine)")
     ap.add_argument("--tasks", nargs="+", default=["generate", "complete"], choices=["generate", "complete"])
+    ap.add_argument("--run-dir", default=None, help="checkpoints (resumable training), the curve and cached reference rows")
     ap.add_argument("--out", default="benchmark_points.json")
     ap.add_argument("--render-dir", default=None, help="write PNG renders here")
     ap.add_argument("--save-dir", default=None, help="save the trained models here (safetensors checkpoints)")
-    args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    ap.add_argument("--watch", default=None, help=argparse.SUPPRESS)  # internal: the curve process
+    return ap
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.watch:
+        return watch(args)
+    if args.curve_every_minutes and not args.run_dir:
+        raise SystemExit("--curve-every-minutes needs --run-dir (the curve reads the run's checkpoints)")
     root = find_data(args.data)
     common = dict(num_points=args.num_points, channels=args.channels, layers=args.layers, batch_size=args.batch_size,
-                  lr=args.lr, ema_decay=args.ema, device=args.device, progress=False, epochs=10 ** 6)
-    results = {"settings": vars(args), "device": str(torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu")}
+                  device=args.device, progress=False, epochs=10 ** 6, **_lr_ema(args))
+    results = {"settings": vars(args), "argv": sys.argv[1:],
+               "device": str(torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu")}
+    if "generate" in args.tasks:
+        generator_class(args.model)  # an unavailable model fails before anything runs
     for cls in args.classes:
         res = results[cls] = {}
+        run = Path(args.run_dir) / cls if args.run_dir else None
         if "generate" in args.tasks:
-            gen = run_generation(root, cls, common, args, res)
+            gen = run_generation(root, cls, common, args, res, run)
+            if not args.no_reference_rows:  # after training, so the curve starts with it; cached in the run dir
+                res["reference_rows"] = cached_reference_rows(root, cls, args, run)
+                print(cls, "reference rows", json.dumps(res["reference_rows"]), flush=True)
         if "complete" in args.tasks:
-            comp = run_completion(root, cls, common, args, res)
+            comp = run_completion(root, cls, common, args, res, run)
         if args.save_dir:
             for name, model in (("generator", gen if "generate" in args.tasks else None),
                                 ("completer", comp if "complete" in args.tasks else None)):
@@ -95,27 +152,139 @@ def main(argv=None):
                           Path(args.render_dir) / f"points_{cls}_generated.png", cols=4)
         if args.render_dir and "complete" in args.tasks:
             render_completion(comp, root, cls, Path(args.render_dir), args)
-    write_json_atomic(args.out, results, indent=1)
+        write_json_atomic(args.out, results, indent=1)
     print(json.dumps(results, indent=1))
 
 
-def run_generation(root, cls, common, args, res):
+def _lr_ema(args) -> dict:
+    """``lr`` / ``ema_decay`` when given on the command line (else each model keeps its own)."""
+    return {k: v for k, v in (("lr", args.lr), ("ema_decay", args.ema)) if v is not None}
+
+
+def _budget(args, steps, default=None):
+    """Training budget keywords: a time budget (steps only cap it) or a step count. ``default``: the
+    model's default TrainConfig (points.DEFAULT_TRAIN_CONFIG unless given)."""
+    if args.train_minutes:
+        from dataclasses import replace
+
+        return {"train_config": replace(default or points.DEFAULT_TRAIN_CONFIG, max_time=60 * args.train_minutes,
+                                        max_steps=None, epochs=10 ** 6, progress=False, **_lr_ema(args))}
+    return {"max_steps": steps}
+
+
+def generator_kwargs(args, common) -> dict:
+    """The generator's settings: ``common`` for dgcnn; for the latent model the ones it shares
+    (it has no channels, layers) and its own training defaults (Luo & Hu's lr, no weight decay)."""
+    if args.model != "latent":
+        return {**common, **_budget(args, args.gen_steps)}
+    own = {k: common[k] for k in ("num_points", "batch_size", "device", "progress", "epochs")}
+    return {**own, **_lr_ema(args), **_budget(args, args.gen_steps, points.DEFAULT_LATENT_TRAIN_CONFIG)}
+
+
+def cached_reference_rows(root, cls, args, run):
+    """The train-vs-test and noise rows, kept in ``RUN_DIR/CLASS/reference_rows.json`` for these
+    settings (they depend on the data and the protocol, not on the model)."""
+    key = {"num_points": args.num_points, "n_eval": args.n_eval, "protocol": args.protocol,
+           "emd_points": args.emd_points, "metrics": ["cd", "emd"]}
+    path = run / "reference_rows.json" if run else None
+    if path and path.is_file():
+        saved = json.loads(path.read_text())
+        if saved.get("key") == key:
+            return saved["rows"]
     t0 = time.perf_counter()
-    gen = points.Generator(max_steps=args.gen_steps, **common).fit(root, [cls], max_shapes=args.train_shapes)
+    rows = reference_rows(root, [cls], args.num_points, args.n_eval, ("cd", "emd"), args.emd_points, args.protocol)
+    rows["eval_s"] = time.perf_counter() - t0
+    if path:
+        write_json_atomic(path, {"key": key, "rows": rows}, indent=1)
+    return rows
+
+
+def run_generation(root, cls, common, args, res, run):
+    gen_cls = generator_class(args.model)
+    ckpt = run / "generator_ckpt" if run else None
+    watcher = start_curve(args, cls, ckpt) if args.curve_every_minutes else None
+    t0 = time.perf_counter()
+    try:
+        gen = gen_cls(checkpoint_dir=ckpt, **generator_kwargs(args, common))
+        gen.fit(root, [cls], max_shapes=args.train_shapes, resume=ckpt is not None)
+    finally:
+        if ckpt is not None:
+            ckpt.mkdir(parents=True, exist_ok=True)
+            (ckpt / "done").write_text("training finished\n")  # tells the curve process to stop
     res["gen_train_s"], res["gen_final_loss"] = time.perf_counter() - t0, gen.train_result.history[-1]["train_loss"]
+    res["gen_train_result"] = {"steps": gen.train_result.steps, "seconds": gen.train_result.seconds,
+                               "stopped_by": gen.train_result.stopped_by}
     t0 = time.perf_counter()
     res["generation"] = points.evaluate(gen, root, [cls], "test", args.sampler_steps, args.sampler,
-                                        max_shapes=args.n_eval, emd_points=args.emd_points)
+                                        max_shapes=args.n_eval, emd_points=args.emd_points, protocol=args.protocol)
     res["gen_eval_s"] = time.perf_counter() - t0
-    res["throughput"] = throughput(gen, ["ddpm", "ddim", "dpm_solver"], args.throughput_steps)
+    if watcher is not None:
+        watcher.wait()
+        res["curve"] = [json.loads(line) for line in (run / "curve.jsonl").read_text().splitlines() if line.strip()]
+    if args.throughput_steps:
+        res["throughput"] = throughput(gen, ["ddpm", "ddim", "dpm_solver"], args.throughput_steps)
     print(cls, "generation", json.dumps(res["generation"]), flush=True)
     return gen
 
 
-def run_completion(root, cls, common, args, res):
+def start_curve(args, cls, ckpt: Path) -> subprocess.Popen:
+    """The curve process: this script with ``--watch CKPT``, one thread, at lower priority."""
+    ckpt.mkdir(parents=True, exist_ok=True)
+    (ckpt / "done").unlink(missing_ok=True)
+    argv = [sys.executable, str(Path(__file__).resolve()), "--watch", str(ckpt), "--classes", cls,
+            "--model", args.model, "--num-points", str(args.num_points), "--protocol", args.protocol,
+            "--sampler", args.curve_sampler or args.sampler,
+            "--sampler-steps", str(args.curve_sampler_steps or args.sampler_steps),
+            "--curve-every-minutes", str(args.curve_every_minutes), "--threads", "1", "--device", args.device]
+    if args.data:
+        argv += ["--data", args.data]
+    if args.n_eval:
+        argv += ["--n-eval", str(args.n_eval)]
+    return subprocess.Popen(argv, preexec_fn=lambda: os.nice(5))
+
+
+def watch(args) -> None:
+    """Score the snapshot in ``--watch`` every ``--curve-every-minutes`` minutes of training
+    (1-NNA-CD, MMD-CD, COV-CD) and append to ``curve.jsonl`` beside it, until training is done."""
+    ckpt = Path(args.watch)
+    curve = ckpt.parent / "curve.jsonl"
+    done = {json.loads(line)["mark_minutes"] for line in curve.read_text().splitlines() if line.strip()} \
+        if curve.is_file() else set()  # a resumed run keeps its earlier points
+    gen_cls, root, cache = generator_class(args.model), find_data(args.data), {}
+    every = args.curve_every_minutes
+    while True:
+        finished = (ckpt / "done").is_file()
+        cfg = ckpt / "last" / "config.json"
+        seconds = json.loads(cfg.read_text())["config"]["loop"]["seconds"] if cfg.is_file() else 0.0
+        mark = round(int(seconds // (60 * every)) * every, 6)
+        if cfg.is_file() and mark > 0 and mark not in done:
+            try:
+                model, loop = gen_cls.load_snapshot(ckpt, device=args.device)
+            except (OSError, ValueError):  # caught mid-write: the next poll reads the finished one
+                time.sleep(5)
+                continue
+            t0 = time.perf_counter()
+            rep = points.evaluate(model, root, [args.classes[0]], "test", args.sampler_steps, args.sampler,
+                                  max_shapes=args.n_eval, metrics=("cd",), protocol=args.protocol, ref_cache=cache)
+            row = {"mark_minutes": mark, "train_minutes": loop["seconds"] / 60, "steps": loop["steps"],
+                   "epoch": loop["epoch"], "train_loss": loop["history"][-1]["train_loss"],
+                   **{k: rep[k] for k in ("1-NNA-CD", "MMD-CD", "COV-CD", "eval_points", "n_gen", "n_ref")},
+                   "sampler": args.sampler, "sampler_steps": args.sampler_steps, "eval_s": time.perf_counter() - t0}
+            with open(curve, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            done.add(mark)
+            print("curve", json.dumps(row), flush=True)
+            continue
+        if finished:
+            return
+        time.sleep(20)
+
+
+def run_completion(root, cls, common, args, res, run):
     t0 = time.perf_counter()
-    comp = points.Completer(max_steps=args.comp_steps, views=args.views, **common)
-    comp.fit(root, [cls], max_shapes=args.train_shapes)
+    ckpt = run / "completer_ckpt" if run else None
+    comp = points.Completer(views=args.views, checkpoint_dir=ckpt, **common, **_budget(args, args.comp_steps))
+    comp.fit(root, [cls], max_shapes=args.train_shapes, resume=ckpt is not None)
     res["comp_train_s"], res["comp_final_loss"] = time.perf_counter() - t0, comp.train_result.history[-1]["train_loss"]
     library = points.completion_pairs(comp._folder(root, [cls], "train", None), 1, comp.max_known, seed=123)
     t0 = time.perf_counter()

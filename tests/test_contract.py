@@ -60,17 +60,40 @@ def _points(tmp_path):
     return gen, tmp_path / "g", lambda p: points.Generator.load(p, device="cpu"), sample, {"task": "Generator"}
 
 
-def _tts(tmp_path):
+def _points_latent(tmp_path):
+    from multidiff.tasks import points
+
+    clouds = torch.randn(8, 32, 3, generator=torch.Generator().manual_seed(0))
+    gen = points.LatentGenerator(num_points=32, epochs=1, max_steps=2, batch_size=4, progress=False, device="cpu",
+                                 **_TINY_LATENT).fit(clouds)
+    gen.save(tmp_path / "g")
+
+    def sample(model, seed):
+        return model.sample(2, sampler_steps=3, sampler="ddpm", seed=seed)
+    return gen, tmp_path / "g", lambda p: points.LatentGenerator.load(p, device="cpu"), sample, None
+
+
+_TINY_LATENT = dict(latent_dim=8, train_points=16, encoder_points=16, prior_width=16, prior_layers=1, prior_max_steps=2,
+                    encoder_widths=(16,), decoder_widths=(16, 16))
+
+
+def _tts_items(tmp_path) -> list:
     import soundfile as sf
 
     from multidiff.datasets.ljspeech import Utterance
-    from multidiff.tasks import tts
 
     items = []
     for i, (f0, text) in enumerate([(180.0, "a cat sat"), (120.0, "on the mat")]):
         wave = 0.3 * np.sin(2 * np.pi * f0 * np.arange(int(0.6 * 22050)) / 22050)
         sf.write(tmp_path / f"u{i}.wav", wave.astype(np.float32), 22050)
         items.append(Utterance(f"u{i}", text, tmp_path / f"u{i}.wav"))
+    return items
+
+
+def _tts(tmp_path):
+    from multidiff.tasks import tts
+
+    items = _tts_items(tmp_path)
     net = dict(enc_channels=16, enc_filter=32, enc_layers=1, dp_filter=16, dec_dim=8, dec_mults=(1, 2), dec_groups=4,
                dec_attn_dim=8)
     voice = tts.train(items, max_steps=2, epochs=2, batch_size=2, holdout=0, net=net, diffusion={"segment_frames": 16},
@@ -102,8 +125,8 @@ def _purification(tmp_path):
     return (den, clf), tmp_path / "c", lambda p: purify.load_models(p, device="cpu")[:2], sample, {}
 
 
-TASKS = {"imputation": _imputation, "forecasting": _forecasting, "points": _points, "tts": _tts,
-         "purification": _purification}
+TASKS = {"imputation": _imputation, "forecasting": _forecasting, "points": _points, "points.latent": _points_latent,
+         "tts": _tts, "purification": _purification}
 
 
 # what each task's checkpoint called num_train_steps / sampler_steps before the vocabulary rename
@@ -158,3 +181,75 @@ def test_train_save_load_gives_the_same_seeded_samples(task, tmp_path):
     if old_tag is not None:
         _as_written_before_kinds(path, old_tag)
         np.testing.assert_array_equal(np.asarray(sample(load(path), 0)), ours)
+
+
+class _Reached(Exception):
+    pass
+
+
+def _train_with(task: str, tmp_path, train_config_of):
+    """Start ``task``'s training with ``train_config=train_config_of(<the task's default>)``."""
+    if task == "imputation":
+        from multidiff.tasks.imputation import Imputer
+        from multidiff.tasks.imputation.api import DEFAULT_TRAIN_CONFIG
+        rng = np.random.default_rng(0)
+        Imputer(window=8, channels=8, layers=1, heads=1, num_train_steps=10, progress=False,
+                train_config=train_config_of(DEFAULT_TRAIN_CONFIG)).fit(rng.normal(size=(32, 3)))
+    elif task == "forecasting":  # CSDI trains through the core loop (TimeGrad: Lightning's trainer_kwargs)
+        from gluonts.dataset.common import ListDataset
+
+        from multidiff.tasks.forecasting.csdi import DEFAULT_TRAIN_CONFIG, CSDIForecastEstimator
+        ds = ListDataset([{"start": pd.Period("2024-01-01", freq="D"), "target": np.random.default_rng(0).normal(
+            size=(2, 40)).astype(np.float32)}], freq="D", one_dim_target=False)
+        CSDIForecastEstimator(freq="D", prediction_length=4, target_dim=2, channels=8, layers=1, heads=1,
+                              train_config=train_config_of(DEFAULT_TRAIN_CONFIG)).train(ds)
+    elif task == "points":
+        from multidiff.tasks import points
+        points.Generator(num_points=32, channels=8, layers=1, k=4, progress=False,
+                         train_config=train_config_of(points.DEFAULT_TRAIN_CONFIG)).fit(torch.randn(4, 32, 3))
+    elif task == "points.latent":
+        from multidiff.tasks import points
+        latent = points.LatentGenerator(num_points=32, progress=False, **_TINY_LATENT,
+                                        train_config=train_config_of(points.DEFAULT_LATENT_TRAIN_CONFIG))
+        latent.fit(torch.randn(4, 32, 3))
+    elif task == "tts":
+        from multidiff.tasks import tts
+        tts.train(_tts_items(tmp_path), batch_size=2, holdout=0, size="tiny", diffusion={"segment_frames": 16}, frontend="char",
+                  progress=False, train_config=train_config_of(tts.DEFAULT_TRAIN_CONFIG))
+    else:
+        from multidiff.tasks import purify
+        x = torch.rand(8, 1, 8, 8)
+        purify.train_denoiser(x, train_config_of(purify.DEFAULT_DENOISER_TRAIN_CONFIG), batch_size=4, base=8,
+                              mults=(1,), time_dim=16)
+
+
+@pytest.mark.parametrize("task", list(TASKS))
+def test_device_and_node_options_reach_the_core_loop_through_train_config(task, tmp_path, monkeypatch):
+    """One route for every task that trains through ``core.training.fit``: ``train_config=`` with
+    accelerator / devices / num_nodes / strategy reaches the loop, which then runs on Fabric;
+    the task's other settings are its defaults, and its seed, device and progress still win."""
+    from dataclasses import replace
+
+    from multidiff.core import training
+
+    seen = []
+
+    def fabric(config):  # stands in for Lightning Fabric: records what would be launched, launches nothing
+        seen.append(config)
+        raise _Reached
+    monkeypatch.setattr(training, "_Fabric", fabric)
+    options = dict(accelerator="cpu", devices=2, num_nodes=3, strategy="ddp")
+    defaults = []
+
+    def train_config_of(default):
+        defaults.append(default)
+        return replace(default, **options)
+    if task == "tts":
+        pytest.importorskip("soundfile")
+    with pytest.raises(_Reached):
+        _train_with(task, tmp_path, train_config_of)
+    assert len(seen) == 1 and len(defaults) == 1
+    cfg = seen[0]
+    assert {k: getattr(cfg, k) for k in options} == options and cfg.distributed()
+    assert (cfg.lr, cfg.lr_schedule, cfg.ema_decay, cfg.weight_decay) == (
+        defaults[0].lr, defaults[0].lr_schedule, defaults[0].ema_decay, defaults[0].weight_decay)

@@ -1,7 +1,8 @@
 """English text frontend: normalisation, espeak-ng phonemes (character fallback), token ids.
 
 Normalisation follows keithito's ``english_cleaners`` used by Tacotron 2 / Grad-TTS (abbreviations,
-currency, decimals, ordinals, years, cardinals spelled out). Phonemes come from the ``espeak-ng``
+currency, decimals, ordinals, years, cardinals spelled out; :func:`normalize_text` lists the rules),
+and refuses letters of other scripts with an error that names them instead of dropping them. Phonemes come from the ``espeak-ng``
 program (IPA, US English), one clause per punctuation-delimited chunk so that punctuation is kept as a
 token. When espeak-ng is absent, ``mode="auto"`` falls back to lower-case characters. As in Grad-TTS
 (Popov et al. 2021) a blank token (id 0) is interspersed between all symbols.
@@ -15,8 +16,8 @@ import unicodedata
 import warnings
 from functools import lru_cache
 
-__all__ = ["SYMBOLS", "BLANK", "normalize_text", "number_to_words", "espeak_available", "phonemize",
-           "TextFrontend"]
+__all__ = ["SYMBOLS", "BLANK", "normalize_text", "number_to_words", "foreign_characters", "espeak_available",
+           "phonemize", "TextFrontend"]
 
 BLANK = "_"
 _PUNCT = "!'(),-.:;?\""
@@ -68,45 +69,125 @@ def _ordinal(n: int) -> str:
     return " ".join(words)
 
 
-def _year_or_number(n: int) -> str:
-    if 1000 < n < 3000 and not 2000 <= n < 2010:
-        if n % 100 == 0:
-            return number_to_words(n // 100) + " hundred"
-        head, tail = divmod(n, 100)
-        return f"{number_to_words(head)} " + (f"oh {_ONES[tail]}" if tail < 10 else number_to_words(tail))
-    return number_to_words(n)
+def _plural(words: str) -> str:
+    """'nineteen ninety' -> 'nineteen nineties', 'six' -> 'sixes' (the 1990s, the 6s)."""
+    head, _, last = words.rpartition(" ")
+    last = last[:-1] + "ies" if last.endswith("y") else last + ("es" if last.endswith(("x", "s")) else "s")
+    return f"{head} {last}" if head else last
 
 
-def _dollars(m: re.Match) -> str:
-    parts = m.group(1).split(".")
-    dollars = int(parts[0] or 0)
-    cents = int(parts[1][:2].ljust(2, "0")) if len(parts) > 1 and parts[1] else 0
-    out = []
-    if dollars:
-        out.append(f"{number_to_words(dollars)} dollar{'s' if dollars != 1 else ''}")
+def _year(n: int) -> str:
+    """A year as it is read (keithito's rule): 1999 nineteen ninety nine, 1901 nineteen oh one, 1800
+    eighteen hundred, 2005 two thousand five, 2024 twenty twenty four."""
+    if 2000 <= n < 2010:
+        return number_to_words(n)
+    if n % 100 == 0:
+        return number_to_words(n // 100) + " hundred"
+    head, tail = divmod(n, 100)
+    return f"{number_to_words(head)} " + (f"oh {_ONES[tail]}" if tail < 10 else number_to_words(tail))
+
+
+def _digits(frac: str) -> str:
+    return " ".join(_ONES[int(d)] for d in frac)
+
+
+_LATIN_LETTERS = {"ß": "ss", "ẞ": "SS", "æ": "ae", "Æ": "Ae", "œ": "oe", "Œ": "Oe", "ø": "o", "Ø": "O", "ł": "l",
+                  "Ł": "L", "đ": "d", "Đ": "D", "ð": "th", "Ð": "Th", "þ": "th", "Þ": "Th", "ı": "i"}
+_SPOKEN = [("&", " and "), ("%", " percent "), ("+", " plus "), ("@", " at ")]
+_CURRENCY = {"$": ("dollar", "dollars", "cent", "cents"), "£": ("pound", "pounds", "penny", "pence"),
+             "€": ("euro", "euros", "cent", "cents")}
+_INT = r"[0-9]{1,3}(?:,[0-9]{3})+(?![0-9])|[0-9]+"  # 1,000,000 (separated by thousands) or 1000000
+_MONEY = re.compile(rf"(?P<sym>[$£€])\s?(?P<int>{_INT})?(?:\.(?P<frac>[0-9]+))?"
+                    r"(?:\s(?P<scale>thousand|million|billion|trillion)\b)?")
+_NUMBER = re.compile(rf"(?P<int>{_INT})(?:\.(?P<frac>[0-9]+))?(?:(?P<suffix>st|nd|rd|th|s)(?![a-z]))?", re.IGNORECASE)
+
+
+def _money(m: re.Match) -> str:
+    if m.group("int") is None and m.group("frac") is None:
+        return m.group(0)  # a lone currency sign is not read
+    one, many, sub_one, sub_many = _CURRENCY[m.group("sym")]
+    whole = int((m.group("int") or "0").replace(",", ""))
+    if m.group("scale"):  # $1.5 million -> one point five million dollars
+        amount = number_to_words(whole) + (f" point {_digits(m.group('frac'))}" if m.group("frac") else "")
+        return f" {amount} {m.group('scale')} {many} "
+    # cents rounded half up: $3.999 is four dollars
+    cents = whole * 100 + (round(int(m.group("frac")) / 10 ** (len(m.group("frac")) - 2)) if m.group("frac") else 0)
+    whole, cents = divmod(cents, 100)
+    out = [f"{number_to_words(whole)} {one if whole == 1 else many}"] if whole else []
     if cents:
-        out.append(f"{number_to_words(cents)} cent{'s' if cents != 1 else ''}")
-    return ", ".join(out) if out else "zero dollars"
+        out.append(f"{number_to_words(cents)} {sub_one if cents == 1 else sub_many}")
+    return " " + (", ".join(out) if out else f"zero {many}") + " "
+
+
+def _number(m: re.Match) -> str:
+    digits, frac, suffix = m.group("int"), m.group("frac"), (m.group("suffix") or "").lower()
+    n = int(digits.replace(",", ""))
+    if frac is not None:
+        words = f"{number_to_words(n)} point {_digits(frac)}"
+    elif suffix in ("st", "nd", "rd", "th"):
+        words = _ordinal(n)
+    elif "," not in digits and len(digits) == 4 and 1000 < n < 3000:  # a separator marks a quantity, not a year
+        words = _year(n)
+    else:
+        words = number_to_words(n)
+    if suffix == "s":
+        words = _plural(words)
+    return f" {words} "
+
+
+def foreign_characters(text: str) -> list[str]:
+    """Letters and digits of ``text`` outside the Latin alphabet (after accents are taken off and
+    :data:`_LATIN_LETTERS` is applied), each once, in order: what the English frontend cannot read."""
+    bad = []
+    for c in unicodedata.normalize("NFKC", text):
+        if unicodedata.category(c)[0] not in "LN" or c in _LATIN_LETTERS:
+            continue
+        base = unicodedata.normalize("NFKD", c)[0]
+        if not (base.isascii() and base.isalnum()) and c not in bad:
+            bad.append(c)
+    return bad
+
+
+def _check_latin(text: str) -> None:
+    bad = foreign_characters(text)
+    if bad:
+        shown = ", ".join(f"{c!r} (U+{ord(c):04X} {unicodedata.name(c, 'unnamed')})" for c in bad[:8])
+        more = f" and {len(bad) - 8} more" if len(bad) > 8 else ""
+        raise ValueError(f"text has characters outside the Latin alphabet that the English frontend cannot read: "
+                         f"{shown}{more}; transliterate them to Latin letters (e.g. 'Privet' for 'Привет', 'Tokyo' "
+                         "for '東京') or remove them")
 
 
 def normalize_text(text: str) -> str:
-    """Spell out abbreviations, currency, decimals, ordinals and numbers; collapse whitespace.
-    ``"Dr. Smith paid $3.50 in 1901."`` -> ``"doctor Smith paid three dollars, fifty cents in nineteen oh one."``"""
+    """English text as it is read: abbreviations, currency, numbers spelled out; whitespace collapsed.
+
+    Numbers: thousands separators (1,000,000 one million), ordinals (21st twenty first,
+    1,000,000th one millionth), decimals (3.14 three point one four), negative numbers (-5 minus
+    five), plurals (1990s nineteen nineties), years (a plain four-digit number in 1001-2999: 1999
+    nineteen ninety nine, 2024 twenty twenty four, 1800 eighteen hundred, 2005 two thousand five),
+    currency ($5 five dollars, $3.50 three dollars, fifty cents, £10 ten pounds, €2 two euros,
+    $1.5 million one point five million dollars), percent, &, +, @. Accented Latin letters are kept
+    (espeak-ng reads them), ß æ œ ø ł đ ð þ are spelled in ASCII, and letters or digits of other
+    scripts are an error that names them (nothing is dropped silently). Case is kept.
+    ``"Dr. Smith paid $3.50 in 1901."`` -> ``"doctor Smith paid three dollars, fifty cents in nineteen oh one."``
+    """
     if not isinstance(text, str):
-        raise TypeError(f"text must be a str, got {type(text).__name__}")
+        raise TypeError(f"text must be a str, got {type(text).__name__} ({text!r:.40}); pass the sentence as a string")
+    _check_latin(text)
     text = unicodedata.normalize("NFKC", text)
-    text = text.replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"').replace("\u2014", " - ")
+    text = "".join(_LATIN_LETTERS.get(c, c) for c in text)
+    text = (text.replace("\u2018", "'").replace("\u2019", "'").replace("\u201c", '"').replace("\u201d", '"')
+            .replace("\u2014", " - ").replace("\u2013", " - ").replace("\u2212", "-"))
     for pattern, full in _ABBREVIATIONS:
         text = pattern.sub(full, text)
-    text = re.sub(r"(\d)[,](?=\d{3}\b)", r"\1", text)
-    text = re.sub(r"£([0-9.]*[0-9]+)", r"\1 pounds", text)
-    text = re.sub(r"\$([0-9.]*[0-9]+)", _dollars, text)
-    text = re.sub(r"(\d+)\.(\d+)", lambda m: f"{number_to_words(int(m.group(1)))} point "
-                  + " ".join(_ONES[int(d)] for d in m.group(2)), text)
-    text = re.sub(r"(\d+)(st|nd|rd|th)\b", lambda m: _ordinal(int(m.group(1))), text)
-    text = re.sub(r"\d+", lambda m: _year_or_number(int(m.group(0))), text)
-    text = text.replace("&", " and ").replace("%", " percent")
-    return re.sub(r"\s+", " ", text).strip()
+    text = _MONEY.sub(_money, text)
+    text = re.sub(r"(?<![\w.])-(?=[0-9])", "minus ", text)  # -5, not 1990-5 or a dash
+    text = re.sub(r"(?<![0-9])\.([0-9]+)", lambda m: f" point {_digits(m.group(1))} ", text)  # .5
+    text = _NUMBER.sub(_number, text)
+    for symbol, words in _SPOKEN:
+        text = text.replace(symbol, words)
+    text = re.sub(r"\s+", " ", text).strip()
+    return re.sub(r" ([!),.:;?])", r"\1", text)  # the spaces put around numbers, not before punctuation
 
 
 def espeak_available() -> bool:
@@ -171,7 +252,10 @@ class TextFrontend:
 
     def symbols(self, text: str) -> str:
         """The symbol string the model reads (phonemes or characters), before blanks."""
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a str, got {type(text).__name__} ({text!r:.40}); pass the sentence as a "
+                            "string")
+        if not text.strip():
             raise ValueError("text is empty; give at least one word to synthesize")
         norm = normalize_text(text)
         seq = phonemize(norm, self.voice) if self.mode == "phoneme" else _characters(norm)

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, KeyError, RuntimeError) as err:
+    except (ValueError, TypeError, FileNotFoundError, KeyError, RuntimeError, ImportError) as err:
         print(f"multidiff {args.task}: error: {err}", file=sys.stderr)
         return 2
 

@@ -6,7 +6,7 @@ import json
 import warnings
 from pathlib import Path
 
-from .common import add_data_option, add_run_options
+from .common import add_data_option, add_run_options, add_scale_options, rank_zero, scale_options
 
 
 def add_parser(sub) -> None:
@@ -36,6 +36,7 @@ def add_parser(sub) -> None:
     p.add_argument("--plot", help="also draw a fan chart PNG here")
     p.add_argument("--progress", action="store_true", help="show Lightning's progress bar while training")
     p.add_argument("--verbose", action="store_true", help="show Lightning's messages and warnings while training")
+    add_scale_options(p)
     p.set_defaults(func=run)
 
 
@@ -50,14 +51,23 @@ def _estimator_kwargs(args, budget: bool = True) -> dict:
                  "batches_per_epoch": args.batches_per_epoch, "batch_size": args.batch_size,
                  "sampler": args.sampler or "dpm_solver", "sampler_steps": args.sampler_steps if args.sampler else args.sampler_steps or 10,
                  "progress": args.progress or args.verbose, **({"max_time": max_time} if budget else {})}
+        if scale_options(args):
+            from dataclasses import replace
+
+            from ..tasks.forecasting.csdi import DEFAULT_TRAIN_CONFIG
+            names["train_config"] = replace(DEFAULT_TRAIN_CONFIG, **scale_options(args))
     else:
         names = {"context_length": args.context_length, "max_epochs": args.epochs,
                  "num_batches_per_epoch": args.batches_per_epoch, "batch_size": args.batch_size,
                  "hidden_size": args.hidden_size, "sampler": args.sampler or "ddpm", "sampler_steps": args.sampler_steps,
                  "progress": args.progress, "verbose": args.verbose}
+        trainer = scale_options(args)  # Lightning's Trainer takes the same options
+        if trainer.get("accelerator") == "auto":
+            del trainer["accelerator"]  # the estimator picks it from --device
         if max_time is not None:
-            names = {**names, "max_epochs": args.epochs or 10**6,
-                     "trainer_kwargs": {"max_time": {"seconds": max_time}}}
+            names = {**names, "max_epochs": args.epochs or 10**6}
+            trainer["max_time"] = {"seconds": max_time}
+        names["trainer_kwargs"] = trainer or None
     return {"device": args.device, **{k: v for k, v in names.items() if v is not None or k == "sampler_steps"}}
 
 
@@ -102,11 +112,14 @@ def run(args) -> int:
             values, columns, index, freq = frame_index(df, args.freq, allow_all_nan_columns=False)
             warnings.filterwarnings("ignore", message=f".*{SKIPPED_COLUMNS}", category=UserWarning)  # said once
             predictor = _estimator(args, freq, args.horizon, len(columns)).train(values_to_dataset(values, index, freq))
-            predictor.serialize(Path(args.save_model))
+            if rank_zero():
+                predictor.serialize(Path(args.save_model))
         kwargs = {} if predictor else _estimator_kwargs(args, budget=False)
         result = forecast(df, args.horizon, n_samples=args.samples, quantiles=args.quantiles, freq=args.freq,
                           model=args.forecaster, max_time=args.max_time or None, predictor=predictor,
                           seed=args.seed, **kwargs)
+    if not rank_zero():  # the other processes of a data-parallel run: rank 0 writes the results
+        return 0
     out = Path(args.output) if args.output else src.with_name(f"{src.stem}_forecast.csv")
     write_csv_atomic(result.to_long(), out)
     if args.plot:
@@ -127,10 +140,12 @@ def _benchmark(args) -> int:
         predictor = _load_predictor(args)
     else:
         predictor = _estimator(args, freq, horizon, df.shape[1]).train(train)
-        if args.save_model:
+        if args.save_model and rank_zero():
             predictor.serialize(Path(args.save_model))
     metrics = {"dataset": args.dataset, "forecaster": args.forecaster, **_sampler(predictor),
                **evaluate(predictor, test, num_samples=args.samples, seed=args.seed)}
+    if not rank_zero():
+        return 0
     text = json.dumps(metrics, indent=1)
     print(text)
     if args.json:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_data_option, add_run_options
+from .common import add_data_option, add_run_options, add_scale_options, rank_zero, scaled
 
 
 def _floats(text: str) -> list[float]:
@@ -32,6 +32,7 @@ def add_parser(sub) -> None:
     p.add_argument("--channels", type=int, default=32)
     p.add_argument("--layers", type=int, default=2)
     add_run_options(p, "sampler steps (default 10)")
+    add_scale_options(p)
     p.set_defaults(func=run, sampler="ddim", sampler_steps=10)
 
 
@@ -41,6 +42,10 @@ def run(args) -> int:
               "sampler": args.sampler, "sampler_steps": args.sampler_steps, "device": args.device, "seed": args.seed}
     if args.window:
         params["window"] = args.window
+    from ..tasks.imputation.api import DEFAULT_TRAIN_CONFIG
+    train_config = scaled(DEFAULT_TRAIN_CONFIG, args)
+    if train_config is not None:
+        params["train_config"] = train_config
     if args.dataset:
         return _benchmark(args, params)
     if not args.input:
@@ -54,6 +59,8 @@ def run(args) -> int:
         imp = Imputer.load(args.model, device=args.device)
     else:
         imp = Imputer(time_column=args.time_column, n_samples=args.samples, **params).fit(df)
+        if not rank_zero():  # the other processes of a data-parallel run: rank 0 writes the results
+            return 0
         if args.save_model:
             imp.save(args.save_model)
     imp.time_column = args.time_column
@@ -80,6 +87,8 @@ def _benchmark(args, params) -> int:
         result = run_aqi36(args.data, n_samples=args.samples, **params)
     else:
         result = run_physionet(args.data, missing_ratio=args.missing_ratio, n_samples=args.samples, **params)
+    if not rank_zero():
+        return 0
     print(format_table(result))
     if args.json:
         write_json_atomic(args.json, result, indent=1, default=str)

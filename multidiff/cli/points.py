@@ -5,7 +5,7 @@ import argparse
 import json
 
 from ..core.samplers import names
-from .common import add_option
+from .common import add_option, add_scale_options, rank_zero, scaled
 
 
 def add_parser(subparsers) -> None:
@@ -29,6 +29,7 @@ def add_parser(subparsers) -> None:
     t.add_argument("--views", type=int, default=4, help="scans per shape for the Completer")
     t.add_argument("--device", default="auto")
     t.add_argument("--seed", type=int, default=0)
+    add_scale_options(t)
     t.set_defaults(func=_train)
 
     for name, helptext in (("sample", "generate clouds"), ("complete", "complete partial scans")):
@@ -38,8 +39,11 @@ def add_parser(subparsers) -> None:
             s.add_argument("out", help="output folder for NNN.ply/.pcd/.npy files")
             s.add_argument("-n", type=int, default=8, help="number of clouds")
         else:
-            s.add_argument("partial", nargs="+", help="partial scan files")
+            s.add_argument("partial", nargs="+", help="partial scan files (.ply/.pcd/.npy/..., e.g. from a depth sensor; "
+                                                      "crop the background first)")
             s.add_argument("--out", required=True, help="output folder")
+            s.add_argument("--up-axis", default="z", choices=["z", "-z", "y", "-y", "x", "-x"],
+                           help="the scans' up direction, turned onto ModelNet's +z (a camera frame with y down: --up-axis=-y)")
         add_option(s, "--sampler-steps", old=["--steps"], type=int, default=50)
         s.add_argument("--sampler", default="ddpm", choices=names("discrete"))
         s.add_argument("--format", default="ply", choices=["ply", "pcd", "npy"])
@@ -56,19 +60,27 @@ def add_parser(subparsers) -> None:
     e.add_argument("--max-shapes", type=int, default=None)
     add_option(e, "--sampler-steps", old=["--steps"], type=int, default=50)
     e.add_argument("--sampler", default="ddpm", choices=names("discrete"))
-    e.add_argument("--emd-points", type=int, default=None, help="subsample clouds for EMD (CPU budget)")
+    e.add_argument("--emd-points", type=int, default=None, help="exact EMD on this many points of each cloud (CPU budget)")
+    e.add_argument("--protocol", default="luo_hu", choices=["luo_hu", "pointflow", "none"],
+                   help="frame of the generation metrics: luo_hu (every cloud in its bounding box, Luo & Hu 2021) "
+                        "or pointflow (one dataset-wide frame)")
     e.add_argument("--device", default="auto")
     e.set_defaults(func=_evaluate)
 
 
-def _load(path: str, device: str, kinds=("points.generator", "points.completer")):
-    """The Generator or Completer saved in ``path``; a checkpoint of another kind (e.g. a Completer
-    for ``sample``) is a clear error naming the kind found and the command that fits."""
+_GENERATORS = ("points.generator", "points.latent")
+
+
+def _load(path: str, device: str, kinds=(*_GENERATORS, "points.completer")):
+    """The Generator, LatentGenerator or Completer saved in ``path``; a checkpoint of another kind
+    (e.g. a Completer for ``sample``) is a clear error naming the kind found and the command that fits."""
     from ..core.checkpoint import check_kind
     from ..tasks import points
 
     kind = check_kind(path, kinds)
-    return (points.Generator if kind == "points.generator" else points.Completer).load(path, device=device)
+    loaders = {"points.generator": points.Generator, "points.latent": points.LatentGenerator,
+               "points.completer": points.Completer}
+    return loaders[kind].load(path, device=device)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -77,8 +89,10 @@ def _train(args: argparse.Namespace) -> int:
     cls = points.Generator if args.task == "generate" else points.Completer
     model = cls(num_points=args.num_points, channels=args.channels, layers=args.layers, epochs=args.epochs,
                 max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr, views=args.views,
-                device=args.device, seed=args.seed)
+                device=args.device, seed=args.seed, train_config=scaled(points.DEFAULT_TRAIN_CONFIG, args))
     model.fit(args.data, classes=args.classes, max_shapes=args.max_shapes)
+    if not rank_zero():
+        return 0
     model.save(args.out)
     print(f"saved {cls.__name__} to {args.out} (final loss {model.train_result.history[-1]['train_loss']:.4f})")
     return 0
@@ -97,7 +111,7 @@ def _write(clouds, out: str, fmt: str, png) -> None:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    model = _load(args.model, args.device, "points.generator")
+    model = _load(args.model, args.device, _GENERATORS)
     _write(model.sample(args.n, args.sampler_steps, args.sampler, seed=args.seed), args.out, args.format, args.png)
     return 0
 
@@ -107,7 +121,8 @@ def _complete(args: argparse.Namespace) -> int:
 
     model = _load(args.model, args.device, "points.completer")
     partials = [points.load_clouds(p) for p in args.partial]
-    _write(model.complete(partials, args.sampler_steps, args.sampler, seed=args.seed), args.out, args.format, args.png)
+    done = model.complete(partials, args.sampler_steps, args.sampler, seed=args.seed, up_axis=args.up_axis)
+    _write(done, args.out, args.format, args.png)
     return 0
 
 
@@ -116,6 +131,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     model = _load(args.model, args.device)
     report = points.evaluate(model, args.data, classes=args.classes, split=args.split, sampler_steps=args.sampler_steps,
-                             sampler=args.sampler, max_shapes=args.max_shapes, emd_points=args.emd_points)
+                             sampler=args.sampler, max_shapes=args.max_shapes, emd_points=args.emd_points,
+                             protocol=args.protocol)
     print(json.dumps(report, indent=1))
     return 0

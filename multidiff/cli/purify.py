@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 
 from ..core.samplers import names
-from .common import add_option
+from .common import add_option, add_scale_options, rank_zero, scale_options
 
 DATASETS = ("digits", "etth1")
 
@@ -23,6 +23,7 @@ def add_parser(subparsers) -> None:
     t.add_argument("--width", type=int, default=32, help="U-Net base channels")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="auto")
+    add_scale_options(t)
     t.set_defaults(func=_train)
 
     e = sub.add_parser("evaluate", help="clean and robust accuracy, undefended vs defended; JSON/Markdown report + PNG grid")
@@ -31,10 +32,22 @@ def add_parser(subparsers) -> None:
     e.add_argument("--out", default=None, help="report folder (default: CHECKPOINT/report)")
     e.add_argument("--eps", type=float, default=0.1)
     e.add_argument("--norm", choices=("linf", "l2"), default="linf")
-    e.add_argument("--attacks", default="fgsm,pgd,bpda-eot,pgd-eot", help="comma-separated: fgsm,pgd,bpda-eot,pgd-eot,transfer")
-    add_option(e, "--attack-steps", old=["--steps"], type=int, default=10, help="PGD iterations")
+    e.add_argument("--attacks", default="fgsm,pgd,bpda-eot,pgd-eot",
+                   help="comma-separated: fgsm,pgd,bpda-eot,pgd-eot,transfer, and the torchattacks cross-check "
+                        "torchattacks-eotpgd,torchattacks-apgd (pip install --no-deps torchattacks)")
+    add_option(e, "--attack-steps", old=["--steps"], type=int, default=10, help="PGD iterations (without --converge)")
     e.add_argument("--step-size", type=float, default=0.0, help="0: 2.5 eps / attack steps")
-    e.add_argument("--eot", type=int, default=4, help="EOT samples per gradient step")
+    e.add_argument("--eot", type=int, default=4, help="EOT samples per gradient step (without --converge)")
+    e.add_argument("--converge", action="store_true",
+                   help="raise pgd-eot's attack steps, then its EOT samples, until the defended robust accuracy "
+                        "moves by at most --tol; every attack then runs at the converged setting (convergence.png)")
+    e.add_argument("--converge-attack-steps", type=_ints, default=(10, 20, 40, 80), metavar="LIST",
+                   help="attack steps tried, in order (default 10,20,40,80)")
+    e.add_argument("--converge-eot", type=_ints, default=(4, 8, 16, 32), metavar="LIST",
+                   help="EOT samples tried, in order (default 4,8,16,32)")
+    e.add_argument("--tol", type=float, default=0.01, help="accuracy change counted as converged (0.01: 1 point)")
+    e.add_argument("--max-gradients", type=int, default=None,
+                   help="cap on attack steps x EOT summed over the convergence runs (per input)")
     e.add_argument("--t-star", type=float, default=0.1)
     add_option(e, "--sampler-steps", old=["--n-steps"], type=int, default=None,
                help="purification (sampler) steps (default t* x 1000)")
@@ -45,6 +58,14 @@ def add_parser(subparsers) -> None:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="auto")
     e.set_defaults(func=_evaluate)
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    """``"10,20,40"`` -> ``(10, 20, 40)``."""
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers such as 10,20,40, got {text!r}")
 
 
 def _data(name: str, path):
@@ -58,12 +79,14 @@ def _train(args: argparse.Namespace) -> int:
     from ..tasks import purify
 
     d = _data(args.dataset, args.data)
-    run = dict(seed=args.seed, device=args.device, progress=True)
+    run = dict(seed=args.seed, device=args.device, progress=True, **scale_options(args))
     clf = purify.train_classifier(d.x_train, d.y_train, len(d.classes),
                                   replace(purify.DEFAULT_CLASSIFIER_TRAIN_CONFIG, epochs=args.classifier_epochs, **run))
     den = purify.train_denoiser(d.x_train, replace(purify.DEFAULT_DENOISER_TRAIN_CONFIG, epochs=args.epochs,
                                                    ema_decay=0.995, **run),
                                 data_range=d.data_range, base=args.width)
+    if not rank_zero():
+        return 0
     import torch
     with torch.no_grad():
         acc = float((clf(d.x_test.to(next(clf.parameters()).device)).argmax(-1).cpu() == d.y_test).float().mean())
@@ -84,13 +107,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     purifier = purify.Purifier(den, t_star=args.t_star, sampler_steps=args.sampler_steps, sampler=args.sampler,
                                data_range=tuple(meta["data_range"]))
     attacks = [a.strip() for a in args.attacks.split(",") if a.strip()]
+    converge = (purify.Convergence(attack_steps=args.converge_attack_steps, eot=args.converge_eot, tol=args.tol,
+                                   max_gradients=args.max_gradients) if args.converge else None)
     report = purify.evaluate(clf, purifier, (d.x_test[:n], d.y_test[:n]), attacks=attacks, eps=args.eps, norm=args.norm,
                              steps=args.attack_steps, step_size=args.step_size, eot=args.eot, n_votes=args.n_votes,
-                             batch_size=args.batch_size, seed=args.seed, device=args.device)
+                             batch_size=args.batch_size, seed=args.seed, device=args.device, converge=converge)
     report.settings["dataset"] = {"name": meta["dataset"], "description": meta.get("description", "")}
     out = Path(args.out or Path(args.checkpoint) / "report")
     js, md = report.save(out)
     png = purify.save_grid(report, out / "grid.png", attacks[-1], meta.get("classes"))
+    if converge is not None:
+        png = f"{png}, {purify.save_convergence_plot(report, out / 'convergence.png')}"
     print(report.to_markdown())
     print(f"wrote {js}, {md}, {png}")
     return 0

@@ -1,9 +1,13 @@
 """``multidiff tts train|synthesize|evaluate``: Grad-TTS text to speech (Popov et al. 2021)."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
-from .common import add_option
+from .common import add_option, add_scale_options, rank_zero, scaled
+
+SIZES = ("gradtts", "small", "cpu", "tiny")  # tasks.tts.PRESETS (not imported here: the parser loads no torch)
+TRAINING_PRESETS = ("cpu",)                 # tasks.tts.TRAINING_PRESETS
 
 
 def add_parser(sub) -> None:
@@ -15,37 +19,49 @@ def add_parser(sub) -> None:
     t = cmds.add_parser("train", help="train on a folder with metadata.csv + wavs/")
     t.add_argument("--data", help="LJ Speech-style folder (default: ljspeech_subset / LJSpeech-1.1 on the data path)")
     t.add_argument("--out", required=True, help="checkpoint folder (out/last is resumable, out/final is the voice)")
-    t.add_argument("--size", default="gradtts", choices=["gradtts", "small", "tiny"], help="network size preset")
+    t.add_argument("--preset", choices=TRAINING_PRESETS,
+                   help="training setting (network, batch, crop, lr, warm-up, EMA); cpu: for a few CPU cores and "
+                        "hours. Flags given below win")
+    t.add_argument("--size", choices=SIZES, help="network size preset (default: the --preset's, else gradtts)")
     t.add_argument("--max-steps", type=int, default=None)
-    t.add_argument("--epochs", type=int, default=1000)
-    t.add_argument("--batch-size", type=int, default=16)
-    t.add_argument("--lr", type=float, default=1e-4)
-    t.add_argument("--segment-frames", type=int, default=172, help="decoder training crop (frames)")
+    t.add_argument("--max-minutes", type=float, default=None, help="training-time budget (summed over resumes)")
+    t.add_argument("--epochs", type=int, default=None, help="default: the --preset's, else 1000")
+    t.add_argument("--batch-size", type=int, default=None, help="default: the --preset's, else 16")
+    t.add_argument("--lr", type=float, default=None, help="default: the --preset's, else 1e-4 (Grad-TTS)")
+    t.add_argument("--warmup-steps", type=int, default=None, help="linear lr warm-up (default: the --preset's, else 0)")
+    t.add_argument("--segment-frames", type=int, default=None,
+                   help="decoder training crop in frames (default: the --preset's, else 172)")
     t.add_argument("--holdout", type=int, default=20, help="last N utterances held out")
     t.add_argument("--frontend", default="auto", choices=["auto", "phoneme", "char"])
     t.add_argument("--resume", action="store_true")
     t.add_argument("--device", default="auto")
     t.add_argument("--seed", type=int, default=0)
+    add_scale_options(t)
     t.set_defaults(func=_train)
 
-    s = cmds.add_parser("synthesize", help="text -> WAV (and a mel PNG)")
-    s.add_argument("--checkpoint", required=True)
+    s = cmds.add_parser("synthesize", help="text -> WAV and a mel PNG")
+    s.add_argument("--checkpoint", help="a trained voice (default: the voice shipped with multidiff)")
     src = s.add_mutually_exclusive_group(required=True)
     src.add_argument("--text", help="one sentence")
     src.add_argument("--text-file", help="one sentence per line; decoded as one batch, written as OUT_001.wav ...")
     s.add_argument("-o", "--output", default="out.wav", help="WAV path (with --text-file: the name pattern)")
-    s.add_argument("--png", action="store_true", help="also write OUT.png with the prior mu and the decoded mel")
+    s.add_argument("--png", action=argparse.BooleanOptionalAction, default=True,
+                   help="write OUT.png with the prior mu and the decoded mel beside the WAV (default; --no-png skips)")
     _decoding_args(s)
     s.set_defaults(func=_synthesize)
 
-    e = cmds.add_parser("evaluate", help="MCD-DTW, log-F0 RMSE and RTF on the held-out clips")
-    e.add_argument("--checkpoint", required=True)
+    e = cmds.add_parser("evaluate", help="WER/CER, MCD-DTW, log-F0 RMSE and RTF on the held-out clips")
+    e.add_argument("--checkpoint", help="a trained voice (default: the voice shipped with multidiff)")
     e.add_argument("--data", help="LJ Speech-style folder (default: the data path)")
     e.add_argument("--holdout", type=int, default=20, help="evaluate on the last N utterances")
     e.add_argument("--clips", type=int, default=None, help="use only the first K of them")
     add_option(e, "--sampler-steps", old=["--eval-steps"], type=int, nargs="+", default=[4, 10, 50],
                help="decoder step counts to evaluate (besides the prior alone)")
     e.add_argument("--no-f0", action="store_true", help="skip pYIN F0 (faster)")
+    e.add_argument("--no-asr", action="store_true",
+                   help="skip word/character error rates (they need the bench extra: pocketsphinx, jiwer)")
+    e.add_argument("--no-ceiling", action="store_true",
+                   help="skip the recorded audio and recorded mel + vocoder rows")
     e.add_argument("--json", help="write the rows as JSON here")
     e.add_argument("--png", help="write a mel PNG of the first clip here")
     _decoding_args(e, sampler_steps=False)
@@ -67,10 +83,14 @@ def _decoding_args(p, sampler_steps: bool = True) -> None:
 def _train(args) -> int:
     from ..tasks import tts
 
-    model = tts.train(args.data, out=args.out, max_steps=args.max_steps, device=args.device, epochs=args.epochs,
-                      batch_size=args.batch_size, lr=args.lr, holdout=args.holdout, size=args.size,
-                      diffusion={"segment_frames": args.segment_frames}, frontend=args.frontend,
-                      seed=args.seed, resume=args.resume)
+    settings = tts.preset_settings(args.preset, size=args.size, batch_size=args.batch_size,
+                                   segment_frames=args.segment_frames, lr=args.lr, warmup_steps=args.warmup_steps,
+                                   epochs=args.epochs, max_minutes=args.max_minutes)
+    settings["train_config"] = scaled(settings["train_config"], args) or settings["train_config"]
+    model = tts.train(args.data, out=args.out, max_steps=args.max_steps, device=args.device, holdout=args.holdout,
+                      frontend=args.frontend, seed=args.seed, resume=args.resume, **settings)
+    if not rank_zero():
+        return 0
     last = model.history[-1] if model.history else {}
     print(f"trained {sum(p.numel() for p in model.net.parameters())} parameters; last epoch {last}; "
           f"voice saved to {Path(args.out) / 'final'}")
@@ -94,9 +114,11 @@ def _synthesize(args) -> int:
     for i, (text, mel, mu) in enumerate(zip(texts, mels, priors)):
         path = out if len(texts) == 1 else out.with_name(f"{out.stem}_{i + 1:03d}{out.suffix or '.wav'}")
         write_wav(path, model.vocode(mel), model.sample_rate)
+        written = [path]
         if args.png:
-            save_mel_png(path.with_suffix(".png"), {"prior mu": mu, f"decoded ({args.sampler_steps} steps)": mel}, text[:80])
-        print(f"{path}: {mel.shape[-1] * model.mel.hop_length / model.sample_rate:.2f} s")
+            written.append(save_mel_png(path.with_suffix(".png"),
+                                        {"prior mu": mu, f"decoded ({args.sampler_steps} steps)": mel}, text[:80]))
+        print(f"{' + '.join(map(str, written))}: {mel.shape[-1] * model.mel.hop_length / model.sample_rate:.2f} s")
     return 0
 
 
@@ -105,11 +127,18 @@ def _evaluate(args) -> int:
     from ..datasets.ljspeech import locate_ljspeech, read_metadata, split_holdout
     from ..tasks import tts
 
+    if not args.no_asr:  # fail before the long part, and say how to go without
+        try:
+            import jiwer  # noqa: F401
+            import pocketsphinx  # noqa: F401
+        except ImportError:
+            raise ImportError('word error rates need pocketsphinx and jiwer: pip install "multidiff[bench]", or pass '
+                              '--no-asr') from None
     model = tts.load(args.checkpoint, device=args.device)
     _, test = split_holdout(read_metadata(locate_ljspeech(args.data)), args.holdout)
     test = test[: args.clips] if args.clips else test
     res = tts.evaluate(model, test, args.sampler_steps, args.sampler, args.temperature, with_f0=not args.no_f0,
-                       seed=args.seed, progress=print)
+                       seed=args.seed, progress=print, asr=not args.no_asr, ceiling=not args.no_ceiling)
     print(res.table())
     if args.json:
         from ..core.checkpoint import write_json_atomic

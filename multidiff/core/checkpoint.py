@@ -43,6 +43,8 @@ KINDS = {
     "points.generator": "multidiff.tasks.points.Generator.load(DIR) (command line: multidiff points sample DIR OUT)",
     "points.completer": "multidiff.tasks.points.Completer.load(DIR) (command line: multidiff points complete DIR "
                         "PARTIAL... --out OUT)",
+    "points.latent": "multidiff.tasks.points.LatentGenerator.load(DIR) (command line: multidiff points sample DIR "
+                     "OUT)",
     "tts": "multidiff.tasks.tts.load(DIR) (command line: multidiff tts synthesize --checkpoint DIR)",
     "purifier": "multidiff.tasks.purify.load_models(DIR) (command line: multidiff purify evaluate --checkpoint DIR)",
     "forecasting.timegrad": "multidiff.tasks.forecasting.TimeGradPredictor.deserialize(DIR/..) (the folder that "

@@ -3,7 +3,12 @@
 AdamW, a learning-rate schedule, EMA weights, gradient clipping, bf16 autocast on CUDA,
 a tqdm progress bar, a step and a wall-time budget, early stopping on a validation loss,
 atomic safetensors checkpoints and resume. The model owns its loss: ``loss_fn(model, batch) -> scalar``.
-(The forecasting task trains through GluonTS/Lightning instead, which brings multi-GPU.)
+
+On one device the loop runs in the calling process, as it always has. Asked for more
+(``accelerator``, ``devices``, ``num_nodes``, ``strategy`` of :class:`TrainConfig`), it runs on
+Lightning Fabric: data-parallel (DDP) over processes, launched by Fabric itself, ``torchrun`` or
+SLURM, each process training on its own shard of every epoch (see ``docs/scaling.md``).
+(TimeGrad forecasting trains through GluonTS/Lightning instead: its ``trainer_kwargs`` take the same options.)
 
 Every task reaches the loop the same way: a task-level default :class:`TrainConfig` (e.g.
 ``points.DEFAULT_TRAIN_CONFIG``), replaceable by a ``train_config=`` argument, merged with the
@@ -16,10 +21,12 @@ import copy
 import math
 import numbers
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping, Optional
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Union
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -28,7 +35,14 @@ from .device import resolve_device
 from .validate import check_whole
 
 __all__ = ["TrainConfig", "TrainResult", "EMA", "fit", "to_device", "batches", "Batches", "n_batches",
-           "resolve_train_config"]
+           "resolve_train_config", "global_rank"]
+
+ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
+# data-parallel strategies only: the EMA, clipping and checkpoints need the whole model on every
+# process (no FSDP/DeepSpeed), and fit runs inside the caller's script, so processes are started
+# by re-running the script (Fabric's "ddp" launcher, torchrun, srun), never by spawn or fork,
+# which would have to pickle the loss function and the data
+STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true")
 
 
 @dataclass
@@ -51,7 +65,14 @@ class TrainConfig:
     seed: int = 0                   # seeds torch's CPU and device RNGs inside fit only: the caller's
                                     # torch, numpy and python RNG states are left as they were
     progress: bool = True           # one tqdm bar over optimizer steps (over seconds when max_time binds)
-    device: str = "auto"            # "auto", "cpu", "cuda", "cuda:1", ...
+    device: str = "auto"            # "auto", "cpu", "cuda", "cuda:1", ...: the one device of a single-process run
+    # many devices and nodes (Lightning Fabric); the defaults train in the calling process, as above
+    accelerator: str = "auto"       # "auto" (the type of `device`), "cpu", "cuda" (or "gpu"), "mps"
+    devices: Union[int, str] = 1    # processes per node, one device each; -1 or "auto": every device there
+    num_nodes: int = 1              # machines; each process takes its own shard of an epoch, so the global
+                                    # batch is batch_size x devices x num_nodes (lr is not rescaled)
+    strategy: str = "auto"          # "auto" (DDP when there is more than one process), "ddp",
+                                    # "ddp_find_unused_parameters_true" (a model whose loss leaves parameters out)
 
     def validate(self) -> None:
         check_whole("epochs", self.epochs)
@@ -72,6 +93,21 @@ class TrainConfig:
             raise ValueError(f"lr_schedule must be multistep, cosine or constant, got {self.lr_schedule!r}")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise ValueError(f"precision must be auto, bf16 or fp32, got {self.precision!r}")
+        if self.accelerator not in ACCELERATORS:
+            raise ValueError(f"accelerator must be one of {', '.join(ACCELERATORS)}, got {self.accelerator!r}")
+        whole = isinstance(self.devices, numbers.Integral) and not isinstance(self.devices, bool)
+        if not (self.devices == "auto" or (whole and (self.devices >= 1 or self.devices == -1))):
+            raise ValueError(f"devices must be a whole number >= 1, or -1 or 'auto' (every device of the "
+                             f"accelerator), got {self.devices!r}")
+        check_whole("num_nodes", self.num_nodes, 1)
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}: the loop "
+                             "trains data-parallel, in processes that each re-run the calling script")
+
+    def distributed(self) -> bool:
+        """Whether training runs on Lightning Fabric (any of ``accelerator``, ``devices``,
+        ``num_nodes``, ``strategy`` set) rather than in the calling process on ``device``."""
+        return (self.accelerator, self.devices, self.num_nodes, self.strategy) != ("auto", 1, 1, "auto")
 
     def effective_ema_decay(self) -> float:
         """``ema_decay``, capped by ``ema_min_windows`` for a run of ``max_steps`` steps (0: no EMA)."""
@@ -113,15 +149,34 @@ def n_batches(n_items: int, batch_size: int, drop_last: bool = False) -> int:
     return full + (1 if rest and (not drop_last or full == 0) else 0)
 
 
+def _shard_size(n_items: int, rank: int, world_size: int, even: bool) -> int:
+    """Items in process ``rank``'s share of ``n_items`` (see :func:`batches`)."""
+    if world_size == 1 or not n_items:
+        return n_items
+    return -(-n_items // world_size) if even else len(range(rank, n_items, world_size))
+
+
 def batches(n_items: int, batch_size: int, shuffle: bool = False, generator: Optional[torch.Generator] = None,
-            drop_last: bool = False) -> Iterator[torch.Tensor]:
+            drop_last: bool = False, rank: int = 0, world_size: int = 1, even: bool = True) -> Iterator[torch.Tensor]:
     """One pass of mini-batch indices over ``n_items`` items: consecutive chunks of ``batch_size``
     of ``torch.randperm(n_items, generator=generator)`` (one permutation per pass) with
     ``shuffle``, of ``0..n_items-1`` without. ``drop_last`` drops a last, smaller batch unless it
-    is the only one. The one batch iterator of multidiff; see :class:`Batches` for a re-iterable."""
+    is the only one. The one batch iterator of multidiff; see :class:`Batches` for a re-iterable.
+
+    With ``world_size`` > 1 (data-parallel training) the pass is the share of process ``rank``:
+    every ``world_size``-th item of the order from ``rank`` on (the order must be the same on
+    every process, so ``generator`` must be seeded alike). ``even`` first pads the order by
+    wrapping around to a multiple of ``world_size``, as torch's ``DistributedSampler`` does,
+    so that every process takes as many steps (training); without it the shares are disjoint
+    and may differ by one item (validation). Batch ``i`` of every process together holds the
+    items of batch ``i`` of one process with a ``world_size`` times larger ``batch_size``."""
     check_whole("batch_size", batch_size, 1)
     order = torch.randperm(n_items, generator=generator) if shuffle else torch.arange(n_items)
-    for i in range(n_batches(n_items, batch_size, drop_last)):
+    if world_size > 1 and n_items:
+        if even:
+            order = order[torch.arange(-(-n_items // world_size) * world_size) % n_items]
+        order = order[rank::world_size]
+    for i in range(n_batches(len(order), batch_size, drop_last)):
         yield order[i * batch_size:(i + 1) * batch_size]
 
 
@@ -129,19 +184,49 @@ class Batches:
     """Re-iterable mini-batches for :func:`fit`: each pass runs :func:`batches` and yields
     ``gather(indices)`` (e.g. ``lambda i: {k: v[i] for k, v in data.items()}``); ``len()`` is the
     number of batches per pass. A shuffled pass draws its permutation from ``generator``, so a
-    seeded generator gives the same batches run after run."""
+    seeded generator gives the same batches run after run. :meth:`shard` gives one process's
+    share for data-parallel training (``fit`` calls it). A subclass may define ``gather`` as a
+    method (and pass ``gather=None``) and ``n_items`` as a property."""
 
-    def __init__(self, n_items: int, batch_size: int, gather: Callable[[torch.Tensor], Any], shuffle: bool = True,
-                 generator: Optional[torch.Generator] = None, drop_last: bool = False):
-        self.n_items, self.batch_size = check_whole("n_items", n_items, 0), check_whole("batch_size", batch_size, 1)
-        self.gather, self.shuffle, self.generator, self.drop_last = gather, shuffle, generator, drop_last
+    def __init__(self, n_items: int, batch_size: int, gather: Optional[Callable[[torch.Tensor], Any]],
+                 shuffle: bool = True, generator: Optional[torch.Generator] = None, drop_last: bool = False):
+        self._n_items, self.batch_size = check_whole("n_items", n_items, 0), check_whole("batch_size", batch_size, 1)
+        if gather is not None:
+            self.gather = gather
+        elif not callable(getattr(self, "gather", None)):
+            raise TypeError("Batches needs gather(indices) -> batch")
+        self.shuffle, self.generator, self.drop_last = shuffle, generator, drop_last
+        self.rank, self.world_size, self.even = 0, 1, True
+
+    @property
+    def n_items(self) -> int:
+        return self._n_items
 
     def __len__(self) -> int:
-        return n_batches(self.n_items, self.batch_size, self.drop_last)
+        return n_batches(_shard_size(self.n_items, self.rank, self.world_size, self.even), self.batch_size,
+                         self.drop_last)
 
     def __iter__(self) -> Iterator[Any]:
-        for idx in batches(self.n_items, self.batch_size, self.shuffle, self.generator, self.drop_last):
+        for idx in batches(self.n_items, self.batch_size, self.shuffle, self.generator, self.drop_last, self.rank,
+                           self.world_size, self.even):
             yield self.gather(idx)
+
+    def shard(self, rank: int, world_size: int, generator: Optional[torch.Generator] = None,
+              even: bool = True) -> "Batches":
+        """A copy that yields the share of process ``rank`` of ``world_size`` (see :func:`batches`;
+        ``even``: as many batches on every process), still ``batch_size`` items per batch on each
+        process. Every process must draw the same permutations: from this object's generator
+        (seeded alike everywhere), or, when it has none, from ``generator``."""
+        check_whole("world_size", world_size, 1)
+        check_whole("rank", rank, 0, world_size - 1)
+        out = copy.copy(self)
+        out.rank, out.world_size, out.even = rank, world_size, even
+        if out.generator is None and out.shuffle:
+            if generator is None:
+                raise ValueError("a shuffled Batches without a generator cannot be sharded: every process would draw "
+                                 "its own permutation; pass generator=torch.Generator().manual_seed(seed)")
+            out.generator = generator
+        return out
 
 
 @dataclass
@@ -152,6 +237,14 @@ class TrainResult:
     seconds: float = 0.0            # training wall time, summed over resumed runs
     stopped_early: bool = False
     stopped_by: str = "epochs"      # "epochs", "max_steps", "max_time" or "early_stopping"
+    world_size: int = 1             # processes that trained together (losses are their means)
+
+
+def global_rank() -> int:
+    """This process's rank in a data-parallel run (0 when there is none). After :func:`fit` every
+    process holds the trained model; write files and print on rank 0 only."""
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 class EMA:
@@ -206,12 +299,10 @@ def _seed(device: torch.device, seed: int) -> None:
 
 
 @contextlib.contextmanager
-def _private_rng(device: torch.device, seed: int) -> Iterator[None]:
-    """Run the body with torch's CPU and ``device`` generators seeded with ``seed``; the caller's
-    RNG states come back on exit."""
+def _forked_rng(device: torch.device) -> Iterator[None]:
+    """Run the body with torch's CPU and ``device`` generators as they are; their states come back on exit."""
     mps_state = torch.mps.get_rng_state() if device.type == "mps" else None
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        _seed(device, seed)
         try:
             yield
         finally:
@@ -219,21 +310,191 @@ def _private_rng(device: torch.device, seed: int) -> Iterator[None]:
                 torch.mps.set_rng_state(mps_state)
 
 
+@contextlib.contextmanager
+def _private_rng(device: torch.device, seed: int) -> Iterator[None]:
+    """Run the body with torch's CPU and ``device`` generators seeded with ``seed``; the caller's
+    RNG states come back on exit."""
+    with _forked_rng(device):
+        _seed(device, seed)
+        yield
+
+
 def _autocast(cfg: TrainConfig, device: torch.device):
     use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
 
 
+def _rank_seed(seed: int, rank: int) -> int:
+    """The seed of process ``rank``'s noise draws: ``seed`` itself on rank 0 (so a one-process run
+    is the run of old), a mix of both elsewhere (seed + rank would replay rank 0's next epochs,
+    and torch's CPU generator keeps only 32 bits of a seed)."""
+    if rank == 0:
+        return seed
+    return int(np.random.SeedSequence(seed, spawn_key=(rank,)).generate_state(1)[0])
+
+
+class _SequenceShard:
+    """Process ``rank``'s share of a list of batches: every ``world_size``-th one from ``rank`` on;
+    ``even`` pads the list by wrapping around first, so that every process gets as many."""
+
+    def __init__(self, items: Sequence, rank: int, world_size: int, even: bool):
+        n = len(items)
+        padded = -(-n // world_size) * world_size if even else n
+        self.items = [items[i % n] for i in range(padded)][rank::world_size]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.items)
+
+
+class _Carry:
+    """A batch in a box: Fabric's precision plugins cast floating tensors in a module's inputs
+    (bf16-mixed: to bf16, data and positions too), whereas the loop's precision means autocast only."""
+
+    def __init__(self, batch: Any):
+        self.batch = batch
+
+
+class _LossOf(nn.Module):
+    """``loss_fn(model, batch)`` as a module's forward, so that DDP, which synchronises gradients
+    only through its wrapper's ``__call__``, wraps the whole loss whatever methods of the model it calls."""
+
+    def __init__(self, model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor]):
+        super().__init__()
+        self.model, self.loss_fn = model, loss_fn
+
+    def forward(self, carry: _Carry) -> torch.Tensor:
+        return self.loss_fn(self.model, carry.batch)
+
+
+class _Local:
+    """One process on one device (``config.device``): the loop as it always ran, with no Lightning."""
+
+    rank, world_size = 0, 1
+
+    def __init__(self, config: TrainConfig):
+        self.config, self.device = config, resolve_device(config.device)
+
+    def shard(self, batches: Iterable, seed: int, name: str, even: bool) -> Iterable:
+        return batches
+
+    def setup(self, model: nn.Module, loss_fn) -> Callable[[Any], torch.Tensor]:
+        return lambda batch: loss_fn(model, batch)
+
+    def autocast(self):
+        return _autocast(self.config, self.device)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def sum(self, values: list[float]) -> list[float]:
+        return values
+
+    def broadcast(self, obj: Any) -> Any:
+        return obj
+
+    def barrier(self) -> None:
+        pass
+
+
+def _fabric_settings(cfg: TrainConfig) -> dict:
+    """Fabric's constructor arguments for ``cfg``: ``accelerator="auto"`` takes the type of
+    ``device``; a ``device`` with an index (``"cuda:1"``) is the one device; ``precision``
+    ``"auto"`` / ``"bf16"`` / ``"fp32"`` become ``"bf16-mixed"`` on CUDA else ``"32-true"`` /
+    ``"bf16-mixed"`` / ``"32-true"``."""
+    accelerator = "cuda" if cfg.accelerator == "gpu" else cfg.accelerator
+    device = resolve_device(cfg.device) if cfg.device != "auto" or accelerator == "auto" else None
+    if accelerator == "auto":
+        accelerator = device.type
+    elif cfg.device != "auto" and device.type != accelerator:
+        raise ValueError(f"device={cfg.device!r} and accelerator={cfg.accelerator!r} disagree; leave device='auto' "
+                         "and choose the hardware with accelerator (and devices)")
+    devices: Any = cfg.devices
+    if device is not None and cfg.device != "auto" and device.index is not None:
+        if devices != 1:
+            raise ValueError(f"device={cfg.device!r} is one device, but devices={devices!r}; leave device='auto' "
+                             "(and pick the GPUs with CUDA_VISIBLE_DEVICES)")
+        devices = [device.index]
+    precision = {"fp32": "32-true", "bf16": "bf16-mixed"}.get(cfg.precision,
+                                                             "bf16-mixed" if accelerator == "cuda" else "32-true")
+    return {"accelerator": accelerator, "devices": devices, "num_nodes": cfg.num_nodes, "strategy": cfg.strategy,
+            "precision": precision}
+
+
+class _Fabric:
+    """The loop's view of Lightning Fabric: launch (Fabric's launcher re-runs the calling script
+    for processes 1..n-1 unless torchrun or SLURM started them), one DDP-wrapped loss, gradients
+    averaged in backward, and the few collectives the loop needs to take the same decisions on
+    every process."""
+
+    def __init__(self, config: TrainConfig):
+        try:
+            from lightning.fabric import Fabric
+        except ImportError as err:
+            raise ImportError("training with accelerator, devices, num_nodes or strategy set runs on Lightning Fabric: "
+                              "pip install lightning (or multidiff[ts])") from err
+        self.fabric = Fabric(**_fabric_settings(config))
+        try:
+            self.fabric.launch()
+        except TypeError as err:  # a fork/spawn launcher, chosen by "auto" in a notebook or interactive shell
+            raise RuntimeError("training on several processes needs a script that each process re-runs (python "
+                               "train.py, torchrun, srun), not a notebook or an interactive shell") from err
+        self.rank, self.world_size, self.device = self.fabric.global_rank, self.fabric.world_size, self.fabric.device
+
+    def shard(self, batches: Iterable, seed: int, name: str, even: bool) -> Iterable:
+        """This process's share of ``batches``. ``even`` (training): the same number of batches on
+        every process, since one that stopped early would leave the others waiting in the gradient
+        all-reduce; validation needs no padding (a DataLoader's DistributedSampler pads anyway)."""
+        if self.world_size == 1:
+            return batches
+        if callable(getattr(batches, "shard", None)):
+            return batches.shard(self.rank, self.world_size, torch.Generator().manual_seed(seed), even=even)
+        if isinstance(batches, torch.utils.data.DataLoader):  # a DistributedSampler, its epoch set on every pass
+            return self.fabric.setup_dataloaders(batches, move_to_device=False)
+        if isinstance(batches, Sequence):
+            return _SequenceShard(batches, self.rank, self.world_size, even)
+        raise TypeError(f"{name} must be a Batches (or have its shard(rank, world_size, generator, even) method), "
+                        f"a torch DataLoader or a list of batches to be split over {self.world_size} processes, "
+                        f"got {type(batches).__name__}")
+
+    def setup(self, model: nn.Module, loss_fn) -> Callable[[Any], torch.Tensor]:
+        module = self.fabric.setup_module(_LossOf(model, loss_fn))
+        return lambda batch: module(_Carry(batch))
+
+    def autocast(self):
+        return self.fabric.autocast()
+
+    def backward(self, loss: torch.Tensor) -> None:
+        self.fabric.backward(loss)
+
+    def sum(self, values: list[float]) -> list[float]:
+        if self.world_size == 1:
+            return values
+        dtype = torch.float32 if self.device.type == "mps" else torch.float64
+        return self.fabric.all_reduce(torch.tensor(values, dtype=dtype, device=self.device), reduce_op="sum").tolist()
+
+    def broadcast(self, obj: Any) -> Any:
+        return self.fabric.broadcast(obj, 0) if self.world_size > 1 else obj
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            self.fabric.barrier()
+
+
 @torch.no_grad()
-def _validate(model, loss_fn, batches, device, cfg, seed) -> float:
+def _validate(model, loss_fn, batches, engine, seed) -> float:
+    """Mean validation loss over the batches of every process."""
     model.eval()
     total, n = 0.0, 0
-    with _private_rng(device, seed):  # the same noise every epoch, so val losses are comparable
+    with _private_rng(engine.device, seed):  # the same noise every epoch, so val losses are comparable
         for batch in batches:
-            with _autocast(cfg, device):
-                total += float(loss_fn(model, to_device(batch, device)))
+            with engine.autocast():
+                total += float(loss_fn(model, to_device(batch, engine.device)))
             n += 1
     model.train()
+    total, n = engine.sum([total, n])
     return total / max(n, 1)
 
 
@@ -242,16 +503,16 @@ class _Progress:
     time budget is set, and switches to counting optimizer steps once the step rate (after 20
     steps, or at the last step of a shorter run) shows that the step limit will end training first."""
 
-    def __init__(self, cfg: TrainConfig, total_steps: Optional[int], steps: int, elapsed: float):
+    def __init__(self, cfg: TrainConfig, total_steps: Optional[int], steps: int, elapsed: float, show: bool):
         from tqdm.auto import tqdm
         self.cfg, self.total_steps, self.by_time = cfg, total_steps, cfg.max_time is not None
         self.start_steps, self.start_time, self.checked = steps, elapsed, False
         if self.by_time:
-            self.bar = tqdm(total=cfg.max_time, initial=elapsed, disable=not cfg.progress,
+            self.bar = tqdm(total=cfg.max_time, initial=elapsed, disable=not show,
                             desc="training (time budget)", unit="s",
                             bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}{postfix}]")
         else:
-            self.bar = tqdm(total=total_steps, initial=steps, disable=not cfg.progress, desc="training", unit="step")
+            self.bar = tqdm(total=total_steps, initial=steps, disable=not show, desc="training", unit="step")
 
     def set_total_steps(self, total_steps: int) -> None:
         self.total_steps = total_steps
@@ -287,7 +548,8 @@ class _Progress:
 def fit(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], train_batches: Iterable,
         config: TrainConfig, val_batches: Optional[Iterable] = None,
         checkpoint_dir: Optional[str | Path] = None, resume: bool = False,
-        extra_config: Optional[dict] = None) -> TrainResult:
+        extra_config: Optional[dict] = None,
+        on_epoch_end: Optional[Callable[[nn.Module, dict], None]] = None) -> TrainResult:
     """Train ``model`` in place by minimising ``loss_fn`` over ``train_batches`` (re-iterable,
     e.g. a list or a DataLoader). At the end the model holds its EMA weights (the best ones by
     validation loss when ``val_batches`` is given).
@@ -304,15 +566,40 @@ def fit(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], tra
 
     ``checkpoint_dir`` gets an atomic checkpoint ``last/`` after every epoch (and ``best/`` on a new
     best validation loss); with ``resume=True`` training continues from ``last/`` (steps, time
-    already spent and the early-stopping state included).
+    already spent, the early-stopping state and the random generators included: torch's, the
+    device's and that of ``train_batches.generator`` when it has one, e.g. a shuffled
+    :class:`Batches`). A run killed and resumed therefore ends bit-identical to one left alone; a
+    run that stopped inside an epoch (``max_steps``, ``max_time``) continues with the next epoch.
     ``extra_config`` is stored in the checkpoint's JSON (e.g. the model's hyper-parameters).
+
+    Several processes (``config.devices`` x ``config.num_nodes`` > 1, data-parallel on Lightning
+    Fabric, Li et al. 2020, "PyTorch Distributed"): every process runs the caller's script up to
+    here and trains a replica. Each takes its own shard of every epoch (a :class:`Batches` or
+    anything with its ``shard(rank, world_size, generator, even)``, a DataLoader, or a list of batches),
+    ``batch_size`` items per batch on each; gradients are averaged, so the replicas stay equal.
+    The data order and initial weights agree across processes (rank 0's weights are broadcast),
+    the noise draws do not (process ``r`` seeds with a mix of ``config.seed`` and ``r``).
+    Losses in the history and the progress bar are means over processes; rank 0 alone shows the
+    bar and writes checkpoints, which every process reads on resume (``checkpoint_dir`` must be
+    on a file system they share). The step and time budgets and early stopping decide alike on
+    every process (the time is rank 0's).
+
+    ``on_epoch_end(model, info)`` is called after each epoch's checkpoint with a copy of the model
+    holding the weights sampling would use (EMA), in eval mode, and ``info`` = the epoch's history
+    row with ``steps`` and ``seconds`` (training time so far): e.g. to write a learning curve. It
+    runs with forked random generators and its time is not counted as training time, so it changes
+    neither the run nor its time budget.
     """
     config.validate()
-    device = resolve_device(config.device)
+    engine = _Fabric(config) if config.distributed() else _Local(config)
+    train_batches = engine.shard(train_batches, config.seed, "train_batches", even=True)
+    if val_batches is not None:
+        val_batches = engine.shard(val_batches, config.seed + 1, "val_batches", even=False)
     steps_per_epoch = _steps_per_epoch(train_batches)
-    with _private_rng(device, config.seed):  # the run reseeds with seed + start epoch on resume
-        run = _Run(model, loss_fn, config, device, checkpoint_dir, extra_config, steps_per_epoch)
-        if resume and run.ckpt is not None and (run.ckpt / "last" / "config.json").exists():
+    seed = _rank_seed(config.seed, engine.rank)
+    with _private_rng(engine.device, seed):  # the run reseeds with seed + start epoch on resume
+        run = _Run(model, loss_fn, config, engine, seed, checkpoint_dir, extra_config, steps_per_epoch, on_epoch_end)
+        if resume and run.ckpt is not None and engine.broadcast((run.ckpt / "last" / "config.json").exists()):
             run.resume()
         return run.train(train_batches, val_batches)
 
@@ -334,16 +621,22 @@ class _Run:
     """One call of :func:`fit`: the model, its optimizer and EMA, the budget clock and the loop
     state that a checkpoint carries, with one method per job of the loop."""
 
-    def __init__(self, model: nn.Module, loss_fn, config: TrainConfig, device: torch.device, checkpoint_dir,
-                 extra_config: Optional[dict], steps_per_epoch: Optional[int]):
-        self.model, self.loss_fn, self.config, self.device = model, loss_fn, config, device
-        model.to(device).train()
+    def __init__(self, model: nn.Module, loss_fn, config: TrainConfig, engine, seed: int, checkpoint_dir,
+                 extra_config: Optional[dict], steps_per_epoch: Optional[int],
+                 on_epoch_end: Optional[Callable[[nn.Module, dict], None]] = None):
+        self.model, self.loss_fn, self.config, self.engine, self.seed = model, loss_fn, config, engine, seed
+        self.device = engine.device
+        self.on_epoch_end = on_epoch_end
+        self.saved_rng: Optional[dict] = None  # generator states read from a checkpoint, put back in train()
+        model.to(self.device).train()
         self.opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.forward = engine.setup(model, loss_fn)  # under DDP this broadcasts rank 0's weights
         decay = config.effective_ema_decay()
         self.ema = EMA(model, decay) if decay > 0 else None
         self.ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else None
+        self.writes = self.ckpt is not None and engine.rank == 0
         self.extra_config = extra_config or {}
-        self.result, self.start_epoch, self.bad_epochs = TrainResult(), 0, 0
+        self.result, self.start_epoch, self.bad_epochs = TrainResult(world_size=engine.world_size), 0, 0
         self.best_state: Optional[dict] = None
         self.steps_per_epoch = steps_per_epoch
         self.stop: Optional[str] = None
@@ -351,11 +644,16 @@ class _Run:
     # -- the loop state in and out of checkpoints
     def resume(self) -> None:
         """Continue from ``last/``: weights, optimizer, EMA, steps, time spent, early-stopping state."""
-        states, saved = load_checkpoint(self.ckpt / "last", map_location=self.device, kind="training")
+        last = self.ckpt / "last"
+        if not (last / "config.json").exists():  # rank 0 found it: another node does not see rank 0's files
+            raise FileNotFoundError(f"process {self.engine.rank} finds no checkpoint in {last}, which process 0 wrote; "
+                                    "put checkpoint_dir on a file system that every node shares")
+        states, saved = load_checkpoint(last, map_location=self.device, kind="training")
         self.model.load_state_dict(states["model"])
         self.opt.load_state_dict(states["optimizer"])
         if self.ema is not None and "ema" in states:
             self.ema.shadow = {k: v.to(self.device) for k, v in states["ema"].items()}
+        self.saved_rng = states.get("rng")  # absent in checkpoints of older versions: reseeded instead
         loop, result = saved["loop"], self.result
         self.start_epoch, self.bad_epochs = loop["epoch"], loop["bad_epochs"]
         result.steps, result.best_val, result.history = loop["steps"], loop["best_val"], loop["history"]
@@ -369,14 +667,39 @@ class _Run:
                         kind="training")
 
     def _save_last(self, epoch: int, now: float) -> None:
-        states = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict()}
+        states = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(), "rng": self._rng_states()}
         if self.ema is not None:
             states["ema"] = self.ema.shadow
         r = self.result
         loop = {"epoch": epoch + 1, "bad_epochs": self.bad_epochs, "steps": r.steps, "best_val": r.best_val,
                 "history": r.history, "seconds": now, "steps_per_epoch": self.steps_per_epoch,
-                "stopped_by": self.stop, "train_config": asdict(self.config)}
+                "stopped_by": self.stop, "train_config": asdict(self.config), "world_size": r.world_size}
         save_checkpoint(self.ckpt / "last", states, {"loop": loop, **self.extra_config}, kind="training")
+
+    # -- the random generators a resumed run continues with
+    def _batch_generator(self) -> Optional[torch.Generator]:
+        gen = getattr(self.train_batches, "generator", None)
+        return gen if isinstance(gen, torch.Generator) else None
+
+    def _rng_states(self) -> dict[str, torch.Tensor]:
+        states = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            states["device"] = torch.cuda.get_rng_state(self.device)
+        elif self.device.type == "mps":
+            states["device"] = torch.mps.get_rng_state()
+        if self._batch_generator() is not None:
+            states["batches"] = self._batch_generator().get_state()
+        return states
+
+    def _restore_rng(self) -> None:
+        saved = self.saved_rng
+        torch.set_rng_state(saved["torch"].cpu())
+        if "device" in saved and self.device.type == "cuda":
+            torch.cuda.set_rng_state(saved["device"].cpu(), self.device)
+        elif "device" in saved and self.device.type == "mps":
+            torch.mps.set_rng_state(saved["device"].cpu())
+        if "batches" in saved and self._batch_generator() is not None:
+            self._batch_generator().set_state(saved["batches"].cpu())
 
     # -- the budget
     def _total_steps(self) -> Optional[int]:
@@ -385,7 +708,19 @@ class _Run:
         return min(self.config.max_steps or math.inf, self.config.epochs * self.steps_per_epoch)
 
     def _elapsed(self) -> float:
+        """Seconds trained, over resumes too; with several processes rank 0's, as of the last
+        :meth:`_sync`, so that the time budget and the lr schedule agree everywhere."""
+        if self.engine.world_size > 1:
+            return self.clock
         return self.before + time.perf_counter() - self.t0
+
+    def _sync(self, values: tuple[float, ...] = ()) -> list[float]:
+        """Sums of ``values`` over processes, and rank 0's clock into :meth:`_elapsed` (one collective)."""
+        if self.engine.world_size == 1:
+            return list(values)
+        mine = self.before + time.perf_counter() - self.t0 if self.engine.rank == 0 else 0.0
+        *sums, self.clock = self.engine.sum([*values, mine])
+        return sums
 
     def _progress(self, step: int) -> float:
         p = step / self.total_steps if self.total_steps else 0.0
@@ -408,10 +743,17 @@ class _Run:
 
     # -- training
     def train(self, train_batches: Iterable, val_batches: Optional[Iterable]) -> TrainResult:
-        _seed(self.device, self.config.seed + self.start_epoch)
+        self.train_batches = train_batches
+        _seed(self.device, self.seed + self.start_epoch)
+        if self.saved_rng is not None and self.engine.world_size == 1:
+            # rank 0 alone writes checkpoints, so its generator states would be wrong for other processes:
+            # a data-parallel resume reseeds each process instead
+            self._restore_rng()
         self.total_steps = self._total_steps()
         self.t0, self.before = time.perf_counter(), self.result.seconds
-        self.bar = _Progress(self.config, self.total_steps, self.result.steps, self.before)
+        self.clock = self.before
+        show = self.config.progress and self.engine.rank == 0
+        self.bar = _Progress(self.config, self.total_steps, self.result.steps, self.before, show)
         try:
             for epoch in range(self.start_epoch, self.config.epochs):
                 if epoch == self.start_epoch:
@@ -432,11 +774,25 @@ class _Run:
         if val_batches is not None:
             row["val_loss"] = self._validate(epoch, val_batches)
         self.result.history.append(row)
+        self._sync()  # the clock after validation, the same on every process
         now = self._elapsed()  # the stop is decided on the time stored in the checkpoint, so a resume takes it too
         self._stop_after_epoch(now)
-        if self.ckpt is not None:
+        if self.writes:
             self._save_last(epoch, now)
+        if self.on_epoch_end is not None and self.engine.rank == 0:
+            self._call_back(row, now)
         return self.stop is not None
+
+    def _call_back(self, row: dict, now: float) -> None:
+        """``on_epoch_end`` on a copy of the sampling weights, with forked generators, off the clock."""
+        start = time.perf_counter()
+        model = copy.deepcopy(self.model)
+        if self.ema is not None:
+            model.load_state_dict(self.ema.shadow)
+        model.eval()
+        with _forked_rng(self.device):
+            self.on_epoch_end(model, {**row, "steps": self.result.steps, "seconds": now})
+        self.t0 += time.perf_counter() - start
 
     def _train_pass(self, epoch: int, train_batches: Iterable) -> tuple[list[float], float]:
         """One pass over ``train_batches`` (or until the step or time budget ends); the losses and last lr."""
@@ -455,22 +811,26 @@ class _Run:
         return losses, lr
 
     def _step(self, batch: Any, lr: float) -> float:
-        """One optimizer step at learning rate ``lr``: loss, backward, clipping, AdamW, EMA."""
+        """One optimizer step at learning rate ``lr``: loss, backward (gradients averaged over
+        processes), clipping, AdamW, EMA; the loss, averaged over processes."""
         for group in self.opt.param_groups:
             group["lr"] = lr
-        with _autocast(self.config, self.device):
-            loss = self.loss_fn(self.model, to_device(batch, self.device))
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {float(loss)} at step {self.result.steps}; "
+        with self.engine.autocast():
+            loss = self.forward(to_device(batch, self.device))
+        value = float(loss.detach())
+        if self.engine.world_size > 1:  # one NaN anywhere stops every process, none is left waiting
+            value = self._sync((value,))[0] / self.engine.world_size
+        if not math.isfinite(value):
+            raise FloatingPointError(f"training loss became {value} at step {self.result.steps}; "
                                      "lower the learning rate or check the inputs for extreme values")
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        self.engine.backward(loss)
         if self.config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.opt.step()
         if self.ema is not None:
             self.ema.update(self.model)
-        return float(loss.detach())
+        return value
 
     def _learn_epoch_length(self, steps: int) -> None:
         """An iterable without len(): its first complete pass gives the steps per epoch."""
@@ -480,17 +840,17 @@ class _Run:
             self.bar.set_total_steps(self.total_steps)
 
     def _validate(self, epoch: int, val_batches: Iterable) -> float:
-        """Validation loss of the EMA weights; a new best is kept (and saved as ``best/``)."""
+        """Validation loss of the EMA weights (the mean over processes); a new best is kept (and saved as ``best/``)."""
         eval_model = self.model
         if self.ema is not None:
             eval_model = copy.deepcopy(self.model)
             eval_model.load_state_dict(self.ema.shadow)
-        val = _validate(eval_model, self.loss_fn, val_batches, self.device, self.config, self.config.seed + 1)
+        val = _validate(eval_model, self.loss_fn, val_batches, self.engine, self.seed + 1)
         if self.result.best_val is None or val < self.result.best_val:
             self.result.best_val, self.bad_epochs = val, 0
             source = self.ema.shadow if self.ema else self.model.state_dict()
             self.best_state = {k: v.clone() for k, v in source.items()}
-            if self.ckpt is not None:
+            if self.writes:
                 self._save_best(epoch)
         else:
             self.bad_epochs += 1
@@ -503,11 +863,13 @@ class _Run:
             self.stop, self.result.stopped_early = self.stop or "early_stopping", True
 
     def _finish(self) -> TrainResult:
-        """Leave the best (or EMA) weights in the model, in eval mode; fill in how the run ended."""
+        """Leave the best (or EMA) weights in the model, in eval mode; fill in how the run ended.
+        Every process waits here for the others, so rank 0's last checkpoint is complete on return."""
         self.result.stopped_by = self.stop or "epochs"
         self.result.seconds = self._elapsed()
         final = self.best_state if self.best_state is not None else (self.ema.shadow if self.ema is not None else None)
         if final is not None:
             self.model.load_state_dict(final)
         self.model.eval()
+        self.engine.barrier()
         return self.result

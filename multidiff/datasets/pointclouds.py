@@ -102,9 +102,13 @@ def read_cloud(path: str | Path, num_points: int = 1024, sampling: str = "poisso
 
 
 def resample(points: np.ndarray, num_points: int, rng: np.random.Generator) -> np.ndarray:
-    """Random subset of ``num_points`` points (with repeats only when the cloud has fewer)."""
+    """Random subset of ``num_points`` points. A cloud with fewer points is repeated whole as
+    often as it fits and topped up with a random subset, so every point appears (a 1024-point
+    file at 2048 points holds each point exactly twice), rather than some points not at all."""
     n = len(points)
-    idx = rng.choice(n, num_points, replace=n < num_points)
+    if n >= num_points:
+        return points[rng.choice(n, num_points, replace=False)]
+    idx = np.concatenate([np.tile(np.arange(n), num_points // n), rng.choice(n, num_points % n, replace=False)])
     return points[idx]
 
 
@@ -184,6 +188,13 @@ class PointCloudFolder:
     norm: Normalization         # per-shape maps back to the files' units
     labels: list[str]           # class of each shape
     paths: list[Path]
+    file_points: Optional[list[int]] = None  # points each file held before resampling (None: unknown)
+
+    def distinct_points(self) -> int:
+        """Points per cloud that are not repeats: ``num_points``, or fewer when a file held fewer
+        (ModelNet10 here: 1024 per shape, so a 2048-point folder repeats each point twice)."""
+        n = self.points.shape[1]
+        return min([n, *self.file_points]) if self.file_points else n
 
     def __len__(self) -> int:
         return len(self.points)
@@ -203,14 +214,15 @@ def load_folder(root: str | Path, classes: Optional[Sequence[str]] = None, split
     """
     num_points = check_whole("num_points", num_points)
     shapes = list_shapes(root, classes, split)[: max_shapes or None]
-    clouds = []
+    clouds, sizes = [], []
     for path, _ in shapes:
         s = shape_seed(path, seed)
         arr = read_cloud(path, num_points, sampling, seed=s)
+        sizes.append(len(arr))
         clouds.append(resample(arr, num_points, np.random.default_rng(s)) if len(arr) != num_points else arr)
     x, norm = normalize(torch.tensor(np.stack(clouds), dtype=torch.float64), normalization)
     return PointCloudFolder(x.float(), Normalization(norm.center.float(), norm.scale.float()),
-                            [c for _, c in shapes], [p for p, _ in shapes])
+                            [c for _, c in shapes], [p for p, _ in shapes], sizes)
 
 
 def partial_scan(points, seed: int, radius: float = 100.0, crop: float = 0.0, min_points: int = 16) -> np.ndarray:

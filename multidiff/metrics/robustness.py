@@ -11,7 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["accuracy", "correct", "worst_case_correct", "wilson_interval", "normal_interval", "mean_interval"]
+__all__ = ["accuracy", "correct", "worst_case_correct", "first_converged", "wilson_interval", "normal_interval",
+           "mean_interval"]
 
 
 def correct(predictions: Sequence[int], labels: Sequence[int]) -> np.ndarray:
@@ -35,6 +36,21 @@ def worst_case_correct(labels: Sequence[int], *predictions: Sequence[int]) -> np
     if not predictions:
         raise ValueError("pass at least one prediction set")
     return np.logical_and.reduce([correct(p, labels) for p in predictions])
+
+
+def first_converged(values: Sequence[float], tol: float) -> tuple[int, bool]:
+    """Where a sequence of accuracies under ever stronger attacks has converged: the first index
+    ``k >= 1`` with ``|values[k] - values[k - 1]| <= tol``, and True; else the last index and False
+    (also for a single value: one point shows no convergence)."""
+    v = [float(a) for a in values]
+    if not v:
+        raise ValueError("pass at least one value")
+    if not (tol >= 0 and math.isfinite(tol)):
+        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+    for k in range(1, len(v)):
+        if abs(v[k] - v[k - 1]) <= tol + 1e-12:  # 1e-12: k/n differences are not exact in floating point
+            return k, True
+    return len(v) - 1, False
 
 
 def _z(confidence: float) -> float:

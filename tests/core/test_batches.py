@@ -36,3 +36,45 @@ def test_batches_object_is_reiterable_with_a_length_and_gathers():
     assert not torch.equal(passes[0][0]["x"], passes[1][0]["x"])
     with pytest.raises(ValueError, match="batch_size must be"):
         Batches(3, 0, lambda i: i)
+
+
+@pytest.mark.parametrize("n, world, even", [(12, 2, True), (10, 3, True), (10, 3, False), (2, 4, True), (2, 4, False)])
+def test_shards_split_each_batch_of_the_global_batch(n, world, even):
+    """Process r's batch i is its part of batch i of one process with world x the batch size: the
+    same permutation, every world-th item; ``even`` pads by wrapping around so all take as many steps."""
+    per = 2
+    whole = [b.tolist() for b in batches(n, per * world, True, torch.Generator().manual_seed(3))]
+    seeded = lambda: Batches(n, per, lambda i: i.tolist(), generator=torch.Generator().manual_seed(3))
+    shards = [list(seeded().shard(r, world, even=even)) for r in range(world)]
+    padded = -(-n // world) * world if even else n
+    order = [x for b in whole for x in b]
+    order = [order[i % n] for i in range(padded)]
+    for r, shard in enumerate(shards):
+        assert [x for b in shard for x in b] == order[r::world]
+        assert len(Batches(n, per, lambda i: i, generator=torch.Generator()).shard(r, world, even=even)) == len(shard)
+    if even:
+        assert len({len(s) for s in shards}) == 1  # as many steps on every process
+    else:
+        assert sorted(x for s in shards for b in s for x in b) == list(range(n))  # each item once
+
+
+def test_sharding_needs_one_permutation_for_all_processes():
+    b = Batches(8, 2, lambda i: i, shuffle=True)
+    with pytest.raises(ValueError, match="without a generator cannot be sharded"):
+        b.shard(0, 2)
+    shards = [list(b.shard(r, 2, generator=torch.Generator().manual_seed(1))) for r in (0, 1)]
+    assert sorted(torch.cat([x for s in shards for x in s]).tolist()) == list(range(8))
+    assert Batches(8, 2, lambda i: i, shuffle=False).shard(1, 2).rank == 1 and b.world_size == 1  # a copy
+    with pytest.raises(ValueError, match="rank must be a whole number in \\[0, 1\\]"):
+        b.shard(2, 2, torch.Generator())
+
+
+def test_fabric_shards_lists_and_rejects_what_it_cannot_split():
+    from multidiff.core.training import _Fabric
+
+    engine = object.__new__(_Fabric)  # the sharding alone, without launching processes
+    engine.rank, engine.world_size = 1, 2
+    assert list(engine.shard([0, 1, 2, 3, 4], 0, "train_batches", even=True)) == [1, 3, 0]
+    assert list(engine.shard([0, 1, 2, 3, 4], 0, "val_batches", even=False)) == [1, 3]
+    with pytest.raises(TypeError, match="train_batches must be a Batches .* split over 2 processes, got generator"):
+        engine.shard((i for i in range(3)), 0, "train_batches", even=True)

@@ -10,7 +10,7 @@ from torch import nn
 from multidiff.core import schedules as S
 from multidiff.core.checkpoint import load_checkpoint, save_checkpoint
 from multidiff.core.denoiser import add_noise
-from multidiff.core.training import TrainConfig, fit
+from multidiff.core.training import Batches, TrainConfig, fit
 
 AB = S.alpha_bars(S.linear_betas(100, 1e-4, 0.05)).float()
 
@@ -121,6 +121,76 @@ def test_checkpoint_resume_continues_where_it_stopped(tmp_path):
     assert_same(load_checkpoint(tmp_path / "b" / "last")[0], load_checkpoint(tmp_path / "a" / "last")[0])
     # no pickle: the config is plain JSON
     json.loads((tmp_path / "b" / "last" / "config.json").read_text())
+
+
+def shuffled(n=8, seed=0):
+    """A shuffled Batches over fixed data: its permutation generator moves on from epoch to epoch."""
+    data = torch.randn(8 * n, 2, generator=torch.Generator().manual_seed(seed)) * 0.3 + 1.0
+    return Batches(len(data), 8, lambda i: (data[i],), shuffle=True, generator=torch.Generator().manual_seed(seed))
+
+
+def test_resume_continues_the_random_draws(tmp_path):
+    """Issue 14: a run whose loss draws noise (t, eps) from torch and whose batches are shuffled, killed
+    in epoch 4 and resumed, ends bit-identical to the run left alone: the checkpoint carries torch's
+    generator and the batches' one (before, the resumed run reseeded them and drew other noise)."""
+    cfg = TrainConfig(epochs=6, lr=3e-3, ema_decay=0.9, progress=False, device="cpu", seed=1, lr_schedule="cosine")
+    init = TinyDenoiser().state_dict()
+    full = TinyDenoiser()
+    full.load_state_dict(init)
+    ref = fit(full, loss_fn, shuffled(), cfg, checkpoint_dir=tmp_path / "a")
+    calls = 0
+
+    def crashing_loss(model, batch):
+        nonlocal calls
+        calls += 1
+        if calls > 3 * 8 + 3:
+            raise Crash
+        return loss_fn(model, batch)
+
+    part = TinyDenoiser()
+    part.load_state_dict(init)
+    with pytest.raises(Crash):
+        fit(part, crashing_loss, shuffled(), cfg, checkpoint_dir=tmp_path / "b")
+    resumed = TinyDenoiser()
+    res = fit(resumed, loss_fn, shuffled(), cfg, checkpoint_dir=tmp_path / "b", resume=True)  # a fresh Batches
+    assert res.history == ref.history
+    for name, a in full.state_dict().items():
+        assert torch.equal(resumed.state_dict()[name], a), name
+    assert_same(load_checkpoint(tmp_path / "b" / "last")[0], load_checkpoint(tmp_path / "a" / "last")[0])
+
+
+def test_on_epoch_end_sees_the_sampling_weights_and_changes_nothing(tmp_path):
+    """The callback gets a copy of the EMA weights in eval mode after each epoch; drawing random numbers,
+    changing its copy and taking time in it leave the run bit-identical and off the clock."""
+    cfg = TrainConfig(epochs=4, lr=3e-3, ema_decay=0.9, progress=False, device="cpu", seed=2)
+    init = TinyDenoiser().state_dict()
+    plain = TinyDenoiser()
+    plain.load_state_dict(init)
+    ref = fit(plain, loss_fn, shuffled(), cfg)
+    seen = []
+
+    def callback(model, info):
+        seen.append(({k: v.clone() for k, v in model.state_dict().items()}, model.training, dict(info)))
+        torch.randn(100)  # the run's generator must not move
+        with torch.no_grad():
+            for q in model.parameters():
+                q.add_(1.0)  # nor may the copy be the training model
+        time.sleep(0.4)
+
+    watched = TinyDenoiser()
+    watched.load_state_dict(init)
+    res = fit(watched, loss_fn, shuffled(), cfg, checkpoint_dir=tmp_path, on_epoch_end=callback)
+    assert res.history == ref.history
+    for name, a in plain.state_dict().items():
+        assert torch.equal(watched.state_dict()[name], a), name
+    assert [info["epoch"] for _, _, info in seen] == [1, 2, 3, 4]
+    assert [info["steps"] for _, _, info in seen] == [8, 16, 24, 32]
+    assert [info["train_loss"] for _, _, info in seen] == [h["train_loss"] for h in ref.history]
+    assert not any(training for _, training, _ in seen)
+    for name, a in seen[-1][0].items():  # the last epoch's EMA: the weights fit leaves in the model
+        assert torch.equal(a, plain.state_dict()[name]), name
+    assert res.seconds < 0.8 < 4 * 0.4  # the 1.6 s spent in the callback are not training time
+    assert seen[-1][2]["seconds"] <= res.seconds
 
 
 def test_early_stopping_and_bad_config():

@@ -94,3 +94,113 @@ def test_metric_errors(bad, msg):
 def test_emd_needs_equal_sizes():
     with pytest.raises(ValueError, match="equal size"):
         M.emd_exact(torch.zeros(1, 4, 3), torch.zeros(1, 5, 3))
+
+
+# --- issue 12: the published protocol, exact EMD by default, point-cloud-utils cross-checks
+
+def test_chamfer_matches_point_cloud_utils():
+    """pcu's chamfer_distance is the Euclidean variant; its nearest-neighbour indices give the squared one."""
+    pcu = pytest.importorskip("point_cloud_utils")
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(300, 3)), rng.normal(size=(250, 3)) * 0.7 + 0.2
+    ta, tb = torch.tensor(a), torch.tensor(b)
+    assert M.chamfer(ta, tb, squared=False).item() == pytest.approx(pcu.chamfer_distance(a, b), rel=1e-10)
+    _, a_to_b, b_to_a = pcu.chamfer_distance(a, b, return_index=True)
+    squared = ((a - b[a_to_b]) ** 2).sum(1).mean() + ((b - a[b_to_a]) ** 2).sum(1).mean()
+    assert M.chamfer(ta, tb).item() == pytest.approx(squared, rel=1e-10)
+    # the k-d tree matrix of pairwise_distances gives pcu's numbers too
+    x = rng.normal(size=(3, 200, 3))
+    d = M.pairwise_distances(torch.tensor(x), torch.tensor(x[[2, 0]]), "cd")
+    for i in range(3):
+        for j, k in enumerate([2, 0]):
+            _, ij, ji = pcu.chamfer_distance(x[i], x[k], return_index=True)
+            sq = ((x[i] - x[k][ij]) ** 2).sum(1).mean() + ((x[k] - x[i][ji]) ** 2).sum(1).mean()
+            assert d[i, j].item() == pytest.approx(sq, rel=1e-10, abs=1e-12)
+
+
+def test_emd_exact_matches_point_cloud_utils_sinkhorn():
+    """pcu's Sinkhorn EMD, run long with a small blur, converges to the exact assignment cost."""
+    pcu = pytest.importorskip("point_cloud_utils")
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    for _ in range(2):
+        a, b = rng.normal(size=(64, 3)), rng.normal(size=(64, 3)) * 0.8 + 0.3
+        ref, _ = pcu.earth_movers_distance(a, b, eps=1e-2, max_iters=1000, stop_thresh=1e-12)
+        assert M.emd_exact(torch.tensor(a), torch.tensor(b)).item() == pytest.approx(ref, rel=5e-3)
+
+
+def test_emd_is_exact_by_default():
+    g = torch.Generator().manual_seed(3)
+    x, y = torch.randn(3, 12, 3, generator=g), torch.randn(2, 12, 3, generator=g)
+    d = M.pairwise_distances(x, y, "emd")
+    assert d[2, 1].item() == pytest.approx(brute_emd_fast(x[2], y[1]), rel=1e-6)
+    out = M.generation_metrics(x, y, metrics=("emd",), protocol="none")
+    exact = M.generation_metrics(x, y, metrics=("emd_exact",), protocol="none")
+    assert out == exact
+
+
+def brute_emd_fast(a, b):
+    from scipy.optimize import linear_sum_assignment
+
+    c = torch.cdist(a.double(), b.double()).numpy()
+    return c[linear_sum_assignment(c)].mean()
+
+
+def test_symmetric_pairwise_matrix_equals_full_computation():
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(5, 10, 3, generator=g)
+    for metric in ("cd", "emd"):
+        sym = M.pairwise_distances(x, None, metric)
+        full = M.pairwise_distances(x, x.clone(), metric)
+        assert torch.allclose(sym, full, atol=1e-6) and torch.equal(sym, sym.t())
+        assert (sym.diag() == 0).all()
+
+
+def test_shape_bbox_hand_case():
+    cloud = torch.tensor([[[0.0, 0, 0], [4, 0, 0], [0, 2, 0], [0, 0, 1]]])
+    # box [0,4]x[0,2]x[0,1]: midpoint (2, 1, 0.5), half of the longest side 2
+    expected = (cloud - torch.tensor([2.0, 1, 0.5])) / 2
+    assert torch.allclose(M.shape_bbox(cloud), expected)
+    with pytest.raises(ValueError, match="one location"):
+        M.shape_bbox(torch.ones(1, 5, 3))
+
+
+def test_luo_hu_protocol_ignores_each_clouds_position_and_size_pointflow_does_not():
+    g = torch.Generator().manual_seed(5)
+    ref = torch.randn(6, 32, 3, generator=g)
+    gen = torch.randn(6, 32, 3, generator=g) * torch.tensor([1.0, 0.5, 0.3])
+    moved = gen * torch.linspace(0.5, 3, 6).view(6, 1, 1) + torch.randn(6, 1, 3, generator=g) * 4
+    kept = moved.clone()
+    base = M.generation_metrics(gen, ref, metrics=("cd",))
+    assert M.generation_metrics(moved, ref, metrics=("cd",)) == pytest.approx(base)  # default: luo_hu
+    assert torch.equal(moved, kept)  # inputs are not modified
+    assert M.generation_metrics(moved, ref, metrics=("cd",), protocol="pointflow")["MMD-CD"] > 2 * base["MMD-CD"]
+    # pointflow: one affine map for both sets, so a global change of units changes nothing
+    pf = M.generation_metrics(gen, ref, metrics=("cd",), protocol="pointflow")
+    assert M.generation_metrics(gen * 7 + 1, ref * 7 + 1, metrics=("cd",), protocol="pointflow") == pytest.approx(pf)
+    with pytest.raises(ValueError, match="protocol must be one of"):
+        M.protocol_normalize(gen, ref, "shapenet")
+
+
+def test_reference_distances_are_reused():
+    g = torch.Generator().manual_seed(6)
+    ref, gen = torch.randn(4, 16, 3, generator=g), torch.randn(5, 16, 3, generator=g)
+    normalized_ref = M.shape_bbox(ref)
+    cache = M.reference_distances(normalized_ref, ("cd",))
+    assert M.generation_metrics(gen, ref, ("cd",), ref_distances=cache) == M.generation_metrics(gen, ref, ("cd",))
+    # the cached matrix is the one 1-NNA reads: references all at distance 0 of each other find each other
+    fake = torch.rand(4, 4, generator=g)
+    gn, rn = M.shape_bbox(gen), M.shape_bbox(ref)
+    expected = M.one_nna(fake, M.pairwise_distances(rn, gn), M.pairwise_distances(gn, None))
+    assert M.generation_metrics(gen, ref, ("cd",), ref_distances={"cd": fake})["1-NNA-CD"] == expected
+
+
+def test_chamfer_of_large_batches_is_computed_in_chunks(monkeypatch):
+    g = torch.Generator().manual_seed(7)
+    a, b = torch.randn(6, 40, 3, generator=g), torch.randn(6, 50, 3, generator=g)
+    whole = M.chamfer(a, b)
+    monkeypatch.setattr(M, "_CHUNK_BYTES", 1)  # one pair per chunk
+    assert torch.allclose(M.chamfer(a, b), whole) and torch.allclose(M.fscore(a, b, 0.5), M.fscore(a, b, 0.5))

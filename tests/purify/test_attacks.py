@@ -94,7 +94,9 @@ def test_checkpointing_gives_the_same_gradient(tiny_purifier):
 
 @pytest.mark.parametrize("kwargs,msg", [
     ({"eps": 0.0}, "eps must be"), ({"eps": -0.1}, "eps must be"), ({"eps": float("nan")}, "eps must be"),
-    ({"name": "cw"}, "unknown attack"), ({"norm": "l1"}, "norm must be"), ({"steps": 0}, "steps >= 1"),
+    ({"name": "cw"}, "unknown attack"), ({"norm": "l1"}, "norm must be"), ({"steps": 0}, "steps must be a whole number >= 1"),
+    ({"eot": 1.5}, "eot must be a whole number"), ({"step_size": float("nan")}, "step_size must be"),
+    ({"eps": 8, "data_range": (0.0, 1.0)}, r"spans the whole data range \[0, 1\]"),
 ])
 def test_bad_attack_settings(kwargs, msg):
     args = {"name": "pgd", "eps": 0.1, **kwargs}

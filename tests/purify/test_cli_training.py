@@ -34,3 +34,13 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
     assert (out / "report.md").exists() and (out / "grid.png").stat().st_size > 0
     assert main(["purify", "evaluate", "--checkpoint", str(ck), "--eps", "-1", "--device", "cpu"]) == 2
     assert "eps must be" in capsys.readouterr().err
+    assert main(["purify", "evaluate", "--checkpoint", str(ck), "--eps", "8", "--device", "cpu"]) == 2
+    assert "spans the whole data range [0, 1]" in capsys.readouterr().err
+    conv = tmp_path / "conv"
+    assert main(["purify", "evaluate", "--checkpoint", str(ck), "--out", str(conv), "--eps", "0.1", "--attacks", "pgd",
+                 "--converge", "--converge-attack-steps", "1,2", "--converge-eot", "1,2", "--tol", "0.5",
+                 "--sampler-steps", "2", "--n-examples", "4", "--device", "cpu"]) == 0
+    rep = json.loads((conv / "report.json").read_text())
+    runs = [(r["attack_steps"], r["eot"]) for r in rep["convergence"]["runs"]]
+    assert runs[:2] == [(1, 1), (2, 1)] and rep["settings"]["attacks"]["pgd"]["steps"] == runs[-1][0]
+    assert (conv / "convergence.png").stat().st_size > 0

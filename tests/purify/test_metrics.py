@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from multidiff.metrics.robustness import (accuracy, correct, mean_interval, normal_interval, wilson_interval,
-                                          worst_case_correct)
+from multidiff.metrics.robustness import (accuracy, correct, first_converged, mean_interval, normal_interval,
+                                          wilson_interval, worst_case_correct)
 
 
 def test_accuracy_and_worst_case():
@@ -42,3 +42,15 @@ def test_mean_interval_is_student_t():
 def test_bad_counts(args):
     with pytest.raises(ValueError, match="successes"):
         wilson_interval(*args)
+
+
+def test_first_converged_by_hand():
+    assert first_converged([0.71, 0.66, 0.63, 0.64, 0.60], 0.01) == (3, True)  # 0.05, 0.03, then 0.01 <= 0.01
+    assert first_converged([0.71, 0.66, 0.63], 0.01) == (2, False)
+    assert first_converged([0.5, 0.5], 0.0) == (1, True)
+    assert first_converged([0.5], 0.5) == (0, False)  # one point shows no convergence
+    assert first_converged([0.57, 0.58], 0.01) == (1, True)  # 0.58 - 0.57 = 0.010000000000000009 in floating point
+    with pytest.raises(ValueError, match="at least one value"):
+        first_converged([], 0.01)
+    with pytest.raises(ValueError, match="tol must be"):
+        first_converged([0.5, 0.4], -0.1)

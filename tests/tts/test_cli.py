@@ -25,11 +25,12 @@ def test_evaluate_on_a_held_out_clip(trained, tmp_path, lj_dir):
     _, ckpt = trained
     out = tmp_path / "rows.json"
     assert main(["tts", "evaluate", "--checkpoint", str(ckpt), "--data", str(lj_dir), "--clips", "1",
-                 "--sampler-steps", "2", "--no-f0", "--json", str(out), "--png", str(tmp_path / "m.png"),
+                 "--sampler-steps", "2", "--no-f0", "--no-asr", "--json", str(out), "--png", str(tmp_path / "m.png"),
                  "--device", "cpu"]) == 0
     rows = json.loads(out.read_text())
-    assert [r["setting"] for r in rows] == ["prior", "euler_ode-2"]
-    assert all(r["mcd"] > 0 and r["rtf_end_to_end"] > 0 for r in rows) and rows[0]["rtf_decoder"] == 0
+    assert [r["setting"] for r in rows] == ["recorded audio", "recorded mel + vocoder", "prior", "euler_ode-2"]
+    assert rows[0]["mcd"] == 0 and all(r["mcd"] > 0 and r["rtf_end_to_end"] > 0 for r in rows[1:])
+    assert rows[2]["rtf_decoder"] == 0 and not any("wer" in r for r in rows)
     assert (tmp_path / "m.png").is_file()
 
 
@@ -49,3 +50,50 @@ def test_synthesize_with_a_checkpoint_of_another_kind_names_its_loader(tmp_path,
                  str(tmp_path / "o.wav"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "holds a 'points.generator' checkpoint, but this loader reads 'tts'" in err and "multidiff points sample" in err
+
+
+def test_synthesize_without_a_checkpoint_speaks_with_the_shipped_voice(trained, tmp_path, monkeypatch, capsys):
+    """Issue 14: on a fresh install `multidiff tts synthesize --text ... -o out.wav` writes a WAV and a mel PNG."""
+    from multidiff.tasks.tts import api
+
+    _, ckpt = trained
+    monkeypatch.setattr(api, "DEFAULT_VOICE", ckpt / "final")
+    wav = tmp_path / "out.wav"
+    assert main(["tts", "synthesize", "--text", TEXT, "-o", str(wav), "--sampler-steps", "2", "--device", "cpu"]) == 0
+    assert sf.read(wav)[0].size > 0 and (tmp_path / "out.png").stat().st_size > 0
+    assert main(["tts", "synthesize", "--text", TEXT, "-o", str(tmp_path / "b.wav"), "--no-png", "--sampler-steps", "2",
+                 "--device", "cpu"]) == 0
+    assert not (tmp_path / "b.png").exists()
+    monkeypatch.setattr(api, "DEFAULT_VOICE", tmp_path / "absent")
+    capsys.readouterr()
+    assert main(["tts", "synthesize", "--text", TEXT, "-o", str(wav)]) == 2
+    err = capsys.readouterr().err
+    assert "no voice is shipped with this install" in err and "--preset cpu" in err and "--checkpoint" in err
+
+
+def test_error_rates_without_the_recogniser_say_how_to_install_it(trained, lj_dir, monkeypatch, capsys):
+    import sys
+
+    _, ckpt = trained
+    monkeypatch.setitem(sys.modules, "pocketsphinx", None)
+    assert main(["tts", "evaluate", "--checkpoint", str(ckpt), "--data", str(lj_dir), "--clips", "1",
+                 "--sampler-steps", "2", "--no-f0", "--no-ceiling", "--device", "cpu"]) == 2
+    assert 'pip install "multidiff[bench]"' in capsys.readouterr().err
+
+
+def test_train_preset_flags(monkeypatch, tmp_path):
+    """`multidiff tts train --preset cpu` trains with tasks.tts.TRAINING_PRESETS["cpu"]; flags given win."""
+    from multidiff.tasks import tts
+
+    seen = {}
+
+    def spy(data, **kw):
+        seen.update(kw)
+        raise ValueError("stop")
+    monkeypatch.setattr(tts, "train", spy)
+    assert main(["tts", "train", "--out", str(tmp_path), "--preset", "cpu", "--lr", "2e-3", "--max-minutes", "30"]) == 2
+    assert seen["size"] == "cpu" and seen["batch_size"] == 16 and seen["diffusion"] == {"segment_frames": 64}
+    assert seen["train_config"].lr == 2e-3 and seen["train_config"].warmup_steps == 300
+    assert seen["train_config"].max_time == 1800
+    assert main(["tts", "train", "--out", str(tmp_path)]) == 2
+    assert seen["size"] == "gradtts" and seen["train_config"] == tts.DEFAULT_TRAIN_CONFIG

@@ -80,6 +80,11 @@ def test_clear_errors(trained, tmp_path, short_clips):
         model.synthesize("")
     with pytest.raises(ValueError, match="no pronounceable characters"):
         model.synthesize("!!! ... ???")
+    for bad in (None, 123):  # issue 14: these said "text is empty"
+        with pytest.raises(TypeError, match=f"text must be a str, got {type(bad).__name__}"):
+            model.synthesize(bad)
+    with pytest.raises(ValueError, match="outside the Latin alphabet.*'東'"):
+        model.synthesize("東京")
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         tts.load(tmp_path / "nowhere")
     with pytest.raises(FileNotFoundError, match="no metadata.csv"):

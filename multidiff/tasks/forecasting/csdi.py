@@ -240,6 +240,11 @@ class _RandomWindows:
     def __len__(self) -> int:
         return self.batches
 
+    def shard(self, rank: int, world_size: int, generator=None, even: bool = True) -> "_RandomWindows":
+        """Data-parallel training: each process draws its own windows (``fit`` seeds each
+        process's generator apart), ``batches_per_epoch`` batches on every one."""
+        return self
+
     def __iter__(self) -> Iterator[dict]:
         for _ in range(self.batches):
             flat = torch.randint(0, int(self.offsets[-1]), (self.batch_size,)).numpy()

@@ -10,6 +10,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from ...core.training import global_rank
 from ...datasets.aqi36 import load_aqi36
 from ...datasets.physionet import csdi_split, eval_mask, load_physionet
 from ...metrics.imputation import crps_quantile, masked_mae, masked_rmse
@@ -95,7 +96,7 @@ def run_aqi36(path=None, n_samples: int = 100, samplers=DEFAULT_SAMPLERS, valid_
     t0 = time.perf_counter()
     imp.fit_arrays([f.to_numpy() for f in train], [f.to_numpy() for f in valid], columns=list(data.ground.columns))
     train_s = time.perf_counter() - t0
-    if save_model:
+    if save_model and global_rank() == 0:  # data-parallel training: one process writes
         imp.save(save_model)
     sel = [data.ground.index.month == m for m in test_months]
     inputs = [data.missing[s].to_numpy() for s in sel]
@@ -130,7 +131,7 @@ def run_physionet(path=None, missing_ratio: float = 0.1, n_samples: int = 100, s
     imp.fit_arrays(list(data.values[train]), list(data.values[valid]),  # CSDI trains on all observed values
                    columns=[str(a) for a in range(data.values.shape[2])])
     train_s = time.perf_counter() - t0
-    if save_model:
+    if save_model and global_rank() == 0:
         imp.save(save_model)
     normalise = lambda a: (a - imp.mean_) / imp.std_
     rows = _evaluate(imp, list(data.values[train]), list(inputs_all[test]), list(np.nan_to_num(data.values[test])),

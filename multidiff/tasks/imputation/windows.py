@@ -10,7 +10,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ...core.training import batches, n_batches
+from ...core.training import Batches
 
 __all__ = ["window_starts", "window_owners", "stitch", "interpolate_series", "WindowBatches"]
 
@@ -95,8 +95,10 @@ def interpolate_series(z: np.ndarray, before: Optional[tuple] = None, after: Opt
     return torch.where(known, values, out).T.numpy()
 
 
-class WindowBatches:
-    """Re-iterable mini-batches of training windows, gathered on the fly from the series.
+class WindowBatches(Batches):
+    """Re-iterable mini-batches of training windows, gathered on the fly from the series: the
+    core's :class:`~multidiff.core.training.Batches` over the window starts (``starts``, which
+    may be cut after construction), so it shards for data-parallel training like any other.
 
     Every series is stored once, framed by ``context`` unobserved rows on each side (more after
     a series shorter than ``window``), and each batch gathers its windows of ``window + 2 *
@@ -125,13 +127,14 @@ class WindowBatches:
         self.observed = torch.as_tensor(observed, dtype=torch.float32)
         self.offsets = torch.arange(window + 2 * context)
         self.positions = torch.arange(window, dtype=torch.float32)
-        self.batch_size, self.shuffle, self.generator = batch_size, shuffle, generator
+        super().__init__(len(self.starts), batch_size, None, shuffle=shuffle, generator=generator)
 
-    def __len__(self) -> int:
-        return n_batches(len(self.starts), self.batch_size)
+    @property
+    def n_items(self) -> int:
+        return len(self.starts)
 
-    def __iter__(self):
-        for idx in batches(len(self.starts), self.batch_size, self.shuffle, self.generator):
-            rows = self.starts[idx][:, None] + self.offsets  # (B, W)
-            yield {"values": self.values[rows].transpose(1, 2), "observed": self.observed[rows].transpose(1, 2),
-                   "positions": self.positions.expand(len(rows), -1)}
+    def gather(self, idx: torch.Tensor) -> dict:
+        """The windows starting at ``starts[idx]``."""
+        rows = self.starts[idx][:, None] + self.offsets  # (B, W)
+        return {"values": self.values[rows].transpose(1, 2), "observed": self.observed[rows].transpose(1, 2),
+                "positions": self.positions.expand(len(rows), -1)}

@@ -8,6 +8,8 @@
   process with ``conditioning.replace_known(noise_known=False)``; the loss runs over the free
   points only. Each pair is expressed in the frame of its partial scan (zero mean, unit std of the
   partial points), so completing a new scan needs nothing but the scan itself.
+* :class:`LatentGenerator`: Luo & Hu (2021): a PointNet encoder, a latent prior and a point-wise
+  denoiser conditioned on the shape latent; cost linear in points, no neighbour graph (:mod:`.latent`).
 * :func:`save_clouds` / :func:`load_clouds`: one cloud as ``.ply``/``.pcd`` (open3d) or ``.npy``
   (``Generator.save`` / ``.load`` write and read checkpoints). ``save`` / ``load`` are their old
   names, deprecated.
@@ -23,17 +25,22 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from ...core.checkpoint import write_atomic
+from ...core.checkpoint import load_checkpoint, load_state_strict, save_checkpoint, write_atomic
 from ...core.conditioning import replace_known
 from ...core.deprecation import moved, renamed_kwargs
 from ...core.device import resolve_device
 from ...core.losses import draw_discrete_t, eps_mse
+from ...core.samplers import resolve as resolve_sampler
+from ...core.training import Batches, TrainConfig, TrainResult, fit as train_loop, resolve_train_config
 from ...core.validate import check_whole
-from ...datasets.pointclouds import (Normalization, PointCloudFolder, check_points, normalize, partial_scan, read_cloud,
-                                    shape_seed)
+from ...datasets.pointclouds import (NORMALIZATIONS, Normalization, PointCloudFolder, check_points, normalize,
+                                    partial_scan, read_cloud, shape_seed)
+from .latent import (DECODER_WIDTHS, DEFAULT_LATENT_TRAIN_CONFIG, ENCODER_WIDTHS, PRIOR_TRAIN_CONFIG, TIME_FEATURES,
+                     LatentPointDiffusion)
 from .model import _PointDiffusion
 
-__all__ = ["Generator", "Completer", "save_clouds", "load_clouds", "completion_pairs"]
+__all__ = ["Generator", "Completer", "LatentGenerator", "save_clouds", "load_clouds", "completion_pairs", "up_rotation",
+           "UP_AXES"]
 
 # the module-level cloud readers/writers were called save/load, like the checkpoint methods
 __getattr__ = moved(__name__, {"save": f"{__name__}:save_clouds", "load": f"{__name__}:load_clouds"})
@@ -45,8 +52,9 @@ class Generator(_PointDiffusion):
     kind = "points.generator"
 
     def fit(self, data, classes: Optional[Sequence[str]] = None, split: str = "train",
-            max_shapes: Optional[int] = None) -> "Generator":
-        """Train on a folder ``data/CLASS/split/*`` (or a (S, N, 3) array of clouds)."""
+            max_shapes: Optional[int] = None, resume: bool = False) -> "Generator":
+        """Train on a folder ``data/CLASS/split/*`` (or a (S, N, 3) array of clouds); ``resume=True``
+        continues the run saved in ``checkpoint_dir`` (its steps, time and optimizer state)."""
         folder = self._folder(data, classes, split, max_shapes)
         self.num_shapes_ = len(folder)
 
@@ -54,7 +62,7 @@ class Generator(_PointDiffusion):
             x0 = batch["x0"]
             return eps_mse(net, x0, draw_discrete_t(len(x0), self.num_train_steps, x0.device), self._alpha_bar_of)
 
-        return self._train({"x0": folder.points}, loss_fn)
+        return self._train({"x0": folder.points}, loss_fn, resume)
 
     @renamed_kwargs(n_steps="sampler_steps")
     @torch.no_grad()
@@ -71,6 +79,213 @@ class Generator(_PointDiffusion):
             b = min(batch_size, n - start)
             out.append(self._run(net, (b, self.num_points, 3), sampler_steps, sampler, gen, device).float().cpu())
         return torch.cat(out)
+
+
+_LD = DEFAULT_LATENT_TRAIN_CONFIG
+_LATENT_TRAIN_KEYWORDS = ("epochs", "max_steps", "lr", "ema_decay")
+_LATENT_HPARAMS = ("num_points", "latent_dim", "num_train_steps", "beta_start", "beta_end", "time_features",
+                   "kl_weight", "train_points", "encoder_points", "prior_num_train_steps", "prior_width",
+                   "prior_layers", "prior_max_steps", "encoder_widths", "decoder_widths", "normalization")
+LATENT_KIND_VERSION = 1
+
+
+class LatentGenerator:
+    """Point-cloud generation as Luo & Hu (CVPR 2021): a shape latent from a prior, then every point
+    denoised on its own given it (model: :class:`~.latent.LatentPointDiffusion`).
+
+    A training step costs time in proportion to ``batch_size * (train_points + encoder_points)``,
+    not to ``num_points``; sampling is linear in ``num_points`` and builds no neighbour graph.
+    ``num_points`` is the size of the clouds read for training and of the sampled clouds. The
+    networks have Luo & Hu's sizes unless ``encoder_widths`` / ``decoder_widths`` say otherwise.
+    ``prior_max_steps`` optimizer steps refit the latent prior after the main run, on the latents the
+    final (EMA) encoder gives the training shapes (about a minute per thousand steps on a shared CPU core).
+
+    Training settings: ``train_config`` (None: :data:`~.latent.DEFAULT_LATENT_TRAIN_CONFIG`);
+    ``epochs``, ``max_steps``, ``lr`` and ``ema_decay`` replace its fields when set to other values
+    than its own; ``seed``, ``device`` and ``progress`` always do. With ``checkpoint_dir`` the main
+    run writes ``checkpoint_dir/last`` after every epoch: ``fit(..., resume=True)`` continues it
+    (after an interruption, or with a larger ``train_config.max_time``) and :meth:`load_snapshot`
+    reads it while it runs.
+    """
+
+    kind = "points.latent"  # the checkpoint kind of core.checkpoint.KINDS
+
+    def __init__(self, num_points: int = 2048, latent_dim: int = 256, num_train_steps: int = 100,
+                 beta_start: float = 1e-4, beta_end: float = 0.02, time_features: str = "signal",
+                 kl_weight: float = 1e-3, train_points: int = 512, encoder_points: int = 512,
+                 prior_num_train_steps: int = 1000, prior_width: int = 256, prior_layers: int = 3,
+                 prior_max_steps: int = 2000, encoder_widths: Sequence[int] = ENCODER_WIDTHS,
+                 decoder_widths: Sequence[int] = DECODER_WIDTHS, normalization: str = "unit_std",
+                 epochs: int = _LD.epochs, max_steps: Optional[int] = _LD.max_steps, batch_size: int = 32,
+                 lr: float = _LD.lr, ema_decay: float = _LD.ema_decay, device: str = "auto", seed: int = 0,
+                 progress: bool = True, checkpoint_dir: Optional[str] = None,
+                 train_config: Optional[TrainConfig] = None):
+        self.num_points = check_whole("num_points", num_points, 2)
+        for name, value in (("latent_dim", latent_dim), ("train_points", train_points),
+                            ("encoder_points", encoder_points), ("batch_size", batch_size),
+                            ("num_train_steps", num_train_steps), ("prior_num_train_steps", prior_num_train_steps)):
+            check_whole(name, value)
+        self.prior_max_steps = check_whole("prior_max_steps", prior_max_steps, 0)
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
+        if time_features not in TIME_FEATURES:
+            raise ValueError(f"time_features must be one of {', '.join(TIME_FEATURES)}, got {time_features!r}")
+        if not kl_weight >= 0:
+            raise ValueError(f"kl_weight must be >= 0, got {kl_weight}")
+        self.latent_dim, self.num_train_steps = latent_dim, num_train_steps
+        self.beta_start, self.beta_end, self.time_features = beta_start, beta_end, time_features
+        self.kl_weight, self.normalization = kl_weight, normalization
+        self.train_points, self.encoder_points = train_points, encoder_points
+        self.prior_num_train_steps, self.prior_width = prior_num_train_steps, prior_width
+        self.prior_layers = prior_layers
+        # tuples: a checkpoint's JSON gives lists back
+        self.encoder_widths, self.decoder_widths = tuple(encoder_widths), tuple(decoder_widths)
+        self.epochs, self.max_steps, self.batch_size = epochs, max_steps, batch_size
+        self.lr, self.ema_decay = lr, ema_decay
+        self.device, self.seed, self.progress, self.checkpoint_dir = device, seed, progress, checkpoint_dir
+        self.train_config = train_config
+        with torch.random.fork_rng(devices=[]):  # initialisation fixed by seed, the caller's RNG untouched
+            torch.default_generator.manual_seed(seed)
+            self.model = LatentPointDiffusion(latent_dim, num_train_steps, beta_start, beta_end, time_features,
+                                              prior_num_train_steps, prior_width, prior_layers, self.encoder_widths,
+                                              self.decoder_widths)
+        self.fitted = False
+        self.clip: Optional[float] = None  # |x0| bound for sampling, set by fit
+        self.train_result: Optional[TrainResult] = None
+        self.prior_result: Optional[TrainResult] = None
+
+    # the same cloud loading as Generator and Completer (reads num_points, normalization and seed)
+    _folder = _PointDiffusion._folder
+
+    def _train_config(self) -> TrainConfig:
+        """The :class:`TrainConfig` of the main run (see the class docstring)."""
+        return resolve_train_config(DEFAULT_LATENT_TRAIN_CONFIG, self.train_config,
+                                    {k: getattr(self, k) for k in _LATENT_TRAIN_KEYWORDS},
+                                    {"seed": self.seed, "progress": self.progress, "device": self.device})
+
+    def fit(self, data, classes: Optional[Sequence[str]] = None, split: str = "train",
+            max_shapes: Optional[int] = None, resume: bool = False) -> "LatentGenerator":
+        """Train on a folder ``data/CLASS/split/*`` (or a (S, N, 3) array of clouds), then refit the prior.
+
+        ``resume=True`` continues the run kept in ``checkpoint_dir`` (its weights, optimizer, steps and
+        time spent), e.g. after an interruption or with a larger ``train_config.max_time``."""
+        if resume and self.checkpoint_dir is None:
+            raise ValueError("resume=True needs checkpoint_dir= (the folder whose last/ checkpoint training "
+                             "continues from)")
+        folder = self._folder(data, classes, split, max_shapes)
+        x = folder.points
+        if len(x) == 0:
+            raise ValueError("no training clouds")
+        self.num_shapes_ = len(x)
+        self.clip = 1.1 * float(x.abs().max())  # range of clean coordinates seen in training
+        loader = Batches(len(x), self.batch_size, lambda idx: x[idx], shuffle=True,
+                         generator=torch.Generator().manual_seed(self.seed))
+
+        def loss_fn(model, batch):
+            return model.loss(batch, self.kl_weight, self.train_points, self.encoder_points)
+
+        # where the clouds came from, so that load_snapshot can refit the prior of a run in progress
+        source = ({"data": str(data), "classes": list(classes) if classes else None, "split": split,
+                   "max_shapes": max_shapes, "seed": self.seed} if isinstance(data, (str, Path)) else None)
+        self.train_result = train_loop(self.model, loss_fn, loader, self._train_config(),
+                                       checkpoint_dir=self.checkpoint_dir, resume=resume,
+                                       extra_config={**self.config(), "train_data": source})
+        self._fit_prior(x)
+        self.model.cpu().eval()
+        self.fitted = True
+        return self
+
+    def _fit_prior(self, x: torch.Tensor) -> None:
+        """Refit the latent prior on the posteriors the final encoder gives the training clouds ``x``."""
+        if self.prior_max_steps == 0:
+            return
+        cfg = self._train_config()
+        device = resolve_device(cfg.device)
+        model = self.model.to(device).eval()
+        gen = torch.Generator(device=device).manual_seed(self.seed)
+        posts = [model.encode(chunk.to(device), self.encoder_points, gen) for chunk in x.split(64)]
+        mean, logvar = (torch.cat(p).cpu() for p in zip(*posts))
+        loader = Batches(len(mean), min(len(mean), 128), lambda idx: (mean[idx], logvar[idx]), shuffle=True,
+                         generator=torch.Generator().manual_seed(self.seed + 1))
+        prior_cfg = resolve_train_config(PRIOR_TRAIN_CONFIG, None, {}, {
+            "seed": self.seed + 1, "progress": cfg.progress, "device": cfg.device, "max_steps": self.prior_max_steps})
+        self.prior_result = train_loop(model.prior, lambda _, b: model.prior_loss(*b), loader, prior_cfg)
+
+    def _check_fitted(self):
+        if not self.fitted:
+            raise RuntimeError("this LatentGenerator is not fitted; call fit(...) or LatentGenerator.load(dir)")
+
+    @torch.no_grad()
+    def sample(self, n: int, sampler_steps: Optional[int] = None, sampler: str = "ddpm", seed: Optional[int] = None,
+               batch_size: int = 32, prior_sampler: str = "ddpm",
+               prior_sampler_steps: Optional[int] = 100) -> torch.Tensor:
+        """``n`` clouds (n, num_points, 3) in the training normalisation (``self.normalization``).
+
+        ``sampler`` / ``sampler_steps`` run the points' reverse process (None: every step of the
+        schedule, as Luo & Hu), ``prior_sampler`` / ``prior_sampler_steps`` the latents'. The time is
+        linear in ``n * num_points * sampler_steps``; the prior's share is small."""
+        self._check_fitted()
+        n = check_whole("n", n)
+        batch_size = check_whole("batch_size", batch_size)
+        for name in (sampler, prior_sampler):
+            resolve_sampler(name, "discrete")
+        device = resolve_device(self.device)
+        model = self.model.to(device).eval()
+        gen = torch.Generator(device=device).manual_seed(self.seed if seed is None else seed)
+        z = model.sample_latents(n, prior_sampler, prior_sampler_steps, gen, device)
+        out = [model.decode(chunk, self.num_points, sampler, sampler_steps, gen, self.clip).float().cpu()
+               for chunk in z.split(batch_size)]
+        return torch.cat(out)
+
+    def config(self) -> dict:
+        return {"clip": self.clip, **{k: getattr(self, k) for k in _LATENT_HPARAMS}}
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the (EMA) weights and hyper-parameters atomically (safetensors + JSON)."""
+        self._check_fitted()
+        return save_checkpoint(directory, {"model": self.model.state_dict()}, self.config(), kind=self.kind,
+                               kind_version=LATENT_KIND_VERSION)
+
+    @classmethod
+    def load_snapshot(cls, checkpoint_dir: str | Path, device: str = "auto", data=None,
+                      classes: Optional[Sequence[str]] = None, split: str = "train",
+                      max_shapes: Optional[int] = None) -> tuple["LatentGenerator", dict]:
+        """The model as training left it in ``checkpoint_dir/last`` (its EMA weights), with the latent
+        prior refitted as :meth:`fit` ends, and the loop state (``steps``, ``seconds``, ``epoch``).
+        Reads a run in progress, e.g. to draw a learning curve from another process.
+
+        The refit reads the training clouds from the folder ``fit`` was given (recorded in the
+        snapshot) unless ``data`` (with ``classes``, ``split``, ``max_shapes``) names them; a run
+        trained on an array needs ``data``. ``prior_max_steps=0`` models keep the prior as it is."""
+        states, cfg = load_checkpoint(Path(checkpoint_dir) / "last", kind="training")
+        source = cfg.get("train_data") or {}
+        obj = cls(**{k: cfg[k] for k in _LATENT_HPARAMS}, device=device, progress=False, seed=source.get("seed", 0))
+        weights = states["ema"] if "ema" in states else states["model"]
+        load_state_strict(obj.model, weights, f"snapshot {checkpoint_dir}")
+        obj.clip = cfg.get("clip")
+        if obj.prior_max_steps:
+            if data is None and not source:
+                raise ValueError(f"the run in {checkpoint_dir} was trained on an array of clouds: pass them as data= "
+                                 "to refit the latent prior")
+            if data is None:
+                data, classes, split, max_shapes = (source["data"], source["classes"], source["split"],
+                                                    source["max_shapes"])
+            obj._fit_prior(obj._folder(data, classes, split, max_shapes).points)
+        obj.model.cpu().eval()
+        obj.fitted = True
+        return obj, cfg["loop"]
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str = "auto") -> "LatentGenerator":
+        """Rebuild a model saved with :meth:`save`; a checkpoint of another kind raises
+        :class:`~multidiff.core.checkpoint.CheckpointKindError` naming the loader that fits."""
+        states, cfg = load_checkpoint(directory, kind=cls.kind, max_kind_version=LATENT_KIND_VERSION)
+        obj = cls(**{k: cfg[k] for k in _LATENT_HPARAMS}, device=device, progress=False)
+        load_state_strict(obj.model, states["model"], f"checkpoint {directory}")
+        obj.model.eval()
+        obj.clip = cfg.get("clip")
+        obj.fitted = True
+        return obj
 
 
 def completion_pairs(folder: PointCloudFolder, views: int, max_known: int, seed: int = 0,
@@ -109,8 +324,9 @@ class Completer(_PointDiffusion):
     in_features = 1  # the known-point flag
 
     def fit(self, data, classes: Optional[Sequence[str]] = None, split: str = "train",
-            max_shapes: Optional[int] = None) -> "Completer":
-        """Train on ``views`` hidden-point-removal scans of every shape of the folder (or array)."""
+            max_shapes: Optional[int] = None, resume: bool = False) -> "Completer":
+        """Train on ``views`` hidden-point-removal scans of every shape of the folder (or array);
+        ``resume=True`` continues the run saved in ``checkpoint_dir``."""
         folder = self._folder(data, classes, split, max_shapes)
         pairs = completion_pairs(folder, self.views, self.max_known, self.seed)
         self.num_shapes_ = len(folder)
@@ -121,15 +337,19 @@ class Completer(_PointDiffusion):
             t = draw_discrete_t(len(x0), self.num_train_steps, x0.device)
             return eps_mse(model, x0, t, self._alpha_bar_of, mask=(1 - known).expand_as(x0))
 
-        return self._train({"x0": pairs["x0"], "known": pairs["known"]}, loss_fn)
+        return self._train({"x0": pairs["x0"], "known": pairs["known"]}, loss_fn, resume)
 
-    def _prepare(self, partials: Sequence, offset: int = 0):
+    def _prepare(self, partials: Sequence, offset: int = 0, rotation: Optional[np.ndarray] = None):
         known, mask, frames, kept = [], [], [], []
         for i, p in enumerate(partials, start=offset):
-            arr = check_points(p, f"partial cloud {i}")
+            if isinstance(p, (str, Path)):
+                arr = read_cloud(p, self.num_points)
+            else:
+                arr = check_points(p, f"partial cloud {i}")
             if len(arr) > self.max_known:  # keep at most max_known, a seeded subset, as in training
                 arr = arr[np.sort(np.random.default_rng(self.seed + i).choice(len(arr), self.max_known, replace=False))]
-            z, frame = normalize(torch.tensor(arr), "unit_std")
+            upright = arr if rotation is None else arr @ rotation.T  # into the training data's z-up axes
+            z, frame = normalize(torch.tensor(upright), "unit_std")
             row = torch.zeros(self.num_points, 3, dtype=torch.float64)
             row[: len(z)] = z
             m = torch.zeros(self.num_points, 1)
@@ -140,14 +360,24 @@ class Completer(_PointDiffusion):
     @renamed_kwargs(n_steps="sampler_steps")
     @torch.no_grad()
     def complete(self, partial, sampler_steps: int = 50, sampler: str = "ddpm", seed: Optional[int] = None,
-                 batch_size: int = 64):
+                 batch_size: int = 64, up_axis: str = "z"):
         """Complete one (M, 3) scan -> (num_points, 3), or a list of scans -> (B, num_points, 3).
 
-        Output is in the scan's own units (float64); its first ``min(M, max_known)`` rows are scan
-        points, bit-exact (a seeded subset when the scan has more than ``max_known`` points).
+        A scan is an array, a tensor, or the path of a point file (``.ply``, ``.pcd``, ``.npy``, ...,
+        read whole), e.g. a depth sensor's. Each is centred and scaled by itself (zero mean, unit
+        std of its points, as the training scans), so its units do not matter; ``up_axis`` names
+        the scan's up direction (``"z"``, ``"-y"``, ...) and the scan is turned so that it points
+        along +z, the up axis of ModelNet and of the training data (a camera frame with y down
+        needs ``"-y"``). Output is in the scan's own units and axes (float64); its first
+        ``min(M, max_known)`` rows are scan points, bit-exact (a seeded subset when the scan has
+        more than ``max_known`` points).
         """
         self._check_fitted()
-        single = isinstance(partial, (np.ndarray, torch.Tensor)) and np.ndim(partial) == 2
+        rotation = up_rotation(up_axis)
+        single = isinstance(partial, (str, Path)) or (isinstance(partial, (np.ndarray, torch.Tensor)) and partial.ndim == 2)
+        if isinstance(partial, (np.ndarray, torch.Tensor)) and partial.ndim not in (2, 3):
+            raise ValueError(f"partial must be one (M, 3) scan, a (B, M, 3) array or a list of scans, got an array of "
+                             f"shape {tuple(partial.shape)}")
         partials = [partial] if single else list(partial)
         if not partials:
             raise ValueError("no partial clouds given")
@@ -156,17 +386,34 @@ class Completer(_PointDiffusion):
         gen = torch.Generator(device=device).manual_seed(self.seed if seed is None else seed)
         out = []
         for s in range(0, len(partials), batch_size):
-            known, mask, frames, kept = self._prepare(partials[s:s + batch_size], offset=s)
+            known, mask, frames, kept = self._prepare(partials[s:s + batch_size], offset=s, rotation=rotation)
             known, mask = known.to(device), mask.to(device)
             project = replace_known(known, mask.expand_as(known), noise_known=False)  # from x_T on
             x = self._run(_hold(net, known, mask), known.shape, sampler_steps, sampler, gen, device,
                           project).double().cpu()
             for frame, row, arr in zip(frames, x, kept):
-                row = frame.invert(row)
+                row = frame.invert(row) @ torch.from_numpy(rotation)  # back to the scan's axes (R^-1 = R^T)
                 row[: len(arr)] = arr  # the scan points themselves, not their frame round trip
                 out.append(row)
         result = torch.stack(out)
         return result[0] if single else result
+
+
+UP_AXES = ("z", "-z", "y", "-y", "x", "-x")
+
+# rotations R (det +1) with R @ up = +z, ModelNet's up axis: row vectors turn upright as x @ R.T
+_UP_ROTATIONS = {"z": [[1, 0, 0], [0, 1, 0], [0, 0, 1]], "-z": [[1, 0, 0], [0, -1, 0], [0, 0, -1]],
+                 "y": [[1, 0, 0], [0, 0, -1], [0, 1, 0]], "-y": [[1, 0, 0], [0, 0, 1], [0, -1, 0]],
+                 "x": [[0, 0, -1], [0, 1, 0], [1, 0, 0]], "-x": [[0, 0, 1], [0, 1, 0], [-1, 0, 0]]}
+
+
+def up_rotation(up_axis: str = "z") -> np.ndarray:
+    """The rotation (3, 3) that turns ``up_axis`` ("z", "-y", ...) of a scan onto +z, the up
+    axis of ModelNet (and of the models trained on it)."""
+    if up_axis not in _UP_ROTATIONS:
+        raise ValueError(f"up_axis must be one of {', '.join(UP_AXES)}, got {up_axis!r} (a camera frame with "
+                         "y pointing down, as open3d's and most depth sensors', has up axis '-y')")
+    return np.array(_UP_ROTATIONS[up_axis], dtype=np.float64)
 
 
 def _hold(net, known: torch.Tensor, mask: torch.Tensor):

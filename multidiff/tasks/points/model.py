@@ -85,15 +85,17 @@ class _PointDiffusion:
     def _alpha_bar_of(self, t: torch.Tensor) -> torch.Tensor:
         return self.alpha_bars.to(t.device)[t.long()]
 
-    def _train(self, batches: dict, loss_fn) -> "_PointDiffusion":
+    def _train(self, batches: dict, loss_fn, resume: bool = False) -> "_PointDiffusion":
         self.clip = 1.1 * float(batches["x0"].abs().max())  # range of clean coordinates seen in training
         n = len(batches["x0"])
         if n == 0:
             raise ValueError("no training clouds")
         loader = Batches(n, self.batch_size, lambda idx: {k: v[idx] for k, v in batches.items()},
                          shuffle=True, generator=torch.Generator().manual_seed(self.seed))
+        if resume and self.checkpoint_dir is None:
+            raise ValueError("resume=True needs checkpoint_dir= (the folder whose last/ checkpoint training continues from)")
         self.train_result = train_loop(self.net, loss_fn, loader, self._train_config(), checkpoint_dir=self.checkpoint_dir,
-                                       extra_config=self.config())
+                                       resume=resume, extra_config=self.config())
         self.net.cpu()
         self.fitted = True
         return self
@@ -108,9 +110,11 @@ class _PointDiffusion:
             raise ValueError(f"training clouds must be a folder path or a (S, N, 3) array, got shape {tuple(clouds.shape)}")
         rows = [check_points(c, f"cloud {i}") for i, c in enumerate(clouds)]
         rng = np.random.default_rng(self.seed)
+        sizes = [len(r) for r in rows]
         rows = [r if len(r) == self.num_points else resample(r, self.num_points, rng) for r in rows]
         x, norm = normalize(torch.tensor(np.stack(rows)), self.normalization)
-        return PointCloudFolder(x.float(), norm, ["?"] * len(rows), [Path(f"cloud_{i}") for i in range(len(rows))])
+        return PointCloudFolder(x.float(), norm, ["?"] * len(rows), [Path(f"cloud_{i}") for i in range(len(rows))],
+                                sizes)
 
     def _check_fitted(self):
         if not self.fitted:
@@ -143,6 +147,21 @@ class _PointDiffusion:
         self._check_fitted()
         return save_checkpoint(directory, {"net": self.net.state_dict()}, self.config(), kind=self.kind,
                                kind_version=KIND_VERSION)
+
+    @classmethod
+    def load_snapshot(cls, checkpoint_dir: str | Path, device: str = "auto") -> tuple["_PointDiffusion", dict]:
+        """The model as training left it in ``checkpoint_dir/last`` (written after every epoch by
+        ``fit`` with ``checkpoint_dir=``; its EMA weights when it keeps an EMA), and the loop state
+        (``steps``, ``seconds`` of training, ``epoch``). Reads a run in progress, e.g. to draw a
+        learning curve from another process."""
+        states, cfg = load_checkpoint(Path(checkpoint_dir) / "last", kind="training")
+        cfg = rename_keys(_RENAMED, cfg, f"the config of {checkpoint_dir}", warn=False)
+        obj = cls(**{k: cfg[k] for k in _HPARAMS}, device=device)
+        obj.net.load_state_dict(states["ema"] if "ema" in states else states["model"])
+        obj.clip = cfg.get("clip")
+        obj.net.eval()
+        obj.fitted = True
+        return obj, cfg["loop"]
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "auto"):

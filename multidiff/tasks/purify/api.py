@@ -11,6 +11,7 @@ from typing import Optional
 import torch
 from torch import nn
 
+from ...core.samplers import Randn
 from ...core.schedules import vp_alpha_bar
 from ...core.training import Batches, TrainConfig, fit, resolve_train_config
 from ...core.validate import check_whole
@@ -29,27 +30,43 @@ DEFAULT_CLASSIFIER_TRAIN_CONFIG = TrainConfig(epochs=30, lr=2e-3, weight_decay=1
 
 
 class Defended(nn.Module):
-    """Purify, then classify. ``forward`` gives differentiable logits (with ``n_votes > 1`` the
-    log of the mean softmax over the runs); ``predict`` gives the majority vote over ``n_votes``
-    purification runs (ties broken by the mean probability)."""
+    """Purify, then classify: a plain ``nn.Module`` classifier on the purifier's ``data_range``.
+
+    ``forward(x)`` gives differentiable logits ``(batch, n_classes)`` (with ``n_votes > 1`` the log
+    of the mean softmax over the runs); gradients flow through every purification step, so any
+    white-box attack library (e.g. ``torchattacks``) can attack it as it would a bare classifier.
+    ``predict`` gives the majority vote over ``n_votes`` purification runs (ties broken by the mean
+    probability). Both networks are put in eval mode (an attacked classifier must not update
+    batch-norm statistics or drop units); the purification noise is the only randomness: fresh from
+    torch's global generator unless ``generator`` (or ``randn``) is given.
+    """
 
     def __init__(self, classifier: nn.Module, purifier: Purifier, n_votes: int = 1):
         super().__init__()
         self.classifier, self.purifier, self.n_votes = classifier, purifier, check_whole("n_votes", n_votes)
+        self.eval()
 
-    def _logits(self, x: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
-        runs = self.purifier.purify_many(x, self.n_votes, generator=generator)
+    @property
+    def data_range(self) -> tuple[float, float]:
+        """The input range the model is defined on (the purifier's)."""
+        return self.purifier.data_range
+
+    def _logits(self, x: torch.Tensor, generator: Optional[torch.Generator],
+                randn: Optional[Randn] = None) -> torch.Tensor:
+        runs = self.purifier.purify_many(x, self.n_votes, generator=generator, randn=randn)
         return self.classifier(runs.reshape(-1, *x.shape[1:])).reshape(self.n_votes, x.shape[0], -1)
 
-    def forward(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        logits = self._logits(x, generator)
+    def forward(self, x: torch.Tensor, generator: Optional[torch.Generator] = None,
+                randn: Optional[Randn] = None) -> torch.Tensor:
+        logits = self._logits(x, generator, randn)
         if self.n_votes == 1:
             return logits[0]
         return torch.logsumexp(torch.log_softmax(logits, -1), 0) - math.log(self.n_votes)
 
     @torch.no_grad()
-    def predict(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        logits = self._logits(x, generator)
+    def predict(self, x: torch.Tensor, generator: Optional[torch.Generator] = None,
+                randn: Optional[Randn] = None) -> torch.Tensor:
+        logits = self._logits(x, generator, randn)
         votes = torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).sum(0).float()
         return (votes + 1e-3 * logits.softmax(-1).mean(0)).argmax(-1)
 

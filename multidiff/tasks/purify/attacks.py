@@ -13,6 +13,8 @@
 """
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass
 from typing import Optional
 
@@ -20,8 +22,10 @@ import torch
 from torch import nn
 
 from ...core.conditioning import repeat_samples
+from ...core.validate import check_whole
 
-__all__ = ["AttackConfig", "ATTACKS", "make_attack", "input_gradient", "pgd", "run_attack", "check_perturbation"]
+__all__ = ["AttackConfig", "ATTACKS", "make_attack", "check_eps", "input_gradient", "pgd", "run_attack",
+           "check_perturbation"]
 
 # attack name -> (gradient mode through the purifier, uses EOT, one step)
 ATTACKS = {
@@ -48,18 +52,41 @@ class AttackConfig:
         return self.step_size if self.step_size > 0 else 2.5 * self.eps / self.steps
 
 
-def make_attack(name: str, eps: float, norm: str = "linf", steps: int = 10, step_size: float = 0.0,
-                eot: int = 4, random_start: bool = True) -> AttackConfig:
-    """Validated settings of attack ``name`` (FGSM: one step of size eps, no random start; the
-    EOT count applies to ``bpda-eot`` and ``pgd-eot`` only)."""
-    if name not in ATTACKS:
-        raise ValueError(f"unknown attack {name!r}; choose from {', '.join(ATTACKS)}")
-    if not (isinstance(eps, (int, float)) and eps > 0 and eps == eps and eps != float("inf")):
+def check_eps(eps: float, norm: str, data_range: tuple[float, float], n_features: Optional[int] = None) -> None:
+    """Raise a ``ValueError`` naming the fix when ``eps`` is not a radius inside ``data_range``.
+
+    eps is in input units. A ball that spans the whole range (Linf eps >= high - low; L2 eps >= the
+    box diagonal (high - low) sqrt(n_features)) lets the attacker reach any input, so robust accuracy
+    is 0 % by construction: usually a radius given on another scale (8 instead of 8/255).
+    """
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not (eps > 0 and math.isfinite(eps)):
         raise ValueError(f"eps must be a finite number > 0 (e.g. 0.1 on [0, 1] pixels), got {eps!r}")
     if norm not in ("linf", "l2"):
         raise ValueError(f"norm must be 'linf' or 'l2', got {norm!r}")
-    if steps < 1 or eot < 1 or step_size < 0:
-        raise ValueError(f"need steps >= 1, eot >= 1 and step_size >= 0, got steps={steps}, eot={eot}, step_size={step_size}")
+    lo, hi = map(float, data_range)
+    width = hi - lo
+    if norm == "linf" and eps >= width:
+        raise ValueError(f"eps={eps:g} (linf) spans the whole data range [{lo:g}, {hi:g}] (width {width:g}): every "
+                         f"input is reachable and robust accuracy is 0 by construction. eps is in input units: "
+                         f"for 8/255 of [0, 1] pixels pass {8 / 255:.6g}, not 8")
+    if norm == "l2" and n_features is not None and eps >= width * math.sqrt(n_features):
+        raise ValueError(f"eps={eps:g} (l2) is at least the diagonal {width * math.sqrt(n_features):.4g} of the data "
+                         f"range [{lo:g}, {hi:g}]^{n_features}: every input is reachable; eps is in input units")
+
+
+def make_attack(name: str, eps: float, norm: str = "linf", steps: int = 10, step_size: float = 0.0,
+                eot: int = 4, random_start: bool = True,
+                data_range: Optional[tuple[float, float]] = None) -> AttackConfig:
+    """Validated settings of attack ``name`` (FGSM: one step of size eps, no random start; the
+    EOT count applies to ``bpda-eot`` and ``pgd-eot`` only). With ``data_range`` the radius is also
+    checked against the range (:func:`check_eps`)."""
+    if name not in ATTACKS:
+        raise ValueError(f"unknown attack {name!r}; choose from {', '.join(ATTACKS)}")
+    check_eps(eps, norm, data_range if data_range is not None else (-math.inf, math.inf))
+    steps, eot = check_whole("steps", steps), check_whole("eot", eot)
+    if (isinstance(step_size, bool) or not isinstance(step_size, numbers.Real)
+            or not (step_size >= 0 and math.isfinite(step_size))):
+        raise ValueError(f"step_size must be a finite number >= 0 (0: 2.5 eps / steps), got {step_size!r}")
     mode, uses_eot, one_step = ATTACKS[name]
     if one_step:
         return AttackConfig(name, float(eps), norm, 1, float(eps), 1, False)
@@ -133,6 +160,7 @@ def pgd(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: AttackConf
         generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """Projected gradient ascent on the cross-entropy inside the ``cfg.norm`` ball of radius
     ``cfg.eps`` and the data range; returns the last iterate (``x`` is not modified)."""
+    check_eps(cfg.eps, cfg.norm, data_range, x[0].numel())
     lo, hi = data_range
     mode = ATTACKS[cfg.name][0]
     x = x.detach()

@@ -17,6 +17,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ...core import samplers
 from ...core.conditioning import repeat_samples
+from ...core.samplers import Randn
 from ...core.deprecation import ignored_kwargs, renamed_attribute, renamed_kwargs
 from ...core.schedules import VPSDE
 from ...core.validate import check_whole
@@ -97,8 +98,11 @@ class Purifier(nn.Module):
             return checkpoint(self.model, x, t, use_reentrant=False)
         return self.model(x, t)
 
-    def forward(self, x: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """One purification run (fresh noise unless ``generator`` is given); differentiable."""
+    def forward(self, x: torch.Tensor, generator: Optional[torch.Generator] = None,
+                randn: Optional[Randn] = None) -> torch.Tensor:
+        """One purification run, differentiable. Noise: fresh from torch's global generator, from
+        ``generator``, or from ``randn(like)`` when given (e.g. :func:`~multidiff.core.samplers.rowwise_randn`
+        for noise tied to each input: the same draw whatever the input's value or batch)."""
         check_range(x, self.data_range)
         if self.grid is None:
             return x
@@ -107,10 +111,12 @@ class Purifier(nn.Module):
         work = param.dtype if param is not None and param.is_floating_point() else torch.float32
         z = ((x.to(work) - lo) / (hi - lo)) * 2 - 1
         z = samplers.run(self._denoiser, sampler=self.sampler, sampler_steps=self.sampler_steps, x_start=z,
-                         t_start=self.t_star, generator=generator, **self.schedule)
+                         t_start=self.t_star, generator=generator, randn=randn, **self.schedule)
         return ((z.clamp(-1, 1) + 1) / 2 * (hi - lo) + lo).to(x.dtype)
 
-    def purify_many(self, x: torch.Tensor, n: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """``n`` independent purification runs in one batched pass: shape ``(n, *x.shape)``."""
+    def purify_many(self, x: torch.Tensor, n: int, generator: Optional[torch.Generator] = None,
+                    randn: Optional[Randn] = None) -> torch.Tensor:
+        """``n`` independent purification runs in one batched pass: shape ``(n, *x.shape)`` (the
+        batch is sample-major: ``randn`` sees ``n * len(x)`` rows, run ``s`` of input ``b`` at ``s * len(x) + b``)."""
         n = check_whole("n", n)
-        return self(repeat_samples(x, n), generator=generator).reshape(n, *x.shape)
+        return self(repeat_samples(x, n), generator=generator, randn=randn).reshape(n, *x.shape)

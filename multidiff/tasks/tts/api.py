@@ -22,7 +22,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -35,11 +35,12 @@ from ...core import samplers
 from ...core.checkpoint import load_checkpoint, save_checkpoint
 from ...core.deprecation import renamed_kwargs
 from ...core.device import resolve_device
-from ...core.training import Batches, TrainConfig, TrainResult, fit, resolve_train_config
+from ...core.training import Batches, TrainConfig, TrainResult, fit, global_rank, resolve_train_config
 from ...nets.gradtts import GradTTSConfig, GradTTSNet, fit_length, sequence_mask
 from .model import DiffusionConfig, collate, gradtts_loss
 
-__all__ = ["PRESETS", "TTS", "prepare", "train", "load", "DEFAULT_TRAIN_CONFIG"]
+__all__ = ["PRESETS", "TRAINING_PRESETS", "CPU_TRAIN_CONFIG", "DEFAULT_VOICE", "TTS", "prepare", "train", "load",
+           "preset_settings", "DEFAULT_TRAIN_CONFIG"]
 
 # How a voice trains unless told otherwise: Grad-TTS' constant lr 1e-4 (AdamW, weight decay 1e-6),
 # clipping at norm 1, EMA 0.999 capped for short runs so that it averages over at most a tenth of
@@ -50,13 +51,59 @@ DEFAULT_TRAIN_CONFIG = TrainConfig(epochs=1000, lr=1e-4, weight_decay=1e-6, lr_s
                                    ema_min_windows=10, grad_clip=1.0)
 _D = DEFAULT_TRAIN_CONFIG
 
-# network sizes: "gradtts" is the paper's (14.8 M parameters); the others fit CPU budgets
+# network sizes: "gradtts" is the paper's (14.8 M parameters); the others fit CPU budgets. "cpu" (2.4 M)
+# spends the parameters where intelligibility comes from: the encoder (its mu carries the phonemes and
+# MAS aligns on it; 128 wide, 4 layers) is 4x tiny's width x depth, the decoder keeps tiny's width but
+# gets a third resolution (receptive field over 80 bins x 64 frames) for little compute, since at 16
+# channels most of its cost is the full-resolution level.
 PRESETS = {
     "gradtts": {},
     "small": dict(enc_channels=96, enc_filter=384, enc_layers=4, dp_filter=128, dec_dim=32, dec_attn_dim=16),
+    "cpu": dict(enc_channels=128, enc_filter=384, enc_layers=4, dp_filter=128, dec_dim=16, dec_mults=(1, 2, 4),
+                dec_attn_dim=16),
     "tiny": dict(enc_channels=64, enc_filter=128, enc_layers=2, dp_filter=64, dec_dim=16, dec_mults=(1, 2),
                  dec_attn_dim=8),
 }
+
+# Training on a few CPU cores for hours, not GPUs for days (issue 14): lr 1e-3 (10x Grad-TTS', which is
+# tuned for 1.7 M steps; ours are a few thousand) after 300 warm-up steps (the encoder is a post-norm
+# transformer, which diverges without one at that lr), kept constant so that a run can be resumed and
+# extended and each learning-curve point is a model one could ship; EMA 0.995 (an average over ~200
+# steps), capped for short runs as the default's.
+CPU_TRAIN_CONFIG = replace(DEFAULT_TRAIN_CONFIG, lr=1e-3, warmup_steps=300, ema_decay=0.995, epochs=100_000)
+
+# What `--preset NAME` sets on the command line (`multidiff tts train`, benchmarks/tts_ljspeech.py);
+# flags given explicitly win. "cpu": the network above, batch 16 (MAS loops over frames once per batch,
+# so bigger batches amortise it), 64-frame decoder crops (0.74 s: the decoder learns local spectral
+# detail, and its cost is linear in the crop), CPU_TRAIN_CONFIG.
+TRAINING_PRESETS = {
+    "cpu": dict(size="cpu", batch_size=16, segment_frames=64, train_config=CPU_TRAIN_CONFIG),
+}
+
+
+
+def preset_settings(preset: Optional[str] = None, size: Optional[str] = None, batch_size: Optional[int] = None,
+                    segment_frames: Optional[int] = None, lr: Optional[float] = None,
+                    warmup_steps: Optional[int] = None, epochs: Optional[int] = None,
+                    max_minutes: Optional[float] = None) -> dict:
+    """Keywords of :func:`train` (``size``, ``batch_size``, ``diffusion``, ``train_config``) for a
+    :data:`TRAINING_PRESETS` entry (None: train()'s own defaults), the other arguments winning where
+    given (not None); ``max_minutes`` is a training-time budget (``TrainConfig.max_time``)."""
+    if preset is not None and preset not in TRAINING_PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(TRAINING_PRESETS)} or None, got {preset!r}")
+    base = TRAINING_PRESETS.get(preset, {})
+    given = {"lr": lr, "warmup_steps": warmup_steps, "epochs": epochs,
+             "max_time": None if max_minutes is None else 60.0 * max_minutes}
+    cfg = replace(base.get("train_config", DEFAULT_TRAIN_CONFIG), **{k: v for k, v in given.items() if v is not None})
+    cfg.validate()
+    return {"size": size or base.get("size", "gradtts"), "batch_size": batch_size or base.get("batch_size", 16),
+            "diffusion": {"segment_frames": segment_frames or base.get("segment_frames", DiffusionConfig.segment_frames)},
+            "train_config": cfg}
+
+
+# The voice shipped with the package (a TTS checkpoint folder: weights.safetensors, config.json, and
+# voice.json saying how it was trained); `load()` without a folder reads it.
+DEFAULT_VOICE = Path(__file__).resolve().parent / "pretrained"
 
 
 class TTS:
@@ -73,6 +120,7 @@ class TTS:
         self.frontend, self.mel, self.diffusion = frontend, mel, diffusion
         self.vocoder = vocoder if vocoder is not None else GriffinLim(mel)
         self.history: list[dict] = []
+        self.trained: dict = {}  # train(): {"steps", "seconds" (training time, summed over resumes), "stopped_by"}
 
     @property
     def sample_rate(self) -> int:
@@ -149,15 +197,19 @@ class TTS:
     # -- persistence -------------------------------------------------------------------------------
     def config(self) -> dict:
         return {"net": self.net.cfg.to_dict(), "frontend": self.frontend.config(),
-                "mel": self.mel.to_dict(), "diffusion": self.diffusion.__dict__, "history": self.history}
+                "mel": self.mel.to_dict(), "diffusion": self.diffusion.__dict__, "history": self.history,
+                "trained": self.trained}
 
     def save(self, directory: str | Path) -> Path:
         """Atomic safetensors + JSON checkpoint (core.checkpoint)."""
         return save_checkpoint(directory, {"model": self.net.state_dict()}, self.config(), kind="tts")
 
     @classmethod
-    def load(cls, directory: str | Path, device: str | torch.device = "auto",
+    def load(cls, directory: Optional[str | Path] = None, device: str | torch.device = "auto",
              vocoder: Optional[Vocoder] = None) -> "TTS":
+        """A voice saved by :meth:`save` or :func:`train` (``out/final``); None: the voice shipped with the package."""
+        if directory is None:
+            return cls.load(_shipped_voice(), device, vocoder)
         directory = Path(directory)
         if not directory.exists():
             raise FileNotFoundError(f"no checkpoint at {directory}; train one with `multidiff tts train --out "
@@ -171,12 +223,29 @@ class TTS:
         mel = MelConfig(**cfg["mel"])
         model = cls(net, frontend, mel, DiffusionConfig(**cfg["diffusion"]), vocoder, device)
         model.history = cfg.get("history", [])
+        model.trained = cfg.get("trained", {})  # absent in voices saved before issue 14
         return model
 
 
-def load(directory: str | Path, device: str | torch.device = "auto", vocoder: Optional[Vocoder] = None) -> TTS:
-    """Load a voice saved by :meth:`TTS.save` or :func:`train` (``out/final``)."""
+def load(directory: Optional[str | Path] = None, device: str | torch.device = "auto",
+         vocoder: Optional[Vocoder] = None) -> TTS:
+    """Load a voice saved by :meth:`TTS.save` or :func:`train` (``out/final``); without ``directory``,
+    the voice shipped with the package (:data:`DEFAULT_VOICE`)."""
     return TTS.load(directory, device, vocoder)
+
+
+def _shipped_voice() -> Path:
+    """:data:`DEFAULT_VOICE` (looked up when called, so tests and users can point it elsewhere) if it holds a voice."""
+    from ...core.checkpoint import CONFIG, WEIGHTS
+
+    folder = Path(DEFAULT_VOICE)
+    if not ((folder / WEIGHTS).is_file() and (folder / CONFIG).is_file()):
+        raise FileNotFoundError(
+            f"no voice is shipped with this install ({folder} holds no {WEIGHTS} + {CONFIG}), so give a trained "
+            "checkpoint. Train one on 2 CPU cores in about 3 hours: python benchmarks/tts_ljspeech.py --preset cpu "
+            "--max-minutes 180 --export-voice multidiff/tasks/tts/pretrained (or multidiff tts train --preset cpu "
+            "--out ckpt, then --checkpoint ckpt)")
+    return folder
 
 
 def prepare(items, frontend: TextFrontend, mel: MelConfig) -> list[tuple[list[int], torch.Tensor]]:
@@ -220,7 +289,7 @@ def train(data: str | Path | Sequence, out: Optional[str | Path] = None, max_ste
           device: str = "auto", epochs: int = _D.epochs, batch_size: int = 16, lr: float = _D.lr, holdout: int = 20,
           size: str = "gradtts", net: Optional[dict] = None, diffusion: Optional[dict] = None, frontend: str = "auto",
           progress: bool = True, seed: int = 0, resume: bool = False, train_config: Optional[TrainConfig] = None,
-          **train_kwargs) -> TTS:
+          on_epoch_end: Optional[Callable[["TTS", dict], None]] = None, **train_kwargs) -> TTS:
     """Train a Grad-TTS voice on an LJ Speech-style folder (or a list of ``Utterance``).
 
     The last ``holdout`` utterances are kept out (validation loss; evaluation). ``size`` picks a
@@ -229,8 +298,11 @@ def train(data: str | Path | Sequence, out: Optional[str | Path] = None, max_ste
     ``epochs`` and ``lr`` replace its fields when set to other values than their defaults (those of
     :data:`DEFAULT_TRAIN_CONFIG`), ``seed``, ``device`` and ``progress`` always do. Other keywords
     (TrainConfig fields) still work but are deprecated. With ``out`` the core writes ``out/last``
-    (resumable) and the voice is saved to ``out/final``. Grad-TTS: Adam lr 1e-4, batch 16, 1.7 M
-    iterations on LJ Speech.
+    (resumable: a run killed and resumed with ``resume=True`` ends bit-identical to one left alone)
+    and the voice is saved to ``out/final``. ``on_epoch_end(voice, info)`` gets a :class:`TTS` with
+    the EMA weights after every epoch (``info``: the epoch's losses, ``steps``, ``seconds`` of
+    training so far; its own time is not counted), e.g. to write a learning curve. Grad-TTS: Adam
+    lr 1e-4, batch 16, 1.7 M iterations on LJ Speech; :data:`TRAINING_PRESETS` holds a CPU setting.
     """
     from ...datasets.ljspeech import locate_ljspeech, read_metadata, split_holdout
 
@@ -241,17 +313,24 @@ def train(data: str | Path | Sequence, out: Optional[str | Path] = None, max_ste
     if size not in PRESETS:
         raise ValueError(f"size must be one of {', '.join(PRESETS)}, got {size!r}")
     netcfg = GradTTSConfig(n_vocab=fe.n_symbols, n_feats=mel_cfg.n_mels, **{**PRESETS[size], **(net or {})})
-    model = TTS(GradTTSNet(netcfg), fe, mel_cfg, diff_cfg, device=device)
+    with torch.random.fork_rng(devices=[]):  # `seed` fixes the initial weights too; the caller's RNG stays as it was
+        torch.default_generator.manual_seed(seed)
+        net = GradTTSNet(netcfg)
+    model = TTS(net, fe, mel_cfg, diff_cfg, device=device)
     train_pairs, val_pairs = prepare(train_items, fe, mel_cfg), prepare(val_items, fe, mel_cfg)
     cfg = _train_config(train_config, {"epochs": epochs, "lr": lr, "max_steps": max_steps},
                         {"device": str(model.device), "seed": seed, "progress": progress}, train_kwargs)
     loss = lambda m, b: gradtts_loss(m, b, diff_cfg)
+    callback = None
+    if on_epoch_end is not None:
+        callback = lambda net, info: on_epoch_end(TTS(net, fe, mel_cfg, diff_cfg, device=model.device), info)
     result: TrainResult = fit(model.net, loss, _batches(train_pairs, batch_size, True, seed), cfg,
                               val_batches=_batches(val_pairs, batch_size, False, seed) if val_pairs else None,
                               checkpoint_dir=Path(out) if out else None, resume=resume,
-                              extra_config={"net": netcfg.to_dict()})
+                              extra_config={"net": netcfg.to_dict()}, on_epoch_end=callback)
     model.net.eval()
     model.history = result.history
-    if out:
+    model.trained = {"steps": result.steps, "seconds": result.seconds, "stopped_by": result.stopped_by}
+    if out and global_rank() == 0:  # data-parallel training: every process holds the voice, one writes it
         model.save(Path(out) / "final")
     return model

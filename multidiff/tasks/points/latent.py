@@ -1,0 +1,171 @@
+"""Luo & Hu's latent point-cloud diffusion (CVPR 2021) on the core: the model behind
+:class:`~.api.LatentGenerator`.
+
+A cloud is a set of points drawn independently given a shape latent ``z``:
+
+* a PointNet encoder (:class:`~multidiff.nets.pointnet.PointNetEncoder`) gives the posterior
+  q(z | X) = N(mean, exp(logvar));
+* a point-wise denoiser (:class:`~multidiff.nets.pointwise.PointwiseDenoiser`) is a DDPM over each
+  point's coordinates conditioned on ``z``; sampling a cloud runs the core's samplers on
+  (B, N, 3) noise with ``z`` closed over, so any number of points can be drawn;
+* a latent prior p(z): Luo & Hu fit a normalizing flow. Here it is a small DDPM over ``z``
+  (:class:`~multidiff.nets.vector_denoiser.VectorDenoiser`, LION's global-latent prior in small),
+  sampled through ``core.samplers.run`` like the points.
+
+The loss is Luo & Hu's Gaussian-VAE objective: ``core.losses.eps_mse`` of the points given a
+posterior sample of ``z``, plus ``kl_weight`` (0.001 as theirs) times KL(q(z | X) || N(0, I)); the
+prior's own ``eps_mse`` on the same (gradient-stopped) latents is added, so one run of
+``core.training.fit`` trains all three nets. :meth:`LatentPointDiffusion.loss` draws a fresh
+random subset of each cloud for the encoder and another for the denoiser: the points are
+independent given ``z``, so the loss on a subset estimates Luo & Hu's (the mean over all points),
+at a cost set by the subset sizes rather than by the size of the clouds.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+from torch import nn
+
+from ...core.denoiser import clip_denoised
+from ...core.losses import draw_discrete_t, eps_mse
+from ...core.samplers import run as run_sampler
+from ...core.schedules import alpha_bars, linear_betas
+from ...core.training import TrainConfig
+from ...nets.pointnet import PointNetEncoder
+from ...nets.pointwise import PointwiseDenoiser
+from ...nets.vector_denoiser import VectorDenoiser
+
+__all__ = ["LatentPointDiffusion", "TIME_FEATURES", "ENCODER_WIDTHS", "DECODER_WIDTHS", "DEFAULT_LATENT_TRAIN_CONFIG",
+           "PRIOR_TRAIN_CONFIG"]
+
+# How the latent model trains unless told otherwise: Luo & Hu's Adam settings (lr 2e-3, no weight
+# decay, clipping at norm 10, the lr constant: they decay it only after 200k steps, beyond a CPU
+# budget), with an EMA of the weights for sampling. A constant lr also lets a run be continued in
+# chunks of wall time with the same schedule. ``LatentGenerator(train_config=)`` replaces it.
+DEFAULT_LATENT_TRAIN_CONFIG = TrainConfig(epochs=300, lr=2e-3, weight_decay=0.0, lr_schedule="constant",
+                                          ema_decay=0.995, grad_clip=10.0)
+# The refit of the latent prior after the main run (``LatentGenerator(prior_max_steps=)`` sets max_steps).
+PRIOR_TRAIN_CONFIG = TrainConfig(epochs=10 ** 9, lr=1e-3, weight_decay=0.0, lr_schedule="cosine", ema_decay=0.999,
+                                 ema_min_windows=10, grad_clip=1.0)
+
+ENCODER_WIDTHS = (128, 128, 256, 512)  # Luo & Hu's PointNet: per-point widths before the max-pool
+DECODER_WIDTHS = (128, 256, 512, 256, 128)  # Luo & Hu's PointwiseNet between the 3-d input and output
+
+# How the denoiser sees the diffusion step: Luo & Hu feed [beta_t, sin beta_t, cos beta_t]. Their
+# betas lie in [1e-4, 0.02], so the features barely vary and the weights reading them must grow
+# ~100-fold before the step matters (slow with Adam on a CPU budget of a few thousand steps);
+# "signal" feeds [sqrt(alpha_bar_t), sqrt(1 - alpha_bar_t), (t + 1) / T], which span [0, 1]. On the
+# sphere/square toy set of the tests, 400 steps gave samples at Chamfer 0.24 from their shape with
+# "signal" and 0.31 with "luo_hu" (noise: 0.68).
+TIME_FEATURES = ("signal", "luo_hu")
+
+
+class LatentPointDiffusion(nn.Module):
+    """Encoder, point-wise denoiser and latent prior with their schedules, loss and samplers.
+
+    ``num_train_steps``, ``beta_start``, ``beta_end``: the points' linear schedule, by default that of
+    Luo & Hu's generator code (``train_gen.py``: 100 steps, 1e-4..0.02). It ends at alpha_bar 0.36, not
+    at noise, yet sampling starts from N(0, I) as theirs does: for clouds of unit std the two differ
+    in shape, not in scale. Their auto-encoder's 200 steps 1e-4..0.05 end at 0.006; on a toy set
+    (tests/points/test_latent.py) neither learned faster.
+    ``prior_num_train_steps``: the latent prior's linear schedule (1e-4..0.02, as DDPM).
+    ``encoder_widths`` / ``decoder_widths``: the hidden widths of the two point networks (Luo & Hu's
+    by default); ``prior_width`` / ``prior_layers``: the prior's residual MLP.
+    """
+
+    def __init__(self, latent_dim: int = 256, num_train_steps: int = 100, beta_start: float = 1e-4,
+                 beta_end: float = 0.02, time_features: str = "signal", prior_num_train_steps: int = 1000,
+                 prior_width: int = 256, prior_layers: int = 3, encoder_widths: Sequence[int] = ENCODER_WIDTHS,
+                 decoder_widths: Sequence[int] = DECODER_WIDTHS):
+        super().__init__()
+        if time_features not in TIME_FEATURES:
+            raise ValueError(f"time_features must be one of {', '.join(TIME_FEATURES)}, got {time_features!r}")
+        self.latent_dim, self.time_feature_kind = latent_dim, time_features
+        self.encoder = PointNetEncoder(latent_dim, widths=encoder_widths)
+        self.decoder = PointwiseDenoiser(latent_dim, time_dim=3, widths=decoder_widths)
+        self.prior = VectorDenoiser(latent_dim, prior_width, prior_layers)
+        # schedules are plain tensors, not buffers: the state dict (and the EMA) holds weights only
+        self.betas = linear_betas(num_train_steps, beta_start, beta_end)
+        self.alpha_bars = alpha_bars(self.betas)
+        self.prior_alpha_bars = alpha_bars(linear_betas(prior_num_train_steps))
+
+    # -- schedules
+    def alpha_bar_of(self, t: torch.Tensor) -> torch.Tensor:
+        return self.alpha_bars.to(t.device)[t.long()]
+
+    def prior_alpha_bar_of(self, t: torch.Tensor) -> torch.Tensor:
+        return self.prior_alpha_bars.to(t.device)[t.long()]
+
+    def time_features(self, t: torch.Tensor) -> torch.Tensor:
+        """Step indices (any shape) -> the denoiser's time features ``t.shape + (3,)`` (float32)."""
+        t = t.long()
+        if self.time_feature_kind == "luo_hu":
+            beta = self.betas.to(t.device)[t]
+            feats = [beta, beta.sin(), beta.cos()]
+        else:
+            ab = self.alpha_bar_of(t)
+            feats = [ab.sqrt(), (1 - ab).sqrt(), (t + 1).double() / len(self.alpha_bars)]
+        return torch.stack(feats, dim=-1).float()
+
+    # -- training
+    def loss(self, x: torch.Tensor, kl_weight: float, train_points: int, encoder_points: int) -> torch.Tensor:
+        """Luo & Hu's Gaussian-VAE loss on clouds ``x`` (B, N, 3), plus the latent prior's loss.
+
+        The encoder reads ``encoder_points`` random points of each cloud, the denoiser is trained
+        on another ``train_points`` random points of it at one uniformly drawn step.
+        """
+        b = x.shape[0]
+        mean, logvar = self.encoder(_subset(x, encoder_points))
+        z = mean + (0.5 * logvar).exp() * torch.randn_like(mean)
+        kl = 0.5 * (mean ** 2 + logvar.exp() - logvar - 1).sum(-1).mean()
+        # one step per cloud, as Luo & Hu: the denoiser then folds each cloud's context into its weights
+        # (one batched matmul per layer); a step per point was no better per second on a toy set
+        t = draw_discrete_t(b, len(self.alpha_bars), x.device)
+        points = eps_mse(lambda x_t, t: self.decoder(x_t, self.time_features(t), z), _subset(x, train_points), t,
+                         self.alpha_bar_of)
+        prior = eps_mse(self.prior, z.detach(), draw_discrete_t(b, len(self.prior_alpha_bars), x.device),
+                        self.prior_alpha_bar_of)
+        return points + kl_weight * kl + prior
+
+    def prior_loss(self, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """The prior's loss on posterior samples of ``(mean, logvar)`` (B, latent_dim) each."""
+        z = mean + (0.5 * logvar).exp() * torch.randn_like(mean)
+        return eps_mse(self.prior, z, draw_discrete_t(len(z), len(self.prior_alpha_bars), z.device),
+                       self.prior_alpha_bar_of)
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor, encoder_points: int, generator: Optional[torch.Generator] = None):
+        """Posterior ``(mean, logvar)`` of clouds ``x`` (B, N, 3) from ``encoder_points`` random points of
+        each (the encoder was trained on that many: a max over more points would shift its input)."""
+        return self.encoder(_subset(x, encoder_points, generator))
+
+    # -- sampling
+    @torch.no_grad()
+    def sample_latents(self, n: int, sampler: str, sampler_steps: Optional[int], generator: torch.Generator,
+                       device) -> torch.Tensor:
+        """``n`` latents (n, latent_dim) from the prior through ``core.samplers.run``."""
+        return run_sampler(self.prior, sampler=sampler, sampler_steps=sampler_steps, alpha_bars=self.prior_alpha_bars,
+                           shape=(n, self.latent_dim), device=device, generator=generator)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, num_points: int, sampler: str, sampler_steps: Optional[int],
+               generator: torch.Generator, clip: Optional[float] = None) -> torch.Tensor:
+        """``num_points`` points (B, num_points, 3) for each latent of ``z`` (B, latent_dim).
+
+        ``clip`` bounds the implied clean points (DDPM's ``clip_denoised``) so that few-step samplers
+        stay in the range of the training clouds."""
+        def model(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return self.decoder(x_t, self.time_features(t), z)
+
+        if clip is not None:
+            model = clip_denoised(model, self.alpha_bar_of, -clip, clip)
+        return run_sampler(model, sampler=sampler, sampler_steps=sampler_steps, alpha_bars=self.alpha_bars,
+                           shape=(len(z), num_points, 3), device=z.device, generator=generator)
+
+
+def _subset(x: torch.Tensor, k: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """``k`` random points of each cloud of ``x`` (B, N, 3), without repeats (all N, shuffled, when k >= N)."""
+    b, n, _ = x.shape
+    idx = torch.rand(b, n, generator=generator, device=x.device).argsort(dim=1)[:, : min(k, n)]
+    return torch.gather(x, 1, idx.unsqueeze(-1).expand(-1, -1, x.shape[-1]))

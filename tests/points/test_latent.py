@@ -1,0 +1,303 @@
+"""Luo & Hu's latent point-cloud model (issue 12): the networks' contracts (the point-wise
+denoiser is Luo & Hu's ConcatSquash stack and treats every point on its own), the schedule's time
+features, the seeded train-save-load-sample round trip, resuming, errors, and a learning check."""
+import json
+
+import pytest
+import torch
+
+from multidiff.core.checkpoint import CheckpointKindError
+from multidiff.core.schedules import linear_betas
+from multidiff.metrics.points import chamfer
+from multidiff.nets.pointnet import PointNetEncoder
+from multidiff.nets.pointwise import ConcatSquashLinear, PointwiseDenoiser
+from multidiff.nets.vector_denoiser import VectorDenoiser
+from multidiff.tasks import points
+from multidiff.tasks.points.latent import LatentPointDiffusion, _subset
+
+TINY = dict(num_points=64, latent_dim=16, num_train_steps=20, train_points=32, encoder_points=32, prior_width=32,
+            prior_layers=1, prior_max_steps=4, encoder_widths=(16, 32), decoder_widths=(32, 32), batch_size=4,
+            progress=False, device="cpu")
+
+
+def _clouds(n=8, points=64, seed=0):
+    return torch.randn(n, points, 3, generator=torch.Generator().manual_seed(seed))
+
+
+# ------------------------------------------------------------------ networks
+def test_pointnet_encoder_gives_a_posterior_that_ignores_point_order():
+    torch.manual_seed(0)
+    enc = PointNetEncoder(latent_dim=8)
+    x = _clouds(2, 50)
+    mean, logvar = enc(x)
+    assert mean.shape == logvar.shape == (2, 8)
+    perm = torch.randperm(50)
+    again = enc(x[:, perm])
+    torch.testing.assert_close(again[0], mean)
+    torch.testing.assert_close(again[1], logvar)
+    # one cloud's code does not depend on the others of its batch (no BatchNorm)
+    torch.testing.assert_close(enc(x[:1])[0], mean[:1])
+    assert not torch.allclose(enc(x.flip(0))[0], mean)  # the comparison can fail
+    with pytest.raises(ValueError, match=r"expected clouds of shape \(B, N, 3\) with N >= 1, got \(2, 50, 2\)"):
+        enc(x[..., :2])
+
+
+def _luo_hu_concat_squash(layer: ConcatSquashLinear, x, z, time):
+    """Luo & Hu's ConcatSquashLinear, written out: one context ``[time, z]`` per row, gate
+    ``sigmoid(G c + g)``, shift ``H c`` (no bias)."""
+    ctx = torch.cat([time.expand(-1, x.shape[1], -1), z.expand(-1, x.shape[1], -1)], -1)
+    g = torch.cat([layer.gate_t.weight, layer.gate_z.weight], 1)
+    h = torch.cat([layer.shift_t.weight, layer.shift_z.weight], 1)
+    gate = torch.sigmoid(ctx @ g.t() + layer.gate_z.bias)
+    return (x @ layer.layer.weight.t() + layer.layer.bias) * gate + ctx @ h.t()
+
+
+def test_concat_squash_linear_is_luo_and_hus_layer_per_cloud_and_per_point():
+    torch.manual_seed(0)
+    layer = ConcatSquashLinear(4, 5, latent_dim=6, time_dim=3)
+    x, z = torch.randn(2, 7, 4), torch.randn(2, 1, 6)
+    per_cloud = torch.randn(2, 1, 3)
+    # one time per cloud takes the folded (per-cloud weights) path
+    torch.testing.assert_close(layer(x, z, per_cloud), _luo_hu_concat_squash(layer, x, z, per_cloud))
+    # one time per point takes the plain path: same numbers when the times agree
+    torch.testing.assert_close(layer(x, z, per_cloud.expand(-1, 7, -1).contiguous()), layer(x, z, per_cloud))
+    per_point = torch.randn(2, 7, 3)
+    ref = torch.cat([_luo_hu_concat_squash(layer, x[:, i:i + 1], z, per_point[:, i:i + 1]) for i in range(7)], 1)
+    torch.testing.assert_close(layer(x, z, per_point), ref)
+
+
+def test_pointwise_denoiser_treats_every_point_on_its_own():
+    torch.manual_seed(0)
+    net = PointwiseDenoiser(latent_dim=8)
+    x, z, time = _clouds(2, 30), torch.randn(2, 8), torch.rand(2, 3)
+    out = net(x, time, z)
+    assert out.shape == (2, 30, 3)
+    # a subset of the points gets the same outputs as in the whole cloud
+    torch.testing.assert_close(net(x[:, 5:9], time, z), out[:, 5:9])
+    # changing every other point leaves point 0 as it was
+    moved = x.clone()
+    moved[:, 1:] += torch.randn_like(moved[:, 1:])
+    torch.testing.assert_close(net(moved, time, z)[:, 0], out[:, 0])
+    # per-point times: a point's output depends on its own time only
+    times = time.unsqueeze(1).expand(-1, 30, -1).clone()
+    torch.testing.assert_close(net(x, times, z), out)
+    times[:, 1:] = torch.rand(2, 29, 3)
+    got = net(x, times, z)
+    torch.testing.assert_close(got[:, 0], out[:, 0])
+    assert not torch.allclose(got[:, 1:], out[:, 1:])  # the times do reach the output
+    assert not torch.allclose(net(x, time, z.flip(0)), out)  # and so does the latent
+
+
+def test_pointwise_denoiser_rejects_bad_shapes_with_the_expected_ones():
+    net = PointwiseDenoiser(latent_dim=8)
+    x = _clouds(2, 30)
+    with pytest.raises(ValueError, match=r"expected latents of shape \(2, 8\), got \(2, 7\)"):
+        net(x, torch.rand(2, 3), torch.randn(2, 7))
+    with pytest.raises(ValueError, match=r"expected time features of shape \(2, 3\) or \(2, 30, 3\), got \(2, 29, 3\)"):
+        net(x, torch.rand(2, 29, 3), torch.randn(2, 8))
+    with pytest.raises(ValueError, match=r"expected points of shape \(B, N, 3\), got \(30, 3\)"):
+        net(x[0], torch.rand(2, 3), torch.randn(2, 8))
+
+
+def test_vector_denoiser_starts_as_the_zero_noise_predictor():
+    net = VectorDenoiser(6, width=16, layers=2)
+    z, t = torch.randn(5, 6), torch.arange(5)
+    assert torch.equal(net(z, t), torch.zeros(5, 6))
+    with pytest.raises(ValueError, match=r"expected vectors of shape \(B, 6\), got \(5, 4\)"):
+        net(z[:, :4], t)
+
+
+# ------------------------------------------------------------------ the model
+def test_time_features_of_both_kinds():
+    model = LatentPointDiffusion(latent_dim=4, num_train_steps=100, beta_end=0.02, time_features="luo_hu",
+                                 prior_width=8, prior_layers=1)
+    t = torch.tensor([0, 99])
+    beta = torch.tensor([1e-4, 0.02])
+    torch.testing.assert_close(model.time_features(t), torch.stack([beta, beta.sin(), beta.cos()], -1))
+    model = LatentPointDiffusion(latent_dim=4, num_train_steps=100, beta_end=0.02, prior_width=8, prior_layers=1)
+    ab = torch.cumprod(1 - linear_betas(100, 1e-4, 0.02), 0)[[0, 99]]
+    want = torch.stack([ab.sqrt(), (1 - ab).sqrt(), torch.tensor([0.01, 1.0], dtype=torch.float64)], -1).float()
+    torch.testing.assert_close(model.time_features(t), want)
+    assert model.time_features(torch.zeros(2, 5, dtype=torch.long)).shape == (2, 5, 3)
+    with pytest.raises(ValueError, match="time_features must be one of signal, luo_hu, got 'beta'"):
+        LatentPointDiffusion(time_features="beta")
+
+
+def test_subset_draws_points_without_repeats():
+    x = torch.arange(2 * 10 * 3, dtype=torch.float32).reshape(2, 10, 3)
+    sub = _subset(x, 4, torch.Generator().manual_seed(0))
+    assert sub.shape == (2, 4, 3)
+    for cloud, picked in zip(x, sub):
+        rows = {tuple(r.tolist()) for r in picked}
+        assert len(rows) == 4 and rows <= {tuple(r.tolist()) for r in cloud}
+    everything = _subset(x, 50)
+    assert torch.equal(everything.sort(1).values, x)
+
+
+def test_loss_is_finite_and_reaches_all_three_nets():
+    torch.manual_seed(0)
+    model = LatentPointDiffusion(latent_dim=8, num_train_steps=20, prior_width=16, prior_layers=1)
+    loss = model.loss(_clouds(4, 40), 1e-3, train_points=16, encoder_points=16)
+    assert torch.isfinite(loss) and loss > 0
+    loss.backward()
+    for name in ("encoder", "decoder", "prior"):
+        grads = [p.grad for p in getattr(model, name).parameters()]
+        assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads), name
+
+
+# ------------------------------------------------------------------ LatentGenerator
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    gen = points.LatentGenerator(max_steps=3, **TINY).fit(_clouds())
+    path = gen.save(tmp_path_factory.mktemp("latent") / "g")
+    return gen, path
+
+
+def test_train_save_load_gives_the_same_seeded_samples(tiny):
+    gen, path = tiny
+    assert gen.train_result.steps == 3 and gen.prior_result.steps == 4
+    samples = gen.sample(3, sampler_steps=5, seed=0)
+    assert samples.shape == (3, 64, 3) and torch.isfinite(samples).all()
+    again = points.LatentGenerator.load(path, device="cpu")
+    assert torch.equal(again.sample(3, sampler_steps=5, seed=0), samples)
+    assert not torch.equal(again.sample(3, sampler_steps=5, seed=1), samples)
+    for sampler in ("ddim", "dpm_solver"):
+        assert torch.equal(again.sample(2, 4, sampler, seed=2, prior_sampler=sampler),
+                           gen.sample(2, 4, sampler, seed=2, prior_sampler=sampler))
+    meta = json.loads((path / "config.json").read_text())
+    assert meta["kind"] == "points.latent" and meta["config"]["latent_dim"] == 16
+
+
+def test_a_checkpoint_of_the_other_generator_names_its_loader(tiny, tmp_path):
+    _, path = tiny
+    with pytest.raises(CheckpointKindError, match=r"holds a 'points.latent' checkpoint.*LatentGenerator.load"):
+        points.Generator.load(path)
+    pvd = points.Generator(num_points=16, channels=8, layers=1, k=2, num_train_steps=10, max_steps=1, batch_size=4,
+                           progress=False, device="cpu").fit(_clouds(4, 16))
+    pvd.save(tmp_path / "pvd")
+    with pytest.raises(CheckpointKindError, match=r"holds a 'points.generator' checkpoint.*Generator.load"):
+        points.LatentGenerator.load(tmp_path / "pvd")
+
+
+def test_sampling_size_and_batching(tiny):
+    gen, _ = tiny
+    whole = gen.sample(5, sampler_steps=3, sampler="ddim", prior_sampler="ddim", seed=4)
+    # deterministic samplers: the batch size does not change the clouds
+    torch.testing.assert_close(gen.sample(5, 3, "ddim", seed=4, batch_size=2, prior_sampler="ddim"), whole)
+    assert whole.abs().max() <= 1.5 * gen.clip  # clip_denoised keeps few-step samples in range
+
+
+def test_bad_settings_and_calls_say_what_is_wrong(tiny, tmp_path):
+    with pytest.raises(ValueError, match="time_features must be one of signal, luo_hu"):
+        points.LatentGenerator(time_features="sin")
+    with pytest.raises(ValueError, match="normalization must be one of unit_std, unit_sphere"):
+        points.LatentGenerator(normalization="bbox")
+    with pytest.raises(ValueError, match="num_points must be a whole number >= 2, got 1"):
+        points.LatentGenerator(num_points=1)
+    with pytest.raises(ValueError, match="train_points must be a whole number >= 1, got 0"):
+        points.LatentGenerator(train_points=0)
+    with pytest.raises(RuntimeError, match="not fitted; call fit"):
+        points.LatentGenerator(**TINY).sample(2)
+    gen, _ = tiny
+    with pytest.raises(ValueError, match="unknown sampler 'euler'"):
+        gen.sample(2, sampler="euler")
+    with pytest.raises(ValueError, match="unknown sampler 'heun'"):
+        gen.sample(2, prior_sampler="heun")
+    with pytest.raises(ValueError, match="resume=True needs checkpoint_dir="):
+        points.LatentGenerator(**TINY).fit(_clouds(), resume=True)
+    with pytest.raises(ValueError, match=r"training clouds must be a folder path or a \(S, N, 3\) array"):
+        points.LatentGenerator(**TINY).fit(torch.zeros(4, 3))
+
+
+def test_resume_continues_the_run_and_rng_is_left_alone(tmp_path):
+    clouds = _clouds()  # 8 clouds in batches of 4: 2 steps per epoch
+    state = torch.get_rng_state()
+    first = points.LatentGenerator(max_steps=2, checkpoint_dir=str(tmp_path), **TINY).fit(clouds)
+    assert first.train_result.steps == 2
+    # another seed: a fresh run would start otherwise, the resumed one keeps the saved epoch
+    more = points.LatentGenerator(max_steps=4, checkpoint_dir=str(tmp_path), **{**TINY, "seed": 1})
+    more.fit(clouds, resume=True)
+    assert more.train_result.steps == 4 and len(more.train_result.history) == 2
+    assert more.train_result.history[0] == first.train_result.history[0]
+    fresh = points.LatentGenerator(max_steps=4, **{**TINY, "seed": 1}).fit(clouds)
+    assert fresh.train_result.history[0] != first.train_result.history[0]
+    assert torch.equal(torch.get_rng_state(), state)  # library code never moves the caller's generator
+
+
+def test_a_snapshot_of_a_run_is_the_model_fit_returns(tmp_path):
+    """load_snapshot reads training's last/ and refits the prior as fit ends: the same model,
+    the same seeded samples, also from a folder of cloud files recorded in the snapshot."""
+    import numpy as np
+
+    clouds = _clouds(6)
+    for i, c in enumerate(clouds):
+        (tmp_path / "data" / "thing" / "train").mkdir(parents=True, exist_ok=True)
+        np.save(tmp_path / "data" / "thing" / "train" / f"thing_{i}.npy", c.numpy())
+    gen = points.LatentGenerator(max_steps=3, checkpoint_dir=str(tmp_path / "run"), **{**TINY, "seed": 3})
+    gen.fit(tmp_path / "data", ["thing"])
+    snap, loop = points.LatentGenerator.load_snapshot(tmp_path / "run", device="cpu")
+    assert loop["steps"] == 3 and snap.prior_result.steps == TINY["prior_max_steps"]
+    assert torch.equal(snap.sample(2, 4, seed=0), gen.sample(2, 4, seed=0))
+    # trained on an array: the snapshot needs the clouds to refit the prior
+    arr = points.LatentGenerator(max_steps=3, checkpoint_dir=str(tmp_path / "arr"), **TINY).fit(clouds)
+    with pytest.raises(ValueError, match="trained on an array of clouds: pass them as data="):
+        points.LatentGenerator.load_snapshot(tmp_path / "arr", device="cpu")
+    snap, _ = points.LatentGenerator.load_snapshot(tmp_path / "arr", device="cpu", data=clouds)
+    assert torch.equal(snap.sample(2, 4, seed=0), arr.sample(2, 4, seed=0))
+
+
+def _shape(kind: str, n: int, gen: torch.Generator) -> torch.Tensor:
+    """``n`` random points on the unit sphere or on the flat square [-1, 1]^2 x {0}."""
+    p = torch.randn(n, 3, generator=gen)
+    if kind == "sphere":
+        return p / p.norm(dim=1, keepdim=True)
+    return torch.cat([2 * torch.rand(n, 2, generator=gen) - 1, torch.zeros(n, 1)], 1)
+
+
+@pytest.mark.slow
+def test_learns_a_sphere_and_a_square():
+    """Two shapes and a few hundred fast steps: every sample lies near one of them, far nearer
+    than noise does, and both shapes come out (the latent prior keeps both modes). At 256 points two
+    draws of one sphere are 0.14 apart (CD), noise is 0.7-1.4 from either shape."""
+    g = torch.Generator().manual_seed(0)
+    kinds = ("sphere", "square")
+    clouds = torch.stack([_shape(kind, 256, g) for kind in kinds for _ in range(4)])
+    gen = points.LatentGenerator(num_points=256, latent_dim=8, train_points=64, encoder_points=64, prior_width=64,
+                                 prior_layers=2, prior_max_steps=400, num_train_steps=100, encoder_widths=(32, 64),
+                                 decoder_widths=(64, 128, 64), batch_size=8, epochs=800, lr=3e-3, ema_decay=0.98,
+                                 progress=False, device="cpu").fit(clouds)
+    # the two shapes, drawn afresh, in the training normalisation
+    templates = gen._folder(torch.stack([_shape(k, 256, torch.Generator().manual_seed(1)) for k in kinds]), None,
+                            "train", None).points
+
+    def nearest(x):
+        return torch.stack([chamfer(x, t.expand(len(x), -1, -1)) for t in templates], 1).min(1)
+
+    samples = gen.sample(16, sampler_steps=50, seed=0)
+    noise = torch.randn(16, 256, 3, generator=torch.Generator().manual_seed(2))
+    got, base = nearest(samples), nearest(noise).values
+    assert got.values.mean() < 0.3 * base.mean() and (got.values < 0.5 * base.mean()).all(), (got.values, base)
+    assert set(got.indices.tolist()) == {0, 1}
+
+
+def test_command_line_samples_a_latent_checkpoint_and_names_the_command_that_fits(tiny, tmp_path, capsys):
+    from multidiff.cli import main
+
+    _, path = tiny
+    assert main(["points", "sample", str(path), str(tmp_path / "out"), "-n", "2", "--sampler-steps", "3",
+                 "--format", "npy", "--device", "cpu"]) == 0
+    written = sorted((tmp_path / "out").glob("*.npy"))
+    assert [p.name for p in written] == ["000.npy", "001.npy"]
+    assert points.load_clouds(written[0]).shape == (64, 3)
+    capsys.readouterr()
+    assert main(["points", "complete", str(path), str(tmp_path / "p.npy"), "--out", str(tmp_path / "o"),
+                 "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a 'points.latent' checkpoint" in err and "multidiff points sample" in err
+
+
+def test_evaluate_scores_a_latent_generator(tiny):
+    gen, _ = tiny
+    # protocol "none": three optimizer steps leave samples too degenerate for a bounding box
+    report = points.evaluate(gen, _clouds(3, 64, seed=5), sampler_steps=3, metrics=("cd",), protocol="none")
+    assert report["n_gen"] == report["n_ref"] == 3 and 0 <= report["1-NNA-CD"] <= 1
