@@ -22,7 +22,6 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 from sklearn.utils.validation import check_array
 
-from ...core.conditioning import interpolate_masked
 from ...core.checkpoint import (checkpoint_identity, decode_labels, encode_labels, load_checkpoint,
                                 load_state_strict, save_checkpoint)
 from ...core.deprecation import rename_keys, renamed_attribute, renamed_kwargs
@@ -35,7 +34,7 @@ from ...datasets.frames import NumericFrame, numeric_frame, with_values
 from .masks import STRATEGIES
 from .model import CSDIModel
 from .selfcheck import check_mask, self_check_report
-from .windows import WindowBatches, stitch, window_starts
+from .windows import WindowBatches, interpolate_series, stitch, window_owners, window_starts
 
 __all__ = ["Imputer", "ImputationResult", "impute", "NotFittedError", "DEFAULT_TRAIN_CONFIG"]
 
@@ -364,44 +363,89 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         evaluates), the interpolation base is computed over the whole series, and all samples of
         several windows go through the network in one call. ``rows`` restricts the work to the
         windows that hold those rows (the others come back as NaN)."""
-        device = resolve_device(self.device)
-        model = model.to(device).eval()
         n_rows, k = z.shape
+        starts, length, per_call = self._window_plan(n_rows, k, n_samples)
+        windows = np.arange(len(starts))
+        if rows is not None:  # only windows that own one of the rows
+            windows = np.unique(np.searchsorted(starts, rows, side="right") - 1)
+        base = interpolate_series(z) if self.base is not None else None
+        calls = [windows[i:i + per_call] for i in range(0, len(windows), per_call)]
+        out = self._sample_windows(model, z, base, 0, starts, length, calls, n_samples, seed, low, high)
+        return stitch(out, starts, n_rows) if rows is None else _place([out], starts[windows], n_rows)
+
+    def _window_plan(self, n_rows: int, k: int, n_samples: int) -> tuple[np.ndarray, int, int]:
+        """The inference windows of a series of ``n_rows`` rows and K = ``k`` columns: their start
+        rows, their length, and how many windows go through the network per call."""
         length = min(self.window, n_rows)
         starts = window_starts(n_rows, length, self.stride or length)
-        seeds = np.arange(len(starts))
-        if rows is not None:  # only windows that own one of the rows
-            owner = np.searchsorted(starts, rows, side="right") - 1
-            keep = np.unique(owner)
-            starts, seeds = starts[keep], seeds[keep]
-        obs = ~np.isnan(z)
-        zt = torch.as_tensor(np.nan_to_num(z).T)
-        base = interpolate_masked(zt, torch.as_tensor(obs.T)).T.numpy() if self.base is not None else None
-        cut = lambda a: torch.as_tensor(np.stack([a[s:s + length].T for s in starts]), dtype=torch.float32)
-        wv, wo = cut(np.nan_to_num(z)), cut(obs)
-        wb = cut(base) if base is not None else None
-        gens = [torch.Generator(device=device).manual_seed(_window_seed(seed, int(w))) for w in seeds]
         if self.sample_batch_size is not None:
             per_call = max(1, self.sample_batch_size // n_samples)
         else:
             per_call = max(1, _TOKENS_PER_CALL // (k * length * n_samples))
+        return starts, length, per_call
+
+    def _sample_windows(self, model: CSDIModel, z: np.ndarray, base: Optional[np.ndarray], first_row: int,
+                        starts: np.ndarray, length: int, calls: list, n_samples: int, seed: int, low: np.ndarray,
+                        high: np.ndarray) -> np.ndarray:
+        """Samples (windows, n_samples, length, K) of the windows listed in ``calls`` (one array of
+        window numbers per network call), in that order. ``z`` and ``base`` hold the rows from
+        ``first_row`` on of the series whose windows start at ``starts``; window ``w`` draws its
+        noise from its own generator seeded with ``(seed, w)``."""
+        device = resolve_device(self.device)
+        model = model.to(device).eval()
+        k = z.shape[1]
         bounds = None
         if self.clip is not None:
             width = (high - low) * self.clip
             bounds = tuple(torch.tensor(b, dtype=torch.float32, device=device)[:, None]
                            for b in (low - width, high + width))
         pos = torch.arange(length, device=device, dtype=torch.float32)
+        values, obs = np.nan_to_num(z), ~np.isnan(z)
         out = []
-        for i in range(0, len(starts), per_call):
-            part = slice(i, i + per_call)
-            v, m = wv[part].to(device), wo[part].to(device)
+        for call in calls:
+            local = starts[call] - first_row
+            cut = lambda a: torch.as_tensor(np.stack([a[s:s + length].T for s in local]), dtype=torch.float32,
+                                            device=device)
+            v, m = cut(values), cut(obs)
+            gens = [torch.Generator(device=device).manual_seed(_window_seed(seed, int(w))) for w in call]
             s = model.impute(v, m, pos.expand(len(v), length), n_samples, sampler=self.sampler,
                              sampler_steps=self.sampler_steps, x0_bounds=bounds,
-                             base=wb[part].to(device) if wb is not None else None,
-                             randn=rowwise_randn(gens[part], n_samples))
+                             base=cut(base) if base is not None else None, randn=rowwise_randn(gens, n_samples))
             out.append(s.permute(1, 0, 3, 2).float().cpu().numpy())  # (windows, S, L, K)
-        samples = stitch(np.concatenate(out), starts, n_rows) if rows is None else _place(out, starts, n_rows)
-        return samples
+        return np.concatenate(out) if out else np.zeros((0, n_samples, length, k), np.float32)
+
+    def _segment_overlap(self, n_rows: int, n_samples: int) -> int:
+        """Rows that :meth:`_sample_segment` needs on each side of a segment of a series of
+        ``n_rows`` rows: the windows that own the segment's rows reach ``length - 1`` rows past
+        it, and the network calls they share (whole groups of ``per_call`` consecutive windows,
+        as a single-machine run makes them) up to ``per_call - 1`` windows further."""
+        starts, length, per_call = self._window_plan(n_rows, len(self.columns_), n_samples)
+        return length - 1 + (per_call - 1) * (self.stride or length)
+
+    def _sample_segment(self, z: np.ndarray, base: Optional[np.ndarray], first_row: int, n_rows: int,
+                        own: tuple[int, int], n_samples: int) -> np.ndarray:
+        """Samples (n_samples, own rows, K) of the rows ``own = (a, b)`` (global numbers, end
+        excluded) of a normalised series of ``n_rows`` rows, of which ``z`` holds the rows from
+        ``first_row`` on (and ``base`` its interpolation over the whole series).
+
+        They equal rows a..b of :meth:`_sample_normalised` over the whole series: the windows,
+        their seeds and the groups of windows that share a network call are those of the whole
+        series (float32 matmuls of other shapes could round differently), so ``z`` must reach
+        :meth:`_segment_overlap` rows past the segment (less at the ends of the series)."""
+        starts, length, per_call = self._window_plan(n_rows, z.shape[1], n_samples)
+        a, b = own
+        owners = window_owners(np.arange(a, b), starts, length)
+        first, last = owners.min() // per_call * per_call, min(len(starts), (owners.max() // per_call + 1) * per_call)
+        if starts[first] < first_row or starts[last - 1] + length > first_row + len(z):
+            raise ValueError(f"rows {a}..{b - 1} need the rows {starts[first]}..{starts[last - 1] + length - 1} of the "
+                             f"series, but the segment holds rows {first_row}..{first_row + len(z) - 1}")
+        windows = np.arange(first, last)
+        calls = [windows[i:i + per_call] for i in range(0, len(windows), per_call)]
+        out = self._sample_windows(self.model_, z, base, first_row, starts, length, calls, n_samples, self.seed,
+                                   self.low_, self.high_)
+        rows = np.arange(a, b)
+        picked = out[owners - first, :, rows - starts[owners], :]  # (own rows, S, K)
+        return np.ascontiguousarray(picked.transpose(1, 0, 2))
 
     def impute(self, X, n_samples: Optional[int] = None, quantiles: Sequence[float] = (0.05, 0.5, 0.95),
                return_result: bool = False, return_samples: bool = False):

@@ -12,7 +12,7 @@ import torch
 
 from ...core.training import Batches
 
-__all__ = ["window_starts", "stitch", "WindowBatches"]
+__all__ = ["window_starts", "window_owners", "stitch", "interpolate_series", "WindowBatches"]
 
 
 def window_starts(n_rows: int, window: int, stride: int) -> np.ndarray:
@@ -26,16 +26,73 @@ def window_starts(n_rows: int, window: int, stride: int) -> np.ndarray:
     return starts
 
 
+def window_owners(rows: np.ndarray, starts: np.ndarray, length: int) -> np.ndarray:
+    """For each row number in ``rows``, the window (an index into ``starts``) it is taken from:
+    of the windows of ``length`` rows that hold it, the one whose centre is nearest, the first
+    on a tie. Memory is linear in ``rows`` (only the few windows that can hold a row are
+    compared), so a series of millions of rows is stitched without a rows x windows matrix."""
+    rows = np.asarray(rows, dtype=np.int64)
+    centres = starts + (length - 1) / 2.0
+    first = np.searchsorted(starts, rows - length + 1, side="left")  # first window reaching the row
+    last = np.searchsorted(starts, rows, side="right") - 1          # last window starting at or before it
+    if len(rows) and ((last < first).any() or (first < 0).any()):
+        raise ValueError("some rows lie in no window")
+    best, best_dist = first.copy(), np.abs(rows - centres[first]) if len(rows) else np.zeros(0)
+    for j in range(1, int((last - first).max(initial=0)) + 1):
+        w = first + j
+        inside = w <= last
+        dist = np.where(inside, np.abs(rows - centres[np.minimum(w, len(starts) - 1)]), np.inf)
+        nearer = dist < best_dist  # strict: the first window wins a tie
+        best, best_dist = np.where(nearer, w, best), np.where(nearer, dist, best_dist)
+    return best
+
+
 def stitch(window_samples: np.ndarray, starts: np.ndarray, n_rows: int) -> np.ndarray:
     """``window_samples``: (windows, S, length, K) -> (S, n_rows, K) by nearest window centre."""
-    n_win, s, length, k = window_samples.shape
     rows = np.arange(n_rows)
-    centres = starts + (length - 1) / 2.0
-    valid = (rows[:, None] >= starts[None]) & (rows[:, None] < starts[None] + length)
-    dist = np.where(valid, np.abs(rows[:, None] - centres[None]), np.inf)
-    owner = dist.argmin(axis=1)
+    owner = window_owners(rows, starts, window_samples.shape[2])
     out = window_samples[owner, :, rows - starts[owner], :]  # (n_rows, S, K)
     return np.ascontiguousarray(out.transpose(1, 0, 2))
+
+
+_NO_ROW = 1 << 60  # stands for "no observed value on this side"; differences of two stay in int64
+
+
+def interpolate_series(z: np.ndarray, before: Optional[tuple] = None, after: Optional[tuple] = None) -> np.ndarray:
+    """Linear interpolation over time of a (rows, K) float32 series with NaN for missing: the
+    conditioning base of a ``base="interpolation"`` model, bit for bit what
+    :func:`~multidiff.core.conditioning.interpolate_masked` gives over the whole series (nearest
+    value held past the first and last observation, 0 for a column with none).
+
+    A piece of a longer series gives the rows of the whole series' interpolation when it is told
+    the nearest observations outside it: ``before = (gaps, values)``, per column the distance in
+    rows from the last observation before the piece to its first row (0 for none) and its
+    value; ``after`` the same for the first observation after its last row. The weights are
+    ratios of row differences, so they do not depend on where the piece sits in the series."""
+    n, k = z.shape
+    known = torch.as_tensor(~np.isnan(z).T)
+    values = torch.as_tensor(np.nan_to_num(z).T.astype(np.float32))
+    pos = torch.arange(n).expand(k, n)
+
+    def edge(side, none: int, sign: int, origin: int):
+        if side is None:
+            return torch.full((k, 1), none), torch.zeros(k, 1)
+        gaps, vals = (np.asarray(a).reshape(k) for a in side)
+        rows = np.where(gaps > 0, origin + sign * gaps.astype(np.int64), none)
+        return torch.as_tensor(rows)[:, None], torch.as_tensor(vals.astype(np.float32))[:, None]
+
+    prev_row, prev_val = edge(before, -_NO_ROW, -1, 0)
+    next_row, next_val = edge(after, _NO_ROW, 1, n - 1)
+    prev = torch.where(known, pos, prev_row).cummax(dim=-1).values              # last known row at or before t
+    nxt = torch.where(known, pos, next_row).flip(-1).cummin(dim=-1).values.flip(-1)  # first known at or after t
+    has_prev, has_next = prev > -_NO_ROW, nxt < _NO_ROW
+    v_prev = torch.where(prev >= 0, values.gather(-1, prev.clamp(0, n - 1)), prev_val)
+    v_next = torch.where(nxt < n, values.gather(-1, nxt.clamp(0, n - 1)), next_val)
+    span = (nxt - prev).clamp(min=1).to(values.dtype)
+    w = (pos - prev).to(values.dtype) / span
+    both = v_prev + w * (v_next - v_prev)
+    out = torch.where(has_prev & has_next, both, torch.where(has_prev, v_prev, torch.where(has_next, v_next, 0.0)))
+    return torch.where(known, values, out).T.numpy()
 
 
 class WindowBatches(Batches):
