@@ -6,12 +6,15 @@ seed 0) with 5 % of the entries set to NaN at random. The imputer (defaults: win
 sampler ddim with 10 steps) is fitted on the first FIT_ROWS rows for at most MAX_TIME seconds, once,
 in this process; N_SAMPLES samples per missing value (the median is the fill). Each cluster has
 `threads_per_worker=1` (Dask sets OMP_NUM_THREADS=1 in its workers) and listens on 127.0.0.1 only.
+Dask also sets MALLOC_TRIM_THRESHOLD_=65536 in its workers, which fixes glibc's mmap threshold at
+128 kB: every large torch temporary is then mapped and unmapped, which halved the sampling speed
+here. The clusters unset it (docs/scaling.md), unless --dask-malloc-default.
 The frame is first persisted on the workers, then the timed part is `impute(ddf, imputer)` (one
 pass for the partition edges, then the imputation, kept on the workers with `persist`). Prints
 JSON and a Markdown table, and writes the JSON to benchmarks/out/impute_dask_<rows>.json.
 
-    python benchmarks/impute_dask.py                    # 1 000 000 rows (issue 11)
-    nice -n 19 python benchmarks/impute_dask.py --rows 20000 --max-time 20 --check   # smoke run
+    python benchmarks/impute_dask.py --rows 1000000 --n-samples 1 --partitions 8 --check   # RESULTS.md (issue 11)
+    python benchmarks/impute_dask.py --rows 20000 --max-time 20 --partitions 4 --check      # smoke run
 """
 import argparse
 import json
@@ -28,6 +31,7 @@ import pandas as pd
 import torch
 from scipy.signal import lfilter
 
+import dask
 import dask.dataframe as dd
 from distributed import Client, LocalCluster, wait
 
@@ -51,18 +55,20 @@ def frame(rows: int, nan: float, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFr
     return truth, truth.mask(rng.random(truth.shape) < nan)
 
 
-def run(df: pd.DataFrame, imputer: Imputer, workers: int, partitions: int) -> dict:
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+def run(df: pd.DataFrame, imputer: Imputer, workers: int, partitions: int, malloc_default: bool) -> dict:
+    environ = {} if malloc_default else {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+    with dask.config.set(environ), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster, Client(cluster) as client:
         ddf = dd.from_pandas(df, npartitions=partitions).persist()
         wait(ddf)
         client.run(lambda: __import__("multidiff.tasks.imputation.dask"))  # imports are not what we measure
+        trim = set(client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values())
         load, t0 = os.getloadavg(), time.perf_counter()
         out = impute(ddf, imputer).persist()
         wait(out)
         wall = time.perf_counter() - t0
         filled = out.compute()
-    return {"workers": workers, "partitions": partitions, "wall_s": wall, "rows_per_s": len(df) / wall,
+    return {"workers": workers, "partitions": partitions, "worker_malloc_trim_threshold": sorted(map(str, trim)), "wall_s": wall, "rows_per_s": len(df) / wall,
             "load_before": load, "load_after": os.getloadavg(), "filled": filled}
 
 
@@ -77,6 +83,8 @@ def main(argv=None) -> dict:
     p.add_argument("--max-time", type=float, default=60.0, help="training budget in seconds")
     p.add_argument("--check", action="store_true", help="also impute with pandas in this process (one thread) and "
                                                          "compare: equal values, and its rows per second")
+    p.add_argument("--dask-malloc-default", action="store_true",
+                   help="keep Dask's MALLOC_TRIM_THRESHOLD_=65536 in the workers (slower; see the docstring)")
     p.add_argument("--out", default=None)
     a = p.parse_args(argv)
     torch.set_num_threads(1)  # this process fits (and checks) on one core, as each worker imputes
@@ -99,7 +107,7 @@ def main(argv=None) -> dict:
           file=sys.stderr)
     runs = []
     for workers in (int(w) for w in a.workers.split(",")):
-        r = run(df, imputer, workers, a.partitions)
+        r = run(df, imputer, workers, a.partitions, a.dask_malloc_default)
         filled = r.pop("filled")
         r["nan_left"] = int(filled.isna().to_numpy().sum())
         r["mae"] = float(np.abs(filled.to_numpy()[hidden] - truth.to_numpy()[hidden]).mean())
