@@ -2,10 +2,11 @@
 ``sampler_steps`` (was ``sampling_steps``). The old keywords work for one release with a
 ``DeprecationWarning``, and predictors saved with the old names still load.
 
-``data/timegrad_before_vocabulary`` is a tiny untrained predictor written by
-``TimeGradPredictor.serialize`` at commit 1160bc5 (before the rename): ``predictor.json`` holds
-``diff_steps=8`` and ``sampling_steps=3`` in ``model_kwargs``, ``weights/config.json``
-``sampling_steps`` with kind version 1."""
+The predictor "saved before the rename" is written by the test (no weights in git): a tiny predictor
+serialized today, its files then given the layout ``TimeGradPredictor.serialize`` wrote at commit
+1160bc5, checked field by field against a predictor that commit wrote: ``predictor.json`` with
+``diff_steps`` and ``sampling_steps`` in ``model_kwargs``, ``weights/config.json`` with
+``sampling_steps`` and kind version 1; everything else (the weights, their hash) is as today."""
 import json
 import warnings
 from pathlib import Path
@@ -18,7 +19,6 @@ import torch
 from multidiff.tasks.forecasting import TimeGradEstimator, TimeGradPredictor
 from multidiff.tasks.forecasting.timegrad_model import TimeGradModel
 
-OLD = Path(__file__).parent / "data" / "timegrad_before_vocabulary"
 OLD_NAMES = ("diff_steps", "sampling_steps")
 SMALL = dict(freq="D", prediction_length=2, target_dim=2, hidden_size=4, num_layers=1, residual_layers=1,
              residual_channels=2, device="cpu")
@@ -80,8 +80,27 @@ def _samples(predictor, seed=0):
     return next(iter(predictor.predict(_dataset()))).samples
 
 
+def _saved_before_the_rename(folder: Path) -> Path:
+    """A tiny predictor (num_train_steps 8, ddim with 3 steps) as the code before the rename saved it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.manual_seed(0)
+        est = TimeGradEstimator(**SMALL, num_train_steps=8, sampler="ddim", sampler_steps=3, max_epochs=1,
+                                num_batches_per_epoch=1, batch_size=2, seed=0)
+        est.train(_dataset()).serialize(folder)
+    predictor = folder / "predictor.json"
+    predictor.write_text(predictor.read_text().replace('"num_train_steps"', '"diff_steps"')
+                         .replace('"sampler_steps"', '"sampling_steps"'))
+    config = folder / "weights" / "config.json"
+    cfg = json.loads(config.read_text())
+    cfg["kind_version"], cfg["config"]["sampling_steps"] = 1, cfg["config"].pop("sampler_steps")
+    config.write_text(json.dumps(cfg, indent=1))
+    return folder
+
+
 def test_a_predictor_saved_before_the_rename_loads_quietly_and_saves_the_new_names(tmp_path):
-    assert '"diff_steps": 8' in (OLD / "predictor.json").read_text()  # the file is what the old code wrote
+    OLD = _saved_before_the_rename(tmp_path / "old")
+    assert '"diff_steps": 8' in (OLD / "predictor.json").read_text()  # the layout the old code wrote
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         old = TimeGradPredictor.deserialize(OLD, device="cpu")
