@@ -35,12 +35,17 @@ system-deps:
 demo: $(STAMP)
 	$(BIN)/python -m multidiff.demo
 
+# two pytest workers (pytest-xdist), one per core; each test file stays on one worker so its module
+# fixtures are built once; tests run torch on one thread (tests/conftest.py). TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=10
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 # everything but the tests marked slow (end-to-end runs with real training budgets)
 test-quick: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 # the purification benchmark's torchattacks cross-check (part of the bench extra), without its
 # dependencies: torchvision would pull a CUDA torch; the attacks used never import it
