@@ -126,10 +126,14 @@ def sample_table(rows: list[dict], audio: bool = True) -> str:
 
 def export_voice(model, directory: Path, info: dict) -> Path:
     """The voice as the package ships it: checkpoint + voice.json (+ samples.md from ``info["samples"]``);
-    refuses weights over MAX_VOICE_MB."""
-    from multidiff.core.checkpoint import WEIGHTS, write_json_atomic
+    refuses weights over MAX_VOICE_MB. Other files in ``directory`` (the package's README) are kept."""
+    from multidiff.core.checkpoint import CONFIG, WEIGHTS, write_json_atomic
 
-    model.save(directory)
+    ours = (WEIGHTS, CONFIG, "voice.json", "samples.md")
+    kept = {p.name: p.read_bytes() for p in directory.glob("*") if p.is_file() and p.name not in ours}
+    model.save(directory)  # replaces the folder as a whole (an atomic checkpoint write)
+    for name, data in kept.items():
+        (directory / name).write_bytes(data)
     mb = (directory / WEIGHTS).stat().st_size / 2 ** 20
     if mb > MAX_VOICE_MB:
         raise SystemExit(f"{directory / WEIGHTS} is {mb:.1f} MB, over the {MAX_VOICE_MB:.0f} MB a shipped voice may take; "

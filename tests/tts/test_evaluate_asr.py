@@ -136,6 +136,10 @@ def test_export_voice_writes_what_the_package_ships(trained, tmp_path, monkeypat
     monkeypatch.setattr(tts.api, "DEFAULT_VOICE", folder)
     assert torch.equal(tts.load(device="cpu").synthesize_mel(TEXT, sampler_steps=2),
                        model.synthesize_mel(TEXT, sampler_steps=2))
+    (folder / "README.md").write_text("the package's own file")
+    bench.export_voice(model, folder, {"command": "again"})  # a new voice over the old one keeps the README
+    assert (folder / "README.md").read_text() == "the package's own file"
+    assert json.loads((folder / "voice.json").read_text())["command"] == "again"
     monkeypatch.setattr(bench, "MAX_VOICE_MB", 1e-4)
     with pytest.raises(SystemExit, match="over the 0 MB a shipped voice may take"):
         bench.export_voice(model, tmp_path / "big", {})
