@@ -37,8 +37,10 @@ demo: $(STAMP)
 
 # two pytest workers (pytest-xdist), one per core; each test file stays on one worker so its module
 # fixtures are built once; tests run torch on one thread (tests/conftest.py). TEST_WORKERS=0 runs serially.
+# A worker that crashes ends the run at once and names its test (--max-worker-restart=0): with a
+# replacement worker, --dist loadfile can wait forever (pytest-xdist issues 784, 1378).
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=10
+PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=10 --max-worker-restart=0
 
 test: $(STAMP)
 	$(PYTEST)

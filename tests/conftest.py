@@ -1,8 +1,18 @@
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
-import pytest
-import torch
+# numba's on-disk cache (librosa's jitted functions) is not safe for processes that fill it at once
+# (numba issue 4807: a reader can load a half-written entry and crash the process). Every test process
+# (the pytest-xdist controller and each worker, which inherit its environment) takes a cache of its
+# own, set here before numba is imported, and removed when it exits.
+os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix=f"multidiff-tests-numba-{os.getpid()}-")
+atexit.register(shutil.rmtree, os.environ["NUMBA_CACHE_DIR"], ignore_errors=True)
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 # one thread: on a shared 2-core box, two threads per process oversubscribe badly (seen: 60x slower)
 torch.set_num_threads(int(os.environ.get("MULTIDIFF_TEST_THREADS", "1")))
