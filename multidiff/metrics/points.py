@@ -250,14 +250,17 @@ def _pairwise_chamfer_kdtree(x: torch.Tensor, y: Optional[torch.Tensor]) -> torc
     return torch.from_numpy(out)
 
 
-def shape_bbox(clouds: torch.Tensor) -> torch.Tensor:
+def shape_bbox(clouds: torch.Tensor, name: str = "clouds") -> torch.Tensor:
     """Each cloud of (B, N, 3) in its bounding-box frame: the box midpoint at the origin and the
     longest side spanning [-1, 1] (Luo & Hu 2021, ``normalize_point_clouds(mode="shape_bbox")``)."""
-    x = check_clouds(clouds, "clouds")
+    x = check_clouds(clouds, name)
     lo, hi = x.amin(1, keepdim=True), x.amax(1, keepdim=True)
     scale = (hi - lo).amax(-1, keepdim=True) / 2
     if (scale <= 0).any():
-        raise ValueError("a cloud has all its points at one location; it has no bounding box to normalise by")
+        bad = (scale <= 0).flatten().nonzero().flatten().tolist()
+        raise ValueError(f"{name} {bad[:10]}{' ...' if len(bad) > 10 else ''} ({len(bad)} of {len(x)}) have all their "
+                         "points at one location, so they have no bounding box to normalise by; a generator whose "
+                         "samples collapse to a point cannot be scored on this protocol: inspect those samples")
     return (x - (lo + hi) / 2) / scale
 
 
@@ -277,7 +280,7 @@ def protocol_normalize(gen: torch.Tensor, ref: torch.Tensor, protocol: str = "lu
     """
     gen, ref = check_clouds(gen, "generated clouds"), check_clouds(ref, "reference clouds")
     if protocol == "luo_hu":
-        return shape_bbox(gen), shape_bbox(ref)
+        return shape_bbox(gen, "generated clouds"), shape_bbox(ref, "reference clouds")
     if protocol == "pointflow":
         mean = ref.reshape(-1, 3).mean(0)
         std = (ref - mean).flatten().std()

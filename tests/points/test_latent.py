@@ -108,6 +108,52 @@ def test_vector_denoiser_starts_as_the_zero_noise_predictor():
 
 
 # ------------------------------------------------------------------ the model
+def _fit_prior_on_wide_posteriors(prediction: str, steps: int = 400):
+    """The prior of a tiny model fitted on posteriors like those seen on ModelNet chairs (means near
+    zero, std 0.9), and the median norm of its DDPM samples against that of the posterior samples."""
+    torch.manual_seed(0)
+    m = LatentPointDiffusion(latent_dim=32, prior_width=32, prior_layers=2, encoder_widths=(8,), decoder_widths=(8,),
+                             prior_prediction=prediction)
+    g = torch.Generator().manual_seed(1)
+    mean = 0.3 * torch.randn(32, generator=g) + 0.05 * torch.randn(256, 32, generator=g)
+    logvar = torch.full((256, 32), 2 * torch.log(torch.tensor(0.9)).item())
+    opt = torch.optim.Adam(m.prior.parameters(), lr=1e-3)
+    for _ in range(steps):
+        idx = torch.randint(0, 256, (64,), generator=g)
+        loss = m.prior_loss(mean[idx], logvar[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    z = m.sample_latents(256, "ddpm", 100, torch.Generator().manual_seed(2), "cpu")
+    posterior = mean + 0.9 * torch.randn(256, 32, generator=g)
+    return z.norm(dim=1).median().item(), posterior.norm(dim=1).median().item()
+
+
+def test_the_v_predicting_prior_samples_latents_of_the_posteriors_size():
+    """The eps-predicting prior drew latents 15-40 times too long (its noise error is amplified
+    157-fold at the schedule's end); the v-predicting one (the default) draws them at the right size."""
+    sampled, posterior = _fit_prior_on_wide_posteriors("v")
+    assert abs(sampled / posterior - 1) < 0.15, (sampled, posterior)
+    sampled, posterior = _fit_prior_on_wide_posteriors("eps")
+    assert sampled > 5 * posterior  # the failure the default avoids, so this test can tell the two apart
+    with pytest.raises(ValueError, match="prior_prediction must be one of eps, x0, v"):
+        LatentPointDiffusion(latent_dim=4, prior_prediction="noise")
+
+
+def test_a_checkpoint_from_before_the_v_prior_loads_as_eps(tiny, tmp_path):
+    import shutil
+
+    gen, path = tiny
+    shutil.copytree(path, tmp_path / "m")
+    cfg_path = tmp_path / "m" / "config.json"
+    raw = json.loads(cfg_path.read_text())
+    assert raw["config"]["prior_prediction"] == "v"
+    del raw["config"]["prior_prediction"]
+    cfg_path.write_text(json.dumps(raw))
+    old = points.LatentGenerator.load(tmp_path / "m", device="cpu")
+    assert old.prior_prediction == old.model.prior_prediction == "eps"
+
+
 def test_time_features_of_both_kinds():
     model = LatentPointDiffusion(latent_dim=4, num_train_steps=100, beta_end=0.02, time_features="luo_hu",
                                  prior_width=8, prior_layers=1)

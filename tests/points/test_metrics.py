@@ -166,6 +166,11 @@ def test_shape_bbox_hand_case():
     assert torch.allclose(M.shape_bbox(cloud), expected)
     with pytest.raises(ValueError, match="one location"):
         M.shape_bbox(torch.ones(1, 5, 3))
+    # a generator that collapses some samples: the set and the clouds are named
+    gen = torch.randn(4, 5, 3, generator=torch.Generator().manual_seed(0))
+    gen[[1, 3]] = 2.0
+    with pytest.raises(ValueError, match=r"generated clouds \[1, 3\] \(2 of 4\) have all their points at one location"):
+        M.protocol_normalize(gen, torch.randn(2, 5, 3))
 
 
 def test_luo_hu_protocol_ignores_each_clouds_position_and_size_pointflow_does_not():

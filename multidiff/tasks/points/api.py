@@ -85,8 +85,15 @@ _LD = DEFAULT_LATENT_TRAIN_CONFIG
 _LATENT_TRAIN_KEYWORDS = ("epochs", "max_steps", "lr", "ema_decay")
 _LATENT_HPARAMS = ("num_points", "latent_dim", "num_train_steps", "beta_start", "beta_end", "time_features",
                    "kl_weight", "train_points", "encoder_points", "prior_num_train_steps", "prior_width",
-                   "prior_layers", "prior_max_steps", "encoder_widths", "decoder_widths", "normalization")
+                   "prior_layers", "prior_max_steps", "encoder_widths", "decoder_widths", "normalization",
+                   "prior_prediction")
 LATENT_KIND_VERSION = 1
+
+
+def _hparams(cfg: dict) -> dict:
+    """The constructor's settings from a checkpoint's config; checkpoints written before the prior
+    predicted ``v`` have no ``prior_prediction`` and hold an eps-predicting prior."""
+    return {k: cfg.get(k, "eps") if k == "prior_prediction" else cfg[k] for k in _LATENT_HPARAMS}
 
 
 class LatentGenerator:
@@ -116,7 +123,8 @@ class LatentGenerator:
                  prior_num_train_steps: int = 1000, prior_width: int = 256, prior_layers: int = 3,
                  prior_max_steps: int = 2000, encoder_widths: Sequence[int] = ENCODER_WIDTHS,
                  decoder_widths: Sequence[int] = DECODER_WIDTHS, normalization: str = "unit_std",
-                 epochs: int = _LD.epochs, max_steps: Optional[int] = _LD.max_steps, batch_size: int = 32,
+                 prior_prediction: str = "v", epochs: int = _LD.epochs, max_steps: Optional[int] = _LD.max_steps,
+                 batch_size: int = 32,
                  lr: float = _LD.lr, ema_decay: float = _LD.ema_decay, device: str = "auto", seed: int = 0,
                  progress: bool = True, checkpoint_dir: Optional[str] = None,
                  train_config: Optional[TrainConfig] = None):
@@ -137,7 +145,7 @@ class LatentGenerator:
         self.kl_weight, self.normalization = kl_weight, normalization
         self.train_points, self.encoder_points = train_points, encoder_points
         self.prior_num_train_steps, self.prior_width = prior_num_train_steps, prior_width
-        self.prior_layers = prior_layers
+        self.prior_layers, self.prior_prediction = prior_layers, prior_prediction
         # tuples: a checkpoint's JSON gives lists back
         self.encoder_widths, self.decoder_widths = tuple(encoder_widths), tuple(decoder_widths)
         self.epochs, self.max_steps, self.batch_size = epochs, max_steps, batch_size
@@ -148,7 +156,7 @@ class LatentGenerator:
             torch.default_generator.manual_seed(seed)
             self.model = LatentPointDiffusion(latent_dim, num_train_steps, beta_start, beta_end, time_features,
                                               prior_num_train_steps, prior_width, prior_layers, self.encoder_widths,
-                                              self.decoder_widths)
+                                              self.decoder_widths, prior_prediction)
         self.fitted = False
         self.clip: Optional[float] = None  # |x0| bound for sampling, set by fit
         self.train_result: Optional[TrainResult] = None
@@ -259,7 +267,7 @@ class LatentGenerator:
         trained on an array needs ``data``. ``prior_max_steps=0`` models keep the prior as it is."""
         states, cfg = load_checkpoint(Path(checkpoint_dir) / "last", kind="training")
         source = cfg.get("train_data") or {}
-        obj = cls(**{k: cfg[k] for k in _LATENT_HPARAMS}, device=device, progress=False, seed=source.get("seed", 0))
+        obj = cls(**_hparams(cfg), device=device, progress=False, seed=source.get("seed", 0))
         weights = states["ema"] if "ema" in states else states["model"]
         load_state_strict(obj.model, weights, f"snapshot {checkpoint_dir}")
         obj.clip = cfg.get("clip")
@@ -280,7 +288,7 @@ class LatentGenerator:
         """Rebuild a model saved with :meth:`save`; a checkpoint of another kind raises
         :class:`~multidiff.core.checkpoint.CheckpointKindError` naming the loader that fits."""
         states, cfg = load_checkpoint(directory, kind=cls.kind, max_kind_version=LATENT_KIND_VERSION)
-        obj = cls(**{k: cfg[k] for k in _LATENT_HPARAMS}, device=device, progress=False)
+        obj = cls(**_hparams(cfg), device=device, progress=False)
         load_state_strict(obj.model, states["model"], f"checkpoint {directory}")
         obj.model.eval()
         obj.clip = cfg.get("clip")

@@ -10,11 +10,12 @@ A cloud is a set of points drawn independently given a shape latent ``z``:
   (B, N, 3) noise with ``z`` closed over, so any number of points can be drawn;
 * a latent prior p(z): Luo & Hu fit a normalizing flow. Here it is a small DDPM over ``z``
   (:class:`~multidiff.nets.vector_denoiser.VectorDenoiser`, LION's global-latent prior in small),
-  sampled through ``core.samplers.run`` like the points.
+  sampled through ``core.samplers.run`` like the points. It predicts ``v`` (Salimans & Ho 2022), not
+  the noise: see :class:`LatentPointDiffusion`.
 
 The loss is Luo & Hu's Gaussian-VAE objective: ``core.losses.eps_mse`` of the points given a
 posterior sample of ``z``, plus ``kl_weight`` (0.001 as theirs) times KL(q(z | X) || N(0, I)); the
-prior's own ``eps_mse`` on the same (gradient-stopped) latents is added, so one run of
+prior's own ``core.losses.denoising_mse`` on the same (gradient-stopped) latents is added, so one run of
 ``core.training.fit`` trains all three nets. :meth:`LatentPointDiffusion.loss` draws a fresh
 random subset of each cloud for the encoder and another for the denoiser: the points are
 independent given ``z``, so the loss on a subset estimates Luo & Hu's (the mean over all points),
@@ -27,8 +28,8 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from ...core.denoiser import clip_denoised
-from ...core.losses import draw_discrete_t, eps_mse
+from ...core.denoiser import as_eps_model, clip_denoised
+from ...core.losses import PREDICTIONS, denoising_mse, draw_discrete_t, eps_mse
 from ...core.samplers import run as run_sampler
 from ...core.schedules import alpha_bars, linear_betas
 from ...core.training import TrainConfig
@@ -72,13 +73,22 @@ class LatentPointDiffusion(nn.Module):
     ``prior_num_train_steps``: the latent prior's linear schedule (1e-4..0.02, as DDPM).
     ``encoder_widths`` / ``decoder_widths``: the hidden widths of the two point networks (Luo & Hu's
     by default); ``prior_width`` / ``prior_layers``: the prior's residual MLP.
+    ``prior_prediction``: what the prior's network predicts, ``"v"`` (default) or ``"eps"``. The prior's
+    schedule ends at alpha_bar 4e-5, where a noise prediction's error is amplified 1/sqrt(alpha_bar) =
+    157-fold in the implied latent; its LayerNorm'd network cannot copy the input's norm, so its noise
+    prediction there stays about 1 % off (per dimension, squared) and sampled latents came out 15 times
+    too long (seen on ModelNet chairs: norm 250-680 against 15-17 for the encoder's latents), which the
+    decoder turned into degenerate clouds. ``v`` is the clean latent at that end and the noise at the other.
     """
 
     def __init__(self, latent_dim: int = 256, num_train_steps: int = 100, beta_start: float = 1e-4,
                  beta_end: float = 0.02, time_features: str = "signal", prior_num_train_steps: int = 1000,
                  prior_width: int = 256, prior_layers: int = 3, encoder_widths: Sequence[int] = ENCODER_WIDTHS,
-                 decoder_widths: Sequence[int] = DECODER_WIDTHS):
+                 decoder_widths: Sequence[int] = DECODER_WIDTHS, prior_prediction: str = "v"):
         super().__init__()
+        if prior_prediction not in PREDICTIONS:
+            raise ValueError(f"prior_prediction must be one of {', '.join(PREDICTIONS)}, got {prior_prediction!r}")
+        self.prior_prediction = prior_prediction
         if time_features not in TIME_FEATURES:
             raise ValueError(f"time_features must be one of {', '.join(TIME_FEATURES)}, got {time_features!r}")
         self.latent_dim, self.time_feature_kind = latent_dim, time_features
@@ -124,15 +134,15 @@ class LatentPointDiffusion(nn.Module):
         t = draw_discrete_t(b, len(self.alpha_bars), x.device)
         points = eps_mse(lambda x_t, t: self.decoder(x_t, self.time_features(t), z), _subset(x, train_points), t,
                          self.alpha_bar_of)
-        prior = eps_mse(self.prior, z.detach(), draw_discrete_t(b, len(self.prior_alpha_bars), x.device),
-                        self.prior_alpha_bar_of)
+        prior = denoising_mse(self.prior, z.detach(), draw_discrete_t(b, len(self.prior_alpha_bars), x.device),
+                              self.prior_alpha_bar_of, self.prior_prediction)
         return points + kl_weight * kl + prior
 
     def prior_loss(self, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         """The prior's loss on posterior samples of ``(mean, logvar)`` (B, latent_dim) each."""
         z = mean + (0.5 * logvar).exp() * torch.randn_like(mean)
-        return eps_mse(self.prior, z, draw_discrete_t(len(z), len(self.prior_alpha_bars), z.device),
-                       self.prior_alpha_bar_of)
+        return denoising_mse(self.prior, z, draw_discrete_t(len(z), len(self.prior_alpha_bars), z.device),
+                             self.prior_alpha_bar_of, self.prior_prediction)
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor, encoder_points: int, generator: Optional[torch.Generator] = None):
@@ -145,7 +155,8 @@ class LatentPointDiffusion(nn.Module):
     def sample_latents(self, n: int, sampler: str, sampler_steps: Optional[int], generator: torch.Generator,
                        device) -> torch.Tensor:
         """``n`` latents (n, latent_dim) from the prior through ``core.samplers.run``."""
-        return run_sampler(self.prior, sampler=sampler, sampler_steps=sampler_steps, alpha_bars=self.prior_alpha_bars,
+        prior = as_eps_model(self.prior, self.prior_prediction, self.prior_alpha_bar_of)
+        return run_sampler(prior, sampler=sampler, sampler_steps=sampler_steps, alpha_bars=self.prior_alpha_bars,
                            shape=(n, self.latent_dim), device=device, generator=generator)
 
     @torch.no_grad()
