@@ -73,10 +73,10 @@ class LatentPointDiffusion(nn.Module):
     ``prior_num_train_steps``: the latent prior's linear schedule (1e-4..0.02, as DDPM).
     ``encoder_widths`` / ``decoder_widths``: the hidden widths of the two point networks (Luo & Hu's
     by default); ``prior_width`` / ``prior_layers``: the prior's residual MLP.
-    ``prior_prediction``: what the prior's network predicts, ``"v"`` (default) or ``"eps"``. The prior's
+    ``prior_prediction``: what the prior's network predicts, ``"v"`` (default), ``"eps"`` or ``"x0"``. The prior's
     schedule ends at alpha_bar 4e-5, where a noise prediction's error is amplified 1/sqrt(alpha_bar) =
     157-fold in the implied latent; its LayerNorm'd network cannot copy the input's norm, so its noise
-    prediction there stays about 1 % off (per dimension, squared) and sampled latents came out 15 times
+    prediction there stays about 1 % off (per dimension, squared) and sampled latents came out 15-40 times
     too long (seen on ModelNet chairs: norm 250-680 against 15-17 for the encoder's latents), which the
     decoder turned into degenerate clouds. ``v`` is the clean latent at that end and the noise at the other.
     """
