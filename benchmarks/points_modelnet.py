@@ -81,6 +81,8 @@ def parser():
     ap.add_argument("--data", default=None)
     ap.add_argument("--classes", nargs="+", default=["chair"])
     ap.add_argument("--model", default="dgcnn", choices=MODELS, help="the generation model")
+    ap.add_argument("--completion-model", default="dgcnn", choices=MODELS,
+                    help="the completion model (dgcnn: points.Completer; latent: points.LatentCompleter)")
     ap.add_argument("--num-points", type=int, default=2048)
     ap.add_argument("--channels", type=int, default=128)
     ap.add_argument("--layers", type=int, default=4)
@@ -282,11 +284,18 @@ def watch(args) -> None:
 
 def run_completion(root, cls, common, args, res, run):
     t0 = time.perf_counter()
-    ckpt = run / "completer_ckpt" if run else None
-    comp = points.Completer(views=args.views, checkpoint_dir=ckpt, **common, **_budget(args, args.comp_steps))
+    ckpt = run / ("latent_completer_ckpt" if args.completion_model == "latent" else "completer_ckpt") if run else None
+    if args.completion_model == "latent":
+        own = {k: common[k] for k in ("num_points", "batch_size", "device", "progress", "epochs")}
+        comp = points.LatentCompleter(views=args.views, checkpoint_dir=ckpt, **own, **_lr_ema(args),
+                                      **_budget(args, args.comp_steps, points.DEFAULT_LATENT_TRAIN_CONFIG))
+    else:
+        comp = points.Completer(views=args.views, checkpoint_dir=ckpt, **common, **_budget(args, args.comp_steps))
     comp.fit(root, [cls], max_shapes=args.train_shapes, resume=ckpt is not None)
     res["comp_train_s"], res["comp_final_loss"] = time.perf_counter() - t0, comp.train_result.history[-1]["train_loss"]
-    library = points.completion_pairs(comp._folder(root, [cls], "train", None), 1, comp.max_known, seed=123)
+    # the retrieval library: the very pairs the completer trained on (every training shape, --views scans)
+    library = points.completion_pairs(comp._folder(root, [cls], "train", args.train_shapes), args.views, comp.max_known,
+                                      seed=comp.seed)
     t0 = time.perf_counter()
     res["completion"] = points.evaluate(comp, root, [cls], "test", args.sampler_steps, args.sampler,
                                         max_shapes=args.n_eval, emd_points=args.emd_points, baseline=library)

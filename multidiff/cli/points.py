@@ -13,20 +13,24 @@ def add_parser(subparsers) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION")
     sub.required = True
 
-    t = sub.add_parser("train", help="train a Generator or Completer on ROOT/CLASS/train/*")
+    t = sub.add_parser("train", help="train a generator or a completer on ROOT/CLASS/train/*")
     t.add_argument("data", help="folder in the ModelNet layout ROOT/CLASS/{train,test}/*.pcd|ply|off|obj|npy|txt|pts")
     t.add_argument("out", help="checkpoint directory to write")
     t.add_argument("--task", choices=["generate", "complete"], default="generate")
+    t.add_argument("--model", choices=list(_MODELS), default="dgcnn",
+                   help="dgcnn: a denoiser over whole clouds (Generator, Completer; --channels, --layers); latent: a "
+                        "shape code and points drawn one by one given it, linear in points (LatentGenerator, "
+                        "LatentCompleter; Luo & Hu 2021)")
     t.add_argument("--classes", nargs="*", default=None, help="class folders (default: all)")
     t.add_argument("--num-points", type=int, default=1024)
-    t.add_argument("--channels", type=int, default=128)
-    t.add_argument("--layers", type=int, default=4)
-    t.add_argument("--epochs", type=int, default=100)
+    t.add_argument("--channels", type=int, default=None, help="dgcnn: the denoiser's width (default 128)")
+    t.add_argument("--layers", type=int, default=None, help="dgcnn: its EdgeConv layers (default 4)")
+    t.add_argument("--epochs", type=int, default=None, help="epochs (default: the model's, 100 dgcnn, 300 latent)")
     t.add_argument("--max-steps", type=int, default=None)
     t.add_argument("--batch-size", type=int, default=32)
-    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--lr", type=float, default=None, help="learning rate (default: the model's, 1e-3 dgcnn, 2e-3 latent)")
     t.add_argument("--max-shapes", type=int, default=None)
-    t.add_argument("--views", type=int, default=4, help="scans per shape for the Completer")
+    t.add_argument("--views", type=int, default=4, help="scans per shape for a completer")
     t.add_argument("--device", default="auto")
     t.add_argument("--seed", type=int, default=0)
     add_scale_options(t)
@@ -68,28 +72,38 @@ def add_parser(subparsers) -> None:
     e.set_defaults(func=_evaluate)
 
 
+# --model, --task -> the class trained (names, so that the parser imports no torch)
+_MODELS = {"dgcnn": {"generate": "Generator", "complete": "Completer"},
+           "latent": {"generate": "LatentGenerator", "complete": "LatentCompleter"}}
 _GENERATORS = ("points.generator", "points.latent")
+_COMPLETERS = ("points.completer", "points.latent_completer")
 
 
-def _load(path: str, device: str, kinds=(*_GENERATORS, "points.completer")):
-    """The Generator, LatentGenerator or Completer saved in ``path``; a checkpoint of another kind
-    (e.g. a Completer for ``sample``) is a clear error naming the kind found and the command that fits."""
+def _load(path: str, device: str, kinds=(*_GENERATORS, *_COMPLETERS)):
+    """The generator or completer saved in ``path``; a checkpoint of another kind (e.g. a Completer
+    for ``sample``) is a clear error naming the kind found and the command that fits."""
     from ..core.checkpoint import check_kind
     from ..tasks import points
 
     kind = check_kind(path, kinds)
     loaders = {"points.generator": points.Generator, "points.latent": points.LatentGenerator,
-               "points.completer": points.Completer}
+               "points.completer": points.Completer, "points.latent_completer": points.LatentCompleter}
     return loaders[kind].load(path, device=device)
 
 
 def _train(args: argparse.Namespace) -> int:
     from ..tasks import points
 
-    cls = points.Generator if args.task == "generate" else points.Completer
-    model = cls(num_points=args.num_points, channels=args.channels, layers=args.layers, epochs=args.epochs,
-                max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr, views=args.views,
-                device=args.device, seed=args.seed, train_config=scaled(points.DEFAULT_TRAIN_CONFIG, args))
+    cls = getattr(points, _MODELS[args.model][args.task])
+    own = {k: getattr(args, k) for k in ("channels", "layers", "lr", "epochs") if getattr(args, k) is not None}
+    if args.model == "latent" and {"channels", "layers"} & set(own):
+        raise ValueError("--channels and --layers size the dgcnn model; the latent model has Luo & Hu's widths "
+                         "(drop them, or pass --model dgcnn)")
+    if args.task == "complete":
+        own["views"] = args.views
+    default = points.DEFAULT_TRAIN_CONFIG if args.model == "dgcnn" else points.DEFAULT_LATENT_TRAIN_CONFIG
+    model = cls(num_points=args.num_points, max_steps=args.max_steps, batch_size=args.batch_size,
+                device=args.device, seed=args.seed, train_config=scaled(default, args), **own)
     model.fit(args.data, classes=args.classes, max_shapes=args.max_shapes)
     if not rank_zero():
         return 0
@@ -119,7 +133,7 @@ def _sample(args: argparse.Namespace) -> int:
 def _complete(args: argparse.Namespace) -> int:
     from ..tasks import points
 
-    model = _load(args.model, args.device, "points.completer")
+    model = _load(args.model, args.device, _COMPLETERS)
     partials = [points.load_clouds(p) for p in args.partial]
     done = model.complete(partials, args.sampler_steps, args.sampler, seed=args.seed, up_axis=args.up_axis)
     _write(done, args.out, args.format, args.png)

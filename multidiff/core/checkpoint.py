@@ -45,6 +45,8 @@ KINDS = {
                         "PARTIAL... --out OUT)",
     "points.latent": "multidiff.tasks.points.LatentGenerator.load(DIR) (command line: multidiff points sample DIR "
                      "OUT)",
+    "points.latent_completer": "multidiff.tasks.points.LatentCompleter.load(DIR) (command line: multidiff points "
+                               "complete DIR PARTIAL... --out OUT)",
     "tts": "multidiff.tasks.tts.load(DIR) (command line: multidiff tts synthesize --checkpoint DIR)",
     "purifier": "multidiff.tasks.purify.load_models(DIR) (command line: multidiff purify evaluate --checkpoint DIR)",
     "forecasting.timegrad": "multidiff.tasks.forecasting.TimeGradPredictor.deserialize(DIR/..) (the folder that "

@@ -1,19 +1,21 @@
 """Point-cloud generation and completion with diffusion (Luo & Hu 2021; PVD, Zhou et al. 2021).
 
 :class:`Generator` (a denoiser over whole clouds) and :class:`LatentGenerator` (Luo & Hu's
-shape-latent model) sample clouds, :class:`Completer` completes partial scans, :func:`evaluate`
-runs the benchmark protocol, :func:`save_clouds` / :func:`load_clouds` / :func:`render` handle cloud
+shape-latent model) sample clouds, :class:`Completer` (PVD-style) and :class:`LatentCompleter` (a
+code of the scan, the missing points drawn given it, linear in points) complete partial scans,
+:func:`evaluate` runs the benchmark protocol, :func:`save_clouds` / :func:`load_clouds` / :func:`render` handle cloud
 files (``Generator.save`` / ``.load`` handle checkpoints).
 """
 from ...core.deprecation import moved
 from .api import UP_AXES, Completer, Generator, LatentGenerator, completion_pairs, load_clouds, save_clouds, up_rotation
 from .evaluate import evaluate, reference_rows, retrieve
+from .latent_completion import LatentCompleter
 from .latent import DEFAULT_LATENT_TRAIN_CONFIG
 from .model import DEFAULT_TRAIN_CONFIG, SAMPLER_NAMES
 from .plot import render
 
-__all__ = ["Generator", "LatentGenerator", "Completer", "evaluate", "save_clouds", "load_clouds", "render",
-           "completion_pairs", "retrieve", "SAMPLER_NAMES", "DEFAULT_TRAIN_CONFIG", "DEFAULT_LATENT_TRAIN_CONFIG",
+__all__ = ["Generator", "LatentGenerator", "Completer", "LatentCompleter", "evaluate", "save_clouds", "load_clouds",
+           "render", "completion_pairs", "retrieve", "SAMPLER_NAMES", "DEFAULT_TRAIN_CONFIG", "DEFAULT_LATENT_TRAIN_CONFIG",
            "up_rotation", "UP_AXES", "reference_rows"]
 
 # old names, until the next release: points.save / points.load wrote and read clouds, not checkpoints

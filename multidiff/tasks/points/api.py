@@ -40,7 +40,7 @@ from .latent import (DECODER_WIDTHS, DEFAULT_LATENT_TRAIN_CONFIG, ENCODER_WIDTHS
 from .model import _PointDiffusion
 
 __all__ = ["Generator", "Completer", "LatentGenerator", "save_clouds", "load_clouds", "completion_pairs", "up_rotation",
-           "UP_AXES"]
+           "UP_AXES", "scan_list", "prepare_scans", "restore_scan"]
 
 # the module-level cloud readers/writers were called save/load, like the checkpoint methods
 __getattr__ = moved(__name__, {"save": f"{__name__}:save_clouds", "load": f"{__name__}:load_clouds"})
@@ -347,24 +347,6 @@ class Completer(_PointDiffusion):
 
         return self._train({"x0": pairs["x0"], "known": pairs["known"]}, loss_fn, resume)
 
-    def _prepare(self, partials: Sequence, offset: int = 0, rotation: Optional[np.ndarray] = None):
-        known, mask, frames, kept = [], [], [], []
-        for i, p in enumerate(partials, start=offset):
-            if isinstance(p, (str, Path)):
-                arr = read_cloud(p, self.num_points)
-            else:
-                arr = check_points(p, f"partial cloud {i}")
-            if len(arr) > self.max_known:  # keep at most max_known, a seeded subset, as in training
-                arr = arr[np.sort(np.random.default_rng(self.seed + i).choice(len(arr), self.max_known, replace=False))]
-            upright = arr if rotation is None else arr @ rotation.T  # into the training data's z-up axes
-            z, frame = normalize(torch.tensor(upright), "unit_std")
-            row = torch.zeros(self.num_points, 3, dtype=torch.float64)
-            row[: len(z)] = z
-            m = torch.zeros(self.num_points, 1)
-            m[: len(z)] = 1
-            known.append(row.float()), mask.append(m), frames.append(frame), kept.append(torch.tensor(arr))
-        return torch.stack(known), torch.stack(mask), frames, kept
-
     @renamed_kwargs(n_steps="sampler_steps")
     @torch.no_grad()
     def complete(self, partial, sampler_steps: int = 50, sampler: str = "ddpm", seed: Optional[int] = None,
@@ -382,29 +364,62 @@ class Completer(_PointDiffusion):
         """
         self._check_fitted()
         rotation = up_rotation(up_axis)
-        single = isinstance(partial, (str, Path)) or (isinstance(partial, (np.ndarray, torch.Tensor)) and partial.ndim == 2)
-        if isinstance(partial, (np.ndarray, torch.Tensor)) and partial.ndim not in (2, 3):
-            raise ValueError(f"partial must be one (M, 3) scan, a (B, M, 3) array or a list of scans, got an array of "
-                             f"shape {tuple(partial.shape)}")
-        partials = [partial] if single else list(partial)
-        if not partials:
-            raise ValueError("no partial clouds given")
+        partials, single = scan_list(partial)
         device = resolve_device(self.device)
         net = self.net.to(device).eval()
         gen = torch.Generator(device=device).manual_seed(self.seed if seed is None else seed)
         out = []
         for s in range(0, len(partials), batch_size):
-            known, mask, frames, kept = self._prepare(partials[s:s + batch_size], offset=s, rotation=rotation)
+            known, mask, frames, kept = prepare_scans(partials[s:s + batch_size], self.num_points, self.max_known,
+                                                      self.seed, rotation, offset=s)
             known, mask = known.to(device), mask.to(device)
             project = replace_known(known, mask.expand_as(known), noise_known=False)  # from x_T on
             x = self._run(_hold(net, known, mask), known.shape, sampler_steps, sampler, gen, device,
                           project).double().cpu()
-            for frame, row, arr in zip(frames, x, kept):
-                row = frame.invert(row) @ torch.from_numpy(rotation)  # back to the scan's axes (R^-1 = R^T)
-                row[: len(arr)] = arr  # the scan points themselves, not their frame round trip
-                out.append(row)
+            out += [restore_scan(row, frame, arr, rotation) for frame, row, arr in zip(frames, x, kept)]
         result = torch.stack(out)
         return result[0] if single else result
+
+
+def scan_list(partial) -> tuple[list, bool]:
+    """The scans of ``partial`` (one (M, 3) scan or a path, a (B, M, 3) array, or a list of either) as a
+    list, and whether it was a single scan."""
+    single = isinstance(partial, (str, Path)) or (isinstance(partial, (np.ndarray, torch.Tensor)) and partial.ndim == 2)
+    if isinstance(partial, (np.ndarray, torch.Tensor)) and partial.ndim not in (2, 3):
+        raise ValueError(f"partial must be one (M, 3) scan, a (B, M, 3) array or a list of scans, got an array of "
+                         f"shape {tuple(partial.shape)}")
+    partials = [partial] if single else list(partial)
+    if not partials:
+        raise ValueError("no partial clouds given")
+    return partials, single
+
+
+def prepare_scans(partials: Sequence, num_points: int, max_known: int, seed: int, rotation: np.ndarray,
+                  offset: int = 0):
+    """Scans (arrays, tensors or point files) as a completer sees them: each cut to at most ``max_known``
+    points (a subset seeded by ``seed`` and its index), turned upright by ``rotation`` and put in its own
+    frame (zero mean, unit std). Returns ``known`` (B, num_points, 3) with each scan in its first rows,
+    ``mask`` (B, num_points, 1) flagging them, the frames, and the kept points in the scan's units."""
+    known, mask, frames, kept = [], [], [], []
+    for i, p in enumerate(partials, start=offset):
+        arr = read_cloud(p, num_points) if isinstance(p, (str, Path)) else check_points(p, f"partial cloud {i}")
+        if len(arr) > max_known:  # keep at most max_known, a seeded subset, as in training
+            arr = arr[np.sort(np.random.default_rng(seed + i).choice(len(arr), max_known, replace=False))]
+        z, frame = normalize(torch.tensor(arr @ rotation.T), "unit_std")  # into the training data's z-up axes
+        row = torch.zeros(num_points, 3, dtype=torch.float64)
+        row[: len(z)] = z
+        m = torch.zeros(num_points, 1)
+        m[: len(z)] = 1
+        known.append(row.float()), mask.append(m), frames.append(frame), kept.append(torch.tensor(arr))
+    return torch.stack(known), torch.stack(mask), frames, kept
+
+
+def restore_scan(row: torch.Tensor, frame: Normalization, kept: torch.Tensor, rotation: np.ndarray) -> torch.Tensor:
+    """A completion ``row`` (num_points, 3) in its scan's frame back in the scan's units and axes
+    (R^-1 = R^T), with the scan's kept points, bit-exact, in its first rows."""
+    row = frame.invert(row.double()) @ torch.from_numpy(rotation)
+    row[: len(kept)] = kept  # the scan points themselves, not their frame round trip
+    return row
 
 
 UP_AXES = ("z", "-z", "y", "-y", "x", "-x")

@@ -14,6 +14,7 @@ from ...core.deprecation import renamed_kwargs
 from ...datasets.pointclouds import PointCloudFolder, check_points, load_folder, normalize
 from ...metrics import points as M
 from .api import Completer, Generator, LatentGenerator, completion_pairs
+from .latent_completion import LatentCompleter
 
 __all__ = ["evaluate", "retrieve", "reference_rows", "score_generated", "distinct_references"]
 
@@ -64,7 +65,7 @@ def _eval_points(folder: PointCloudFolder, wanted: int) -> tuple[int, Optional[s
     if have >= wanted:
         return wanted, None
     return have, (f"the reference files hold {have} distinct points per cloud, fewer than {wanted}: both sets "
-                  f"are scored at {have} points (a seeded subset of each generated cloud)")
+                  f"are scored at {have} points (a seeded subset of each generated or completed cloud)")
 
 
 def score_generated(gen: torch.Tensor, ref: torch.Tensor, metrics: Sequence[str] = ("cd", "emd"),
@@ -135,8 +136,9 @@ def evaluate(model, data, classes: Optional[Sequence[str]] = None, split: str = 
     are scored at ``eval_points`` points (default ``num_points``, capped by the points the files
     hold); ``samples_per_s`` is the sampling throughput. ``ref_cache`` (a dict) keeps the
     reference matrices between calls (a learning curve scores many snapshots against one split).
-    Completer: mean CD, EMD and F-score@``threshold`` between completion and ground truth in the
-    ground truth's unit-sphere frame, over one scan per test shape (seeded by file name);
+    Completer or LatentCompleter: mean CD, EMD and F-score@``threshold`` between completion and ground
+    truth in the ground truth's unit-sphere frame, over one scan per test shape (seeded by file name),
+    both at ``eval_points`` points (the truth's distinct points, a seeded subset of the completion);
     ``baseline`` (a training :func:`completion_pairs`) adds the same numbers for :func:`retrieve`.
     ``emd_points`` subsamples clouds for the EMD only (a CPU budget knob; None keeps all); EMD is
     exact (``linear_sum_assignment``).
@@ -159,20 +161,24 @@ def evaluate(model, data, classes: Optional[Sequence[str]] = None, split: str = 
         report.update(score_generated(gen, ref, metrics, emd_points, protocol, seed, ref_cache))
         report["eval_s"] = time.perf_counter() - t0
         return report
-    if not isinstance(model, Completer):
-        raise TypeError(f"evaluate expects a Generator, a LatentGenerator or a Completer, got {type(model).__name__}")
+    if not isinstance(model, (Completer, LatentCompleter)):
+        raise TypeError("evaluate expects a Generator, a LatentGenerator, a Completer or a LatentCompleter, got "
+                        f"{type(model).__name__}")
+    n_pts, note = _eval_points(folder, eval_points or model.num_points)
     pairs = completion_pairs(folder, 1, model.max_known, seed)
-    truth = pairs["frame"].invert(pairs["x0"])  # folder-normalised frame
-    partials = [t[: int(k.sum())] for t, k in zip(truth, pairs["known"])]
+    partials = [t[: int(k.sum())] for t, k in zip(pairs["frame"].invert(pairs["x0"]), pairs["known"])]
+    truth = distinct_references(folder, n_pts, seed).double()  # folder-normalised frame, no repeated points
     t0 = time.perf_counter()
-    preds = {"model": model.complete(partials, sampler_steps, sampler, seed=seed).float()}
+    preds = {"model": model.complete(partials, sampler_steps, sampler, seed=seed)}
     rate = len(partials) / (time.perf_counter() - t0)
     if baseline is not None:
-        preds["nn_retrieval"] = retrieve(partials, baseline).float()
-    gt, sphere = normalize(truth.double(), "unit_sphere")
-    report = {"n_shapes": len(partials), "completions_per_s": rate, "threshold": threshold}
+        preds["nn_retrieval"] = retrieve(partials, baseline)
+    gt, sphere = normalize(truth, "unit_sphere")
+    report = {"n_shapes": len(partials), "completions_per_s": rate, "threshold": threshold, "eval_points": n_pts}
+    if note:
+        report["note"] = note
     for name, pred in preds.items():
-        p = sphere.apply(pred.double()).float()
+        p = sphere.apply(_subsample(pred.double(), n_pts, seed + 1)).float()
         g = gt.float()
         report[name] = {"CD": float(M.chamfer(p, g).mean()),
                         "EMD": float(M.emd_exact(_subsample(p, emd_points), _subsample(g, emd_points)).mean()),

@@ -37,8 +37,8 @@ from ...nets.pointnet import PointNetEncoder
 from ...nets.pointwise import PointwiseDenoiser
 from ...nets.vector_denoiser import VectorDenoiser
 
-__all__ = ["LatentPointDiffusion", "TIME_FEATURES", "ENCODER_WIDTHS", "DECODER_WIDTHS", "DEFAULT_LATENT_TRAIN_CONFIG",
-           "PRIOR_TRAIN_CONFIG"]
+__all__ = ["LatentPointDiffusion", "sample_points", "time_features", "TIME_FEATURES", "ENCODER_WIDTHS",
+           "DECODER_WIDTHS", "DEFAULT_LATENT_TRAIN_CONFIG", "PRIOR_TRAIN_CONFIG"]
 
 # How the latent model trains unless told otherwise: Luo & Hu's Adam settings (lr 2e-3, no weight
 # decay, clipping at norm 10, the lr constant: they decay it only after 200k steps, beyond a CPU
@@ -109,14 +109,7 @@ class LatentPointDiffusion(nn.Module):
 
     def time_features(self, t: torch.Tensor) -> torch.Tensor:
         """Step indices (any shape) -> the denoiser's time features ``t.shape + (3,)`` (float32)."""
-        t = t.long()
-        if self.time_feature_kind == "luo_hu":
-            beta = self.betas.to(t.device)[t]
-            feats = [beta, beta.sin(), beta.cos()]
-        else:
-            ab = self.alpha_bar_of(t)
-            feats = [ab.sqrt(), (1 - ab).sqrt(), (t + 1).double() / len(self.alpha_bars)]
-        return torch.stack(feats, dim=-1).float()
+        return time_features(self.time_feature_kind, t, self.betas, self.alpha_bars)
 
     # -- training
     def loss(self, x: torch.Tensor, kl_weight: float, train_points: int, encoder_points: int) -> torch.Tensor:
@@ -166,13 +159,37 @@ class LatentPointDiffusion(nn.Module):
 
         ``clip`` bounds the implied clean points (DDPM's ``clip_denoised``) so that few-step samplers
         stay in the range of the training clouds."""
-        def model(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return self.decoder(x_t, self.time_features(t), z)
+        return sample_points(self.decoder, z, num_points, self.time_features, self.alpha_bars, sampler, sampler_steps,
+                             generator, clip)
 
-        if clip is not None:
-            model = clip_denoised(model, self.alpha_bar_of, -clip, clip)
-        return run_sampler(model, sampler=sampler, sampler_steps=sampler_steps, alpha_bars=self.alpha_bars,
-                           shape=(len(z), num_points, 3), device=z.device, generator=generator)
+
+def sample_points(decoder: PointwiseDenoiser, z: torch.Tensor, num_points: int, features, alpha_bars: torch.Tensor,
+                  sampler: str, sampler_steps: Optional[int], generator: torch.Generator,
+                  clip: Optional[float] = None) -> torch.Tensor:
+    """``num_points`` points (B, num_points, 3) drawn independently given each code of ``z`` (B, latent_dim)
+    by the point-wise ``decoder`` through ``core.samplers.run`` on the schedule ``alpha_bars``;
+    ``features`` maps step indices to the decoder's time features. ``clip`` bounds the implied clean
+    points (DDPM's ``clip_denoised``)."""
+    def model(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return decoder(x_t, features(t), z)
+
+    if clip is not None:
+        model = clip_denoised(model, lambda t: alpha_bars.to(t.device)[t.long()], -clip, clip)
+    return run_sampler(model, sampler=sampler, sampler_steps=sampler_steps, alpha_bars=alpha_bars,
+                       shape=(len(z), num_points, 3), device=z.device, generator=generator)
+
+
+def time_features(kind: str, t: torch.Tensor, betas: torch.Tensor, alpha_bars: torch.Tensor) -> torch.Tensor:
+    """Step indices ``t`` (any shape) -> the point denoiser's time features ``t.shape + (3,)`` (float32)
+    of :data:`TIME_FEATURES` ``kind`` for the schedule ``betas`` / ``alpha_bars``."""
+    t = t.long()
+    if kind == "luo_hu":
+        beta = betas.to(t.device)[t]
+        feats = [beta, beta.sin(), beta.cos()]
+    else:
+        ab = alpha_bars.to(t.device)[t]
+        feats = [ab.sqrt(), (1 - ab).sqrt(), (t + 1).double() / len(alpha_bars)]
+    return torch.stack(feats, dim=-1).float()
 
 
 def _subset(x: torch.Tensor, k: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
