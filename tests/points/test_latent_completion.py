@@ -134,9 +134,12 @@ def test_the_protocol_scores_a_2048_point_completion_at_the_files_distinct_point
 
 
 @pytest.mark.slow
-def test_it_learns_where_the_missing_points_lie():
-    """On spheres, what a scan misses is the rest of its sphere: after 300 steps the drawn points
-    lie closer to it than those of the untrained model."""
+def test_training_brings_the_drawn_points_onto_the_shape():
+    """After 300 steps on spheres the drawn points lie about half as far (Chamfer) from the points the
+    scan missed as those of an untrained model (0.99 against 1.92; with the time features zeroed in
+    training, 1.15, which fails). On spheres this sparse the scans see most points, so it checks that
+    the model learns the shape's scale and place, not that it finds the hidden side: the ModelNet
+    benchmark measures that."""
     train, test = _spheres(64, 128), _spheres(8, 128, seed=9)
     settings = {**TINY, "num_points": 128, "latent_dim": 16, "num_train_steps": 50, "train_points": 64,
                 "encoder_points": 64, "encoder_widths": (32, 64), "decoder_widths": (64, 64), "batch_size": 16,
@@ -152,4 +155,4 @@ def test_it_learns_where_the_missing_points_lie():
                         for d, s, t in zip(done, scans, truth)])
 
     untrained, trained = missing_cd(1), missing_cd(300)
-    assert trained < 0.6 * untrained, (trained, untrained)
+    assert trained < 0.55 * untrained, (trained, untrained)
