@@ -25,7 +25,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from ...core.checkpoint import load_checkpoint, load_state_strict, save_checkpoint, write_atomic
+from ...core.checkpoint import load_checkpoint, load_state_strict, write_atomic
 from ...core.conditioning import replace_known
 from ...core.deprecation import moved, renamed_kwargs
 from ...core.device import resolve_device
@@ -37,7 +37,7 @@ from ...datasets.pointclouds import (NORMALIZATIONS, Normalization, PointCloudFo
                                     partial_scan, read_cloud, shape_seed)
 from .latent import (DECODER_WIDTHS, DEFAULT_LATENT_TRAIN_CONFIG, ENCODER_WIDTHS, PRIOR_TRAIN_CONFIG, TIME_FEATURES,
                      LatentPointDiffusion)
-from .model import _PointDiffusion
+from .model import PointModel, _PointDiffusion
 
 __all__ = ["Generator", "Completer", "LatentGenerator", "save_clouds", "load_clouds", "completion_pairs", "up_rotation",
            "UP_AXES", "scan_list", "prepare_scans", "restore_scan"]
@@ -82,7 +82,6 @@ class Generator(_PointDiffusion):
 
 
 _LD = DEFAULT_LATENT_TRAIN_CONFIG
-_LATENT_TRAIN_KEYWORDS = ("epochs", "max_steps", "lr", "ema_decay")
 _LATENT_HPARAMS = ("num_points", "latent_dim", "num_train_steps", "beta_start", "beta_end", "time_features",
                    "kl_weight", "train_points", "encoder_points", "prior_num_train_steps", "prior_width",
                    "prior_layers", "prior_max_steps", "encoder_widths", "decoder_widths", "normalization",
@@ -96,7 +95,7 @@ def _hparams(cfg: dict) -> dict:
     return {k: cfg.get(k, "eps") if k == "prior_prediction" else cfg[k] for k in _LATENT_HPARAMS}
 
 
-class LatentGenerator:
+class LatentGenerator(PointModel):
     """Point-cloud generation as Luo & Hu (CVPR 2021): a shape latent from a prior, then every point
     denoised on its own given it (model: :class:`~.latent.LatentPointDiffusion`).
 
@@ -116,6 +115,7 @@ class LatentGenerator:
     """
 
     kind = "points.latent"  # the checkpoint kind of core.checkpoint.KINDS
+    kind_version, hparam_names, default_train_config = LATENT_KIND_VERSION, _LATENT_HPARAMS, DEFAULT_LATENT_TRAIN_CONFIG
 
     def __init__(self, num_points: int = 2048, latent_dim: int = 256, num_train_steps: int = 100,
                  beta_start: float = 1e-4, beta_end: float = 0.02, time_features: str = "signal",
@@ -164,12 +164,6 @@ class LatentGenerator:
 
     # the same cloud loading as Generator and Completer (reads num_points, normalization and seed)
     _folder = _PointDiffusion._folder
-
-    def _train_config(self) -> TrainConfig:
-        """The :class:`TrainConfig` of the main run (see the class docstring)."""
-        return resolve_train_config(DEFAULT_LATENT_TRAIN_CONFIG, self.train_config,
-                                    {k: getattr(self, k) for k in _LATENT_TRAIN_KEYWORDS},
-                                    {"seed": self.seed, "progress": self.progress, "device": self.device})
 
     def fit(self, data, classes: Optional[Sequence[str]] = None, split: str = "train",
             max_shapes: Optional[int] = None, resume: bool = False) -> "LatentGenerator":
@@ -244,15 +238,6 @@ class LatentGenerator:
         out = [model.decode(chunk, self.num_points, sampler, sampler_steps, gen, self.clip).float().cpu()
                for chunk in z.split(batch_size)]
         return torch.cat(out)
-
-    def config(self) -> dict:
-        return {"clip": self.clip, **{k: getattr(self, k) for k in _LATENT_HPARAMS}}
-
-    def save(self, directory: str | Path) -> Path:
-        """Write the (EMA) weights and hyper-parameters atomically (safetensors + JSON)."""
-        self._check_fitted()
-        return save_checkpoint(directory, {"model": self.model.state_dict()}, self.config(), kind=self.kind,
-                               kind_version=LATENT_KIND_VERSION)
 
     @classmethod
     def load_snapshot(cls, checkpoint_dir: str | Path, device: str = "auto", data=None,

@@ -16,12 +16,12 @@ from typing import Optional, Sequence
 import torch
 from torch import nn
 
-from ...core.checkpoint import load_checkpoint, load_state_strict, save_checkpoint
+from ...core.checkpoint import load_checkpoint, load_state_strict
 from ...core.device import resolve_device
 from ...core.losses import draw_discrete_t, eps_mse
 from ...core.samplers import resolve as resolve_sampler
 from ...core.schedules import alpha_bars, linear_betas
-from ...core.training import Batches, TrainConfig, TrainResult, fit as train_loop, resolve_train_config
+from ...core.training import Batches, TrainConfig, TrainResult, fit as train_loop
 from ...core.validate import check_whole
 from ...datasets.pointclouds import NORMALIZATIONS
 from ...nets.pointnet import PointNetEncoder
@@ -29,7 +29,7 @@ from ...nets.pointwise import PointwiseDenoiser
 from .api import completion_pairs, prepare_scans, restore_scan, scan_list, up_rotation
 from .latent import (DECODER_WIDTHS, DEFAULT_LATENT_TRAIN_CONFIG, ENCODER_WIDTHS, TIME_FEATURES, sample_points,
                      time_features)
-from .model import _PointDiffusion
+from .model import PointModel, _PointDiffusion
 
 __all__ = ["LatentCompleter", "ScanCompletionDiffusion"]
 
@@ -95,12 +95,11 @@ def _rows(x: torch.Tensor, start: torch.Tensor, stop: torch.Tensor, k: int) -> t
 
 _HPARAMS = ("num_points", "latent_dim", "num_train_steps", "beta_start", "beta_end", "time_features", "train_points",
             "encoder_points", "encoder_widths", "decoder_widths", "max_known", "views", "normalization")
-_TRAIN_KEYWORDS = ("epochs", "max_steps", "lr", "ema_decay")
 _D = DEFAULT_LATENT_TRAIN_CONFIG
 KIND_VERSION = 1
 
 
-class LatentCompleter:
+class LatentCompleter(PointModel):
     """Completion of partial scans at any number of points: the scan's code, then the missing points
     drawn one by one given it (model: :class:`ScanCompletionDiffusion`; see the module docstring).
 
@@ -113,6 +112,7 @@ class LatentCompleter:
     """
 
     kind = "points.latent_completer"  # the checkpoint kind of core.checkpoint.KINDS
+    kind_version, hparam_names, default_train_config = KIND_VERSION, _HPARAMS, DEFAULT_LATENT_TRAIN_CONFIG
 
     def __init__(self, num_points: int = 2048, latent_dim: int = 256, num_train_steps: int = 200,
                  beta_start: float = 1e-4, beta_end: float = 0.05, time_features: str = "signal",
@@ -150,11 +150,6 @@ class LatentCompleter:
         self.train_result: Optional[TrainResult] = None
 
     _folder = _PointDiffusion._folder  # the same cloud loading as the other point models
-
-    def _train_config(self) -> TrainConfig:
-        return resolve_train_config(DEFAULT_LATENT_TRAIN_CONFIG, self.train_config,
-                                    {k: getattr(self, k) for k in _TRAIN_KEYWORDS},
-                                    {"seed": self.seed, "progress": self.progress, "device": self.device})
 
     def fit(self, data, classes: Optional[Sequence[str]] = None, split: str = "train",
             max_shapes: Optional[int] = None, resume: bool = False) -> "LatentCompleter":
@@ -216,15 +211,6 @@ class LatentCompleter:
                 out.append(restore_scan(row, frames[i], kept[i], rotation))
         result = torch.stack(out)
         return result[0] if single else result
-
-    def config(self) -> dict:
-        return {"clip": self.clip, **{k: getattr(self, k) for k in _HPARAMS}}
-
-    def save(self, directory: str | Path) -> Path:
-        """Write the (EMA) weights and hyper-parameters atomically (safetensors + JSON)."""
-        self._check_fitted()
-        return save_checkpoint(directory, {"model": self.model.state_dict()}, self.config(), kind=self.kind,
-                               kind_version=KIND_VERSION)
 
     @classmethod
     def load(cls, directory: str | Path, device: str = "auto") -> "LatentCompleter":

@@ -21,7 +21,7 @@ from ...core.training import Batches, TrainConfig, TrainResult, fit as train_loo
 from ...datasets.pointclouds import NORMALIZATIONS, PointCloudFolder, check_points, load_folder, normalize, resample
 from ...nets.point_denoiser import PointDenoiser
 
-__all__ = ["SAMPLER_NAMES", "DEFAULT_TRAIN_CONFIG"]
+__all__ = ["SAMPLER_NAMES", "DEFAULT_TRAIN_CONFIG", "PointModel"]
 
 # How both point-cloud models train unless told otherwise: AdamW lr 1e-3 (weight decay 1e-6) on a
 # cosine schedule, clipping at norm 1, EMA 0.999, 100 epochs. ``train_config=`` replaces it; the
@@ -40,7 +40,35 @@ _RENAMED = {"num_steps": "num_train_steps"}  # old hyper-parameter names, accept
 KIND_VERSION = 2  # 2: the hyper-parameter num_train_steps; 1 (still read): num_steps
 
 
-class _PointDiffusion:
+class PointModel:
+    """What every point-cloud model shares: its :class:`TrainConfig` from ``default_train_config`` and the
+    keywords ``epochs``, ``max_steps``, ``lr``, ``ema_decay`` (replacing its fields when set to other values
+    than its own) with ``seed``, ``device`` and ``progress``; its config (``clip`` and the settings named
+    by ``hparam_names``); and :meth:`save` of the module in attribute ``weights_key`` as ``kind``."""
+
+    kind = ""  # the checkpoint kind of core.checkpoint.KINDS that save() writes and load() reads
+    kind_version = 1
+    hparam_names: tuple = ()
+    weights_key = "model"
+    default_train_config: TrainConfig
+
+    def _train_config(self) -> TrainConfig:
+        """The :class:`TrainConfig` ``fit`` trains with."""
+        return resolve_train_config(self.default_train_config, self.train_config,
+                                    {k: getattr(self, k) for k in _TRAIN_KEYWORDS},
+                                    {"seed": self.seed, "progress": self.progress, "device": self.device})
+
+    def config(self) -> dict:
+        return {"clip": self.clip, **{k: getattr(self, k) for k in self.hparam_names}}
+
+    def save(self, directory: str | Path) -> Path:
+        """Write the (EMA) weights and hyper-parameters atomically (safetensors + JSON)."""
+        self._check_fitted()
+        return save_checkpoint(directory, {self.weights_key: getattr(self, self.weights_key).state_dict()},
+                               self.config(), kind=self.kind, kind_version=self.kind_version)
+
+
+class _PointDiffusion(PointModel):
     """What both tasks share: hyper-parameters, the schedule, training through the core, persistence.
 
     Training settings: ``train_config`` (None: :data:`DEFAULT_TRAIN_CONFIG`); ``epochs``,
@@ -49,7 +77,7 @@ class _PointDiffusion:
     """
 
     in_features = 0
-    kind = ""  # the checkpoint kind of core.checkpoint.KINDS that save() writes and load() reads
+    kind_version, hparam_names, weights_key, default_train_config = KIND_VERSION, _HPARAMS, "net", DEFAULT_TRAIN_CONFIG
 
     @renamed_kwargs(num_steps="num_train_steps")
     def __init__(self, num_points: int = 1024, channels: int = 128, layers: int = 4, k: int = 16,
@@ -132,21 +160,6 @@ class _PointDiffusion:
         return run_sampler(self._clipped(model), sampler=sampler, sampler_steps=sampler_steps,
                            alpha_bars=self.alpha_bars, shape=shape, device=device, generator=generator,
                            project=project)
-
-    def _train_config(self) -> TrainConfig:
-        """The :class:`TrainConfig` :meth:`fit` trains with (see the class docstring)."""
-        return resolve_train_config(DEFAULT_TRAIN_CONFIG, self.train_config,
-                                    {k: getattr(self, k) for k in _TRAIN_KEYWORDS},
-                                    {"seed": self.seed, "progress": self.progress, "device": self.device})
-
-    def config(self) -> dict:
-        return {"clip": self.clip, **{k: getattr(self, k) for k in _HPARAMS}}
-
-    def save(self, directory: str | Path) -> Path:
-        """Write the (EMA) weights and hyper-parameters atomically (safetensors + JSON)."""
-        self._check_fitted()
-        return save_checkpoint(directory, {"net": self.net.state_dict()}, self.config(), kind=self.kind,
-                               kind_version=KIND_VERSION)
 
     @classmethod
     def load_snapshot(cls, checkpoint_dir: str | Path, device: str = "auto") -> tuple["_PointDiffusion", dict]:
