@@ -216,6 +216,7 @@ def run_generation(root, cls, common, args, res, run):
     res["gen_train_s"], res["gen_final_loss"] = time.perf_counter() - t0, gen.train_result.history[-1]["train_loss"]
     res["gen_train_result"] = {"steps": gen.train_result.steps, "seconds": gen.train_result.seconds,
                                "stopped_by": gen.train_result.stopped_by}
+    res["gen_diagnostics"] = latent_diagnostics(gen, root, cls)
     t0 = time.perf_counter()
     res["generation"] = points.evaluate(gen, root, [cls], "test", args.sampler_steps, args.sampler,
                                         max_shapes=args.n_eval, emd_points=args.emd_points, protocol=args.protocol)
@@ -227,6 +228,15 @@ def run_generation(root, cls, common, args, res, run):
         res["throughput"] = throughput(gen, ["ddpm", "ddim", "dpm_solver"], args.throughput_steps)
     print(cls, "generation", json.dumps(res["generation"]), flush=True)
     return gen
+
+
+def latent_diagnostics(gen, root, cls, n: int = 256) -> dict:
+    """The latent model's loss terms and posterior shape on ``n`` training clouds (its sampling
+    weights; empty for the DGCNN generator): does the points' loss fall, is the posterior collapsed?"""
+    if not isinstance(gen, points.LatentGenerator):
+        return {}
+    x = gen._folder(root, [cls], "train", n).points
+    return {f"diag_{k}": v for k, v in gen.model.diagnose(x, gen.train_points, gen.encoder_points).items()}
 
 
 def start_curve(args, cls, ckpt: Path) -> subprocess.Popen:
@@ -271,7 +281,8 @@ def watch(args) -> None:
             row = {"mark_minutes": mark, "train_minutes": loop["seconds"] / 60, "steps": loop["steps"],
                    "epoch": loop["epoch"], "train_loss": loop["history"][-1]["train_loss"],
                    **{k: rep[k] for k in ("1-NNA-CD", "MMD-CD", "COV-CD", "eval_points", "n_gen", "n_ref")},
-                   "sampler": args.sampler, "sampler_steps": args.sampler_steps, "eval_s": time.perf_counter() - t0}
+                   "sampler": args.sampler, "sampler_steps": args.sampler_steps, "eval_s": time.perf_counter() - t0,
+                   **latent_diagnostics(model, root, args.classes[0])}
             with open(curve, "a") as f:
                 f.write(json.dumps(row) + "\n")
             done.add(mark)

@@ -2,6 +2,7 @@
 denoiser is Luo & Hu's ConcatSquash stack and treats every point on its own), the schedule's time
 features, the seeded train-save-load-sample round trip, resuming, errors, and a learning check."""
 import json
+import math
 
 import pytest
 import torch
@@ -189,6 +190,35 @@ def test_loss_is_finite_and_reaches_all_three_nets():
     for name in ("encoder", "decoder", "prior"):
         grads = [p.grad for p in getattr(model, name).parameters()]
         assert all(g is not None for g in grads) and any(g.abs().sum() > 0 for g in grads), name
+
+
+def test_loss_is_its_terms_and_diagnose_reports_them_with_the_posteriors_shape():
+    model = LatentPointDiffusion(latent_dim=8, num_train_steps=20, prior_width=16, prior_layers=1)
+    x = _clouds(6, 40)
+    torch.manual_seed(1)
+    terms = model.loss_terms(x, train_points=16, encoder_points=16)
+    torch.manual_seed(1)
+    loss = model.loss(x, 0.5, train_points=16, encoder_points=16)
+    assert torch.allclose(loss, terms["points"] + 0.5 * terms["kl"] + terms["prior"])
+    state = torch.get_rng_state()
+    report = model.diagnose(x, 16, 16, seed=3)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's random state is left alone
+    assert report == model.diagnose(x, 16, 16, seed=3)
+    assert set(report) == {"points", "kl", "prior", "posterior_std", "code_norm", "active_dims"}
+    # a posterior mean that ignores the cloud (its last layer zeroed, bias 1): no active dimension,
+    # code norm sqrt(8); logvar fixed at log 0.25: posterior std 0.5 and KL 0.5 * 8 * (1 + 0.25 - log 0.25 - 1)
+    with torch.no_grad():
+        last_mean, last_logvar = model.encoder.mean[-1], model.encoder.logvar[-1]
+        last_mean.weight.zero_(), last_mean.bias.fill_(1.0)
+        last_logvar.weight.zero_(), last_logvar.bias.fill_(math.log(0.25))
+    report = model.diagnose(x, 16, 16)
+    assert report["active_dims"] == 0
+    assert report["code_norm"] == pytest.approx(math.sqrt(8))
+    assert report["posterior_std"] == pytest.approx(0.5)
+    assert report["kl"] == pytest.approx(0.5 * 8 * (1 + 0.25 - math.log(0.25) - 1))
+    with torch.no_grad():  # a random last layer: the means differ between clouds on all 8 dimensions
+        last_mean.weight.normal_()
+    assert model.diagnose(x, 16, 16)["active_dims"] == 8
 
 
 # ------------------------------------------------------------------ LatentGenerator

@@ -113,7 +113,14 @@ class LatentPointDiffusion(nn.Module):
 
     # -- training
     def loss(self, x: torch.Tensor, kl_weight: float, train_points: int, encoder_points: int) -> torch.Tensor:
-        """Luo & Hu's Gaussian-VAE loss on clouds ``x`` (B, N, 3), plus the latent prior's loss.
+        """Luo & Hu's Gaussian-VAE loss on clouds ``x`` (B, N, 3), plus the latent prior's loss:
+        ``points + kl_weight * kl + prior`` of :meth:`loss_terms`."""
+        terms = self.loss_terms(x, train_points, encoder_points)
+        return terms["points"] + kl_weight * terms["kl"] + terms["prior"]
+
+    def loss_terms(self, x: torch.Tensor, train_points: int, encoder_points: int) -> dict[str, torch.Tensor]:
+        """The terms of :meth:`loss` (scalars): ``points``, the denoiser's noise MSE; ``kl``,
+        KL(q(z | X) || N(0, I)) summed over the latent's dimensions; ``prior``, the latent prior's MSE.
 
         The encoder reads ``encoder_points`` random points of each cloud, the denoiser is trained
         on another ``train_points`` random points of it at one uniformly drawn step.
@@ -129,7 +136,22 @@ class LatentPointDiffusion(nn.Module):
                          self.alpha_bar_of)
         prior = denoising_mse(self.prior, z.detach(), draw_discrete_t(b, len(self.prior_alpha_bars), x.device),
                               self.prior_alpha_bar_of, self.prior_prediction)
-        return points + kl_weight * kl + prior
+        return {"points": points, "kl": kl, "prior": prior}
+
+    @torch.no_grad()
+    def diagnose(self, x: torch.Tensor, train_points: int, encoder_points: int, seed: int = 0) -> dict[str, float]:
+        """What a run has learned, on clouds ``x`` (B, N, 3): the :meth:`loss_terms` (seeded; the
+        caller's random state is left as it was) and the posterior's shape: ``posterior_std``, the mean
+        posterior standard deviation; ``code_norm``, the mean norm of the posterior means; and
+        ``active_dims``, the latent dimensions whose posterior mean varies across the clouds with
+        variance above 0.01 (Burda et al. 2016's active units; few means a collapsed posterior)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            terms = {k: float(v) for k, v in self.loss_terms(x, train_points, encoder_points).items()}
+            mean, logvar = self.encoder(_subset(x, encoder_points))
+        return {**terms, "posterior_std": float((0.5 * logvar).exp().mean()),
+                "code_norm": float(mean.norm(dim=-1).mean()),
+                "active_dims": int((mean.var(dim=0) > 0.01).sum()) if len(mean) > 1 else 0}
 
     def prior_loss(self, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         """The prior's loss on posterior samples of ``(mean, logvar)`` (B, latent_dim) each."""
