@@ -44,8 +44,16 @@ def test_up_axis_turns_the_scan_upright_and_the_result_back(completer):
         completer.complete(camera, up_axis="up")
 
 
-def test_a_ply_written_by_open3d_completes_through_the_api_and_the_cli(completer, modelnet, tmp_path):
+LATENT = dict(num_points=64, latent_dim=8, num_train_steps=20, train_points=16, encoder_points=16,
+              encoder_widths=(16,), decoder_widths=(16,), max_steps=1, batch_size=4, progress=False, device="cpu")
+
+
+@pytest.mark.parametrize("kind", ["Completer", "LatentCompleter"])
+def test_a_ply_written_by_open3d_completes_through_the_api_and_the_cli(kind, completer, modelnet, tmp_path):
     o3d = pytest.importorskip("open3d")
+    if kind == "LatentCompleter":  # the same contract (scan_list, up_axis, units) for the linear-in-points model
+        clouds = torch.randn(4, 64, 3, generator=torch.Generator().manual_seed(0))
+        completer = points.LatentCompleter(views=1, **LATENT).fit(clouds)
     chair = read_cloud(modelnet / "chair" / "test" / "chair_0890.pcd")
     scan = chair[partial_scan(chair, seed=0)] * 1e-3 @ points.up_rotation("-y")  # raw units / 1000, camera axes
     path = tmp_path / "scan.ply"
