@@ -125,6 +125,10 @@ class LatentPointDiffusion(nn.Module):
         The encoder reads ``encoder_points`` random points of each cloud, the denoiser is trained
         on another ``train_points`` random points of it at one uniformly drawn step.
         """
+        return self._terms_and_posterior(x, train_points, encoder_points)[0]
+
+    def _terms_and_posterior(self, x: torch.Tensor, train_points: int, encoder_points: int):
+        """:meth:`loss_terms` and the posterior ``(mean, logvar)`` they were computed from."""
         b = x.shape[0]
         mean, logvar = self.encoder(_subset(x, encoder_points))
         z = mean + (0.5 * logvar).exp() * torch.randn_like(mean)
@@ -136,7 +140,7 @@ class LatentPointDiffusion(nn.Module):
                          self.alpha_bar_of)
         prior = denoising_mse(self.prior, z.detach(), draw_discrete_t(b, len(self.prior_alpha_bars), x.device),
                               self.prior_alpha_bar_of, self.prior_prediction)
-        return {"points": points, "kl": kl, "prior": prior}
+        return {"points": points, "kl": kl, "prior": prior}, mean, logvar
 
     @torch.no_grad()
     def diagnose(self, x: torch.Tensor, train_points: int, encoder_points: int, seed: int = 0) -> dict[str, float]:
@@ -147,9 +151,8 @@ class LatentPointDiffusion(nn.Module):
         variance above 0.01 (Burda et al. 2016's active units; few means a collapsed posterior)."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            terms = {k: float(v) for k, v in self.loss_terms(x, train_points, encoder_points).items()}
-            mean, logvar = self.encoder(_subset(x, encoder_points))
-        return {**terms, "posterior_std": float((0.5 * logvar).exp().mean()),
+            terms, mean, logvar = self._terms_and_posterior(x, train_points, encoder_points)
+        return {**{k: float(v) for k, v in terms.items()}, "posterior_std": float((0.5 * logvar).exp().mean()),
                 "code_norm": float(mean.norm(dim=-1).mean()),
                 "active_dims": int((mean.var(dim=0) > 0.01).sum()) if len(mean) > 1 else 0}
 
