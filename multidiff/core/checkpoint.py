@@ -40,6 +40,8 @@ FORMAT_VERSION = 2  # bump when config.json changes in a way older code cannot r
 # Strings only, so the core imports no task. A new task adds its kinds here.
 KINDS = {
     "imputer": "multidiff.tasks.imputation.Imputer.load(DIR) (command line: multidiff impute --model DIR)",
+    "imputation.network": "multidiff.tasks.imputation.load_network(DIR) (a pretrained column-agnostic network; "
+                          "Imputer(pretrained=DIR) imputes with it)",
     "points.generator": "multidiff.tasks.points.Generator.load(DIR) (command line: multidiff points sample DIR OUT)",
     "points.completer": "multidiff.tasks.points.Completer.load(DIR) (command line: multidiff points complete DIR "
                         "PARTIAL... --out OUT)",

@@ -52,6 +52,17 @@ REGISTRY: dict[str, RemoteDataset] = {
         files={"ETTh1.csv": "f18de3ad269cef59bb07b5438d79bb3042d3be49bdeecf01c1cd6d29695ee066"},
         url="https://raw.githubusercontent.com/zhouhaoyi/ETDataset/main/ETT-small/ETTh1.csv",
     ),
+    "ettm1": RemoteDataset(
+        folder="ett",
+        files={"ETTm1.csv": "6ce1759b1a18e3328421d5d75fadcb316c449fcd7cec32820c8dafda71986c9e"},
+        url="https://raw.githubusercontent.com/zhouhaoyi/ETDataset/main/ETT-small/ETTm1.csv",
+    ),
+    # the Autoformer data (Wu et al. 2021) is published on a shared drive with no stable file address
+    "weather": RemoteDataset(
+        folder="weather", files={"weather.csv": "34ee981d07313e51da2a50bb600072c8ae4a69cb4b0651f4cb93a069d7a2ba63"}),
+    "illness": RemoteDataset(
+        folder="illness",
+        files={"national_illness.csv": "93601f64d2566dc796ca4305adad8b8560c2db1a1ff04543c3bd813a7263570a"}),
     "exchange_rate": RemoteDataset(
         folder="exchange_rate",
         files={"exchange_rate.txt.gz": "6a4fbb561dcdee43f071a83badbeec9223a335552278348656738b556f1c2e9d"},

@@ -11,7 +11,7 @@ from typing import Optional
 
 import torch
 
-__all__ = ["random_cond_mask", "historical_cond_mask", "training_cond_mask", "STRATEGIES"]
+__all__ = ["random_cond_mask", "historical_cond_mask", "training_cond_mask", "hybrid_target_mask", "STRATEGIES"]
 
 STRATEGIES = ("random", "historical", "mix")
 
@@ -47,3 +47,36 @@ def training_cond_mask(observed: torch.Tensor, strategy: str, generator: Optiona
         pick = pick.reshape(-1, *([1] * (observed.dim() - 1)))
         return torch.where(pick, random_cond_mask(observed, generator), historical_cond_mask(observed, pattern))
     raise ValueError(f"mask strategy must be one of {STRATEGIES}, got {strategy!r}")
+
+
+def hybrid_target_mask(observed: torch.Tensor, generator: Optional[torch.Generator] = None,
+                       pattern: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Training targets (1 = hidden from the network, scored) among the ``observed`` entries of
+    (B, K, L) windows, for a model that must meet every kind of gap: each window draws one of
+    isolated points (a rate in [5 %, 50 %]), blocks (two per chosen column, up to a third of the
+    window each), a whole-column outage (one column, plus 5 % points), or the missing pattern of
+    the previous window of the batch (``pattern``, default ``observed``; CSDI's "historical"
+    strategy). Mixing masks of several kinds in pretraining is what TSPulse (Ekambaram et al.
+    2025) found to transfer. A window left with no target gets 20 % points."""
+    b, k, l = observed.shape
+    dev = observed.device
+    obs = observed.bool()
+    rand = lambda *shape: torch.rand(*shape, generator=generator, device=dev)  # noqa: E731
+    kind = (rand(b) * 100).long()
+    kind = torch.bucketize(kind, torch.tensor([35, 65, 75], device=dev), right=True)  # 0 points .. 3 historical
+    points = rand(b, k, l) < (0.05 + 0.45 * rand(b, 1, 1))
+    pos = torch.arange(l, device=dev)
+    starts = (rand(b, k, 2, 1) * l).long()
+    lengths = (2 + rand(b, k, 2, 1) * max(1, l // 3 - 2)).long()
+    blocks = ((pos >= starts) & (pos < starts + lengths)).any(2) & (rand(b, k, 1) < 0.6)
+    column = torch.nn.functional.one_hot(rand(b, k).argmax(1), k).bool()[..., None].expand(b, k, l)
+    outage = column | (rand(b, k, l) < 0.05)
+    other = (observed if pattern is None else pattern).bool().roll(1, dims=0)
+    historical = ~other
+    choice = kind.view(b, 1, 1)
+    targets = torch.where(choice == 0, points, torch.where(choice == 1, blocks,
+                                                            torch.where(choice == 2, outage, historical))) & obs
+    empty = targets.flatten(1).sum(1) == 0
+    fallback = (rand(b, k, l) < 0.2) & obs
+    targets = torch.where(empty.view(b, 1, 1), fallback, targets)
+    return targets.to(observed.dtype)

@@ -1,0 +1,216 @@
+"""The pretrained imputation model: one set of weights for frames of any number of columns.
+
+A composition of the core around :mod:`multidiff.nets.column_agnostic`:
+
+- every window is rescaled per column by the mean and standard deviation of its given values
+  (the instance normalisation of RevIN, Kim et al. 2022, which lets one network read series of
+  any level and scale); a column with fewer than three given values in the window keeps the
+  frame's scale;
+- the point estimate is linear interpolation plus the encoder's point head (trained with L1, so
+  it estimates the conditional median: the value that minimises MAE);
+- the samples add to it a residual drawn by the diffusion head (v-prediction, Salimans & Ho 2022,
+  on a discrete quadratic schedule as CSDI's) through the core's samplers; the encoder runs once.
+
+Targets are drawn by :func:`~.masks.hybrid_target_mask` (points, blocks, column outages, the
+data's own gaps). A batch is ``{"values", "observed"}`` of shape (B, K, context + L + context):
+the interpolation is computed over the whole padded window, the loss on the centre only.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from ...core import samplers
+from ...core.conditioning import interpolate_masked, repeat_samples
+from ...core.denoiser import as_eps_model
+from ...core.losses import denoising_mse, draw_discrete_t
+from ...core.samplers import rowwise_randn
+from ...core.schedules import alpha_bars, make_betas
+from ...nets.column_agnostic import ColumnAgnosticEncoder, DiffusionHead
+from .masks import hybrid_target_mask
+from .windows import interpolate_series, window_owners, window_starts
+
+__all__ = ["ColumnAgnosticModel", "window_features", "impute_normalised", "save_network", "load_network"]
+
+_MIN_STD = 0.01  # floor of a window's scale, in units of the frame's standard deviation
+
+
+def window_features(values: torch.Tensor, given: torch.Tensor, interp: torch.Tensor):
+    """Per-cell inputs of the encoder for (B, K, L) windows of frame-normalised ``values`` (any
+    value where not ``given``) and their linear interpolation ``interp`` through the given cells.
+
+    Returns ``(features (B, K, L, 7), centre (B, K, 1), scale (B, K, 1))``: the features are the
+    given value and the interpolation in window units ``(x - centre) / scale``, the given mask,
+    the log distance to the previous and to the next given cell, ``log(scale)`` and the given
+    fraction of the column in the window."""
+    b, k, l = values.shape
+    g = given.to(values.dtype)
+    n = g.sum(-1, keepdim=True)
+    centre = torch.where(n > 0, (values * g).sum(-1, keepdim=True) / n.clamp(min=1),
+                         interp.mean(-1, keepdim=True))
+    var = (((values - centre) * g) ** 2).sum(-1, keepdim=True) / (n - 1).clamp(min=1)
+    scale = torch.where(n >= 3, var.sqrt().clamp(min=_MIN_STD), torch.ones_like(var))
+    u = ((values - centre) / scale).clamp(-50, 50) * g
+    ui = ((interp - centre) / scale).clamp(-50, 50)
+    pos = torch.arange(l, device=values.device, dtype=values.dtype).expand(b, k, l)
+    known = given.bool()
+    prev = torch.where(known, pos, torch.full_like(pos, -float(l))).cummax(-1).values
+    nxt = torch.where(known, pos, torch.full_like(pos, 2.0 * l)).flip(-1).cummin(-1).values.flip(-1)
+    norm = math.log1p(2 * l)
+    d_prev, d_next = torch.log1p(pos - prev) / norm, torch.log1p(nxt - pos) / norm
+    log_scale = scale.log().expand(b, k, l)
+    frac = (n / l).expand(b, k, l)
+    feats = torch.stack([u, g, ui, d_prev, d_next, log_scale, frac], dim=-1)
+    return feats, centre, scale
+
+
+class ColumnAgnosticModel(nn.Module):
+    """Imputation over (B, K, L) windows of any K, with a point estimate and diffusion samples."""
+
+    def __init__(self, channels: int = 64, layers: int = 4, heads: int = 4, ff: int = 128, head_channels: int = 32,
+                 head_layers: int = 2, num_train_steps: int = 50, beta_start: float = 1e-4, beta_end: float = 0.5,
+                 context: int = 16, diffusion_weight: float = 0.5):
+        super().__init__()
+        self.config = dict(channels=channels, layers=layers, heads=heads, ff=ff, head_channels=head_channels,
+                           head_layers=head_layers, num_train_steps=num_train_steps, beta_start=beta_start,
+                           beta_end=beta_end, context=context, diffusion_weight=diffusion_weight)
+        self.context, self.diffusion_weight = int(context), float(diffusion_weight)
+        self.num_train_steps = num_train_steps
+        self.encoder = ColumnAgnosticEncoder(channels, layers, heads, ff)
+        self.head = DiffusionHead(channels, head_channels, head_layers)
+        self.register_buffer("alpha_bars", alpha_bars(make_betas("quad", num_train_steps, beta_start, beta_end)).float())
+
+    def alpha_bar_of(self, t: torch.Tensor) -> torch.Tensor:
+        return self.alpha_bars[t]
+
+    def encode(self, values: torch.Tensor, given: torch.Tensor, interp: torch.Tensor) -> dict:
+        """The encoder's pass over (B, K, L) windows: ``point`` (frame units), the head's context,
+        and the window scale that turns residuals in window units into frame units."""
+        feats, centre, scale = window_features(values, given, interp)
+        h, residual = self.encoder(feats)
+        ui = (feats[..., 2])
+        return {"point": centre + scale * (ui + residual), "context": self.head.project(h), "scale": scale,
+                "residual": residual, "interp_u": ui, "centre": centre}
+
+    def loss_terms(self, batch: dict, generator: Optional[torch.Generator] = None) -> dict:
+        """L1 of the point estimate and the diffusion head's v-MSE, on the hidden entries of the
+        centre of each window, in window units."""
+        values, observed = batch["values"], batch["observed"]
+        target = hybrid_target_mask(observed, generator, batch.get("pattern"))
+        given = observed - target
+        interp = interpolate_masked(values, given)
+        if self.context:
+            c = slice(self.context, values.shape[-1] - self.context)
+            values, observed, target, given, interp = (a[..., c] for a in (values, observed, target, given, interp))
+        enc = self.encode(values, given, interp)
+        truth_u = ((values - enc["centre"]) / enc["scale"]).clamp(-50, 50)
+        err = truth_u - enc["interp_u"] - enc["residual"]
+        n = target.sum().clamp(min=1)
+        point = (err.abs() * target).sum() / n
+        y = (err.detach() * target).clamp(-20, 20)
+        free = 1 - given  # every cell the head fills at sampling time
+        t = draw_discrete_t(values.shape[0], self.num_train_steps, values.device, generator)
+        head = lambda x_t, tt: self.head(x_t, tt, free, enc["context"])  # noqa: E731
+        diffusion = denoising_mse(head, y, t, self.alpha_bar_of, "v", mask=target)
+        return {"point": point, "diffusion": diffusion}
+
+    def loss(self, batch: dict, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        terms = self.loss_terms(batch, generator)
+        return terms["point"] + self.diffusion_weight * terms["diffusion"]
+
+    @torch.no_grad()
+    def sample(self, enc: dict, given: torch.Tensor, n_samples: int, sampler: str = "ddim",
+               sampler_steps: Optional[int] = 10, randn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+               generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """(n_samples, B, K, L) samples in frame units around ``enc["point"]`` (from :meth:`encode`);
+        given cells come back as the point there (the caller puts the given values back)."""
+        b = given.shape[0]
+        free = repeat_samples(1 - given.to(enc["point"].dtype), n_samples)
+        context = repeat_samples(enc["context"], n_samples)
+        net = lambda x_t, t: self.head(x_t, t, free, context)  # noqa: E731
+        model = as_eps_model(net, "v", self.alpha_bar_of)
+        y = samplers.run(model, sampler=sampler, sampler_steps=sampler_steps, alpha_bars=self.alpha_bars,
+                         shape=free.shape, dtype=free.dtype, device=free.device, generator=generator, randn=randn)
+        y = (y * free).reshape(n_samples, b, *given.shape[1:])
+        return enc["point"][None] + enc["scale"][None] * y
+
+
+NETWORK_KIND, NETWORK_KIND_VERSION = "imputation.network", 1
+
+
+def save_network(model: ColumnAgnosticModel, path, about: Optional[dict] = None):
+    """Write ``model`` (weights + its constructor arguments, and ``about``: how it was trained) to
+    the checkpoint folder ``path``, atomically."""
+    from ...core.checkpoint import save_checkpoint
+    return save_checkpoint(path, {"model": model.state_dict()}, {"model": model.config, "about": about or {}},
+                           kind=NETWORK_KIND, kind_version=NETWORK_KIND_VERSION)
+
+
+def load_network(path) -> tuple[ColumnAgnosticModel, dict]:
+    """Read a network written by :func:`save_network`: ``(model in eval mode, about)``. A folder
+    that is not such a checkpoint, or whose files are damaged, raises ``ValueError`` (or
+    ``FileNotFoundError``) saying so."""
+    from ...core.checkpoint import load_checkpoint, load_state_strict
+    states, config = load_checkpoint(path, kind=NETWORK_KIND, max_kind_version=NETWORK_KIND_VERSION)
+    if not isinstance(config, dict) or not isinstance(config.get("model"), dict) or "model" not in states:
+        raise ValueError(f"{path} does not hold a network's config and weights; it was not written by save_network")
+    try:
+        model = ColumnAgnosticModel(**config["model"])
+    except TypeError as e:
+        raise ValueError(f"{path} has a network config this multidiff does not know ({e})") from None
+    return load_state_strict(model, states["model"], f"network {path}").eval(), config.get("about", {})
+
+
+def impute_normalised(model: ColumnAgnosticModel, z: np.ndarray, n_samples: int = 0, seed: int = 0,
+                      window: int = 64, stride: Optional[int] = 32, sampler: str = "ddim",
+                      sampler_steps: Optional[int] = 10, cells_per_call: int = 60_000,
+                      rows: Optional[np.ndarray] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Impute a frame-normalised (rows, K) series (NaN = missing) with ``model``:
+    ``(point (rows, K), samples (n_samples, rows, K) or None)``, given values returned as given.
+
+    Windows of ``window`` rows every ``stride`` rows (the last one aligned to the end); each row
+    is taken from the window it is most central in; the interpolation is the whole series'.
+    Window ``w`` draws its noise from its own generator seeded by ``(seed, w)``, so the result
+    does not depend on how windows are grouped into calls. ``rows`` restricts the work to the
+    windows that own those rows (other rows come back as linear interpolation, samples NaN)."""
+    n_rows, k = z.shape
+    length = min(window, n_rows)
+    starts = window_starts(n_rows, length, min(stride or length, length))
+    owners = window_owners(np.arange(n_rows), starts, length)
+    wanted = np.unique(owners if rows is None else owners[rows])
+    base = interpolate_series(z)
+    given = ~np.isnan(z)
+    values = np.nan_to_num(z)
+    point = base.copy()
+    samples = np.full((n_samples, n_rows, k), np.nan, np.float32) if n_samples else None
+    per_call = max(1, cells_per_call // (k * length * max(1, n_samples)))
+    model = model.eval()
+    for i in range(0, len(wanted), per_call):
+        call = wanted[i:i + per_call]
+        cut = lambda a: torch.as_tensor(np.stack([a[s:s + length].T for s in starts[call]]), dtype=torch.float32)  # noqa: E731
+        v, g, b = cut(values), cut(given), cut(base)
+        with torch.no_grad():
+            enc = model.encode(v, g, b)
+            draws = None
+            if n_samples:
+                gens = [torch.Generator().manual_seed(_window_seed(seed, int(w))) for w in call]
+                draws = model.sample(enc, g, n_samples, sampler, sampler_steps, randn=rowwise_randn(gens, n_samples))
+        for j, w in enumerate(call):
+            own = np.flatnonzero(owners == w)
+            local = own - starts[w]
+            point[own] = enc["point"][j].T.numpy()[local]
+            if draws is not None:
+                samples[:, own] = draws[:, j].permute(0, 2, 1).numpy()[:, local]
+    point = np.where(given, z, point)
+    if samples is not None:
+        samples = np.where(given[None], z[None], samples)
+    return point, samples
+
+
+def _window_seed(seed: int, window: int) -> int:
+    """A seed for window ``window``'s generator, mixed from ``(seed, window)`` by NumPy's SeedSequence."""
+    return int(np.random.SeedSequence([seed, window]).generate_state(1, np.uint64)[0])
