@@ -1,7 +1,7 @@
 """A network over (columns K x time L) grids that does not depend on the number or order of columns.
 
 No column embedding: each cell carries what it knows (its value, whether it is given, the linear
-interpolation through the given values, how far the nearest given values are), a transformer
+and PCHIP interpolations through the given values, how far the nearest given values are), a transformer
 block attends along time for every column and along columns for every time step (equivariant to
 their order, so one set of weights serves any frame, as TSPulse and Tiny Time Mixers serve any
 channel count; Ekambaram et al. 2024, 2025). The encoder runs once per window and gives a
@@ -23,7 +23,7 @@ from .embeddings import DiffusionStepEmbedding, sinusoidal_embedding
 
 __all__ = ["ColumnAgnosticEncoder", "DiffusionHead", "N_CELL_FEATURES"]
 
-N_CELL_FEATURES = 7  # see ColumnAgnosticEncoder.forward
+N_CELL_FEATURES = 9  # see multidiff.tasks.imputation.column_model.window_features
 
 
 class _Attention(nn.Module):
@@ -63,7 +63,7 @@ class ColumnAgnosticEncoder(nn.Module):
     """Per-cell features (B, K, L, N_CELL_FEATURES) -> codes (B, K, L, channels) and the point
     head's residual (B, K, L). Equivariant to the order of the K columns."""
 
-    def __init__(self, channels: int = 64, layers: int = 4, heads: int = 4, ff: int = 128):
+    def __init__(self, channels: int = 64, layers: int = 3, heads: int = 4, ff: int = 128):
         super().__init__()
         if channels % heads:
             raise ValueError(f"channels ({channels}) must be a multiple of heads ({heads})")
@@ -114,6 +114,7 @@ class DiffusionHead(nn.Module):
 
     def __init__(self, in_channels: int = 64, channels: int = 32, layers: int = 2, step_emb_dim: int = 64):
         super().__init__()
+        self.reach = layers * (5 // 2)  # rows a cell's output depends on, on each side (the time convolutions)
         self.context_proj = nn.Linear(in_channels, channels)
         self.input_proj = nn.Linear(2, channels)
         self.step_embedding = DiffusionStepEmbedding(step_emb_dim)

@@ -25,28 +25,29 @@ import torch
 from torch import nn
 
 from ...core import samplers
-from ...core.conditioning import interpolate_masked, repeat_samples
+from ...core.conditioning import interpolate_masked, pchip_masked, repeat_samples
 from ...core.denoiser import as_eps_model
 from ...core.losses import denoising_mse, draw_discrete_t
 from ...core.samplers import rowwise_randn
 from ...core.schedules import alpha_bars, make_betas
 from ...nets.column_agnostic import ColumnAgnosticEncoder, DiffusionHead
 from .masks import hybrid_target_mask
-from .windows import interpolate_series, window_owners, window_starts
+from .windows import interpolate_series, window_owners, window_seed as _window_seed, window_starts
 
 __all__ = ["ColumnAgnosticModel", "window_features", "impute_normalised", "save_network", "load_network"]
 
 _MIN_STD = 0.01  # floor of a window's scale, in units of the frame's standard deviation
 
 
-def window_features(values: torch.Tensor, given: torch.Tensor, interp: torch.Tensor):
+def window_features(values: torch.Tensor, given: torch.Tensor, interp: torch.Tensor, pchip: torch.Tensor):
     """Per-cell inputs of the encoder for (B, K, L) windows of frame-normalised ``values`` (any
-    value where not ``given``) and their linear interpolation ``interp`` through the given cells.
+    value where not ``given``) and their linear (``interp``) and PCHIP (``pchip``) interpolations
+    through the given cells.
 
-    Returns ``(features (B, K, L, 7), centre (B, K, 1), scale (B, K, 1))``: the features are the
-    given value and the interpolation in window units ``(x - centre) / scale``, the given mask,
-    the log distance to the previous and to the next given cell, ``log(scale)`` and the given
-    fraction of the column in the window."""
+    Returns ``(features (B, K, L, 9), centre (B, K, 1), scale (B, K, 1))``: the features are the
+    given value, both interpolations and their difference in window units ``(x - centre) /
+    scale``, the given mask, the log distance to the previous and to the next given cell,
+    ``log(scale)`` and the given fraction of the column in the window."""
     b, k, l = values.shape
     g = given.to(values.dtype)
     n = g.sum(-1, keepdim=True)
@@ -56,6 +57,7 @@ def window_features(values: torch.Tensor, given: torch.Tensor, interp: torch.Ten
     scale = torch.where(n >= 3, var.sqrt().clamp(min=_MIN_STD), torch.ones_like(var))
     u = ((values - centre) / scale).clamp(-50, 50) * g
     ui = ((interp - centre) / scale).clamp(-50, 50)
+    up = ((pchip - centre) / scale).clamp(-50, 50)
     pos = torch.arange(l, device=values.device, dtype=values.dtype).expand(b, k, l)
     known = given.bool()
     prev = torch.where(known, pos, torch.full_like(pos, -float(l))).cummax(-1).values
@@ -64,14 +66,14 @@ def window_features(values: torch.Tensor, given: torch.Tensor, interp: torch.Ten
     d_prev, d_next = torch.log1p(pos - prev) / norm, torch.log1p(nxt - pos) / norm
     log_scale = scale.log().expand(b, k, l)
     frac = (n / l).expand(b, k, l)
-    feats = torch.stack([u, g, ui, d_prev, d_next, log_scale, frac], dim=-1)
+    feats = torch.stack([u, g, ui, up, up - ui, d_prev, d_next, log_scale, frac], dim=-1)
     return feats, centre, scale
 
 
 class ColumnAgnosticModel(nn.Module):
     """Imputation over (B, K, L) windows of any K, with a point estimate and diffusion samples."""
 
-    def __init__(self, channels: int = 64, layers: int = 4, heads: int = 4, ff: int = 128, head_channels: int = 32,
+    def __init__(self, channels: int = 64, layers: int = 3, heads: int = 4, ff: int = 128, head_channels: int = 32,
                  head_layers: int = 2, num_train_steps: int = 50, beta_start: float = 1e-4, beta_end: float = 0.5,
                  context: int = 16, diffusion_weight: float = 0.5):
         super().__init__()
@@ -87,13 +89,15 @@ class ColumnAgnosticModel(nn.Module):
     def alpha_bar_of(self, t: torch.Tensor) -> torch.Tensor:
         return self.alpha_bars[t]
 
-    def encode(self, values: torch.Tensor, given: torch.Tensor, interp: torch.Tensor) -> dict:
+    def encode(self, values: torch.Tensor, given: torch.Tensor, interp: torch.Tensor, pchip: torch.Tensor) -> dict:
         """The encoder's pass over (B, K, L) windows: ``point`` (frame units), the head's context,
-        and the window scale that turns residuals in window units into frame units."""
-        feats, centre, scale = window_features(values, given, interp)
+        and the window scale that turns residuals in window units into frame units. The head
+        reads the encoder's codes without training it: the encoder learns from the L1 loss alone
+        (the point estimate is what a user's MAE sees), the head learns the spread around it."""
+        feats, centre, scale = window_features(values, given, interp, pchip)
         h, residual = self.encoder(feats)
-        ui = (feats[..., 2])
-        return {"point": centre + scale * (ui + residual), "context": self.head.project(h), "scale": scale,
+        ui = feats[..., 2]
+        return {"point": centre + scale * (ui + residual), "context": self.head.project(h.detach()), "scale": scale,
                 "residual": residual, "interp_u": ui, "centre": centre}
 
     def loss_terms(self, batch: dict, generator: Optional[torch.Generator] = None) -> dict:
@@ -102,11 +106,12 @@ class ColumnAgnosticModel(nn.Module):
         values, observed = batch["values"], batch["observed"]
         target = hybrid_target_mask(observed, generator, batch.get("pattern"))
         given = observed - target
-        interp = interpolate_masked(values, given)
+        interp, pchip = interpolate_masked(values, given), pchip_masked(values, given)
         if self.context:
             c = slice(self.context, values.shape[-1] - self.context)
-            values, observed, target, given, interp = (a[..., c] for a in (values, observed, target, given, interp))
-        enc = self.encode(values, given, interp)
+            values, observed, target, given, interp, pchip = (a[..., c] for a in (values, observed, target, given,
+                                                                                 interp, pchip))
+        enc = self.encode(values, given, interp, pchip)
         truth_u = ((values - enc["centre"]) / enc["scale"]).clamp(-50, 50)
         err = truth_u - enc["interp_u"] - enc["residual"]
         n = target.sum().clamp(min=1)
@@ -173,44 +178,53 @@ def impute_normalised(model: ColumnAgnosticModel, z: np.ndarray, n_samples: int 
     ``(point (rows, K), samples (n_samples, rows, K) or None)``, given values returned as given.
 
     Windows of ``window`` rows every ``stride`` rows (the last one aligned to the end); each row
-    is taken from the window it is most central in; the interpolation is the whole series'.
-    Window ``w`` draws its noise from its own generator seeded by ``(seed, w)``, so the result
-    does not depend on how windows are grouped into calls. ``rows`` restricts the work to the
-    windows that own those rows (other rows come back as linear interpolation, samples NaN)."""
+    is taken from the window it is most central in; the interpolation is the whole series'. The
+    encoder sees whole windows; the diffusion head runs on the rows a window owns and the few
+    rows its receptive field reaches past them. Window ``w`` draws its noise from its own
+    generator seeded by ``(seed, w)``, so the result does not depend on how windows are grouped
+    into calls. ``rows`` restricts the work to the windows that own those rows (other rows come
+    back as linear interpolation, samples NaN)."""
     n_rows, k = z.shape
     length = min(window, n_rows)
     starts = window_starts(n_rows, length, min(stride or length, length))
-    owners = window_owners(np.arange(n_rows), starts, length)
+    owners = window_owners(np.arange(n_rows), starts, length)  # non-decreasing
+    first = np.searchsorted(owners, np.arange(len(starts)), side="left")
+    last = np.searchsorted(owners, np.arange(len(starts)), side="right")
     wanted = np.unique(owners if rows is None else owners[rows])
+    reach = model.head.reach
+    crops = {}  # (start, end) of the rows the head needs, local to the window -> windows
+    for w in wanted:
+        crop = (max(0, int(first[w] - starts[w]) - reach), min(length, int(last[w] - starts[w]) + reach))
+        crops.setdefault(crop, []).append(w)
     base = interpolate_series(z)
     given = ~np.isnan(z)
     values = np.nan_to_num(z)
+    smooth = pchip_masked(torch.as_tensor(values.T), torch.as_tensor(given.T)).T.numpy()
     point = base.copy()
     samples = np.full((n_samples, n_rows, k), np.nan, np.float32) if n_samples else None
-    per_call = max(1, cells_per_call // (k * length * max(1, n_samples)))
     model = model.eval()
-    for i in range(0, len(wanted), per_call):
-        call = wanted[i:i + per_call]
-        cut = lambda a: torch.as_tensor(np.stack([a[s:s + length].T for s in starts[call]]), dtype=torch.float32)  # noqa: E731
-        v, g, b = cut(values), cut(given), cut(base)
-        with torch.no_grad():
-            enc = model.encode(v, g, b)
-            draws = None
-            if n_samples:
-                gens = [torch.Generator().manual_seed(_window_seed(seed, int(w))) for w in call]
-                draws = model.sample(enc, g, n_samples, sampler, sampler_steps, randn=rowwise_randn(gens, n_samples))
-        for j, w in enumerate(call):
-            own = np.flatnonzero(owners == w)
-            local = own - starts[w]
-            point[own] = enc["point"][j].T.numpy()[local]
-            if draws is not None:
-                samples[:, own] = draws[:, j].permute(0, 2, 1).numpy()[:, local]
+    for (c0, c1), group in crops.items():
+        per_call = max(1, cells_per_call // (k * (length + max(1, n_samples) * (c1 - c0))))
+        for i in range(0, len(group), per_call):
+            call = np.asarray(group[i:i + per_call])
+            cut = lambda a: torch.as_tensor(np.stack([a[s:s + length].T for s in starts[call]]),  # noqa: E731
+                                            dtype=torch.float32)
+            v, g, b, c = cut(values), cut(given), cut(base), cut(smooth)
+            with torch.no_grad():
+                enc = model.encode(v, g, b, c)
+                draws = None
+                if n_samples:
+                    gens = [torch.Generator().manual_seed(_window_seed(seed, int(w))) for w in call]
+                    cropped = {"point": enc["point"][..., c0:c1], "context": enc["context"][:, :, c0:c1],
+                               "scale": enc["scale"]}
+                    draws = model.sample(cropped, g[..., c0:c1], n_samples, sampler, sampler_steps,
+                                         randn=rowwise_randn(gens, n_samples))
+            for j, w in enumerate(call):
+                a, e = first[w], last[w]
+                point[a:e] = enc["point"][j].T.numpy()[a - starts[w]:e - starts[w]]
+                if draws is not None:
+                    samples[:, a:e] = draws[:, j].permute(0, 2, 1).numpy()[:, a - starts[w] - c0:e - starts[w] - c0]
     point = np.where(given, z, point)
     if samples is not None:
         samples = np.where(given[None], z[None], samples)
     return point, samples
-
-
-def _window_seed(seed: int, window: int) -> int:
-    """A seed for window ``window``'s generator, mixed from ``(seed, window)`` by NumPy's SeedSequence."""
-    return int(np.random.SeedSequence([seed, window]).generate_state(1, np.uint64)[0])

@@ -53,9 +53,9 @@ def hybrid_target_mask(observed: torch.Tensor, generator: Optional[torch.Generat
                        pattern: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Training targets (1 = hidden from the network, scored) among the ``observed`` entries of
     (B, K, L) windows, for a model that must meet every kind of gap: each window draws one of
-    isolated points (a rate in [5 %, 50 %]), blocks (two per chosen column, up to a third of the
-    window each), a whole-column outage (one column, plus 5 % points), or the missing pattern of
-    the previous window of the batch (``pattern``, default ``observed``; CSDI's "historical"
+    isolated points (45 % of windows, a rate in [5 %, 30 %]), blocks (25 %, two per chosen
+    column, up to a quarter of the window each), a whole-column outage (5 %, one column plus 5 %
+    points), or (25 %) the missing pattern of the previous window of the batch (``pattern``, default ``observed``; CSDI's "historical"
     strategy). Mixing masks of several kinds in pretraining is what TSPulse (Ekambaram et al.
     2025) found to transfer. A window left with no target gets 20 % points."""
     b, k, l = observed.shape
@@ -63,11 +63,11 @@ def hybrid_target_mask(observed: torch.Tensor, generator: Optional[torch.Generat
     obs = observed.bool()
     rand = lambda *shape: torch.rand(*shape, generator=generator, device=dev)  # noqa: E731
     kind = (rand(b) * 100).long()
-    kind = torch.bucketize(kind, torch.tensor([35, 65, 75], device=dev), right=True)  # 0 points .. 3 historical
-    points = rand(b, k, l) < (0.05 + 0.45 * rand(b, 1, 1))
+    kind = torch.bucketize(kind, torch.tensor([45, 70, 75], device=dev), right=True)  # 0 points .. 3 historical
+    points = rand(b, k, l) < (0.05 + 0.25 * rand(b, 1, 1))
     pos = torch.arange(l, device=dev)
     starts = (rand(b, k, 2, 1) * l).long()
-    lengths = (2 + rand(b, k, 2, 1) * max(1, l // 3 - 2)).long()
+    lengths = (2 + rand(b, k, 2, 1) * max(1, l // 4 - 2)).long()
     blocks = ((pos >= starts) & (pos < starts + lengths)).any(2) & (rand(b, k, 1) < 0.6)
     column = torch.nn.functional.one_hot(rand(b, k).argmax(1), k).bool()[..., None].expand(b, k, l)
     outage = column | (rand(b, k, l) < 0.05)
