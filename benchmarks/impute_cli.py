@@ -33,6 +33,10 @@ def main(dataset: str, argv=None) -> dict:
     p.add_argument("--pypots", action="store_true", help="also train PyPOTS SAITS and CSDI for the same time")
     p.add_argument("--peers", default=",".join(peer_lib.PEERS),
                    help=f"comma-separated baselines to run, among: {', '.join(peer_lib.PEERS)}")
+    p.add_argument("--pretrained", default="none",
+                   help="'none' (CSDI from scratch), 'default' (the shipped network, fine-tuned) or a network folder")
+    p.add_argument("--compare-scratch", action="store_true",
+                   help="with --pretrained: also train CSDI from scratch for the same time, in the same run")
     p.add_argument("--device", default="auto")
     p.add_argument("--data", default=None)
     p.add_argument("--out", default=f"benchmarks/out/impute_{dataset}.json")
@@ -49,17 +53,26 @@ def main(dataset: str, argv=None) -> dict:
     unknown = sorted(set(peers) - set(peer_lib.PEERS))
     if unknown:
         p.error(f"unknown peers {unknown}; choose among {list(peer_lib.PEERS)}")
+    pretrained = None if a.pretrained.lower() == "none" else a.pretrained
     params = dict(n_samples=a.samples, epochs=a.epochs, max_steps=a.max_steps, max_time=a.max_time,
                   batch_size=a.batch_size, channels=a.channels, layers=a.layers, heads=a.heads,
                   base=None if a.base == "none" else a.base, prediction=a.prediction, device=a.device,
                   progress=True, samplers=samplers, pypots=a.pypots, peers=peers, save_model=a.save_model,
-                  report=lambda row: print("row:", format_row(row), flush=True))
+                  pretrained=pretrained, report=lambda row: print("row:", format_row(row), flush=True))
+    run = (lambda **kw: run_physionet(a.data, missing_ratio=a.missing_ratio, limit=a.limit, **kw)) \
+        if dataset == "physionet" else (lambda **kw: run_aqi36(a.data, **kw))
     t0 = time.time()
     load_before = os.getloadavg()
-    if dataset == "physionet":
-        res = run_physionet(a.data, missing_ratio=a.missing_ratio, limit=a.limit, **params)
-    else:
-        res = run_aqi36(a.data, **params)
+    res = run(**params)
+    if pretrained is not None:
+        for row in res["rows"][:len(samplers)]:
+            row["method"] = row["method"].replace("multidiff", f"multidiff pretrained ({a.pretrained}), fine-tuned")
+    if pretrained is not None and a.compare_scratch:  # CSDI from scratch for the same time, no peers again
+        scratch = run(**{**params, "pretrained": None, "peers": (), "pypots": False, "save_model": None})
+        for row in scratch["rows"]:
+            row["method"] = row["method"].replace("multidiff", "multidiff from scratch (CSDI)")
+        res["rows"] = res["rows"][:len(samplers)] + scratch["rows"] + res["rows"][len(samplers):]
+        res["scratch"] = {k: scratch[k] for k in ("train_s", "steps", "stopped_by", "params")}
     res.update(device=name, date=time.strftime("%Y-%m-%d %H:%M"), command="python " + " ".join(sys.argv),
                wall_s=time.time() - t0, load_before=load_before, load_after=os.getloadavg())
     print(f"device: {name}  date: {res['date']}  wall: {res['wall_s']:.0f} s  load (1/5/15 min) before "

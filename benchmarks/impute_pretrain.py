@@ -35,7 +35,7 @@ def main(argv=None):
     p.add_argument("--resume", action="store_true", help="continue OUT/train after an interruption")
     p.add_argument("--snapshot-minutes", type=float, default=30.0)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--steps-per-pass", type=int, default=250)
+    p.add_argument("--batches-per-pass", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default=None, help="the shared data folder (default: MULTIDIFF_DATA or ../shared/data)")
     a = p.parse_args(argv)
@@ -53,7 +53,7 @@ def main(argv=None):
         model = ColumnAgnosticModel()
         about["minutes_before"] = 0.0
     real = load_real_series(a.data)
-    batches = CorpusBatches(real, steps=a.steps_per_pass, generator=torch.Generator().manual_seed(a.seed))
+    batches = CorpusBatches(real, batches_per_pass=a.batches_per_pass, generator=torch.Generator().manual_seed(a.seed))
     config = TrainConfig(epochs=10 ** 6, lr=a.lr, weight_decay=1e-4, lr_schedule="cosine", warmup_steps=300,
                          ema_decay=0.999, grad_clip=1.0, max_time=a.minutes * 60, seed=a.seed, progress=False)
     marks = [m for m in range_marks(a.snapshot_minutes, a.minutes)]

@@ -19,7 +19,7 @@ def _imputation(tmp_path):
     values[rng.random(values.shape) < 0.15] = np.nan
     df = pd.DataFrame(values, columns=["a", "b", "c"])
     imp = Imputer(window=8, channels=8, layers=1, heads=1, epochs=1, max_steps=3, num_train_steps=10, n_samples=2,
-                  self_check=0.0, progress=False, device="cpu").fit(df)
+                  self_check=0.0, progress=False, device="cpu", pretrained=None).fit(df)
     imp.save(tmp_path / "m")
 
     def sample(model, seed):
@@ -193,7 +193,7 @@ def _train_with(task: str, tmp_path, train_config_of):
         from multidiff.tasks.imputation import Imputer
         from multidiff.tasks.imputation.api import DEFAULT_TRAIN_CONFIG
         rng = np.random.default_rng(0)
-        Imputer(window=8, channels=8, layers=1, heads=1, num_train_steps=10, progress=False,
+        Imputer(window=8, channels=8, layers=1, heads=1, num_train_steps=10, progress=False, pretrained=None,
                 train_config=train_config_of(DEFAULT_TRAIN_CONFIG)).fit(rng.normal(size=(32, 3)))
     elif task == "forecasting":  # CSDI trains through the core loop (TimeGrad: Lightning's trainer_kwargs)
         from gluonts.dataset.common import ListDataset

@@ -15,35 +15,43 @@ def _floats(text: str) -> list[float]:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("impute", help="probabilistic imputation with CSDI",
-                       description="Fill the NaNs of a CSV's numeric columns (CSDI), or run a benchmark protocol.")
+    p = sub.add_parser("impute", help="probabilistic imputation (a pretrained network, or CSDI from scratch)",
+                       description="Fill the NaNs of a CSV's numeric columns (the pretrained network fine-tuned on "
+                                   "the file, or CSDI trained from scratch), or run a benchmark protocol.")
     p.add_argument("input", nargs="?", help="CSV (or .parquet) with gaps; rows are time steps")
     p.add_argument("-o", "--output", help="where to write the filled CSV (default: INPUT_filled.csv)")
     p.add_argument("--time-column", help="name of a timestamp column (kept as is, used for ordering checks)")
-    p.add_argument("--samples", type=int, default=20, help="samples drawn per missing value (median is written)")
+    p.add_argument("--samples", type=int, default=20, help="samples drawn per missing value")
+    p.add_argument("--pretrained", default="default",
+                   help="'default' (the network shipped in the package), a folder written by save_network, or "
+                        "'none' to train CSDI from scratch")
     p.add_argument("--quantiles", type=_floats, default=[], help="also write INPUT_q<q>.csv for these quantiles")
     p.add_argument("--dataset", choices=["aqi36", "physionet"], help="run CSDI's benchmark protocol instead")
     add_data_option(p)
     p.add_argument("--missing-ratio", type=float, default=0.1, help="physionet: fraction of observed values hidden")
-    p.add_argument("--max-time", type=float, default=120.0, help="training budget in seconds (default 120)")
+    p.add_argument("--max-time", type=float, default=120.0,
+                   help="training budget in seconds (default 120; 0: the pretrained network zero-shot)")
     p.add_argument("--epochs", type=int, default=1000)
     p.add_argument("--max-steps", type=int, default=None, help="stop training after this many optimizer steps")
-    p.add_argument("--window", type=int, default=None, help="window length L (default 36; physionet 48)")
-    p.add_argument("--channels", type=int, default=32)
-    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--window", type=int, default=None,
+                   help="window length L (default 64 pretrained, 36 from scratch; physionet 48)")
+    p.add_argument("--channels", type=int, default=32, help="CSDI's width (--pretrained none only)")
+    p.add_argument("--layers", type=int, default=2, help="CSDI's residual layers (--pretrained none only)")
     add_run_options(p, "sampler steps (default 10)")
     add_scale_options(p)
     p.set_defaults(func=run, sampler="ddim", sampler_steps=10)
 
 
 def run(args) -> int:
+    pretrained = None if args.pretrained.lower() == "none" else args.pretrained
     params = {"epochs": args.epochs, "max_steps": args.max_steps, "max_time": args.max_time,
-              "channels": args.channels, "layers": args.layers,
+              "channels": args.channels, "layers": args.layers, "pretrained": pretrained,
               "sampler": args.sampler, "sampler_steps": args.sampler_steps, "device": args.device, "seed": args.seed}
     if args.window:
         params["window"] = args.window
     from ..tasks.imputation.api import DEFAULT_TRAIN_CONFIG
-    train_config = scaled(DEFAULT_TRAIN_CONFIG, args)
+    from ..tasks.imputation.network import FINETUNE_TRAIN_CONFIG
+    train_config = scaled(DEFAULT_TRAIN_CONFIG if pretrained is None else FINETUNE_TRAIN_CONFIG, args)
     if train_config is not None:
         params["train_config"] = train_config
     if args.dataset:

@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 
 TINY = dict(window=12, channels=8, layers=1, heads=2, epochs=1, max_steps=6, num_train_steps=10, n_samples=4,
-            progress=False, device="cpu")
+            progress=False, device="cpu", pretrained=None)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,7 @@ def test_physionet_protocol_runs_and_reports_our_rows_then_the_peers(data_dir):
     res = run_physionet(data_dir / "physionet2012", missing_ratio=0.1, limit=40, n_samples=2,
                         samplers=(("ddpm", 10), ("dpm_solver", 3)), peers=("mean", "linear interpolation"),
                         channels=8, layers=1, heads=2, num_train_steps=10, epochs=5, max_steps=3, max_time=None,
-                        progress=False, device="cpu")
+                        progress=False, device="cpu", pretrained=None)
     methods = [r["method"] for r in res["rows"]]
     assert methods == ["multidiff ddpm-10", "multidiff dpm_solver-3", "mean", "linear interpolation"]
     # 28 training patients / batch 16 -> 2 steps an epoch: the step limit ends training in epoch 2

@@ -37,3 +37,14 @@ def test_cli_model_of_another_kind_names_its_loader(tmp_path, capsys):
     assert main(["impute", str(src), "--model", str(tmp_path / "voice"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "holds a 'tts' checkpoint, but this loader reads 'imputer'" in err and "multidiff tts synthesize" in err
+
+
+def test_cli_zero_shot_and_from_scratch(tmp_path, aqi_week, capsys):
+    src = tmp_path / "week.csv"
+    aqi_week.to_csv(src)
+    assert main(["impute", str(src), "-o", str(tmp_path / "zs.csv"), "--max-time", "0", "--samples", "2",
+                 "--sampler-steps", "2"]) == 0
+    assert "self-check" in capsys.readouterr().out and not pd.read_csv(tmp_path / "zs.csv").isna().any().any()
+    assert main(["impute", str(src), "-o", str(tmp_path / "csdi.csv"), "--pretrained", "none", "--window", "12",
+                 "--channels", "8", "--layers", "1", "--max-steps", "2", "--samples", "2", "--sampler-steps", "2"]) == 0
+    assert not pd.read_csv(tmp_path / "csdi.csv").isna().any().any()

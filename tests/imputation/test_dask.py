@@ -20,7 +20,7 @@ from multidiff.tasks.imputation.api import NotFittedError  # noqa: E402
 # 2 windows per network call (sample_batch_size // n_samples): partitions need only 11 + 12 rows
 # of overlap, so small frames split into several partitions
 TINY = dict(window=12, channels=8, layers=1, heads=2, epochs=1, max_steps=4, num_train_steps=10, n_samples=4,
-            sample_batch_size=8, progress=False, device="cpu", self_check=0.0)
+            sample_batch_size=8, progress=False, device="cpu", self_check=0.0, pretrained=None)
 NUM = ["x", "y", "z"]
 
 

@@ -13,7 +13,7 @@ from multidiff.tasks.imputation import Imputer
 from multidiff.tasks.imputation import api as imputer_module
 
 TINY = dict(window=8, channels=8, layers=1, heads=1, epochs=1, max_steps=3, num_train_steps=10, n_samples=2,
-            progress=False, device="cpu")
+            progress=False, device="cpu", pretrained=None)
 
 
 def gappy(scale: float = 1.0, rows: int = 48, seed: int = 0, columns=("a", "b", "c")) -> pd.DataFrame:
@@ -78,7 +78,7 @@ def test_a_refit_failing_during_training_leaves_the_fit_as_it_was(monkeypatch):
     ({"train_stride": 0}, r"train_stride must be a whole number in \[1, 8\], got 0"),
     ({"train_stride": 9}, r"train_stride must be a whole number in \[1, 8\], got 9"),
     ({"train_stride": 1.0}, r"train_stride must be a whole number"),
-    ({"window": 1}, r"window must be a whole number >= 2"),
+    ({"window": 1}, r"window must be None \(64 with a pretrained network, 36 without\) or a whole number >= 2"),
     ({"batch_size": 0}, r"batch_size must be a whole number >= 1"),
     ({"n_samples": 0}, r"n_samples must be a whole number >= 1"),
     ({"epochs": 0}, r"epochs must be a whole number >= 1"),
@@ -203,7 +203,7 @@ def _as_written_before_kinds(path, version):
     """Rewrite a saved imputer as the code before checkpoint kinds wrote it: container format 1,
     the identity in config["format"]; version 1 also lacks the input columns."""
     meta = json.loads((path / "config.json").read_text())
-    assert (meta.pop("kind"), meta.pop("kind_version")) == ("imputer", 3)
+    assert (meta.pop("kind"), meta.pop("kind_version")) == ("imputer", imputer_module.KIND_VERSION)
     meta["format_version"] = 1
     meta["config"]["format"] = f"multidiff.Imputer/{version}"
     if version == 1:

@@ -16,7 +16,7 @@ def test_small_csdi_beats_linear_interpolation_on_real_outages(data_dir):
     d = load_aqi36(data_dir / "air_quality_pm25")
     cols = list(d.ground.columns[:6])
     imp = Imputer(window=24, train_stride=2, channels=16, layers=1, heads=2, max_steps=250, batch_size=32,
-                  lr=3e-3, progress=False, device="cpu", seed=0)
+                  lr=3e-3, progress=False, device="cpu", seed=0, pretrained=None)
     imp.columns_ = cols
     imp.fit_arrays([d.ground[d.ground.index.month == m][cols].to_numpy() for m in (1, 2)])
     week = (d.ground.index.month == 3) & (d.ground.index.day <= 10)  # a test month, unseen in training

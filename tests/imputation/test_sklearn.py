@@ -13,7 +13,7 @@ from sklearn.utils.fixes import parse_version
 from multidiff.tasks.imputation import Imputer
 
 TINY = dict(window=2, channels=8, layers=1, heads=1, epochs=1, max_steps=2, num_train_steps=10, n_samples=2,
-            progress=False, device="cpu")
+            progress=False, device="cpu", pretrained=None)
 
 # scikit-learn checks that contradict this imputer, each with the reason
 EXPECTED_FAILED = {

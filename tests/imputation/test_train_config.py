@@ -14,9 +14,13 @@ from .test_imputer_reliability import TINY, gappy
 
 
 def test_default_is_csdis_settings_and_the_keywords_default_to_it():
-    cfg = Imputer()._train_config()
+    cfg = Imputer(pretrained=None)._train_config()
     assert (cfg.epochs, cfg.lr, cfg.weight_decay, cfg.lr_schedule, cfg.grad_clip, cfg.ema_decay, cfg.max_time,
             cfg.max_steps, cfg.patience) == (1000, 1e-3, 1e-6, "multistep", 1.0, 0.0, 120.0, None, 0)
+    # a pretrained network is fine-tuned at a tenth of its pretraining rate, for the same 120 s
+    cfg = Imputer()._train_config()
+    assert (cfg.lr, cfg.weight_decay, cfg.lr_schedule, cfg.ema_decay, cfg.max_time) == (1e-4, 1e-4, "constant", 0.0, 120.0)
+    assert Imputer(lr=3e-4)._train_config().lr == 3e-4
     defaults = inspect.signature(Imputer).parameters
     for name in imputer_module._TRAIN_KEYWORDS:
         assert defaults[name].default == getattr(DEFAULT_TRAIN_CONFIG, name), name

@@ -33,8 +33,9 @@ from ...core.validate import check_whole
 from ...datasets.frames import NumericFrame, numeric_frame, with_values
 from .masks import STRATEGIES
 from .model import CSDIModel
+from . import network as network_engine
 from .selfcheck import check_mask, self_check_report
-from .windows import WindowBatches, interpolate_series, stitch, window_owners, window_starts
+from .windows import WindowBatches, interpolate_series, stitch, window_owners, window_seed as _window_seed, window_starts
 
 __all__ = ["Imputer", "ImputationResult", "impute", "NotFittedError", "DEFAULT_TRAIN_CONFIG"]
 
@@ -55,7 +56,9 @@ _BASES = ("interpolation", None)
 _TOKENS_PER_CALL = 40_000  # grid cells per network call when sampling: small calls stay in cache and
                            # reuse memory (measured 2x faster per window on 2 cores than 10x larger calls)
 _SCHEDULES = ("linear", "quad", "cosine")
-KIND, KIND_VERSION = "imputer", 3  # 3: the parameter num_train_steps (2, still read: num_steps);
+KIND, KIND_VERSION = "imputer", 4  # 4: the parameter pretrained (None for older ones), a network's config and
+                                  #    blend weights;
+                                  # 3: the parameter num_train_steps (2, still read: num_steps);
                                   # 2: labels encoded by core.checkpoint.encode_labels, input columns stored;
                                   # 1 (still read): plain JSON labels, no input columns
 _CONFIG_KEYS = ("params", "columns", "mean", "std", "low", "high")
@@ -70,7 +73,7 @@ class NotFittedError(_SklearnNotFittedError, RuntimeError):
 
 @dataclass
 class ImputationResult:
-    filled: pd.DataFrame                        # input with NaNs of numeric columns replaced by the median
+    filled: pd.DataFrame                        # input with NaNs of numeric columns replaced by the point estimate
     quantiles: dict = field(default_factory=dict)  # q -> DataFrame (observed values kept as they are)
     samples: Optional[np.ndarray] = None        # (n_samples, rows, numeric columns), when asked for
     imputed_mask: Optional[pd.DataFrame] = None  # True where a value was imputed
@@ -79,8 +82,20 @@ class ImputationResult:
 
 
 class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
-    """CSDI imputer for DataFrames (rows = time, columns = features).
+    """Diffusion imputer for DataFrames (rows = time, columns = features).
 
+    ``pretrained="default"`` starts from the column-agnostic network shipped in the package
+    (:mod:`.network`; ``pretrained=DIR`` from another one written by ``save_network``): ``fit``
+    fine-tunes it for ``max_time`` seconds (``max_time=0``: no optimiser step, zero-shot), holds
+    out observed entries with the data's own missing pattern, and blends linear interpolation,
+    the regression of :mod:`.regression` and the network per column by their MAE there (the
+    report is ``check_``, and a warning says when the network does not win). Its windows default
+    to 64 rows every 32; the point estimate is the blend, the samples are centred on it. The
+    network's size comes from its weights: ``channels``, ``layers``, ``heads``, ``num_train_steps``,
+    ``schedule``, ``beta_start``, ``beta_end``, ``mask_strategy``, ``prediction``, ``base``,
+    ``context`` and ``clip`` are CSDI's and apply to ``pretrained=None`` only.
+
+    ``pretrained=None`` trains CSDI (Tashiro et al. 2021) from scratch on the frame, as below.
     Parameters mirror CSDI's defaults; ``window`` is the length L of the (K x L) grid and
     ``num_train_steps`` the length of the discrete training schedule (CSDI: 50). Training
     draws all windows with stride ``train_stride`` (1 to ``window``) each epoch, for ``epochs``
@@ -109,7 +124,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """
 
     @renamed_kwargs(num_steps="num_train_steps")
-    def __init__(self, window: int = 36, stride: Optional[int] = None, train_stride: int = 1, epochs: int = _D.epochs,
+    def __init__(self, window: Optional[int] = None, stride: Optional[int] = None, train_stride: int = 1, epochs: int = _D.epochs,
                  max_steps: Optional[int] = _D.max_steps, batch_size: int = 16, lr: float = _D.lr,
                  num_train_steps: int = 50, schedule: str = "quad", beta_start: float = 1e-4, beta_end: float = 0.5,
                  channels: int = 32, layers: int = 2, heads: int = 4, mask_strategy: str = "mix",
@@ -119,7 +134,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                  seed: int = 0, progress: bool = True, checkpoint_dir: Optional[str] = None,
                  clip: Optional[float] = 0.5, max_time: Optional[float] = _D.max_time, prediction: str = "v",
                  base: Optional[str] = "interpolation", context: Optional[int] = None, self_check: float = 0.1,
-                 train_config: Optional[TrainConfig] = None):
+                 train_config: Optional[TrainConfig] = None, pretrained: Optional[str] = "default"):
         self.window, self.stride, self.train_stride, self.epochs, self.max_steps = window, stride, train_stride, epochs, max_steps
         self.batch_size, self.lr, self.num_train_steps, self.schedule = batch_size, lr, num_train_steps, schedule
         self.beta_start, self.beta_end, self.channels, self.layers, self.heads = beta_start, beta_end, channels, layers, heads
@@ -128,7 +143,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.ema_decay, self.time_column, self.device, self.seed = ema_decay, time_column, device, seed
         self.progress, self.checkpoint_dir, self.clip, self.max_time = progress, checkpoint_dir, clip, max_time
         self.prediction, self.base, self.context, self.self_check = prediction, base, context, self_check
-        self.train_config = train_config
+        self.train_config, self.pretrained = train_config, pretrained
 
     num_steps = renamed_attribute("num_train_steps", settable=True)  # the old name, deprecated
 
@@ -142,12 +157,19 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> None:
         """Validate every hyper-parameter, before anything is computed or trained."""
-        check_whole("window", self.window, 2)
-        check_whole("stride", self.stride, 1, self.window, none="one window")
-        check_whole("train_stride", self.train_stride, 1, self.window)
+        if self.pretrained is not None and not isinstance(self.pretrained, (str, os.PathLike)):
+            raise ValueError(f"pretrained must be 'default' (the network shipped in the package), a folder written by "
+                             f"save_network, or None (train CSDI from scratch), got {self.pretrained!r}")
+        check_whole("window", self.window, 2, none="64 with a pretrained network, 36 without")
+        check_whole("stride", self.stride, 1, self._window(),
+                    none="one window" if self.pretrained is None else "half a window")
+        check_whole("train_stride", self.train_stride, 1, self._window())
         check_whole("epochs", self.epochs, 1)
         check_whole("max_steps", self.max_steps, 1, none="no limit")
-        _real("max_time", self.max_time, 0, low_open=True, none="no limit")
+        if self.pretrained is not None:  # 0: zero-shot, no optimiser step
+            _real("max_time", self.max_time, 0, none="no limit")
+        else:
+            _real("max_time", self.max_time, 0, low_open=True, none="no limit")
         check_whole("batch_size", self.batch_size, 1)
         _real("lr", self.lr, 0, low_open=True)
         check_whole("num_train_steps", self.num_train_steps, 1)
@@ -173,13 +195,29 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         _real("ema_decay", self.ema_decay, 0, 1)
         check_whole("seed", self.seed, 0)
         _real("clip", self.clip, 0, none="no clipping")
-        self._train_config().validate()
+        if self.max_time != 0:
+            self._train_config().validate()
         resolve_device(self.device)  # e.g. "cuda" without CUDA: fail now, not after the data work
 
     def _train_config(self) -> TrainConfig:
-        return resolve_train_config(DEFAULT_TRAIN_CONFIG, self.train_config,
-                                    {k: getattr(self, k) for k in _TRAIN_KEYWORDS},
+        """CSDI's DEFAULT_TRAIN_CONFIG from scratch, network.FINETUNE_TRAIN_CONFIG for a pretrained
+        network, as replaced by ``train_config`` and the keywords set to other values than their defaults."""
+        keywords = {k: getattr(self, k) for k in _TRAIN_KEYWORDS if getattr(self, k) != getattr(_D, k)}
+        base = _D if self.pretrained is None else network_engine.FINETUNE_TRAIN_CONFIG
+        return resolve_train_config(base, self.train_config, keywords,
                                     {"seed": self.seed, "progress": self.progress, "device": self.device})
+
+    def _window(self) -> int:
+        """Rows per window: ``window``, or 64 (the pretrained network's) / 36 (CSDI's) when None."""
+        if self.window is not None:
+            return self.window
+        return network_engine.WINDOW if self.pretrained is not None else 36
+
+    def _stride(self) -> int:
+        """Rows between inference windows: ``stride``, or half a window (pretrained) / a window (CSDI)."""
+        if self.stride is not None:
+            return self.stride
+        return max(1, self._window() // 2) if self.pretrained is not None else self._window()
 
     def _input(self, X, reset: bool) -> pd.DataFrame:
         """``X`` as a DataFrame. Arrays are checked as scikit-learn checks them (dense, 2-D, real,
@@ -211,9 +249,9 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         _warn_skipped(frame, stacklevel=4)
         if fitting:
             n = len(frame.values)
-            if n < self.window:
+            if n < self._window() and self.pretrained is None:
                 fix = f"pass window=<= {n} (or more rows)" if n >= 2 else "pass at least 2 rows"
-                raise ValueError(f"X has {n} sample(s) (rows), fewer than one window of {self.window}; {fix}")
+                raise ValueError(f"X has {n} sample(s) (rows), fewer than one window of {self._window()}; {fix}")
         else:
             missing = [c for c in self.columns_ if c not in frame.columns]
             extra = [c for c in frame.columns if c not in self.columns_]
@@ -236,7 +274,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         """Rows of context on each side of a training window (for the interpolation base only)."""
         if self.base is None:
             return 0
-        return self.window if self.context is None else self.context
+        return self._window() if self.context is None else self.context
 
     def fit(self, X, y=None):
         """Learn per-column normalisation and train CSDI on the observed values of ``X`` (a DataFrame
@@ -278,17 +316,21 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         std = np.where(std > 0, std, 1.0)
         z = (stacked - mean) / std
         normalised = [((s - mean) / std).astype(np.float32) for s in series]
-        held = check_mask(normalised, self.window, self.self_check, self.seed) if self.self_check > 0 else None
+        common = {"columns_": columns, "mean_": mean, "std_": std, "low_": np.nanmin(z, axis=0),
+                  "high_": np.nanmax(z, axis=0), "input_columns_": input_columns}
+        if self.pretrained is not None:
+            return {**common, **self._train_network(normalised, std, val_series, mean)}
+        held = check_mask(normalised, self._window(), self.self_check, self.seed) if self.self_check > 0 else None
         train = normalised if held is None else [np.where(h, np.nan, s) for s, h in zip(normalised, held)]
         windows = lambda data, stride, shuffle, gen=None: WindowBatches(
-            data, self.window, self._context(), stride, self.batch_size, shuffle, gen)
+            data, self._window(), self._context(), stride, self.batch_size, shuffle, gen)
         gen = torch.Generator().manual_seed(self.seed)
         loader = windows(train, self.train_stride, True, gen)
         val_loader = None
         if val_series is not None:
-            val_loader = windows([((v - mean) / std).astype(np.float32) for v in val_series], self.window, False)
+            val_loader = windows([((v - mean) / std).astype(np.float32) for v in val_series], self._window(), False)
             if len(val_loader.starts) == 0:
-                raise ValueError(f"no validation window: no window of {self.window} rows of val_series has two or "
+                raise ValueError(f"no validation window: no window of {self._window()} rows of val_series has two or "
                                  "more observed values; pass longer validation series or none")
         elif self.validation_fraction > 0:
             n_val = max(1, int(len(loader.starts) * self.validation_fraction))
@@ -296,7 +338,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             val_loader.starts = loader.starts[-n_val:]  # the latest windows: no look-ahead into train
             loader.starts = loader.starts[:-n_val]
         if len(loader.starts) == 0:
-            raise ValueError(f"no training window: no window of {self.window} rows (stride {self.train_stride}) "
+            raise ValueError(f"no training window: no window of {self._window()} rows (stride {self.train_stride}) "
                              "has two or more observed values"
                              + (f" once validation_fraction={self.validation_fraction} is held out; lower it"
                                 if self.validation_fraction > 0 else "")
@@ -305,9 +347,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         result: TrainResult = fit(model, lambda m, b: m.loss(b), loader, self._train_config(),
                                   val_batches=val_loader, checkpoint_dir=self.checkpoint_dir)
         model = model.cpu().eval()
-        fitted = {"columns_": columns, "mean_": mean, "std_": std, "low_": np.nanmin(z, axis=0),
-                  "high_": np.nanmax(z, axis=0), "model_": model, "train_result_": result,
-                  "input_columns_": input_columns, "check_": None}
+        fitted = {**common, "model_": model, "train_result_": result, "check_": None}
         if held is not None and any(h.any() for h in held):
             draws = [self._sample_normalised(model, t, min(self.n_samples, 10), self.seed, fitted["low_"],
                                              fitted["high_"], rows=np.flatnonzero(h.any(1))) if h.any() else None
@@ -315,6 +355,17 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             fitted["check_"] = self_check_report(normalised, train, held, draws, std)
             if fitted["check_"]["model_mae"] >= fitted["check_"]["interpolation_mae"]:
                 warnings.warn(fitted["check_"]["message"], UserWarning, stacklevel=4)
+        return fitted
+
+    def _train_network(self, normalised: list, std: np.ndarray, val_series: Optional[list], mean: np.ndarray) -> dict:
+        """The pretrained network's fit (:mod:`.network`), columns taken in content order."""
+        order = network_engine.content_order(np.concatenate(normalised))
+        val = None if val_series is None else [((v - mean) / std)[:, order].astype(np.float32) for v in val_series]
+        fitted = network_engine.fit_network(self, [z[:, order] for z in normalised], std[order], val)
+        fitted["blend_weights_"] = fitted["blend_weights_"][np.argsort(order)]
+        check = fitted["check_"]
+        if check is not None and not check["network_wins"]:
+            warnings.warn(check["message"], UserWarning, stacklevel=5)
         return fitted
 
     def _commit(self, fitted: dict) -> None:
@@ -341,10 +392,18 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     def sample_array(self, values: np.ndarray, n_samples: int, generator_seed: Optional[int] = None) -> np.ndarray:
         """(rows, K) array with NaN -> (n_samples, rows, K) samples in original units; observed
-        entries are returned as given.
+        entries are returned as given (:meth:`impute_array`'s samples).
 
         Window ``w`` draws all its noise (initial and per step) from its own generator seeded with
         ``(generator_seed or seed, w)``, so the samples do not depend on ``sample_batch_size``."""
+        return self.impute_array(values, n_samples, generator_seed)[1]
+
+    def impute_array(self, values: np.ndarray, n_samples: int,
+                     generator_seed: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, K) array with NaN -> ``(point (rows, K), samples (n_samples, rows, K))`` in
+        original units, observed entries as given. The point estimate is the median of the samples
+        (``pretrained=None``) or the self-checked blend of interpolation, regression and network
+        around which the samples are centred (a pretrained network; see :mod:`.network`)."""
         self._check_fitted()
         self._check_params()
         check_whole("n_samples", n_samples, 1)
@@ -353,8 +412,15 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"values must be a (rows >= 1, {len(self.columns_)}) array, got shape {values.shape}")
         seed = self.seed if generator_seed is None else generator_seed
         z = self._normalise(values).astype(np.float32)
-        samples = self._sample_normalised(self.model_, z, n_samples, seed, self.low_, self.high_)
-        return np.where(np.isnan(values)[None], samples * self.std_ + self.mean_, values[None])
+        missing = np.isnan(values)
+        if self.pretrained is not None:
+            point, samples = network_engine.impute_series(self, z, n_samples, seed)
+            point = np.where(missing, point * self.std_ + self.mean_, values)
+        else:
+            samples = self._sample_normalised(self.model_, z, n_samples, seed, self.low_, self.high_)
+            point = None
+        samples = np.where(missing[None], samples * self.std_ + self.mean_, values[None])
+        return (np.median(samples, axis=0) if point is None else point), samples
 
     def _sample_normalised(self, model: CSDIModel, z: np.ndarray, n_samples: int, seed: int, low: np.ndarray,
                            high: np.ndarray, rows: Optional[np.ndarray] = None) -> np.ndarray:
@@ -376,7 +442,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def _window_plan(self, n_rows: int, k: int, n_samples: int) -> tuple[np.ndarray, int, int]:
         """The inference windows of a series of ``n_rows`` rows and K = ``k`` columns: their start
         rows, their length, and how many windows go through the network per call."""
-        length = min(self.window, n_rows)
+        length = min(self._window(), n_rows)
         starts = window_starts(n_rows, length, self.stride or length)
         if self.sample_batch_size is not None:
             per_call = max(1, self.sample_batch_size // n_samples)
@@ -463,10 +529,10 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         frame = self._frame(X, fitting=False)
         missing = np.isnan(frame.values)
         if not missing.any():
-            samples = np.broadcast_to(frame.values, (n,) + frame.values.shape)
+            point, samples = frame.values, np.broadcast_to(frame.values, (n,) + frame.values.shape)
         else:
-            samples = self.sample_array(frame.values, n)
-        filled = with_values(X, frame, np.median(samples, axis=0))
+            point, samples = self.impute_array(frame.values, n)
+        filled = with_values(X, frame, point)
         if not return_result:
             return filled
         quant = {q: with_values(X, frame, np.quantile(samples, q, axis=0)) for q in qs}
@@ -504,11 +570,14 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         config = {"params": params, "columns": encode_labels(self.columns_),
                   "input_columns": encode_labels(self.input_columns_), "mean": self.mean_.tolist(),
                   "std": self.std_.tolist(), "low": self.low_.tolist(), "high": self.high_.tolist()}
+        if self.pretrained is not None:
+            params["pretrained"] = str(params["pretrained"])
+            config.update(network=self.model_.config, blend_weights=self.blend_weights_.tolist(), check=self.check_)
         return save_checkpoint(path, {"model": self.model_.state_dict()}, config, kind=KIND, kind_version=KIND_VERSION)
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: Optional[str] = None) -> "Imputer":
-        """Read an imputer written by :meth:`save` (kind ``"imputer"``, versions 1 to 3);
+        """Read an imputer written by :meth:`save` (kind ``"imputer"``, versions 1 to 4);
         ``device`` overrides the saved one. A checkpoint that does not match raises ``ValueError``
         (:class:`~multidiff.core.checkpoint.CheckpointKindError` for another kind of checkpoint)."""
         states, config = load_checkpoint(path, kind=KIND, max_kind_version=KIND_VERSION)
@@ -522,6 +591,8 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         params = config["params"]
         if isinstance(params, dict):  # written before the vocabulary rename: num_steps
             params = rename_keys(_RENAMED, params, f"the config of {path}", warn=False)
+        if isinstance(params, dict) and version < 4:  # written before pretrained networks: CSDI
+            params = {**params, "pretrained": None}
         unknown = sorted(set(params) - set(cls._get_param_names())) if isinstance(params, dict) else ["?"]
         if unknown:
             raise ValueError(f"{path} has parameters this Imputer does not know ({unknown[:5]}): it was written by "
@@ -542,9 +613,22 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         if bad or "model" not in states:
             raise ValueError(f"{path} is inconsistent: {bad or 'no model weights'} do not match its {len(columns)} "
                              "columns; save it again from a fitted Imputer")
-        model = load_state_strict(imp._build_model(len(columns)), states["model"], f"checkpoint {path}").eval()
-        imp._commit({"columns_": columns, "mean_": arrays["mean"], "std_": arrays["std"], "low_": arrays["low"],
-                     "high_": arrays["high"], "model_": model, "input_columns_": input_columns})
+        fitted = {"columns_": columns, "mean_": arrays["mean"], "std_": arrays["std"], "low_": arrays["low"],
+                  "high_": arrays["high"], "input_columns_": input_columns}
+        if imp.pretrained is None:
+            model = imp._build_model(len(columns))
+        else:
+            weights = np.asarray(config.get("blend_weights"), dtype=np.float64)
+            if not isinstance(config.get("network"), dict) or weights.shape != (len(columns), 3):
+                raise ValueError(f"{path} lacks its network config or blend weights for {len(columns)} columns; save it "
+                                 "again from a fitted Imputer")
+            try:
+                model = network_engine.ColumnAgnosticModel(**config["network"])
+            except TypeError as e:
+                raise ValueError(f"{path} has a network config this multidiff does not know ({e})") from None
+            fitted.update(blend_weights_=weights, check_=config.get("check"))
+        fitted["model_"] = load_state_strict(model, states["model"], f"checkpoint {path}").eval()
+        imp._commit(fitted)
         return imp
 
 
@@ -622,20 +706,16 @@ def _place(out: list, starts: np.ndarray, n_rows: int) -> np.ndarray:
     return placed
 
 
-def _window_seed(seed: int, window: int) -> int:
-    """A seed for the generator of window ``window``, mixed from ``(seed, window)`` by NumPy's
-    SeedSequence so that nearby windows and seeds get unrelated streams."""
-    return int(np.random.SeedSequence([seed, window]).generate_state(1, np.uint64)[0])
-
-
 def impute(df: pd.DataFrame, n_samples: int = 20, quantiles: Sequence[float] = (0.05, 0.5, 0.95),
            return_result: bool = False, return_samples: bool = True, **imputer_params):
-    """Train an imputer on ``df`` itself and fill its NaNs (self-supervised on observed values).
+    """Fit an imputer on ``df`` itself and fill its NaNs (self-supervised on observed values).
 
     ``imputer_params`` go to :class:`Imputer` (e.g. ``max_time``, ``window``, ``device``). By
-    default training stops after ``max_time=120`` seconds, and the imputer's self-check
-    (model vs linear interpolation on held-out entries of ``df``) is in ``result.check`` and
-    warns when the model does not win; see docs/imputation.md for speed and quality.
+    default the pretrained network shipped in the package is fine-tuned on ``df`` for
+    ``max_time=120`` seconds (``max_time=0``: zero-shot, seconds), and the self-check (interpolation,
+    regression, network and their per-column blend on held-out entries of ``df``) is in
+    ``result.check``, with a warning when the network does not win; ``pretrained=None`` trains
+    CSDI from scratch. See docs/imputation.md for speed and quality.
     """
     imputer_params.setdefault("progress", False)
     imp = Imputer(n_samples=n_samples, **imputer_params)

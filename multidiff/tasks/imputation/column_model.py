@@ -44,10 +44,13 @@ def window_features(values: torch.Tensor, given: torch.Tensor, interp: torch.Ten
     value where not ``given``) and their linear (``interp``) and PCHIP (``pchip``) interpolations
     through the given cells.
 
-    Returns ``(features (B, K, L, 9), centre (B, K, 1), scale (B, K, 1))``: the features are the
+    Returns ``(features (B, K, L, 10), centre (B, K, 1), scale (B, K, 1))``: the features are the
     given value, both interpolations and their difference in window units ``(x - centre) /
     scale``, the given mask, the log distance to the previous and to the next given cell,
-    ``log(scale)`` and the given fraction of the column in the window."""
+    ``log(scale)``, the given fraction of the column in the window, and at each given cell its
+    departure from the line through the given cells on either side of it: what interpolation
+    would have missed there, which tells a gap in a correlated column what it misses (the
+    regression peer's feature (a), computed per cell)."""
     b, k, l = values.shape
     g = given.to(values.dtype)
     n = g.sum(-1, keepdim=True)
@@ -62,11 +65,17 @@ def window_features(values: torch.Tensor, given: torch.Tensor, interp: torch.Ten
     known = given.bool()
     prev = torch.where(known, pos, torch.full_like(pos, -float(l))).cummax(-1).values
     nxt = torch.where(known, pos, torch.full_like(pos, 2.0 * l)).flip(-1).cummin(-1).values.flip(-1)
+    before = torch.cat([torch.full_like(prev[..., :1], -float(l)), prev[..., :-1]], dim=-1)  # given cells, itself excluded
+    after = torch.cat([nxt[..., 1:], torch.full_like(nxt[..., :1], 2.0 * l)], dim=-1)
+    inside = (before >= 0) & (after < l)
+    at = lambda idx: u.gather(-1, idx.clamp(0, l - 1).long())  # noqa: E731
+    line = at(before) + (pos - before) / (after - before).clamp(min=1) * (at(after) - at(before))
+    departure = torch.where(known & inside, u - line, 0.0)
     norm = math.log1p(2 * l)
     d_prev, d_next = torch.log1p(pos - prev) / norm, torch.log1p(nxt - pos) / norm
     log_scale = scale.log().expand(b, k, l)
     frac = (n / l).expand(b, k, l)
-    feats = torch.stack([u, g, ui, up, up - ui, d_prev, d_next, log_scale, frac], dim=-1)
+    feats = torch.stack([u, g, ui, up, up - ui, d_prev, d_next, log_scale, frac, departure], dim=-1)
     return feats, centre, scale
 
 
@@ -91,13 +100,12 @@ class ColumnAgnosticModel(nn.Module):
 
     def encode(self, values: torch.Tensor, given: torch.Tensor, interp: torch.Tensor, pchip: torch.Tensor) -> dict:
         """The encoder's pass over (B, K, L) windows: ``point`` (frame units), the head's context,
-        and the window scale that turns residuals in window units into frame units. The head
-        reads the encoder's codes without training it: the encoder learns from the L1 loss alone
-        (the point estimate is what a user's MAE sees), the head learns the spread around it."""
+        and the window scale that turns residuals in window units into frame units. Both losses
+        train the encoder (the diffusion head's, as in Li et al. 2024, gives it a dense signal)."""
         feats, centre, scale = window_features(values, given, interp, pchip)
         h, residual = self.encoder(feats)
         ui = feats[..., 2]
-        return {"point": centre + scale * (ui + residual), "context": self.head.project(h.detach()), "scale": scale,
+        return {"point": centre + scale * (ui + residual), "context": self.head.project(h), "scale": scale,
                 "residual": residual, "interp_u": ui, "centre": centre}
 
     def loss_terms(self, batch: dict, generator: Optional[torch.Generator] = None) -> dict:

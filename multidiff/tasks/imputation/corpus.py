@@ -152,24 +152,24 @@ def load_real_series(data: Optional[str] = None, physionet_limit: Optional[int] 
 
 
 class CorpusBatches(Batches):
-    """``steps`` mini-batches per pass, each ``{"values", "observed"}`` of shape (B, K, context +
+    """``batches_per_pass`` mini-batches per pass, each ``{"values", "observed"}`` of shape (B, K, context +
     L + context): half of them (``synthetic``) from KernelSynth draws, the others from a real data
     set picked by weight. K is drawn from 1 to ``max_columns`` (a real set's columns at most) and
     B so that a batch holds about ``cells`` cells. Draws come from ``generator`` (saved with the
     training checkpoints, so a resumed run continues the same stream); the synthetic bank is
     redrawn every pass."""
 
-    def __init__(self, real: Sequence[RealSeries], steps: int = 500, length: int = 64, context: int = 16,
+    def __init__(self, real: Sequence[RealSeries], batches_per_pass: int = 500, length: int = 64, context: int = 16,
                  max_columns: int = 16, cells: int = 10_000, synthetic: float = 0.5, bank_size: int = 4000,
                  generator: Optional[torch.Generator] = None):
-        self.real, self.steps, self.length, self.context = list(real), steps, length, context
+        self.real, self.batches_per_pass, self.length, self.context = list(real), batches_per_pass, length, context
         self.max_columns, self.cells, self.synthetic, self.bank_size = max_columns, cells, synthetic, bank_size
-        super().__init__(steps, 1, None, shuffle=True, generator=generator or torch.Generator().manual_seed(0))
+        super().__init__(batches_per_pass, 1, None, shuffle=True, generator=generator or torch.Generator().manual_seed(0))
         weights = np.array([r.weight for r in self.real], dtype=float)
         self.weights = weights / weights.sum() if len(weights) else weights
 
     def __len__(self) -> int:
-        return self.steps
+        return self.batches_per_pass
 
     def gather(self, idx):  # not used: batches are drawn, not indexed
         raise NotImplementedError
@@ -177,7 +177,7 @@ class CorpusBatches(Batches):
     def __iter__(self):
         g = self.generator
         bank = kernel_synth(self.bank_size, 256, g)
-        for _ in range(self.steps):
+        for _ in range(self.batches_per_pass):
             if not self.real or float(torch.rand((), generator=g)) < self.synthetic:
                 k = int(torch.randint(1, self.max_columns + 1, (), generator=g))
                 b = max(4, min(64, self.cells // (k * self.length)))

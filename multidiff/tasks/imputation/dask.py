@@ -61,7 +61,7 @@ def impute(ddf, imputer: ImputerLike, by=None, n_samples: Optional[int] = None, 
     numeric column; other columns pass through, as in :meth:`Imputer.impute`. ``n_samples``
     defaults to the imputer's; the fill is the median of the samples.
 
-    ``by=None``: ``ddf`` is one series in time order across its partitions (known divisions, each
+    ``by=None`` (an ``Imputer(pretrained=None)`` only): ``ddf`` is one series in time order across its partitions (known divisions, each
     partition at least ``Imputer._segment_overlap`` rows: about ``window`` times the windows of
     one network call). Before returning, one pass over the data (computed now) counts the rows
     of each partition and finds the observations nearest to its edges; the imputation itself runs
@@ -95,6 +95,11 @@ def impute(ddf, imputer: ImputerLike, by=None, n_samples: Optional[int] = None, 
     ship = _Ship(shippable(imp) if isinstance(imputer, Imputer) else str(Path(imputer).resolve()))
     meta = _output_meta(ddf._meta, imp)
     if by is None:
+        if imp.pretrained is not None:
+            raise ValueError("a pretrained Imputer blends in a regression fitted on the whole series, so one series "
+                             "cannot be imputed partition by partition; pass by=<column> when the partitions hold "
+                             "separate series, impute ddf.compute() with imputer.transform, or fit "
+                             "Imputer(pretrained=None) (CSDI) for a series split by time")
         return _time_split(ddf, imp, ship, n, meta)
     return _group_split(ddf, imp, ship, n, by, drop_by, shuffle, meta)
 
@@ -214,7 +219,7 @@ def _time_split(ddf, imp: Imputer, ship, n: int, meta: pd.DataFrame):
     stats = dask.compute(*[dask.delayed(_edge_stats)(part, shipped, i) for i, part in enumerate(ddf.to_delayed())])
     sizes = np.array([s["rows"] for s in stats])
     total = int(sizes.sum())
-    if total <= imp.window or ddf.npartitions == 1:  # one window, or nothing to split: one task
+    if total <= imp._window() or ddf.npartitions == 1:  # one window, or nothing to split: one task
         one = ddf.repartition(npartitions=1) if ddf.npartitions > 1 else ddf
         return one.map_partitions(_impute_one, shipped, n_samples=n, meta=meta)
     overlap = imp._segment_overlap(total, n)
@@ -222,7 +227,7 @@ def _time_split(ddf, imp: Imputer, ship, n: int, meta: pd.DataFrame):
     if len(small):
         i, per_call = int(small[0]), imp._window_plan(total, len(imp.columns_), n)[2]
         raise ValueError(f"partition {i} has {sizes[i]} rows, fewer than the {overlap} rows that a partition borrows "
-                         f"from each neighbour (the windows of {imp.window} rows that reach across its edges, in "
+                         f"from each neighbour (the windows of {imp._window()} rows that reach across its edges, in "
                          f"network calls of {per_call} windows as on one machine); repartition into fewer, larger "
                          f"partitions (ddf.repartition(npartitions={max(1, total // (10 * overlap))})), or lower the "
                          "imputer's sample_batch_size")

@@ -18,7 +18,29 @@ import torch
 from ...core.conditioning import interpolate_masked
 from .windows import window_starts
 
-__all__ = ["check_mask", "self_check_report"]
+__all__ = ["check_mask", "check_folds", "self_check_report"]
+
+
+def _borrowed_pattern(series: Sequence[np.ndarray], window: int, rng: np.random.Generator):
+    """The entries a self-check may hide (the data's missing pattern shifted by half the data,
+    on observed entries; 10 % random entries for data without gaps), the windows that tile each
+    series as ``(series, start, rows)``, and the offset of each series in the concatenation."""
+    missing = np.isnan(np.concatenate(series))
+    shifted = np.roll(missing, len(missing) // 2, axis=0)
+    observed = ~missing
+    if (shifted & observed).sum() < 0.01 * max(observed.sum(), 1):  # (almost) no gaps to borrow
+        shifted = rng.random(missing.shape) < 0.1
+    spans = [(i, s, min(window, len(x))) for i, x in enumerate(series)
+             for s in window_starts(len(x), min(window, len(x)), min(window, len(x)))]
+    return shifted & observed, spans, np.cumsum([0] + [len(x) for x in series])
+
+
+def _masks(series, hideable, spans, offsets, picked) -> list[np.ndarray]:
+    masks = [np.zeros(x.shape, bool) for x in series]
+    for j in picked:
+        i, s, n = spans[j]
+        masks[i][s:s + n] = hideable[offsets[i] + s:offsets[i] + s + n]
+    return masks
 
 
 def check_mask(series: Sequence[np.ndarray], window: int, fraction: float, seed: int) -> list[np.ndarray]:
@@ -27,24 +49,24 @@ def check_mask(series: Sequence[np.ndarray], window: int, fraction: float, seed:
     if fraction <= 0:
         return [np.zeros(x.shape, bool) for x in series]
     rng = np.random.default_rng(seed)
-    missing = np.isnan(np.concatenate(series))
-    shifted = np.roll(missing, len(missing) // 2, axis=0)
-    observed = ~missing
-    if (shifted & observed).sum() < 0.01 * max(observed.sum(), 1):  # (almost) no gaps to borrow
-        shifted = rng.random(missing.shape) < 0.1
-    spans = [(i, s, min(window, len(x))) for i, x in enumerate(series)
-             for s in window_starts(len(x), min(window, len(x)), min(window, len(x)))]
+    hideable, spans, offsets = _borrowed_pattern(series, window, rng)
     n_pick = max(1, int(round(fraction * len(spans))))
     if len(spans) < 2:  # one window: holding it out would leave nothing to train on
         return [np.zeros(x.shape, bool) for x in series]
-    picked = set(rng.choice(len(spans), size=min(n_pick, len(spans) - 1), replace=False).tolist())
-    offsets = np.cumsum([0] + [len(x) for x in series])
-    masks = [np.zeros(x.shape, bool) for x in series]
-    for j in picked:
-        i, s, n = spans[j]
-        rows = slice(s, s + n)
-        masks[i][rows] = shifted[offsets[i] + s:offsets[i] + s + n] & observed[offsets[i] + s:offsets[i] + s + n]
-    return masks
+    picked = rng.choice(len(spans), size=min(n_pick, len(spans) - 1), replace=False).tolist()
+    return _masks(series, hideable, spans, offsets, picked)
+
+
+def check_folds(series: Sequence[np.ndarray], window: int, n_folds: int, seed: int,
+                max_windows: int | None = None) -> list[list[np.ndarray]]:
+    """``n_folds`` disjoint sets of held-out masks (each a list with one mask per series) that
+    together cover every window tiling the series (at most ``max_windows`` of them, drawn at
+    random), for a self-check of a method that is not trained on the data (cross-validation):
+    each fold is imputed with its own entries hidden."""
+    rng = np.random.default_rng(seed)
+    hideable, spans, offsets = _borrowed_pattern(series, window, rng)
+    order = rng.permutation(len(spans))[:max_windows]
+    return [_masks(series, hideable, spans, offsets, order[f::n_folds].tolist()) for f in range(n_folds)]
 
 
 def self_check_report(truth: Sequence[np.ndarray], train: Sequence[np.ndarray], held: Sequence[np.ndarray],

@@ -12,7 +12,7 @@ import torch
 
 from ...core.training import Batches
 
-__all__ = ["window_starts", "window_owners", "stitch", "interpolate_series", "WindowBatches"]
+__all__ = ["window_starts", "window_owners", "window_seed", "stitch", "interpolate_series", "WindowBatches"]
 
 
 def window_starts(n_rows: int, window: int, stride: int) -> np.ndarray:
@@ -45,6 +45,12 @@ def window_owners(rows: np.ndarray, starts: np.ndarray, length: int) -> np.ndarr
         nearer = dist < best_dist  # strict: the first window wins a tie
         best, best_dist = np.where(nearer, w, best), np.where(nearer, dist, best_dist)
     return best
+
+
+def window_seed(seed: int, window: int) -> int:
+    """A seed for the generator of window ``window``, mixed from ``(seed, window)`` by NumPy's
+    SeedSequence so that nearby windows and seeds get unrelated streams."""
+    return int(np.random.SeedSequence([seed, window]).generate_state(1, np.uint64)[0])
 
 
 def stitch(window_samples: np.ndarray, starts: np.ndarray, n_rows: int) -> np.ndarray:
