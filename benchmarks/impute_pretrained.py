@@ -10,7 +10,7 @@ imputers, and multidiff (``impute(df, max_time=...)``; the network alone and the
     python benchmarks/impute_pretrained.py --max-time 0 --frames aqi36-10 \\
         --networks runs/impute_pretrain/min0 runs/impute_pretrain/min30 ...  # the learning curve
 
-Frames: AQI-36 first 2000 rows x 10 stations (seeds 0, 1, 2; PM2.5 is never in pretraining),
+Frames: AQI-36 first 2000 rows x 10 stations (seeds 0, 1, 2, 42; PM2.5 is never in pretraining),
 AQI-36 rows 2000-4000 x 36, ETTh1 and the exchange rates (last 2000 rows, out of the corpus).
 """
 import argparse
@@ -38,7 +38,7 @@ def frames(data=None) -> dict:
     x = pd.read_csv(locate("exchange_rate", data) / "exchange_rate.txt.gz", header=None).iloc[-2000:]
     x.index = pd.date_range("2000-01-01", periods=len(x), freq="D")
     x.columns = [f"rate{i}" for i in range(x.shape[1])]
-    out = {f"aqi36-10 seed {s}": (g.iloc[:2000, :10], s) for s in (0, 1, 2)}
+    out = {f"aqi36-10 seed {s}": (g.iloc[:2000, :10], s) for s in (0, 1, 2, 42)}
     out["aqi36-36 rows 2000-4000"] = (g.iloc[2000:4000], 0)
     out["ETTh1 last 2000"] = (e.iloc[-2000:], 42)
     out["exchange last 2000"] = (x, 0)
@@ -61,6 +61,7 @@ def peer_rows(inp: pd.DataFrame) -> dict:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--max-time", type=float, default=0.0, help="fine-tuning seconds (0: zero-shot)")
+    p.add_argument("--lr", type=float, default=None, help="fine-tuning learning rate (default: the Imputer's)")
     p.add_argument("--networks", nargs="*", default=["default"], help="pretrained folders ('default': the shipped one)")
     p.add_argument("--frames", nargs="*", default=None, help="name prefixes of the frames to run (default: all)")
     p.add_argument("--data", default=None)
@@ -80,7 +81,8 @@ def main(argv=None):
             row[peer] = {"MAE": mae(filled), "s": secs}
         for net in a.networks:
             t = time.time()
-            imp = Imputer(pretrained=net, max_time=a.max_time or 0, progress=False).fit(inp)
+            extra = {} if a.lr is None else {"lr": a.lr}
+            imp = Imputer(pretrained=net, max_time=a.max_time or 0, progress=False, **extra).fit(inp)
             point, samples = imp.impute_array(inp.to_numpy(float), imp.n_samples)
             secs = time.time() - t
             alone = np.tile([0.0, 0.0, 1.0], (df.shape[1], 1))
@@ -98,7 +100,7 @@ def main(argv=None):
               {k: round(v.get("network alone MAE", np.nan) / lin, 3) for k, v in row.items()
                if isinstance(v, dict) and "network alone MAE" in v}, flush=True)
     out = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": "python " + " ".join(sys.argv),
-           "max_time": a.max_time, "rows": results}
+           "max_time": a.max_time, "lr": a.lr, "rows": results}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(a.out, out, indent=1, default=str)
     print(table(out))

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
-from multidiff.core.conditioning import interpolate_masked
+from multidiff.core.conditioning import interpolate_masked, pchip_masked
 
 
 def _pandas_reference(values: np.ndarray, mask: np.ndarray, fill: float) -> np.ndarray:
@@ -54,3 +54,28 @@ def test_known_entries_come_back_unchanged_and_unknown_values_are_ignored():
     # whatever sits at the unknown entries (even NaN) does not change the result
     scrambled = torch.where(mask.bool(), values, torch.full_like(values, float("nan")))
     assert torch.equal(interpolate_masked(scrambled, mask), out)
+
+
+def test_pchip_matches_scipy_between_interior_known_entries():
+    from scipy.interpolate import PchipInterpolator
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        y = np.cumsum(rng.standard_normal(60))
+        known = rng.random(60) < 0.4
+        known[[0, -1]] = True
+        ours = pchip_masked(torch.tensor(y)[None], torch.tensor(known)[None])[0].numpy()
+        x = np.flatnonzero(known)
+        ref = PchipInterpolator(x, y[known])(np.arange(60))
+        inner = (np.arange(60) > x[1]) & (np.arange(60) < x[-2])  # scipy's end slopes differ from ours
+        np.testing.assert_allclose(ours[inner], ref[inner], atol=1e-10)
+        assert np.array_equal(ours[known], y[known])
+
+
+def test_pchip_holds_edges_keeps_monotone_data_monotone_and_fills_empty_rows():
+    v = torch.tensor([[0.0, 9.0, 1.0, 9.0, 2.0, 9.0, 10.0, 9.0], [5.0] * 8])
+    m = torch.tensor([[0, 1, 0, 1, 1, 0, 1, 0], [0] * 8]).bool()
+    out = pchip_masked(v, m, fill=-1.0)
+    assert out[0, 0] == 9.0 and out[0, 7] == 10.0          # nearest value held past the ends
+    assert torch.equal(out[1], torch.full((8,), -1.0))       # no known entry: fill
+    mono = pchip_masked(torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0, 5.0]), torch.tensor([1, 0, 1, 0, 0, 1]).bool())
+    assert (mono.diff() >= 0).all()                           # shape-preserving: no overshoot on monotone data

@@ -194,3 +194,36 @@ def test_bad_weight_files_give_clear_errors(tmp_path, tiny_imputer):
         Imputer(pretrained=tmp_path / "nothing", max_time=0, **FAST).fit(frame)
     with pytest.raises(ValueError, match="pretrained must be"):
         Imputer(pretrained=3, **FAST).fit(frame)
+
+
+def test_departure_feature_is_the_miss_of_the_line_through_the_neighbours():
+    from multidiff.tasks.imputation.column_model import window_features
+    v = torch.tensor([[[0.0, 1.0, 5.0, 3.0, 4.0, 10.0]]])
+    g = torch.tensor([[[1.0, 1.0, 1.0, 0.0, 1.0, 1.0]]])
+    f, centre, scale = window_features(v, g, v, v)
+    # t1: 1 - (0 + 5) / 2; t2: 5 - (1 + (4 - 1) / 3); t4: 4 - (5 + (10 - 5) * 2 / 3); ends and the gap: 0
+    expected = torch.tensor([0.0, -1.5, 3.0, 0.0, 4.0 - (5.0 + 10.0 / 3.0), 0.0])
+    assert torch.allclose(f[0, 0, :, 9] * scale[0, 0], expected, atol=1e-5)
+
+
+def test_zero_shot_check_holds_out_every_window_once():
+    from multidiff.tasks.imputation.selfcheck import check_folds
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((200, 3))
+    z[rng.random(z.shape) < 0.2] = np.nan
+    folds = check_folds([z], window=20, n_folds=3, seed=0)
+    held = np.stack([f[0] for f in folds])
+    assert (held.sum(0) <= 1).all()                              # disjoint
+    assert not np.isnan(z[held.any(0)]).any()                    # only observed entries are held out
+    windows_hit = {r // 20 for r in np.flatnonzero(held.any((0, 2)))}
+    assert windows_hit == set(range(10))                         # every window of 20 rows takes part
+
+
+def test_dask_refuses_a_pretrained_imputer_on_one_series_split_by_time(tiny_network):
+    dd = pytest.importorskip("dask.dataframe")
+    from multidiff.tasks.imputation import dask as mdask
+    df = pd.DataFrame({"a": np.arange(100.0), "b": np.arange(100.0) * 2})
+    df.iloc[10, 0] = np.nan
+    imp = Imputer(pretrained=tiny_network, max_time=0, **FAST).fit(df)
+    with pytest.raises(ValueError, match="cannot be imputed partition by partition"):
+        mdask.impute(dd.from_pandas(df, npartitions=2), imp)

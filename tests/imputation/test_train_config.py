@@ -23,7 +23,9 @@ def test_default_is_csdis_settings_and_the_keywords_default_to_it():
     assert Imputer(lr=3e-4)._train_config().lr == 3e-4
     defaults = inspect.signature(Imputer).parameters
     for name in imputer_module._TRAIN_KEYWORDS:
-        assert defaults[name].default == getattr(DEFAULT_TRAIN_CONFIG, name), name
+        assert defaults[name].default == (None if name == "lr" else getattr(DEFAULT_TRAIN_CONFIG, name)), name
+    assert Imputer(lr=1e-3)._train_config().lr == 1e-3  # an explicit rate holds, even CSDI's for a fine-tune
+    assert Imputer(max_time=None)._train_config().max_time is None
 
 
 def test_train_config_reaches_fit_and_keywords_override_it(monkeypatch, tmp_path):

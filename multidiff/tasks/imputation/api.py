@@ -42,7 +42,8 @@ __all__ = ["Imputer", "ImputationResult", "impute", "NotFittedError", "DEFAULT_T
 # How an Imputer trains unless told otherwise: CSDI's AdamW (lr 1e-3, weight decay 1e-6) with its
 # multistep schedule (x0.1 at 75 % and 90 %), clipping at norm 1, no EMA, 1000 epochs, and a
 # 120 s budget that makes a default fit finish on a laptop. Imputer(train_config=...) replaces it;
-# the Imputer's keywords epochs, max_steps, lr, max_time, patience and ema_decay default to its values.
+# the Imputer's keywords epochs, max_steps, max_time, patience and ema_decay default to its values (lr to None:
+# this rate from scratch, network.FINETUNE_TRAIN_CONFIG's when fine-tuning a pretrained network).
 DEFAULT_TRAIN_CONFIG = TrainConfig(epochs=1000, lr=1e-3, weight_decay=1e-6, lr_schedule="multistep", ema_decay=0.0,
                                    grad_clip=1.0, max_time=120.0)
 _D = DEFAULT_TRAIN_CONFIG
@@ -112,9 +113,10 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     Training settings: ``train_config`` (a :class:`~multidiff.core.training.TrainConfig`; None is
     :data:`DEFAULT_TRAIN_CONFIG`) sets weight decay, clipping, the lr schedule, warm-up and
-    precision; ``epochs``, ``max_steps``, ``lr``, ``max_time``, ``patience`` and ``ema_decay`` replace
+    precision; ``epochs``, ``max_steps``, ``max_time``, ``patience`` and ``ema_decay`` replace
     its fields when set to other values than their defaults (which are those of
-    :data:`DEFAULT_TRAIN_CONFIG`), and ``seed``, ``device`` and ``progress`` always do.
+    :data:`DEFAULT_TRAIN_CONFIG`), ``lr`` when not None, and ``seed``, ``device`` and ``progress``
+    always do. A pretrained network's base is ``network.FINETUNE_TRAIN_CONFIG`` (lr 1e-4, constant).
 
     Fitted attributes (scikit-learn conventions): ``columns_`` (the numeric columns imputed),
     ``n_features_in_`` and ``input_columns_`` (all columns seen in fit), ``feature_names_in_``
@@ -125,7 +127,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     @renamed_kwargs(num_steps="num_train_steps")
     def __init__(self, window: Optional[int] = None, stride: Optional[int] = None, train_stride: int = 1, epochs: int = _D.epochs,
-                 max_steps: Optional[int] = _D.max_steps, batch_size: int = 16, lr: float = _D.lr,
+                 max_steps: Optional[int] = _D.max_steps, batch_size: int = 16, lr: Optional[float] = None,
                  num_train_steps: int = 50, schedule: str = "quad", beta_start: float = 1e-4, beta_end: float = 0.5,
                  channels: int = 32, layers: int = 2, heads: int = 4, mask_strategy: str = "mix",
                  n_samples: int = 20, sampler: str = "ddim", sampler_steps: Optional[int] = 10,
@@ -171,7 +173,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         else:
             _real("max_time", self.max_time, 0, low_open=True, none="no limit")
         check_whole("batch_size", self.batch_size, 1)
-        _real("lr", self.lr, 0, low_open=True)
+        _real("lr", self.lr, 0, low_open=True, none="1e-3 from scratch, 1e-4 fine-tuning")
         check_whole("num_train_steps", self.num_train_steps, 1)
         _choice("schedule", self.schedule, _SCHEDULES)
         if self.schedule != "cosine":
@@ -202,7 +204,9 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def _train_config(self) -> TrainConfig:
         """CSDI's DEFAULT_TRAIN_CONFIG from scratch, network.FINETUNE_TRAIN_CONFIG for a pretrained
         network, as replaced by ``train_config`` and the keywords set to other values than their defaults."""
-        keywords = {k: getattr(self, k) for k in _TRAIN_KEYWORDS if getattr(self, k) != getattr(_D, k)}
+        keywords = {k: getattr(self, k) for k in _TRAIN_KEYWORDS if k != "lr" and getattr(self, k) != getattr(_D, k)}
+        if self.lr is not None:  # None: the engine's rate; an explicit one holds for either engine
+            keywords["lr"] = self.lr
         base = _D if self.pretrained is None else network_engine.FINETUNE_TRAIN_CONFIG
         return resolve_train_config(base, self.train_config, keywords,
                                     {"seed": self.seed, "progress": self.progress, "device": self.device})
