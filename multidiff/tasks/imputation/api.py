@@ -79,7 +79,7 @@ class ImputationResult:
     samples: Optional[np.ndarray] = None        # (n_samples, rows, numeric columns), when asked for
     imputed_mask: Optional[pd.DataFrame] = None  # True where a value was imputed
     columns: list = field(default_factory=list)  # the numeric columns the samples refer to
-    check: Optional[dict] = None                 # the imputer's self-check (model vs interpolation MAE)
+    check: Optional[dict] = None                 # the imputer's self-check (MAE of each method on held-out entries)
 
 
 class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -91,7 +91,8 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     out observed entries with the data's own missing pattern, and blends linear interpolation,
     the regression of :mod:`.regression` and the network per column by their MAE there (the
     report is ``check_``, and a warning says when the network does not win). Its windows default
-    to 64 rows every 32; the point estimate is the blend, the samples are centred on it. The
+    to 64 rows every 16 (each row's estimate averages the windows that hold it); the point
+    estimate is the blend, the samples are centred on it. The
     network's size comes from its weights: ``channels``, ``layers``, ``heads``, ``num_train_steps``,
     ``schedule``, ``beta_start``, ``beta_end``, ``mask_strategy``, ``prediction``, ``base``,
     ``context`` and ``clip`` are CSDI's and apply to ``pretrained=None`` only.
@@ -164,7 +165,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                              f"save_network, or None (train CSDI from scratch), got {self.pretrained!r}")
         check_whole("window", self.window, 2, none="64 with a pretrained network, 36 without")
         check_whole("stride", self.stride, 1, self._window(),
-                    none="one window" if self.pretrained is None else "half a window")
+                    none="one window" if self.pretrained is None else "a quarter window")
         check_whole("train_stride", self.train_stride, 1, self._window())
         check_whole("epochs", self.epochs, 1)
         check_whole("max_steps", self.max_steps, 1, none="no limit")
@@ -218,10 +219,10 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return network_engine.WINDOW if self.pretrained is not None else 36
 
     def _stride(self) -> int:
-        """Rows between inference windows: ``stride``, or half a window (pretrained) / a window (CSDI)."""
+        """Rows between inference windows: ``stride``, or a quarter window (pretrained) / a window (CSDI)."""
         if self.stride is not None:
             return self.stride
-        return max(1, self._window() // 2) if self.pretrained is not None else self._window()
+        return max(1, self._window() // 4) if self.pretrained is not None else self._window()
 
     def _input(self, X, reset: bool) -> pd.DataFrame:
         """``X`` as a DataFrame. Arrays are checked as scikit-learn checks them (dense, 2-D, real,

@@ -179,60 +179,76 @@ def load_network(path) -> tuple[ColumnAgnosticModel, dict]:
 
 
 def impute_normalised(model: ColumnAgnosticModel, z: np.ndarray, n_samples: int = 0, seed: int = 0,
-                      window: int = 64, stride: Optional[int] = 32, sampler: str = "ddim",
+                      window: int = 64, stride: Optional[int] = 16, sampler: str = "ddim",
                       sampler_steps: Optional[int] = 10, cells_per_call: int = 60_000,
                       rows: Optional[np.ndarray] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """Impute a frame-normalised (rows, K) series (NaN = missing) with ``model``:
     ``(point (rows, K), samples (n_samples, rows, K) or None)``, given values returned as given.
 
-    Windows of ``window`` rows every ``stride`` rows (the last one aligned to the end); each row
-    is taken from the window it is most central in; the interpolation is the whole series'. The
-    encoder sees whole windows; the diffusion head runs on the rows a window owns and the few
-    rows its receptive field reaches past them. Window ``w`` draws its noise from its own
-    generator seeded by ``(seed, w)``, so the result does not depend on how windows are grouped
-    into calls. ``rows`` restricts the work to the windows that own those rows (other rows come
-    back as linear interpolation, samples NaN)."""
+    Windows of ``window`` rows every ``stride`` rows (the last one aligned to the end); the
+    interpolations are the whole series'. The point estimate of a row is the average of the
+    estimates of every window that holds it, weighted by how central the row is in each (a
+    tent; overlapping windows are a cheap ensemble). The samples of a row come from the window
+    it is most central in, moved to that average; the diffusion head runs only on the rows a
+    window owns and the few its receptive field reaches past them. Window ``w`` draws its noise
+    from its own generator seeded by ``(seed, w)``, so the result does not depend on how windows
+    are grouped into calls. ``rows`` restricts the work to those rows (other rows come back as
+    linear interpolation, samples NaN)."""
     n_rows, k = z.shape
     length = min(window, n_rows)
     starts = window_starts(n_rows, length, min(stride or length, length))
     owners = window_owners(np.arange(n_rows), starts, length)  # non-decreasing
     first = np.searchsorted(owners, np.arange(len(starts)), side="left")
     last = np.searchsorted(owners, np.arange(len(starts)), side="right")
-    wanted = np.unique(owners if rows is None else owners[rows])
-    reach = model.head.reach
-    crops = {}  # (start, end) of the rows the head needs, local to the window -> windows
-    for w in wanted:
-        crop = (max(0, int(first[w] - starts[w]) - reach), min(length, int(last[w] - starts[w]) + reach))
-        crops.setdefault(crop, []).append(w)
+    if rows is None:
+        covering, owning = np.arange(len(starts)), np.arange(len(starts))
+    else:
+        rows = np.unique(rows)
+        covering = np.flatnonzero(np.searchsorted(rows, starts + length) > np.searchsorted(rows, starts))
+        owning = np.unique(owners[rows])
     base = interpolate_series(z)
     given = ~np.isnan(z)
     values = np.nan_to_num(z)
     smooth = pchip_masked(torch.as_tensor(values.T), torch.as_tensor(given.T)).T.numpy()
-    point = base.copy()
-    samples = np.full((n_samples, n_rows, k), np.nan, np.float32) if n_samples else None
+    cut = lambda a, ws: torch.as_tensor(np.stack([a[s:s + length].T for s in starts[ws]]),  # noqa: E731
+                                        dtype=torch.float32)
     model = model.eval()
-    for (c0, c1), group in crops.items():
-        per_call = max(1, cells_per_call // (k * (length + max(1, n_samples) * (c1 - c0))))
-        for i in range(0, len(group), per_call):
-            call = np.asarray(group[i:i + per_call])
-            cut = lambda a: torch.as_tensor(np.stack([a[s:s + length].T for s in starts[call]]),  # noqa: E731
-                                            dtype=torch.float32)
-            v, g, b, c = cut(values), cut(given), cut(base), cut(smooth)
-            with torch.no_grad():
-                enc = model.encode(v, g, b, c)
-                draws = None
-                if n_samples:
-                    gens = [torch.Generator().manual_seed(_window_seed(seed, int(w))) for w in call]
+    tent = (1 - np.abs(np.arange(length) + 0.5 - length / 2) / (length / 2))[:, None]
+    total, weight = np.zeros((n_rows, k)), np.zeros((n_rows, 1))
+    per_call = max(1, cells_per_call // (k * length))
+    for i in range(0, len(covering), per_call):
+        ws = covering[i:i + per_call]
+        with torch.no_grad():
+            point_w = model.encode(cut(values, ws), cut(given, ws), cut(base, ws), cut(smooth, ws))["point"].numpy()
+        for j, s in enumerate(starts[ws]):
+            total[s:s + length] += point_w[j].T * tent
+            weight[s:s + length] += tent
+    point = np.where(weight > 0, total / np.maximum(weight, 1e-12), base)
+    point = np.where(given, z, point).astype(np.float32)
+    samples = None
+    if n_samples:
+        samples = np.full((n_samples, n_rows, k), np.nan, np.float32)
+        reach = model.head.reach
+        crops = {}  # (start, end) of the rows the head needs, local to the window -> windows
+        for w in owning:
+            crop = (max(0, int(first[w] - starts[w]) - reach), min(length, int(last[w] - starts[w]) + reach))
+            crops.setdefault(crop, []).append(w)
+        for (c0, c1), group in crops.items():
+            per_call = max(1, cells_per_call // (k * (length + n_samples * (c1 - c0))))
+            for i in range(0, len(group), per_call):
+                ws = np.asarray(group[i:i + per_call])
+                g = cut(given, ws)
+                with torch.no_grad():
+                    enc = model.encode(cut(values, ws), g, cut(base, ws), cut(smooth, ws))
+                    gens = [torch.Generator().manual_seed(_window_seed(seed, int(w))) for w in ws]
                     cropped = {"point": enc["point"][..., c0:c1], "context": enc["context"][:, :, c0:c1],
                                "scale": enc["scale"]}
                     draws = model.sample(cropped, g[..., c0:c1], n_samples, sampler, sampler_steps,
-                                         randn=rowwise_randn(gens, n_samples))
-            for j, w in enumerate(call):
-                a, e = first[w], last[w]
-                point[a:e] = enc["point"][j].T.numpy()[a - starts[w]:e - starts[w]]
-                if draws is not None:
-                    samples[:, a:e] = draws[:, j].permute(0, 2, 1).numpy()[:, a - starts[w] - c0:e - starts[w] - c0]
-    point = np.where(given, z, point)
-    if samples is not None:
+                                         randn=rowwise_randn(gens, n_samples)).numpy()
+                for j, w in enumerate(ws):
+                    a, e = first[w], last[w]
+                    own = draws[:, j, :, a - starts[w] - c0:e - starts[w] - c0].transpose(0, 2, 1)
+                    shift = point[a:e] - enc["point"][j, :, a - starts[w]:e - starts[w]].T.numpy()
+                    samples[:, a:e] = own + shift[None]
         samples = np.where(given[None], z[None], samples)
     return point, samples

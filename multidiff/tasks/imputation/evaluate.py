@@ -93,7 +93,7 @@ def run_aqi36(path=None, n_samples: int = 100, samplers=DEFAULT_SAMPLERS, valid_
         raise ValueError(f"test_months must be among CSDI's test months {all_test}, got {test_months}")
     # CSDI evaluates non-overlapping windows, the last one aligned to the month's end; the
     # protocol's own split is the held-out data, so no self-check entries are taken from training
-    # (a pretrained network keeps its own windows: 64 rows every 32)
+    # (a pretrained network keeps its own windows: 64 rows every 16)
     csdi = imputer_params.get("pretrained", "default") is None
     params = {**({"window": 36, "mask_strategy": "mix", "stride": 36} if csdi else {}), "self_check": 0.0,
               **imputer_params}
