@@ -65,7 +65,8 @@ def test_default_imputer_fit_is_pinned():
     values = np.sin(np.arange(48)[:, None] / 4 + np.arange(3)) + rng.normal(0, 0.1, (48, 3))
     values[rng.random(values.shape) < 0.15] = np.nan
     imp = Imputer(window=8, channels=8, layers=1, heads=1, epochs=3, num_train_steps=10, n_samples=2, batch_size=4,
-                  self_check=0.0, validation_fraction=0.2, progress=False, device="cpu").fit(pd.DataFrame(values))
+                  self_check=0.0, validation_fraction=0.2, progress=False, device="cpu",
+                  pretrained=None).fit(pd.DataFrame(values))
     assert imp.train_result_.steps == 27
     assert _rows(imp.train_result_.history, "train_loss", "val_loss") == pytest.approx([
         0.6889461113346947, 0.712837815284729, 0.9202277329232957, 0.7205006331205368,
