@@ -11,7 +11,7 @@ Rows are written to ``--out`` as they finish; a rerun skips the models already t
 interruption), ``--rerun`` recomputes them.
 
     python benchmarks/forecast_exchange.py --budget 600 --out benchmarks/out/forecast_exchange.json
-    python benchmarks/forecast_exchange.py --models deepar seasonal_naive --budget 60 --out /tmp/x.json
+    python benchmarks/forecast_exchange.py --models deepar seasonal_naive --budget 60 --out runs/x.json
 """
 from __future__ import annotations
 

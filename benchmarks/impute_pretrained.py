@@ -14,7 +14,6 @@ Frames: AQI-36 first 2000 rows x 10 stations (seeds 0, 1, 2, 42; PM2.5 is never 
 AQI-36 rows 2000-4000 x 36, ETTh1 and the exchange rates (last 2000 rows, out of the corpus).
 """
 import argparse
-import json
 import os
 import sys
 import time

@@ -3,8 +3,8 @@ the encoder or the point denoiser (the prior learns from gradient-stopped latent
 swapped after the fact). Used for the issue-12 chair run, whose prior predicted the noise
 (RESULTS.md, point clouds): the same protocol as ``points_modelnet.py``.
 
-    python benchmarks/points_refit_prior.py --run-dir /work/runs/points_latent --classes chair \
-        --prior-prediction v --prior-steps 4000 --out /work/runs/points_latent_chair_eval.json
+    python benchmarks/points_refit_prior.py --run-dir runs/points_latent --classes chair \
+        --prior-prediction v --prior-steps 4000 --out runs/points_latent_chair_eval.json
 """
 import argparse
 import json

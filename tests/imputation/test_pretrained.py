@@ -1,7 +1,6 @@
 """The pretrained column-agnostic imputer (issue 31): shipped weights, zero-shot, fine-tuning,
 column equivariance, the regression peer, the blend and bad weight files."""
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
