@@ -46,7 +46,7 @@ def main(argv=None):
              "date": time.strftime("%Y-%m-%d"), "minutes": a.minutes, "init": a.init,
              "device": f"CPU ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"}
     if a.init:
-        model, before = load_network(a.init)
+        model, before = load_network(a.init, widen=True)
         about["minutes_before"] = float(before.get("minutes_total", before.get("minutes", 0.0)))
         model.train()
     else:

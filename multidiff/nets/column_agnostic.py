@@ -23,7 +23,7 @@ from .embeddings import DiffusionStepEmbedding, sinusoidal_embedding
 
 __all__ = ["ColumnAgnosticEncoder", "DiffusionHead", "N_CELL_FEATURES"]
 
-N_CELL_FEATURES = 10  # see multidiff.tasks.imputation.column_model.window_features
+N_CELL_FEATURES = 12  # see multidiff.tasks.imputation.column_model.window_features
 
 
 class _Attention(nn.Module):

@@ -31,26 +31,31 @@ from ...core.losses import denoising_mse, draw_discrete_t
 from ...core.samplers import rowwise_randn
 from ...core.schedules import alpha_bars, make_betas
 from ...nets.column_agnostic import ColumnAgnosticEncoder, DiffusionHead
+from .frame_regression import frame_regression
 from .masks import hybrid_target_mask
 from .windows import interpolate_series, window_owners, window_seed as _window_seed, window_starts
 
-__all__ = ["ColumnAgnosticModel", "window_features", "impute_normalised", "save_network", "load_network"]
+__all__ = ["ColumnAgnosticModel", "window_features", "series_regression", "impute_normalised", "save_network",
+           "load_network"]
 
 _MIN_STD = 0.01  # floor of a window's scale, in units of the frame's standard deviation
 
 
-def window_features(values: torch.Tensor, given: torch.Tensor, interp: torch.Tensor, pchip: torch.Tensor):
+def window_features(values: torch.Tensor, given: torch.Tensor, interp: torch.Tensor, pchip: torch.Tensor,
+                    regression: torch.Tensor, skill: torch.Tensor):
     """Per-cell inputs of the encoder for (B, K, L) windows of frame-normalised ``values`` (any
-    value where not ``given``) and their linear (``interp``) and PCHIP (``pchip``) interpolations
-    through the given cells.
+    value where not ``given``), their linear (``interp``) and PCHIP (``pchip``) interpolations
+    through the given cells, and the frame's regression estimate (``regression``, with its
+    per-column held-out ``skill`` (B, K); :func:`~.frame_regression.frame_regression`).
 
-    Returns ``(features (B, K, L, 10), centre (B, K, 1), scale (B, K, 1))``: the features are the
+    Returns ``(features (B, K, L, 12), centre (B, K, 1), scale (B, K, 1))``: the features are the
     given value, both interpolations and their difference in window units ``(x - centre) /
     scale``, the given mask, the log distance to the previous and to the next given cell,
-    ``log(scale)``, the given fraction of the column in the window, and at each given cell its
-    departure from the line through the given cells on either side of it: what interpolation
-    would have missed there, which tells a gap in a correlated column what it misses (the
-    regression peer's feature (a), computed per cell)."""
+    ``log(scale)``, the given fraction of the column in the window, at each given cell its
+    departure from the line through the given cells on either side of it (what interpolation
+    would have missed there, which tells a gap in a correlated column what it misses), and at
+    each missing cell the regression's departure from interpolation, beside the regression's
+    skill."""
     b, k, l = values.shape
     g = given.to(values.dtype)
     n = g.sum(-1, keepdim=True)
@@ -75,7 +80,9 @@ def window_features(values: torch.Tensor, given: torch.Tensor, interp: torch.Ten
     d_prev, d_next = torch.log1p(pos - prev) / norm, torch.log1p(nxt - pos) / norm
     log_scale = scale.log().expand(b, k, l)
     frac = (n / l).expand(b, k, l)
-    feats = torch.stack([u, g, ui, up, up - ui, d_prev, d_next, log_scale, frac, departure], dim=-1)
+    ur = (((regression - centre) / scale).clamp(-50, 50) - ui) * (1 - g)
+    feats = torch.stack([u, g, ui, up, up - ui, d_prev, d_next, log_scale, frac, departure, ur,
+                         skill[..., None].expand(b, k, l)], dim=-1)
     return feats, centre, scale
 
 
@@ -84,12 +91,12 @@ class ColumnAgnosticModel(nn.Module):
 
     def __init__(self, channels: int = 64, layers: int = 3, heads: int = 4, ff: int = 128, head_channels: int = 32,
                  head_layers: int = 2, num_train_steps: int = 50, beta_start: float = 1e-4, beta_end: float = 0.5,
-                 context: int = 16, diffusion_weight: float = 0.5):
+                 context: int = 16, diffusion_weight: float = 0.5, window: int = 64):
         super().__init__()
         self.config = dict(channels=channels, layers=layers, heads=heads, ff=ff, head_channels=head_channels,
                            head_layers=head_layers, num_train_steps=num_train_steps, beta_start=beta_start,
-                           beta_end=beta_end, context=context, diffusion_weight=diffusion_weight)
-        self.context, self.diffusion_weight = int(context), float(diffusion_weight)
+                           beta_end=beta_end, context=context, diffusion_weight=diffusion_weight, window=window)
+        self.context, self.diffusion_weight, self.window = int(context), float(diffusion_weight), int(window)
         self.num_train_steps = num_train_steps
         self.encoder = ColumnAgnosticEncoder(channels, layers, heads, ff)
         self.head = DiffusionHead(channels, head_channels, head_layers)
@@ -98,11 +105,13 @@ class ColumnAgnosticModel(nn.Module):
     def alpha_bar_of(self, t: torch.Tensor) -> torch.Tensor:
         return self.alpha_bars[t]
 
-    def encode(self, values: torch.Tensor, given: torch.Tensor, interp: torch.Tensor, pchip: torch.Tensor) -> dict:
-        """The encoder's pass over (B, K, L) windows: ``point`` (frame units), the head's context,
-        and the window scale that turns residuals in window units into frame units. Both losses
-        train the encoder (the diffusion head's, as in Li et al. 2024, gives it a dense signal)."""
-        feats, centre, scale = window_features(values, given, interp, pchip)
+    def encode(self, values: torch.Tensor, given: torch.Tensor, interp: torch.Tensor, pchip: torch.Tensor,
+               regression: torch.Tensor, skill: torch.Tensor) -> dict:
+        """The encoder's pass over (B, K, L) windows (inputs as :func:`window_features`'s):
+        ``point`` (frame units), the head's context, and the window scale that turns residuals in
+        window units into frame units. Both losses train the encoder (the diffusion head's, as in
+        Li et al. 2024, gives it a dense signal)."""
+        feats, centre, scale = window_features(values, given, interp, pchip, regression, skill)
         h, residual = self.encoder(feats)
         ui = feats[..., 2]
         return {"point": centre + scale * (ui + residual), "context": self.head.project(h), "scale": scale,
@@ -110,16 +119,26 @@ class ColumnAgnosticModel(nn.Module):
 
     def loss_terms(self, batch: dict, generator: Optional[torch.Generator] = None) -> dict:
         """L1 of the point estimate and the diffusion head's v-MSE, on the hidden entries of the
-        centre of each window, in window units."""
+        centre of each frame, in window units. A batch's frames (B, K, F) hold the window (its
+        centre ``batch["length"]`` rows, default F - 2 context) and the rows around it that the
+        interpolations and the frame regression read; targets are drawn on the window and
+        ``context`` rows each side of it."""
         values, observed = batch["values"], batch["observed"]
-        target = hybrid_target_mask(observed, generator, batch.get("pattern"))
+        f = values.shape[-1]
+        length = int(batch.get("length", f - 2 * self.context))
+        a = (f - length) // 2
+        near = slice(max(0, a - self.context), min(f, a + length + self.context))
+        target = torch.zeros_like(observed)
+        pattern = batch.get("pattern")
+        target[..., near] = hybrid_target_mask(observed[..., near], generator,
+                                               None if pattern is None else pattern[..., near])
         given = observed - target
         interp, pchip = interpolate_masked(values, given), pchip_masked(values, given)
-        if self.context:
-            c = slice(self.context, values.shape[-1] - self.context)
-            values, observed, target, given, interp, pchip = (a[..., c] for a in (values, observed, target, given,
-                                                                                 interp, pchip))
-        enc = self.encode(values, given, interp, pchip)
+        regression, skill = frame_regression(values, given, generator)
+        c = slice(a, a + length)
+        values, observed, target, given, interp, pchip, regression = (
+            x[..., c] for x in (values, observed, target, given, interp, pchip, regression))
+        enc = self.encode(values, given, interp, pchip, regression, skill)
         truth_u = ((values - enc["centre"]) / enc["scale"]).clamp(-50, 50)
         err = truth_u - enc["interp_u"] - enc["residual"]
         n = target.sum().clamp(min=1)
@@ -152,7 +171,7 @@ class ColumnAgnosticModel(nn.Module):
         return enc["point"][None] + enc["scale"][None] * y
 
 
-NETWORK_KIND, NETWORK_KIND_VERSION = "imputation.network", 1
+NETWORK_KIND, NETWORK_KIND_VERSION = "imputation.network", 2  # 2: the frame regression's two inputs
 
 
 def save_network(model: ColumnAgnosticModel, path, about: Optional[dict] = None):
@@ -163,10 +182,12 @@ def save_network(model: ColumnAgnosticModel, path, about: Optional[dict] = None)
                            kind=NETWORK_KIND, kind_version=NETWORK_KIND_VERSION)
 
 
-def load_network(path) -> tuple[ColumnAgnosticModel, dict]:
+def load_network(path, widen: bool = False) -> tuple[ColumnAgnosticModel, dict]:
     """Read a network written by :func:`save_network`: ``(model in eval mode, about)``. A folder
     that is not such a checkpoint, or whose files are damaged, raises ``ValueError`` (or
-    ``FileNotFoundError``) saying so."""
+    ``FileNotFoundError``) saying so. A network from before the frame regression's inputs
+    (fewer input features) loads only with ``widen=True``, its new inputs weighted zero (so it
+    computes what it computed; the pretraining command continues from it that way)."""
     from ...core.checkpoint import load_checkpoint, load_state_strict
     states, config = load_checkpoint(path, kind=NETWORK_KIND, max_kind_version=NETWORK_KIND_VERSION)
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict) or "model" not in states:
@@ -175,13 +196,33 @@ def load_network(path) -> tuple[ColumnAgnosticModel, dict]:
         model = ColumnAgnosticModel(**config["model"])
     except TypeError as e:
         raise ValueError(f"{path} has a network config this multidiff does not know ({e})") from None
-    return load_state_strict(model, states["model"], f"network {path}").eval(), config.get("about", {})
+    state = dict(states["model"])
+    w = state.get("encoder.input_proj.weight")
+    n_in = model.encoder.input_proj.in_features
+    if isinstance(w, torch.Tensor) and w.ndim == 2 and w.shape[1] < n_in:
+        if not widen:
+            raise ValueError(f"{path} holds a network of an older multidiff ({w.shape[1]} input features, this one "
+                             f"reads {n_in}): continue its training with benchmarks/impute_pretrain.py --init {path}, "
+                             "or use the network shipped with this multidiff (pretrained='default')")
+        state["encoder.input_proj.weight"] = torch.cat([w, w.new_zeros(w.shape[0], n_in - w.shape[1])], dim=1)
+    return load_state_strict(model, state, f"network {path}").eval(), config.get("about", {})
+
+
+def series_regression(z: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The frame regression (:func:`~.frame_regression.frame_regression`) of a normalised (rows,
+    K) series with NaN: ``(estimate (rows, K), skill (K,))``, its draws from a generator seeded
+    by ``seed``."""
+    given = ~np.isnan(z)
+    est, skill = frame_regression(torch.as_tensor(np.nan_to_num(z).T[None], dtype=torch.float32),
+                                  torch.as_tensor(given.T[None]), torch.Generator().manual_seed(int(seed)))
+    return est[0].T.numpy(), skill[0].numpy()
 
 
 def impute_normalised(model: ColumnAgnosticModel, z: np.ndarray, n_samples: int = 0, seed: int = 0,
                       window: int = 64, stride: Optional[int] = 16, sampler: str = "ddim",
                       sampler_steps: Optional[int] = 10, cells_per_call: int = 60_000,
-                      rows: Optional[np.ndarray] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
+                      rows: Optional[np.ndarray] = None,
+                      regression: Optional[tuple] = None) -> tuple[np.ndarray, Optional[np.ndarray]]:
     """Impute a frame-normalised (rows, K) series (NaN = missing) with ``model``:
     ``(point (rows, K), samples (n_samples, rows, K) or None)``, given values returned as given.
 
@@ -193,7 +234,8 @@ def impute_normalised(model: ColumnAgnosticModel, z: np.ndarray, n_samples: int 
     window owns and the few its receptive field reaches past them. Window ``w`` draws its noise
     from its own generator seeded by ``(seed, w)``, so the result does not depend on how windows
     are grouped into calls. ``rows`` restricts the work to those rows (other rows come back as
-    linear interpolation, samples NaN)."""
+    linear interpolation, samples NaN). ``regression`` is the series' ``(estimate, skill)`` from
+    :func:`series_regression` (computed here when not given)."""
     n_rows, k = z.shape
     length = min(window, n_rows)
     starts = window_starts(n_rows, length, min(stride or length, length))
@@ -210,6 +252,8 @@ def impute_normalised(model: ColumnAgnosticModel, z: np.ndarray, n_samples: int 
     given = ~np.isnan(z)
     values = np.nan_to_num(z)
     smooth = pchip_masked(torch.as_tensor(values.T), torch.as_tensor(given.T)).T.numpy()
+    linear, skill = series_regression(z, seed) if regression is None else regression
+    skill_w = torch.as_tensor(skill, dtype=torch.float32)
     cut = lambda a, ws: torch.as_tensor(np.stack([a[s:s + length].T for s in starts[ws]]),  # noqa: E731
                                         dtype=torch.float32)
     model = model.eval()
@@ -219,7 +263,8 @@ def impute_normalised(model: ColumnAgnosticModel, z: np.ndarray, n_samples: int 
     for i in range(0, len(covering), per_call):
         ws = covering[i:i + per_call]
         with torch.no_grad():
-            point_w = model.encode(cut(values, ws), cut(given, ws), cut(base, ws), cut(smooth, ws))["point"].numpy()
+            point_w = model.encode(cut(values, ws), cut(given, ws), cut(base, ws), cut(smooth, ws), cut(linear, ws),
+                                   skill_w.expand(len(ws), k))["point"].numpy()
         for j, s in enumerate(starts[ws]):
             total[s:s + length] += point_w[j].T * tent
             weight[s:s + length] += tent
@@ -239,7 +284,8 @@ def impute_normalised(model: ColumnAgnosticModel, z: np.ndarray, n_samples: int 
                 ws = np.asarray(group[i:i + per_call])
                 g = cut(given, ws)
                 with torch.no_grad():
-                    enc = model.encode(cut(values, ws), g, cut(base, ws), cut(smooth, ws))
+                    enc = model.encode(cut(values, ws), g, cut(base, ws), cut(smooth, ws), cut(linear, ws),
+                                       skill_w.expand(len(ws), k))
                     gens = [torch.Generator().manual_seed(_window_seed(seed, int(w))) for w in ws]
                     cropped = {"point": enc["point"][..., c0:c1], "context": enc["context"][:, :, c0:c1],
                                "scale": enc["scale"]}

@@ -152,17 +152,21 @@ def load_real_series(data: Optional[str] = None, physionet_limit: Optional[int] 
 
 
 class CorpusBatches(Batches):
-    """``batches_per_pass`` mini-batches per pass, each ``{"values", "observed"}`` of shape (B, K, context +
-    L + context): half of them (``synthetic``) from KernelSynth draws, the others from a real data
-    set picked by weight. K is drawn from 1 to ``max_columns`` (a real set's columns at most) and
-    B so that a batch holds about ``cells`` cells. Draws come from ``generator`` (saved with the
-    training checkpoints, so a resumed run continues the same stream); the synthetic bank is
-    redrawn every pass."""
+    """``batches_per_pass`` mini-batches per pass, each ``{"values", "observed", "length"}``: frames
+    (B, K, C + L + C) whose centre L rows are the training window and whose C rows each side
+    (``context`` to ``max_frame_context``, log-uniform per batch) are what the frame regression
+    fits on beside it, as it fits on a whole frame when imputing. Half of the batches
+    (``synthetic``) come from KernelSynth draws, the others from a real data set picked by weight.
+    K is drawn from 1 to ``max_columns`` (a real set's columns at most) and B so that a batch's
+    windows hold about ``cells`` cells. Draws come from ``generator`` (saved with the training
+    checkpoints, so a resumed run continues the same stream); the synthetic bank is redrawn
+    every pass."""
 
     def __init__(self, real: Sequence[RealSeries], batches_per_pass: int = 500, length: int = 64, context: int = 16,
                  max_columns: int = 16, cells: int = 10_000, synthetic: float = 0.5, bank_size: int = 4000,
-                 generator: Optional[torch.Generator] = None):
+                 max_frame_context: int = 480, bank_length: int = 384, generator: Optional[torch.Generator] = None):
         self.real, self.batches_per_pass, self.length, self.context = list(real), batches_per_pass, length, context
+        self.max_frame_context, self.bank_length = max_frame_context, bank_length
         self.max_columns, self.cells, self.synthetic, self.bank_size = max_columns, cells, synthetic, bank_size
         super().__init__(batches_per_pass, 1, None, shuffle=True, generator=generator or torch.Generator().manual_seed(0))
         weights = np.array([r.weight for r in self.real], dtype=float)
@@ -176,17 +180,21 @@ class CorpusBatches(Batches):
 
     def __iter__(self):
         g = self.generator
-        bank = kernel_synth(self.bank_size, 256, g)
+        bank = kernel_synth(self.bank_size, self.bank_length, g)
         for _ in range(self.batches_per_pass):
+            u = float(torch.rand((), generator=g))
+            frame_context = int(round(math.exp(math.log(self.context) + u * math.log(self.max_frame_context /
+                                                                                         self.context))))
             if not self.real or float(torch.rand((), generator=g)) < self.synthetic:
                 k = int(torch.randint(1, self.max_columns + 1, (), generator=g))
                 b = max(4, min(64, self.cells // (k * self.length)))
-                v, o = synthetic_windows(bank, b, k, self.length + 2 * self.context, g)
-                yield {"values": v, "observed": o}
+                c = min(frame_context, (self.bank_length - 8 - self.length) // 2)
+                v, o = synthetic_windows(bank, b, k, self.length + 2 * c, g)
+                yield {"values": v, "observed": o, "length": self.length}
             else:
-                yield self._real_batch(g)
+                yield self._real_batch(g, frame_context)
 
-    def _real_batch(self, g: torch.Generator) -> dict:
+    def _real_batch(self, g: torch.Generator, frame_context: int) -> dict:
         r = float(torch.rand((), generator=g))
         src = self.real[int(np.searchsorted(np.cumsum(self.weights), r * 0.999999))]
         width = src.series[0].shape[1]
@@ -194,7 +202,9 @@ class CorpusBatches(Batches):
         short = len(src.series[0]) < self.length  # e.g. 48-hour ICU stays: the whole stay, padded
         length = len(src.series[0]) if short else self.length
         b = max(4, min(64, self.cells // (k * length)))
-        total = length + 2 * self.context
+        shortest = min(len(x) for x in src.series)
+        context = self.context if short else max(self.context, min(frame_context, (shortest - length) // 2))
+        total = length + 2 * context
         values = np.zeros((b, k, total), np.float32)
         observed = np.zeros((b, k, total), np.float32)
         for i in range(b):
@@ -203,12 +213,12 @@ class CorpusBatches(Batches):
                 cols = torch.randperm(width, generator=g)[:k].numpy()
                 if short:
                     chunk = np.full((total, k), np.nan, np.float32)
-                    chunk[self.context:self.context + len(s)] = s[:, cols]
+                    chunk[context:context + len(s)] = s[:, cols]
                 else:
                     st = int(torch.randint(len(s) - total + 1, (), generator=g))
                     chunk = s[st:st + total, cols]
-                centre = chunk[self.context:self.context + length]
+                centre = chunk[context:context + length]
                 if (~np.isnan(centre)).sum() >= 2:
                     break
             values[i], observed[i] = np.nan_to_num(chunk).T, ~np.isnan(chunk.T)
-        return {"values": torch.from_numpy(values), "observed": torch.from_numpy(observed)}
+        return {"values": torch.from_numpy(values), "observed": torch.from_numpy(observed), "length": length}

@@ -2,8 +2,8 @@
 
 ``fit``: the network shipped in ``pretrained/`` (or the one the user names) is fine-tuned on the
 frame's observed values for ``max_time`` seconds (``max_time=0``: not at all, zero-shot); then
-linear interpolation, the regression of :mod:`.regression` and the network are compared on
-observed entries held out from all three (:mod:`.selfcheck`: the data's own gaps, shifted), and
+linear interpolation, the frame regression of :mod:`.frame_regression` (also the network's
+input) and the network are compared on observed entries held out from all three (:mod:`.selfcheck`: the data's own gaps, shifted), and
 each column gets the blend of the three that scores best there (:mod:`.blend`).
 
 ``impute``: the blend is the point estimate (``filled``); the samples are the network's
@@ -25,8 +25,7 @@ import torch
 
 from ...core.training import TrainConfig, TrainResult, fit
 from .blend import METHODS, combine, fit_weights
-from .column_model import ColumnAgnosticModel, impute_normalised, load_network
-from .regression import ridge_impute
+from .column_model import ColumnAgnosticModel, impute_normalised, load_network, series_regression
 from .selfcheck import check_folds, check_mask
 from .windows import WindowBatches, interpolate_series
 
@@ -35,7 +34,7 @@ __all__ = ["DEFAULT_PRETRAINED", "pretrained_network", "content_order", "fit_net
 
 DEFAULT_PRETRAINED = Path(__file__).parent / "pretrained"
 WINDOW = 64          # the window the shipped network was pretrained on
-CONTEXT = 16         # rows each side of a fine-tuning window whose gaps the interpolation bridges
+FRAME_CONTEXT = 112  # rows each side of a fine-tuning window that its interpolations and frame regression read
 ZERO_SHOT_FOLDS = 3  # held-out folds when nothing is trained: every window is held out once
 MAX_CHECK_WINDOWS = 600  # windows a zero-shot self-check looks at (a sample of them in long frames)
 FINE_TUNE_CHECK = 3      # a fine-tuned network's check holds out 3 x self_check of the windows (at most half):
@@ -73,10 +72,13 @@ def content_order(values: np.ndarray) -> np.ndarray:
 def estimates(model: ColumnAgnosticModel, z: np.ndarray, imp, n_samples: int = 0, seed: int = 0,
               rows: Optional[np.ndarray] = None):
     """The three estimates (3, rows, K) of a normalised series in content order (interpolation,
-    regression, network point), and the network's samples when ``n_samples``."""
+    the frame regression that is also the network's input, network point), and the network's
+    samples when ``n_samples``."""
+    regression = series_regression(z, seed)
     point, samples = impute_normalised(model, z, n_samples, seed, window=imp._window(), stride=imp._stride(),
-                                       sampler=imp.sampler, sampler_steps=imp.sampler_steps, rows=rows)
-    stacked = np.stack([interpolate_series(z), ridge_impute(z, seed)[0], point]).astype(np.float32)
+                                       sampler=imp.sampler, sampler_steps=imp.sampler_steps, rows=rows,
+                                       regression=regression)
+    stacked = np.stack([interpolate_series(z), regression[0], point]).astype(np.float32)
     return stacked, samples
 
 
@@ -157,18 +159,18 @@ def _fine_tune(model: ColumnAgnosticModel, train: list[np.ndarray], imp, val: Op
     series give a validation loss (the best epoch is kept, ``patience`` stops early)."""
     gen = torch.Generator().manual_seed(imp.seed)
     window = imp._window()
-    loader = WindowBatches(train, window, CONTEXT, imp.train_stride, imp.batch_size, True, gen)
+    loader = WindowBatches(train, window, FRAME_CONTEXT, imp.train_stride, imp.batch_size, True, gen)
     if len(loader.starts) == 0:
         raise ValueError(f"no fine-tuning window: no window of {window} rows has two or more observed values; "
                          "pass more observed rows, or max_time=0 (zero-shot)")
     val_loader = None
     if val is not None:
-        val_loader = WindowBatches(val, window, CONTEXT, window, imp.batch_size, False)
+        val_loader = WindowBatches(val, window, FRAME_CONTEXT, window, imp.batch_size, False)
         if len(val_loader.starts) == 0:
             raise ValueError(f"no validation window: no window of {window} rows of val_series has two or more "
                              "observed values; pass longer validation series or none")
     model.train()
-    return fit(model, lambda m, b: m.loss(b), loader, imp._train_config(), val_batches=val_loader,
+    return fit(model, lambda m, b: m.loss({**b, "length": window}), loader, imp._train_config(), val_batches=val_loader,
                checkpoint_dir=imp.checkpoint_dir)
 
 
