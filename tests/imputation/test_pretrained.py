@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from multidiff.core.checkpoint import CheckpointKindError
+from multidiff.core.conditioning import interpolate_masked
 from multidiff.tasks.imputation import Imputer, impute
 from multidiff.tasks.imputation.blend import METHODS, fit_weights, simplex_grid
 from multidiff.tasks.imputation.column_model import ColumnAgnosticModel, load_network, save_network
@@ -126,8 +127,9 @@ def test_encoder_is_equivariant_to_column_order():
     v = torch.randn(2, 5, 20)
     g = (torch.rand(2, 5, 20) > 0.3).float()
     perm = torch.tensor([4, 2, 0, 1, 3])
-    a = model.encode(v, g, v, v)["point"]
-    b = model.encode(v[:, perm], g[:, perm], v[:, perm], v[:, perm])["point"]
+    skill = torch.rand(2, 5)
+    a = model.encode(v, g, v, v, v, skill)["point"]
+    b = model.encode(v[:, perm], g[:, perm], v[:, perm], v[:, perm], v[:, perm], skill[:, perm])["point"]
     assert torch.allclose(a[:, perm], b, atol=1e-5)
     assert not torch.allclose(a, a[:, perm], atol=1e-3)  # and the columns do differ
 
@@ -145,6 +147,31 @@ def test_regression_recovers_an_exact_linear_relation():
     err = np.abs(filled[hidden, 1] - x[hidden, 1]).max()
     lin = np.abs(pd.DataFrame(y).interpolate(limit_direction="both").to_numpy()[hidden, 1] - x[hidden, 1]).max()
     assert choice[1] in ("a", "b") and err < 1e-2 * lin, (choice, err, lin)
+
+
+def test_frame_regression_recovers_an_exact_linear_relation_and_reports_its_skill():
+    """Closed-form check: a column that is an exact linear function of another is filled exactly,
+    with skill ~1; white noise is filled nearer its mean than interpolation fills it."""
+    from multidiff.tasks.imputation.frame_regression import frame_regression
+    g = torch.Generator().manual_seed(0)
+    n = 600
+    a = torch.randn(n, generator=g).cumsum(0)
+    noise = torch.randn(n, generator=g)
+    x = torch.stack([a, 3.0 * a - 2.0, noise])[None]
+    given = torch.rand(x.shape, generator=g) > 0.1
+    given[0, 0] = True  # column 1's misses are column 0's, times 3
+    est, skill = frame_regression(x, given, torch.Generator().manual_seed(1))
+    miss = ~given[0, 1]
+    lin = interpolate_masked(x, given)
+    assert torch.equal(est[given], x[given])  # given values come back as given
+    assert (est[0, 1, miss] - x[0, 1, miss]).abs().max() < 1e-2 * (lin[0, 1, miss] - x[0, 1, miss]).abs().max()
+    assert skill[0, 1] > 0.99 and skill[0, 2] < 0.5
+    # white noise: its mean beats interpolation (which adds half of each neighbour's noise), and the fit finds it
+    m2 = ~given[0, 2]
+    assert (est[0, 2, m2] - x[0, 2, m2]).abs().mean() < (lin[0, 2, m2] - x[0, 2, m2]).abs().mean()
+    # a frame without a gap, or with too few values to fit, keeps interpolation
+    full, s0 = frame_regression(x[..., :8], torch.ones_like(given[..., :8]))
+    assert torch.equal(full, x[..., :8]) and (s0 == 0).all()
 
 
 def test_blend_picks_the_exact_method_and_grid_is_a_simplex():
@@ -202,10 +229,13 @@ def test_departure_feature_is_the_miss_of_the_line_through_the_neighbours():
     from multidiff.tasks.imputation.column_model import window_features
     v = torch.tensor([[[0.0, 1.0, 5.0, 3.0, 4.0, 10.0]]])
     g = torch.tensor([[[1.0, 1.0, 1.0, 0.0, 1.0, 1.0]]])
-    f, centre, scale = window_features(v, g, v, v)
+    f, centre, scale = window_features(v, g, v, v, v + 1.0, torch.tensor([[0.5]]))
     # t1: 1 - (0 + 5) / 2; t2: 5 - (1 + (4 - 1) / 3); t4: 4 - (5 + (10 - 5) * 2 / 3); ends and the gap: 0
     expected = torch.tensor([0.0, -1.5, 3.0, 0.0, 4.0 - (5.0 + 10.0 / 3.0), 0.0])
     assert torch.allclose(f[0, 0, :, 9] * scale[0, 0], expected, atol=1e-5)
+    # the regression's departure from interpolation, at the missing cell only, and its skill everywhere
+    assert torch.allclose(f[0, 0, :, 10] * scale[0, 0], torch.tensor([0.0, 0, 0, 1, 0, 0]), atol=1e-5)
+    assert torch.allclose(f[0, 0, :, 11], torch.full((6,), 0.5))
 
 
 def test_zero_shot_check_holds_out_every_window_once():

@@ -24,7 +24,7 @@ from ...core.conditioning import interpolate_masked
 
 __all__ = ["frame_regression", "LAMBDAS", "NEIGHBOURS"]
 
-LAMBDAS = 10.0 ** torch.arange(-3.0, 3.5, 0.5)  # relative to the mean eigenvalue of the features' Gram matrix
+LAMBDAS = 10.0 ** torch.arange(-4.0, 2.5, 0.5)  # per fitted entry, on features standardised over those entries
 NEIGHBOURS = 16
 _LAGS = (2, 1, -1, -2)
 _MIN_FIT = 10  # fewer hidden-again entries than this: the column keeps interpolation
@@ -96,12 +96,14 @@ def _fit(values, given, others, idx, extra, js: slice):
     y_mean = (y * w[..., 0]).sum(-1, keepdim=True) / n
     xc = (x_fit - x_mean[:, :, None]) * w
     del x_fit
+    sd = ((xc ** 2).sum(2) / n).sqrt().clamp(min=1e-6)            # (B, J, p)
+    xc = xc / sd[:, :, None]
     yc = (y - y_mean) * w[..., 0]
     e, v = torch.linalg.eigh((xc.transpose(2, 3) @ xc).double())
     e, v = e.clamp(min=0).to(values.dtype), v.to(values.dtype)
     xv = xc @ v                                                  # (B, J, T, p)
     c = (xv * yc[..., None]).sum(2)                              # (B, J, p)
-    scale = e.mean(-1, keepdim=True).clamp(min=1e-8)
+    scale = n                                                    # ridge penalty lam * entries
     total = (yc ** 2).sum(-1) / n[..., 0]
     best_mse, best_coef = total, torch.zeros_like(c)             # no correction: interpolation
     for lam in LAMBDAS.tolist():
@@ -114,7 +116,7 @@ def _fit(values, given, others, idx, extra, js: slice):
         best_coef = torch.where(better[..., None], c * inv, best_coef)
     usable = (extra_j.sum(-1) >= _MIN_FIT) & (~given_j).any(-1)
     skill = torch.where(usable & (total > 0), 1 - best_mse / total.clamp(min=1e-12), torch.zeros_like(total))
-    beta = (v @ best_coef[..., None])[..., 0] * usable[..., None]  # (B, J, p)
+    beta = (v @ best_coef[..., None])[..., 0] / sd * usable[..., None]  # (B, J, p), in the features' units
     ij, x = _design(values, given, given, others, idx, js)
     correction = ((x - x_mean[:, :, None]) * beta[:, :, None]).sum(-1) + y_mean * usable[..., None]
     return torch.where(given_j, values_j, ij + correction), skill.clamp(0, 1)
