@@ -26,3 +26,26 @@ def data_dir() -> Path:
     if not DATA.is_dir():
         pytest.skip(f"real data folder {DATA} is absent")
     return DATA
+
+
+def run_case(case: dict, ctx=None):
+    """Run one row of a bad-input table (``CASES`` in a ``test_bad_inputs.py``; the row format is
+    documented in docs/gen_refusals.py): a row with ``raises`` must raise that type with every one
+    of ``words`` in its message (case-insensitive); a row with ``check`` must return a value that
+    ``check`` accepts. Returns what the call returned, or the exception."""
+    if "raises" in case:
+        with pytest.raises(case["raises"]) as info:
+            case["run"](ctx)
+        message = str(info.value).lower()
+        missing = [w for w in case["words"] if w.lower() not in message]
+        assert not missing, f"{case['id']}: message lacks {missing}: {info.value}"
+        return info.value
+    result = case["run"](ctx)
+    case["check"](result)
+    return result
+
+
+@pytest.fixture
+def check_case():
+    """:func:`run_case` as a fixture, for the parametrised bad-input tables."""
+    return run_case

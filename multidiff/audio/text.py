@@ -158,6 +158,26 @@ def _check_latin(text: str) -> None:
                          "for '東京') or remove them")
 
 
+def _check_control(text: str) -> None:
+    """Refuse control characters other than whitespace (NUL, escape, ...): espeak-ng reads text as a C
+    string, so a NUL cut everything after it away without a word."""
+    bad = [(i, c) for i, c in enumerate(text) if unicodedata.category(c) == "Cc" and not c.isspace()]
+    if bad:
+        i, c = bad[0]
+        raise ValueError(f"text has {len(bad)} control characters (e.g. {c!r}, U+{ord(c):04X}, at position {i}) that "
+                         "cannot be spoken; remove them or replace them with spaces, e.g. "
+                         "''.join(ch if ch.isprintable() or ch.isspace() else ' ' for ch in text)")
+
+
+_SCIENTIFIC = re.compile(r"(?<![\w.])(?P<int>[0-9]+)(?:\.(?P<frac>[0-9]+))?[eE](?P<exp>[+-]?[0-9]+)(?![\w.])")
+
+
+def _scientific(m: re.Match) -> str:
+    """1e10 -> one times ten to the power of ten; 2.5e-3 -> two point five times ten to the power of minus three."""
+    mantissa = number_to_words(int(m.group("int"))) + (f" point {_digits(m.group('frac'))}" if m.group("frac") else "")
+    return f" {mantissa} times ten to the power of {number_to_words(int(m.group('exp')))} "
+
+
 def normalize_text(text: str) -> str:
     """English text as it is read: abbreviations, currency, numbers spelled out; whitespace collapsed.
 
@@ -165,14 +185,17 @@ def normalize_text(text: str) -> str:
     1,000,000th one millionth), decimals (3.14 three point one four), negative numbers (-5 minus
     five), plurals (1990s nineteen nineties), years (a plain four-digit number in 1001-2999: 1999
     nineteen ninety nine, 2024 twenty twenty four, 1800 eighteen hundred, 2005 two thousand five),
-    currency ($5 five dollars, $3.50 three dollars, fifty cents, £10 ten pounds, €2 two euros,
+    scientific notation (1e10 one times ten to the power of ten, 2.5e-3 two point five times ten
+    to the power of minus three), currency ($5 five dollars, -$5 minus five dollars, $3.50 three dollars, fifty cents, £10 ten pounds, €2 two euros,
     $1.5 million one point five million dollars), percent, &, +, @. Accented Latin letters are kept
     (espeak-ng reads them), ß æ œ ø ł đ ð þ are spelled in ASCII, and letters or digits of other
-    scripts are an error that names them (nothing is dropped silently). Case is kept.
+    scripts are an error that names them (nothing is dropped silently), and so are control characters
+    other than whitespace (NUL, escape ...: replace them with spaces first). Case is kept.
     ``"Dr. Smith paid $3.50 in 1901."`` -> ``"doctor Smith paid three dollars, fifty cents in nineteen oh one."``
     """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__} ({text!r:.40}); pass the sentence as a string")
+    _check_control(text)
     _check_latin(text)
     text = unicodedata.normalize("NFKC", text)
     text = "".join(_LATIN_LETTERS.get(c, c) for c in text)
@@ -180,8 +203,11 @@ def normalize_text(text: str) -> str:
             .replace("\u2014", " - ").replace("\u2013", " - ").replace("\u2212", "-"))
     for pattern, full in _ABBREVIATIONS:
         text = pattern.sub(full, text)
+    text = re.sub(r"([$£€])-(?=[0-9])", r"-\1", text)  # $-5 is -$5
+    text = re.sub(r"(?<![\w.])-(?=[$£€]\s?[0-9])", "minus ", text)  # -$5: the sign before the money is read
     text = _MONEY.sub(_money, text)
     text = re.sub(r"(?<![\w.])-(?=[0-9])", "minus ", text)  # -5, not 1990-5 or a dash
+    text = _SCIENTIFIC.sub(_scientific, text)
     text = re.sub(r"(?<![0-9])\.([0-9]+)", lambda m: f" point {_digits(m.group(1))} ", text)  # .5
     text = _NUMBER.sub(_number, text)
     for symbol, words in _SPOKEN:

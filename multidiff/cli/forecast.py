@@ -15,6 +15,7 @@ def add_parser(sub) -> None:
                                    "forecasting or TimeGrad, or run the rolling-window protocol on a benchmark.")
     p.add_argument("input", nargs="?", help="wide CSV (or .parquet): a time column plus one column per series")
     p.add_argument("-o", "--output", help="long CSV of the forecast (default: INPUT_forecast.csv)")
+    p.add_argument("--force", action="store_true", help="allow -o to be INPUT itself (it is overwritten)")
     p.add_argument("--time-column", default=None, help="timestamp column (default: the first column)")
     p.add_argument("--freq", help="pandas frequency (default: inferred from the timestamps)")
     p.add_argument("--horizon", type=int, help="steps to forecast (required with INPUT)")
@@ -72,10 +73,25 @@ def _estimator_kwargs(args, budget: bool = True) -> dict:
 
 
 def _load_predictor(args):
-    """A predictor saved by ``--save-model`` (either kind: the folder says which)."""
+    """A predictor saved by ``--save-model`` (either kind: the folder says which); a folder that
+    holds another kind of checkpoint (an imputer's ...) is refused, naming what loads it."""
     from gluonts.model.predictor import Predictor
 
-    predictor = Predictor.deserialize(Path(args.model), device=args.device)
+    from ..core.checkpoint import check_kind
+
+    path = Path(args.model)
+    if not path.is_dir():
+        raise FileNotFoundError(f"--model {path}: no such folder; give the folder written by multidiff forecast "
+                                "... --save-model DIR")
+    kinds = ("forecasting.csdi", "forecasting.timegrad")
+    if (path / "weights").is_dir():
+        check_kind(path / "weights", kinds)
+    elif (path / "config.json").is_file():  # a multidiff checkpoint of another task: the error names its loader
+        check_kind(path, kinds)
+    else:
+        raise FileNotFoundError(f"--model {path} holds no saved forecaster (no weights/ folder); save one with "
+                                "multidiff forecast INPUT --horizon N --save-model DIR")
+    predictor = Predictor.deserialize(path, device=args.device)
     if args.sampler:
         predictor.set_sampler(args.sampler, args.sampler_steps)
     return predictor
@@ -91,19 +107,25 @@ def _estimator(args, freq: str, horizon: int, target_dim: int):
 def run(args) -> int:
     if args.dataset:
         return _benchmark(args)
-    if not args.input or not args.horizon:
+    if not args.input:
         raise ValueError("give an INPUT csv and --horizon N, or --dataset exchange_rate|etth1")
-    import pandas as pd
-
+    if args.horizon is None:
+        raise ValueError("give --horizon N, the number of steps to forecast after the last row of INPUT")
+    from ..core.validate import check_whole
+    check_whole("--horizon", args.horizon)
     from ..datasets.frames import read_table, write_csv_atomic
     from ..tasks.forecasting import forecast
 
     src = Path(args.input)
+    out = Path(args.output) if args.output else src.with_name(f"{src.stem}_forecast.csv")
+    if not args.force and src.exists() and out.exists() and out.resolve() == src.resolve():
+        raise ValueError(f"-o {out} is the input file itself: writing there would replace the data with the "
+                         "forecast; give another path, or add --force to overwrite it")
     df = read_table(src)
     time_column = args.time_column or df.columns[0]
     if time_column not in df.columns:
         raise ValueError(f"--time-column {time_column!r} is not a column of {src}; columns: {list(df.columns)[:10]}")
-    df = df.set_index(pd.DatetimeIndex(pd.to_datetime(df.pop(time_column)), name=time_column))
+    df, steps = _time_indexed(df, time_column, args.freq)
     predictor = _load_predictor(args) if args.model else None
     with warnings.catch_warnings():
         if predictor is None and args.save_model:
@@ -120,14 +142,56 @@ def run(args) -> int:
                           seed=args.seed, **kwargs)
     if not rank_zero():  # the other processes of a data-parallel run: rank 0 writes the results
         return 0
-    out = Path(args.output) if args.output else src.with_name(f"{src.stem}_forecast.csv")
-    write_csv_atomic(result.to_long(), out)
+    long = result.to_long()
+    if steps is not None:  # the placeholder dates back to the step counter, continued
+        result = _on_steps(result, steps)
+        long = result.to_long().rename(columns={"timestamp": time_column})
+    write_csv_atomic(long, out)
     if args.plot:
         from ..tasks.forecasting import fan_chart
 
         fan_chart(result, args.plot)
     print(f"wrote {out} ({args.horizon} steps x {result.mean.shape[1]} series, quantiles {args.quantiles})")
     return 0
+
+
+def _time_indexed(df, time_column: str, freq):
+    """``df`` indexed by its time column, and ``None``; for a column of whole numbers that count
+    steps (0, 1, 2 ... or any regular increasing step), ``df`` on placeholder daily dates and the
+    steps, so that the forecast continues the counter instead of reading it as nanoseconds."""
+    import numpy as np
+    import pandas as pd
+
+    from ..datasets.frames import parse_time
+
+    col = df[time_column]
+    if pd.api.types.is_integer_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+        steps = col.to_numpy(dtype=np.int64)
+        gaps = np.diff(steps)
+        if len(steps) < 2 or (gaps <= 0).any() or (gaps != gaps[0]).any():
+            raise ValueError(f"time column {time_column!r} holds whole numbers read as a step counter, but they do not "
+                             "increase by a constant step; sort the rows and fill the missing steps (as NaN rows), or "
+                             "give a column of timestamps with --time-column")
+        if freq:
+            raise ValueError(f"--freq does not apply to the step counter {time_column!r} (whole numbers, not "
+                             "timestamps); leave it out, or give a column of timestamps with --time-column")
+        index = pd.date_range("2000-01-01", periods=len(df), freq="D", name=time_column)
+        return df.drop(columns=time_column).set_index(index), steps
+    time = parse_time(col, time_column, numbers=False)
+    return df.drop(columns=time_column).set_index(pd.DatetimeIndex(time, name=time_column)), None
+
+
+def _on_steps(result, steps):
+    """A forecast made on placeholder dates, indexed by the step counter ``steps`` continued."""
+    import numpy as np
+    import pandas as pd
+    from dataclasses import replace
+
+    step = int(steps[1] - steps[0])
+    future = pd.Index(steps[-1] + step * np.arange(1, len(result.mean) + 1), name=result.history.index.name)
+    return replace(result, quantiles={q: f.set_axis(future) for q, f in result.quantiles.items()},
+                   mean=result.mean.set_axis(future),
+                   history=result.history.set_axis(pd.Index(steps, name=result.history.index.name)))
 
 
 def _benchmark(args) -> int:

@@ -20,6 +20,7 @@ def add_parser(sub) -> None:
                                    "the file, or CSDI trained from scratch), or run a benchmark protocol.")
     p.add_argument("input", nargs="?", help="CSV (or .parquet) with gaps; rows are time steps")
     p.add_argument("-o", "--output", help="where to write the filled CSV (default: INPUT_filled.csv)")
+    p.add_argument("--force", action="store_true", help="allow -o to be INPUT itself (it is overwritten)")
     p.add_argument("--time-column", help="name of a timestamp column (kept as is, used for ordering checks)")
     p.add_argument("--samples", type=int, default=20, help="samples drawn per missing value")
     p.add_argument("--pretrained", default="default",
@@ -62,6 +63,10 @@ def run(args) -> int:
     from ..tasks.imputation import Imputer
 
     src = Path(args.input)
+    out = Path(args.output) if args.output else src.with_name(f"{src.stem}_filled.csv")
+    if not args.force and src.exists() and out.exists() and out.resolve() == src.resolve():
+        raise ValueError(f"-o {out} is the input file itself: writing there would overwrite the data with gaps; "
+                         "give another path, or add --force to overwrite it")
     df = read_table(src, args.time_column)
     if args.model:
         imp = Imputer.load(args.model, device=args.device)
@@ -73,7 +78,6 @@ def run(args) -> int:
             imp.save(args.save_model)
     imp.time_column = args.time_column
     res = imp.impute(df, n_samples=args.samples, quantiles=args.quantiles or (0.5,), return_result=True)
-    out = Path(args.output) if args.output else src.with_name(f"{src.stem}_filled.csv")
     write_csv_atomic(res.filled, out)
     written = [out]
     for q in args.quantiles:

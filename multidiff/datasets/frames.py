@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..core.checkpoint import write_atomic
 
-__all__ = ["NumericFrame", "numeric_frame", "with_values", "read_table", "write_csv_atomic"]
+__all__ = ["NumericFrame", "numeric_frame", "parse_time", "with_values", "read_table", "write_csv_atomic"]
 
 
 @dataclass
@@ -61,6 +61,43 @@ def _parse_numbers(col: pd.Series, label) -> Optional[np.ndarray]:
     return converted.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def parse_time(col, name, numbers: bool = True) -> pd.DatetimeIndex:
+    """The timestamps of the column ``col`` (named ``name`` in errors) as a ``DatetimeIndex``.
+
+    Raises ``ValueError`` saying which row is wrong and how to fix it when a value is not a
+    timestamp (instead of pandas' strptime message), when formats are mixed, when a timestamp is
+    missing (NaT: checked here, so that it is not reported later as "not sorted"), and, with
+    ``numbers=False``, when the column holds numbers (pandas would read 0, 1, 2 ... as nanoseconds
+    after 1970: a step counter is not a time axis)."""
+    col = pd.Series(col)
+    what = f"time column {name!r}"
+    if numbers is False and _is_number_dtype(col.dtype):
+        raise ValueError(f"{what} holds numbers ({col.dtype}, e.g. {col.iloc[0]!r}), not timestamps; pandas would read "
+                         "them as nanoseconds after 1970-01-01. Give real timestamps (e.g. df[" + repr(name) + "] = "
+                         "pd.date_range('2020-01-01', periods=len(df), freq='D')), or, for a step counter, "
+                         "drop the column and index the rows by dates")
+    try:
+        time = pd.DatetimeIndex(pd.to_datetime(col))
+    except (ValueError, TypeError, OverflowError) as err:
+        parsed = pd.to_datetime(col, errors="coerce", format="mixed")
+        bad = parsed.isna() & col.notna()
+        if bad.any():
+            row = col.index[bad.to_numpy().argmax()]
+            raise ValueError(f"{what} has values that are not timestamps (e.g. {col[row]!r} in row {row!r}); fix or "
+                             f"drop those rows, or parse it yourself (pd.to_datetime(df[{name!r}], format=...))") from err
+        raise ValueError(f"{what} mixes timestamp formats ({err}); parse it yourself with pd.to_datetime(df[{name!r}], "
+                         "format='ISO8601') or format='mixed'") from err
+    _check_nat(time, what)
+    return time
+
+
+def _check_nat(time: pd.DatetimeIndex, what: str) -> None:
+    if time.hasnans:
+        rows = np.flatnonzero(time.isna())
+        raise ValueError(f"{what} has {len(rows)} missing timestamps (NaT), e.g. at position {int(rows[0])}; drop "
+                         "those rows (df.dropna(subset=[time column]) or df[df.index.notna()]) or fill them in")
+
+
 def numeric_frame(df, time_column: Optional[str] = None, allow_all_nan_columns: bool = True) -> NumericFrame:
     """Validate ``df`` and return its numeric part as a :class:`NumericFrame`.
 
@@ -88,11 +125,12 @@ def numeric_frame(df, time_column: Optional[str] = None, allow_all_nan_columns: 
     if time_column is not None:
         if time_column not in df.columns:
             raise ValueError(f"time column {time_column!r} is not in the frame; columns are {list(df.columns)[:10]}")
-        time = pd.DatetimeIndex(pd.to_datetime(df[time_column]))
+        time = parse_time(df[time_column], time_column)
         if time.has_duplicates:
             raise ValueError(f"time column {time_column!r} has duplicated timestamps; aggregate them first")
     elif isinstance(df.index, pd.DatetimeIndex):
         time = df.index
+        _check_nat(time, "the DatetimeIndex")
     if time is not None and not (time.is_monotonic_increasing or time.is_monotonic_decreasing):
         raise ValueError("timestamps are not sorted; sort the frame by time first (df.sort_index())")
     positions, skipped, parsed = [], [], {}
@@ -135,14 +173,17 @@ def numeric_frame(df, time_column: Optional[str] = None, allow_all_nan_columns: 
 
 def with_values(df: pd.DataFrame, frame: NumericFrame, values: np.ndarray) -> pd.DataFrame:
     """A copy of ``df`` whose numeric columns (``frame.columns``, tuple labels of MultiIndex columns
-    included) hold ``values`` of shape (rows, columns) as float; every other column is left as it
-    was and ``df`` itself is never modified."""
+    included) hold ``values`` of shape (rows, columns) as float; a column with nothing missing that
+    ``values`` leave unchanged, and every other column, is left as it was (dtype included), and
+    ``df`` itself is never modified."""
     values = np.asarray(values)
     if values.shape != (len(df), len(frame.columns)):
         raise ValueError(f"values have shape {values.shape} but the frame needs {(len(df), len(frame.columns))} "
                          "(rows, numeric columns)")
     out = df.copy()
     for j, c in enumerate(frame.columns):
+        if df[c].dtype != object and not df[c].isna().any() and np.array_equal(df[c].to_numpy(np.float64), values[:, j]):
+            continue  # nothing imputed: the column keeps its values and dtype (an int64 column stays int64)
         out[c] = values[:, j]  # float, also for integer columns: imputed values are not integers
     return out
 
@@ -156,7 +197,7 @@ def read_table(path: str | os.PathLike, time_column: Optional[str] = None) -> pd
     if time_column is not None:
         if time_column not in df.columns:
             raise ValueError(f"--time-column {time_column!r} is not a column of {path}; columns: {list(df.columns)[:10]}")
-        df[time_column] = pd.to_datetime(df[time_column])
+        df[time_column] = parse_time(df[time_column], time_column)
     return df
 
 

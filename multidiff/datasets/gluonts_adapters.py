@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from .fetch import locate
-from .frames import numeric_frame
+from .frames import numeric_frame, parse_time
 
-__all__ = ["EXCHANGE_COLUMNS", "SKIPPED_COLUMNS", "read_exchange_rate", "read_etth1", "frame_index", "frame_to_dataset",
+__all__ = ["EXCHANGE_COLUMNS", "SKIPPED_COLUMNS", "read_exchange_rate", "read_etth1", "frame_index", "period_freq", "same_freq", "check_dataset",
+           "frame_to_dataset",
            "values_to_dataset", "dataset_to_frames", "to_multivariate", "to_univariate", "rolling_split", "Benchmark",
            "BENCHMARKS", "load_benchmark"]
 
@@ -47,6 +48,69 @@ def read_etth1(path: Optional[str | os.PathLike] = None) -> pd.DataFrame:
     return df.asfreq("h")
 
 
+_MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+
+
+def period_freq(freq) -> str:
+    """The period alias GluonTS needs for the timestamp frequency ``freq`` (a string or a pandas
+    offset): GluonTS dates series by ``pd.Period``, whose calendar aliases differ from the
+    timestamp ones. Month end or start (``"ME"``, ``"MS"``, ``"BME"``, ``"BMS"``) -> ``"M"``;
+    quarters -> ``"Q-<last month>"`` (``"QE"`` -> ``"Q-DEC"``, ``"QS"`` = ``"QS-JAN"`` ->
+    ``"Q-DEC"``, ``"QS-MAR"`` -> ``"Q-FEB"``); years likewise (``"YE"``, ``"YS"`` -> ``"Y-DEC"``);
+    multiples are kept (``"2ME"`` -> ``"2M"``); period aliases are returned as they are, and
+    every other frequency (``"h"``, ``"D"``, ``"B"``, ``"W-SUN"``, ``"15min"`` ...) is its own
+    alias. Raises ``ValueError`` for a frequency periods cannot express (``"SME"``, semi-months)."""
+    with warnings.catch_warnings():  # "M", "Q", "Y" are period aliases; pandas warns on them as offsets
+        warnings.simplefilter("ignore", FutureWarning)
+        try:
+            offset = pd.tseries.frequencies.to_offset(freq)
+        except ValueError as err:
+            raise ValueError(f"freq={freq!r} is not a pandas frequency string (e.g. 'h', 'D', 'B', 'ME', "
+                             "'15min')") from err
+    n = "" if offset.n == 1 else str(offset.n)
+    off = pd.offsets
+    if isinstance(offset, (off.MonthEnd, off.MonthBegin, off.BusinessMonthEnd, off.BusinessMonthBegin)):
+        return f"{n}M"
+    if isinstance(offset, (off.QuarterEnd, off.BQuarterEnd)):
+        return f"{n}Q-{_MONTHS[offset.startingMonth - 1]}"
+    if isinstance(offset, (off.QuarterBegin, off.BQuarterBegin)):  # a quarter from March ends in February
+        return f"{n}Q-{_MONTHS[offset.startingMonth - 2]}"
+    if isinstance(offset, (off.YearEnd, off.BYearEnd)):
+        return f"{n}Y-{_MONTHS[offset.month - 1]}"
+    if isinstance(offset, (off.YearBegin, off.BYearBegin)):
+        return f"{n}Y-{_MONTHS[offset.month - 2]}"
+    try:
+        with warnings.catch_warnings():  # Period with "B" is deprecated in pandas but GluonTS uses it
+            warnings.simplefilter("ignore", FutureWarning)
+            pd.Period("2000-01-03", freq=offset)
+    except (ValueError, TypeError, AttributeError) as err:
+        raise ValueError(f"freq={offset.freqstr!r} cannot be forecast: GluonTS dates series by pandas periods, which "
+                         f"have no {offset.freqstr!r} ({err}); resample the frame to a frequency periods have, e.g. "
+                         "df.resample('ME').mean() or df.asfreq('D')") from err
+    return offset.freqstr
+
+
+def same_freq(start: pd.Period, freq: str) -> bool:
+    """Whether the period ``start`` of a GluonTS entry is dated in ``freq`` (either spelling:
+    ``"ME"`` and ``"M"`` are the same month)."""
+    return period_freq(start.freqstr) == period_freq(freq)
+
+
+def check_dataset(data, what: str = "training_data") -> None:
+    """``TypeError`` saying what to pass when ``data`` is not a GluonTS dataset (an iterable of entry
+    dicts): a ``(dataset, freq)`` pair as :func:`frame_to_dataset` returns, a DataFrame, an array."""
+    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[1], str):
+        raise TypeError(f"{what} is a (dataset, freq) pair, as frame_to_dataset returns; pass the dataset alone: "
+                        "ds, freq = frame_to_dataset(df); estimator.train(ds)")
+    if isinstance(data, pd.DataFrame):
+        raise TypeError(f"{what} is a DataFrame; convert it with ds, freq = "
+                        "multidiff.datasets.gluonts_adapters.frame_to_dataset(df), or forecast it with "
+                        "multidiff.tasks.forecasting.forecast(df, horizon)")
+    if isinstance(data, (str, bytes, np.ndarray, dict)) or not hasattr(data, "__iter__"):
+        raise TypeError(f"{what} must be a GluonTS dataset (an iterable of dicts with 'start' and 'target'), got "
+                        f"{type(data).__name__}; build one with frame_to_dataset(df) or ListDataset")
+
+
 def frame_index(df: pd.DataFrame, freq: Optional[str] = None, time_column: Optional[str] = None, *,
                 allow_all_nan_columns: bool = True, stacklevel: int = 2):
     """Validate ``df`` for forecasting and return ``(values (T, D), columns, index, freq)``.
@@ -57,8 +121,13 @@ def frame_index(df: pd.DataFrame, freq: Optional[str] = None, time_column: Optio
     column mixing numbers with other text raises ``ValueError``, and columns that are not numbers
     (plain text, bool, dates, categories) are left out with a ``UserWarning`` naming them
     (``stacklevel`` as for ``warnings.warn`` called here: 2 is the caller of this function).
-    ``allow_all_nan_columns=False`` raises on columns that are entirely NaN.
+    ``allow_all_nan_columns=False`` raises on columns that are entirely NaN. A ``time_column`` of
+    numbers raises (pandas would read a step counter as nanoseconds after 1970). The returned
+    ``freq`` is the timestamp frequency (``"ME"``, ``"h"`` ...); GluonTS takes its
+    :func:`period_freq`.
     """
+    if isinstance(df, pd.DataFrame) and time_column is not None and time_column in df.columns:
+        parse_time(df[time_column], time_column, numbers=False)  # a step counter is not read as nanoseconds
     frame = numeric_frame(df, time_column=time_column, allow_all_nan_columns=allow_all_nan_columns)
     if frame.skipped:
         more = " ..." if len(frame.skipped) > 10 else ""
@@ -90,16 +159,19 @@ def frame_index(df: pd.DataFrame, freq: Optional[str] = None, time_column: Optio
 
 def frame_to_dataset(df: pd.DataFrame, freq: Optional[str] = None, time_column: Optional[str] = None,
                      item_id: str = "0"):
-    """One multivariate GluonTS entry from a wide frame; returns ``(ListDataset, freq)``.
-    Columns that are not numbers are left out with a warning (:func:`frame_index`)."""
+    """One multivariate GluonTS entry from a wide frame; returns ``(ListDataset, freq)`` with ``freq`` the
+    period alias the estimator takes (:func:`period_freq`). Columns that are not numbers are left out
+    with a warning (:func:`frame_index`)."""
     values, _, index, freq = frame_index(df, freq, time_column, stacklevel=3)
-    return values_to_dataset(values, index, freq, item_id), freq
+    return values_to_dataset(values, index, freq, item_id), period_freq(freq)
 
 
 def values_to_dataset(values: np.ndarray, index: pd.DatetimeIndex, freq: str, item_id: str = "0"):
-    """One multivariate GluonTS entry from ``(values (T, D), index, freq)`` as :func:`frame_index` returns them."""
+    """One multivariate GluonTS entry from ``(values (T, D), index, freq)`` as :func:`frame_index` returns them
+    (``freq`` a timestamp frequency such as ``"ME"``: the entry is dated in its :func:`period_freq`)."""
     from gluonts.dataset.common import ListDataset
 
+    freq = period_freq(freq)
     entry = {"start": pd.Period(index[0], freq=freq), "target": values.T.astype(np.float32), "item_id": item_id}
     return ListDataset([entry], freq=freq, one_dim_target=False)
 
@@ -146,6 +218,7 @@ def rolling_split(df: pd.DataFrame, prediction_length: int, n_windows: int, freq
     if n_windows < 1 or n_train < 2 * prediction_length:
         raise ValueError(f"{len(values)} rows cannot hold {n_windows} test windows of {prediction_length} "
                          "plus a training part; use fewer windows or a shorter horizon")
+    freq = period_freq(freq)
     start = pd.Period(index[0], freq=freq)
     make = lambda end, i: {"start": start, "target": values[:end].T.astype(np.float32), "item_id": str(i)}
     train = ListDataset([make(n_train, 0)], freq=freq, one_dim_target=False)

@@ -84,9 +84,16 @@ def read_cloud(path: str | Path, num_points: int = 1024, sampling: str = "poisso
         arr = arr[:, :3] if arr.ndim == 2 and arr.shape[1] > 3 else arr
     elif suffix in (".txt", ".pts"):
         text = path.read_text().replace(",", " ")
-        rows = [r.split() for r in text.splitlines() if r.strip() and not r.lstrip().startswith("#")]
+        rows = [(n, r.split()) for n, r in enumerate(text.splitlines(), 1)
+                if r.strip() and not r.lstrip().startswith("#")]
+        short = [(n, len(r)) for n, r in rows if len(r) < 3]
+        if short:  # a 2-D file is not a cloud with its z left out: refuse rather than read 0 points
+            n, k = short[0]
+            raise ValueError(f"{path}: line {n} has {k} value{'s' if k != 1 else ''} ({len(short)} lines have fewer "
+                             "than 3); a point file needs x y z on every line (more columns, e.g. normals or "
+                             "colours, are ignored)")
         try:
-            arr = np.array([[float(v) for v in r[:3]] for r in rows if len(r) >= 3], dtype=np.float64)
+            arr = np.array([[float(v) for v in r[:3]] for _, r in rows], dtype=np.float64)
         except ValueError as err:
             raise ValueError(f"{path}: expected x y z numbers in the first three columns ({err})") from err
         arr = arr.reshape(-1, 3)

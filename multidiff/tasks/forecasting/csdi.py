@@ -43,6 +43,7 @@ from ...core.losses import denoising_mse, draw_discrete_t
 from ...core.schedules import alpha_bars, make_betas
 from ...core.training import TrainConfig, TrainResult, fit, resolve_train_config
 from ...core.validate import check_whole
+from ...datasets.gluonts_adapters import check_dataset, period_freq, same_freq
 from ...nets.csdi import CSDINet
 
 __all__ = ["DEFAULT_TRAIN_CONFIG", "calendar_features", "standardise", "step_scale", "naive_base", "choose_season", "CSDIForecastModel", "CSDIForecastEstimator", "CSDIForecastPredictor", "CSDI_SAMPLERS"]
@@ -275,7 +276,7 @@ def _targets(dataset, target_dim: int, freq: Optional[str], min_length: int, wha
             raise ValueError(f"entry {item!r} has {target.shape[1]} time steps; {what} needs at least {min_length}; "
                              "use a shorter context_length")
         start = data["start"]
-        if freq is not None and isinstance(start, pd.Period) and start.freq != pd.tseries.frequencies.to_offset(freq):
+        if freq is not None and isinstance(start, pd.Period) and not same_freq(start, freq):
             raise ValueError(f"entry {item!r} has frequency {start.freqstr!r} but the model was built with "
                              f"freq={freq!r}")
         out.append({**data, "target": target})
@@ -310,6 +311,7 @@ class CSDIForecastPredictor(Predictor):
         (default ``num_parallel_samples``), all windows of a batch in one sampling chain. The noise
         comes from torch's global generator (seed it for reproducible forecasts)."""
         num_samples = check_whole("num_samples", num_samples, none="num_parallel_samples")
+        check_dataset(dataset, "dataset")
         entries = _targets(dataset, self.model.net.n_features, self.freq, 1, "prediction")
         return self._predict(entries, num_samples or self.num_parallel_samples)
 
@@ -401,6 +403,7 @@ class CSDIForecastEstimator:
                  time_features: bool = False) -> None:
         if not freq:
             raise ValueError("freq is required (e.g. 'h', 'D', 'B')")
+        freq = period_freq(freq)  # GluonTS dates entries by periods: "ME" is the period "M"
         check_whole("prediction_length", prediction_length)
         check_whole("target_dim", target_dim)
         context_length = check_whole("context_length", context_length, none="4 x prediction_length")
@@ -432,6 +435,9 @@ class CSDIForecastEstimator:
     def train(self, training_data, validation_data=None, resume: bool = False) -> CSDIForecastPredictor:
         """Train on ``training_data`` (GluonTS dataset of multivariate entries); with
         ``validation_data`` the weights with the lowest loss on its last windows are kept."""
+        check_dataset(training_data)
+        if validation_data is not None:
+            check_dataset(validation_data, "validation_data")
         length = self.context_length + self.prediction_length
         entries = _targets(training_data, self.target_dim, self.freq, length, "training")
         train = [e["target"] for e in entries]

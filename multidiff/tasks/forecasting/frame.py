@@ -3,6 +3,7 @@ on a wide DataFrame (one column per series, rows = regular time steps) and retur
 frames (:class:`FrameForecast`)."""
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Sequence
@@ -12,7 +13,7 @@ import pandas as pd
 import torch
 
 from ...core.validate import check_whole
-from ...datasets.gluonts_adapters import frame_index, values_to_dataset
+from ...datasets.gluonts_adapters import frame_index, period_freq, values_to_dataset
 from .csdi import CSDIForecastEstimator, CSDIForecastPredictor
 from .timegrad import TimeGradEstimator, TimeGradPredictor
 
@@ -74,6 +75,13 @@ def forecast(df: pd.DataFrame, horizon: int, n_samples: int = 100, quantiles: Se
     raises). A column that is entirely NaN raises ``ValueError``; a column with nothing observed in
     the last ``context_length`` rows raises for CSDI (it scales each series by its context) and is
     forecast at the mean scale of the other columns, with a warning, for TimeGrad.
+
+    Calendar frequencies (``"ME"``, ``"MS"``, ``"QE"``, ``"QS"``, ``"YE"``, ``"YS"``, and the older
+    ``"M"``) are forecast like any other: the forecast's index continues the frame's in its own
+    frequency. The models compute in float32; a column whose level is more than
+    ``1e4`` times its step-to-step variation (``1e9 + a random walk``, where float32 would round
+    the walk away) is forecast around that level: its float64 mean over the context is subtracted
+    before the model sees it and added back to every sample path.
     """
     check_whole("horizon", horizon)
     check_whole("n_samples", n_samples)
@@ -81,10 +89,11 @@ def forecast(df: pd.DataFrame, horizon: int, n_samples: int = 100, quantiles: Se
     if not all(0 < q < 1 for q in quantiles):
         raise ValueError(f"quantiles must lie strictly between 0 and 1, got {list(quantiles)}")
     values, columns, index, freq = frame_index(df, freq, time_column, allow_all_nan_columns=False, stacklevel=3)
-    ds = values_to_dataset(values, index, freq)
     est = None
     if predictor is None:
-        est = _estimator(model, freq, horizon, len(columns), max_time, seed, progress, verbose, estimator_kwargs)
+        with _quiet_period_aliases():
+            est = _estimator(model, period_freq(freq), horizon, len(columns), max_time, seed, progress, verbose,
+                             estimator_kwargs)
         context_length, kind = est.context_length, model
     else:
         if not isinstance(predictor, (CSDIForecastPredictor, TimeGradPredictor)):
@@ -107,14 +116,45 @@ def forecast(df: pd.DataFrame, horizon: int, n_samples: int = 100, quantiles: Se
     if unseen:
         warnings.warn(f"columns {unseen[:10]} have no observed value in the last {context_length} rows (the "
                       "context); their forecast uses the mean scale of the other columns", UserWarning, stacklevel=2)
-    if est is not None:
-        predictor = est.train(ds)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        fc = next(iter(predictor.predict(ds, num_samples=n_samples)))
+    level = _level(values, context_length)
+    with _quiet_period_aliases():
+        ds = values_to_dataset(values - level, index, freq)
+        if est is not None:
+            predictor = est.train(ds)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            fc = next(iter(predictor.predict(ds, num_samples=n_samples)))
     future = pd.date_range(index[-1], periods=horizon + 1, freq=freq)[1:]
-    return FrameForecast.from_samples(fc.samples, future, columns, quantiles,
+    return FrameForecast.from_samples(np.asarray(fc.samples, dtype=np.float64) + level, future, columns, quantiles,
                                       history=pd.DataFrame(values, index=index, columns=columns))
+
+
+@contextlib.contextmanager
+def _quiet_period_aliases():
+    """GluonTS dates entries by the period aliases "M", "Q-DEC", "Y-DEC", which pandas 2.2+ flags (read
+    as offsets) with the advice to use "ME", "QE": advice for GluonTS, not for the user, whose frame did."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"'\w+(-\w+)?' is deprecated and will be removed",
+                                category=FutureWarning)
+        yield
+
+
+# a level this many times a series' step-to-step variation is taken off before the float32 models
+# see the series: float32 keeps 7 digits, so at 1e4 a step still has ~3 of them
+_LEVEL_RATIO = 1e4
+
+
+def _level(values: np.ndarray, context_length: int) -> np.ndarray:
+    """Per column (T, D) -> (D,): the float64 mean of the observed context values where that level is
+    more than :data:`_LEVEL_RATIO` times the column's variation (the std of its one-step changes,
+    else of its values), 0 elsewhere."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # columns with < 2 observed values
+        level = np.nanmean(values[-context_length:], axis=0)
+        spread = np.nanstd(np.diff(values, axis=0), axis=0)
+        spread = np.where(spread > 0, spread, np.nanstd(values, axis=0))
+    level = np.nan_to_num(level)
+    return np.where(np.abs(level) > _LEVEL_RATIO * np.nan_to_num(spread), level, 0.0)
 
 
 def _estimator(model: str, freq: str, horizon: int, dim: int, max_time: Optional[float], seed: int, progress: bool,

@@ -44,6 +44,7 @@ from ...core.checkpoint import check_kind, load_checkpoint, save_checkpoint, wri
 from ...core.deprecation import rename_keys, renamed_kwargs
 from ...core.device import resolve_device, seed_everything
 from ...core.validate import check_whole
+from ...datasets.gluonts_adapters import check_dataset, period_freq, same_freq
 from .timegrad_model import RENAMED, SAMPLER_NAMES, TimeGradModel
 
 __all__ = ["TimeGradEstimator", "TimeGradPredictor", "TimeGradLightningModule", "CheckMultivariate",
@@ -186,7 +187,7 @@ class CheckMultivariate(MapTransformation):
                              f"{'training' if is_train else 'prediction'} needs at least {need} "
                              "(context_length [+ prediction_length]); use a shorter context_length")
         start = data[FieldName.START]
-        if isinstance(start, pd.Period) and start.freq != pd.tseries.frequencies.to_offset(self.freq):
+        if isinstance(start, pd.Period) and not same_freq(start, self.freq):
             raise ValueError(f"entry {item!r} has frequency {start.freqstr!r} but the estimator was built with "
                              f"freq={self.freq!r}")
         return data
@@ -318,10 +319,7 @@ class TimeGradEstimator(PyTorchLightningEstimator):
         if not freq:
             raise ValueError("freq is required (e.g. 'h', 'D', 'B'); for a DataFrame, "
                              "multidiff.datasets.gluonts_adapters.frame_to_dataset infers it")
-        try:
-            freq = pd.tseries.frequencies.to_offset(freq).freqstr
-        except ValueError as err:
-            raise ValueError(f"freq={freq!r} is not a pandas frequency string (e.g. 'h', 'D', 'B')") from err
+        freq = period_freq(freq)  # GluonTS dates entries by periods: "ME" is the period "M"
         if sampler not in SAMPLER_NAMES:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLER_NAMES)}, got {sampler!r}")
         accelerator = "cpu" if resolve_device(device).type == "cpu" else "auto"
@@ -443,6 +441,9 @@ class TimeGradEstimator(PyTorchLightningEstimator):
         checkpoints you ask for with ``trainer_kwargs={"enable_checkpointing": True}`` or
         ``callbacks=[ModelCheckpoint(...)]``).
         """
+        check_dataset(training_data)
+        if validation_data is not None:
+            check_dataset(validation_data, "validation_data")
         if self.seed is not None:
             seed_everything(self.seed)
         for _ in self._checker().apply(training_data, is_train=True):  # errors before Lightning starts

@@ -252,6 +252,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def _frame(self, X, fitting: bool) -> NumericFrame:
         frame = numeric_frame(X, self.time_column, allow_all_nan_columns=not fitting)
         _warn_skipped(frame, stacklevel=4)
+        _check_even_spacing(frame)
         if fitting:
             n = len(frame.values)
             if n < self._window() and self.pretrained is None:
@@ -418,14 +419,35 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         seed = self.seed if generator_seed is None else generator_seed
         z = self._normalise(values).astype(np.float32)
         missing = np.isnan(values)
+        low, high = self._observed_range(z)
         if self.pretrained is not None:
             point, samples = network_engine.impute_series(self, z, n_samples, seed)
             point = np.where(missing, point * self.std_ + self.mean_, values)
         else:
-            samples = self._sample_normalised(self.model_, z, n_samples, seed, self.low_, self.high_)
+            samples = self._sample_normalised(self.model_, z, n_samples, seed, low, high)
             point = None
         samples = np.where(missing[None], samples * self.std_ + self.mean_, values[None])
         return (np.median(samples, axis=0) if point is None else point), samples
+
+    def _observed_range(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The range of each column the samples may reach (before ``clip`` widens it): what fit
+        saw, widened to the observed values of ``z`` (normalised) so that no imputed value is
+        held below or above the values observed around it; warns when those lie far (more than
+        the fitted range again) outside what fit saw."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+            lo, hi = np.nanmin(z, axis=0), np.nanmax(z, axis=0)
+        width = np.maximum(self.high_ - self.low_, 1e-6)
+        far = (lo < self.low_ - width) | (hi > self.high_ + width)
+        if far.any():
+            j = int(np.flatnonzero(far)[0])
+            seen = np.array([self.low_[j], self.high_[j]]) * self.std_[j] + self.mean_[j]
+            now = np.array([lo[j], hi[j]]) * self.std_[j] + self.mean_[j]
+            warnings.warn(f"{int(far.sum())} column(s) hold values far outside what fit saw, e.g. "
+                          f"{self.columns_[j]!r}: {now[0]:.4g}..{now[1]:.4g} observed now, {seen[0]:.4g}..{seen[1]:.4g} "
+                          "in fit; the imputation follows the observed values but the model extrapolates: refit on "
+                          "data like these for trustworthy values", UserWarning, stacklevel=4)
+        return np.fmin(self.low_, lo), np.fmax(self.high_, hi)
 
     def _sample_normalised(self, model: CSDIModel, z: np.ndarray, n_samples: int, seed: int, low: np.ndarray,
                            high: np.ndarray, rows: Optional[np.ndarray] = None) -> np.ndarray:
@@ -533,6 +555,11 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         check_whole("n_samples", n, 1)
         frame = self._frame(X, fitting=False)
         missing = np.isnan(frame.values)
+        empty = [c for c, m in zip(frame.columns, missing.all(0)) if m]
+        if empty and len(frame.values):
+            warnings.warn(f"{len(empty)} column(s) have no observed value in this frame ({empty[:5]}): their values are "
+                          "guessed from the other columns and the mean seen in fit alone; check the input or drop them",
+                          UserWarning, stacklevel=2)
         if not missing.any():
             point, samples = frame.values, np.broadcast_to(frame.values, (n,) + frame.values.shape)
         else:
@@ -692,6 +719,24 @@ def _names_mismatch(fitted: np.ndarray, names: np.ndarray) -> str:
 
 
 _SKIPPED = "are not numeric and are left as they are"
+
+
+def _check_even_spacing(frame: NumericFrame) -> None:
+    """Refuse timestamps that are not evenly spaced: the imputation works by row position, so a
+    stretch of time without rows would be bridged as one step (a silent wrong answer)."""
+    t = frame.time
+    if t is None or len(t) < 3:
+        return
+    steps = np.diff(t.asi8)
+    if (steps == steps[0]).all() or pd.infer_freq(t) is not None:  # calendar frequencies (months...) included
+        return
+    i = int(np.argmax(steps))
+    short, long = pd.Timedelta(int(steps.min()), "ns"), pd.Timedelta(int(steps[i]), "ns")
+    raise ValueError(f"the rows are not evenly spaced in time (steps from {short} to {long}, the longest between "
+                     f"{t[i]} and {t[i + 1]}): multidiff imputes by row position, so a stretch of time without rows "
+                     "would be bridged as one step. Put the frame on a regular grid first, e.g. "
+                     "df.resample('1h').mean() (the new rows are imputed too), or drop the timestamps "
+                     "(df.reset_index(drop=True)) to impute by position on purpose")
 
 
 def _warn_skipped(frame: NumericFrame, stacklevel: int) -> None:

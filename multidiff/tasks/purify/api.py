@@ -15,7 +15,7 @@ from ...core.samplers import Randn
 from ...core.schedules import vp_alpha_bar
 from ...core.training import Batches, TrainConfig, fit, resolve_train_config
 from ...core.validate import check_whole
-from .model import Purifier, check_range
+from .model import Purifier, check_input, check_range
 
 __all__ = ["Defended", "train_denoiser", "train_classifier", "save_models", "load_models",
            "DEFAULT_DENOISER_TRAIN_CONFIG", "DEFAULT_CLASSIFIER_TRAIN_CONFIG"]
@@ -53,6 +53,7 @@ class Defended(nn.Module):
 
     def _logits(self, x: torch.Tensor, generator: Optional[torch.Generator],
                 randn: Optional[Randn] = None) -> torch.Tensor:
+        check_input(x, "input", self.classifier)  # before purification runs: a shape the classifier cannot take
         runs = self.purifier.purify_many(x, self.n_votes, generator=generator, randn=randn)
         return self.classifier(runs.reshape(-1, *x.shape[1:])).reshape(self.n_votes, x.shape[0], -1)
 
@@ -122,6 +123,10 @@ def train_classifier(x_train: torch.Tensor, y_train: torch.Tensor, n_classes: in
     ``core.training.fit``, with ``train_config`` (None: :data:`DEFAULT_CLASSIFIER_TRAIN_CONFIG`)."""
     from ...nets.classifiers import ConvClassifier
 
+    check_input(x_train, "x_train")
+    if not isinstance(y_train, torch.Tensor):
+        raise TypeError(f"y_train must be a torch.Tensor of class indices, got {type(y_train).__name__}; convert it "
+                        "with torch.as_tensor(y, dtype=torch.long)")
     if y_train.shape != (len(x_train),):
         raise ValueError(f"y_train must have shape ({len(x_train)},), got {tuple(y_train.shape)}")
     config = _train_config(DEFAULT_CLASSIFIER_TRAIN_CONFIG, train_config, net_kwargs, "train_classifier")

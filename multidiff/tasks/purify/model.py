@@ -22,11 +22,40 @@ from ...core.deprecation import ignored_kwargs, renamed_attribute, renamed_kwarg
 from ...core.schedules import VPSDE
 from ...core.validate import check_whole
 
-__all__ = ["Purifier", "check_range"]
+__all__ = ["Purifier", "check_range", "check_input"]
+
+
+def check_input(x, what: str = "input", net: Optional[nn.Module] = None) -> None:
+    """``TypeError`` / ``ValueError`` naming the fix unless ``x`` is a non-empty floating-point
+    ``torch.Tensor`` with a batch axis, shaped as ``net`` takes it when ``net`` records its input
+    (``net.config["in_channels"]`` and ``["dims"]``, as multidiff's networks do)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor, got {type(x).__name__}; convert it with "
+                        "torch.as_tensor(x, dtype=torch.float32)")
+    if not x.is_floating_point():
+        raise TypeError(f"{what} must be a floating-point tensor on the data range, got {x.dtype}; convert it with "
+                        "x.float() (images stored as bytes: x.float() / 255)")
+    if x.dim() < 2:
+        raise ValueError(f"{what} must be a batch (batch, channels, ...), got shape {tuple(x.shape)}; add the batch "
+                         "axis with x[None] for one input")
+    if x.shape[0] == 0:
+        raise ValueError(f"{what} is an empty batch (shape {tuple(x.shape)}); pass at least one input")
+    config = getattr(net, "config", None)
+    if isinstance(config, dict) and "in_channels" in config and "dims" in config:
+        channels, dims = config["in_channels"], config["dims"]
+        layout = "(batch, channels, length)" if dims == 1 else "(batch, channels, height, width)"
+        if x.dim() != dims + 2 or x.shape[1] != channels:
+            raise ValueError(f"{what} has shape {tuple(x.shape)}, but the {type(net).__name__} takes {layout} with "
+                             f"{channels} channel{'s' if channels != 1 else ''}; reshape the input to that layout "
+                             "(e.g. x.reshape(len(x), " + (f"{channels}, -1" if dims == 1 else f"{channels}, H, W")
+                             + ")) or use networks trained on inputs of this shape")
 
 
 def check_range(x: torch.Tensor, data_range: tuple[float, float], what: str = "input") -> None:
     """Raise a ``ValueError`` naming the fix if ``x`` has entries outside ``data_range`` (or NaN)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor, got {type(x).__name__}; convert it with "
+                        "torch.as_tensor(x, dtype=torch.float32)")
     lo, hi = data_range
     if not torch.isfinite(x).all():
         raise ValueError(f"{what} contains NaN or inf; purification needs finite values in [{lo}, {hi}]")
@@ -103,6 +132,7 @@ class Purifier(nn.Module):
         """One purification run, differentiable. Noise: fresh from torch's global generator, from
         ``generator``, or from ``randn(like)`` when given (e.g. :func:`~multidiff.core.samplers.rowwise_randn`
         for noise tied to each input: the same draw whatever the input's value or batch)."""
+        check_input(x, "input", self.model if isinstance(self.model, nn.Module) else None)
         check_range(x, self.data_range)
         if self.grid is None:
             return x

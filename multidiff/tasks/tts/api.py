@@ -19,6 +19,8 @@ The loss is in :mod:`.model`, the benchmark protocol in :mod:`.evaluate`.
 """
 from __future__ import annotations
 
+import math
+import numbers
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -106,6 +108,14 @@ def preset_settings(preset: Optional[str] = None, size: Optional[str] = None, ba
 DEFAULT_VOICE = Path(__file__).resolve().parent / "pretrained"
 
 
+def _check_positive(name: str, value, what: str) -> float:
+    """``value`` as a float when it is a finite number > 0; otherwise ``ValueError`` saying so (NaN and
+    inf included: ``nan <= 0`` is False, so a bare comparison lets them through)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be > 0 and finite ({what}), got {value!r}")
+    return float(value)
+
+
 class TTS:
     """A trained Grad-TTS voice: text -> mel (diffusion decoder) -> waveform (``vocoder``).
 
@@ -131,8 +141,9 @@ class TTS:
         """Encoder output for ``texts``: ``(mu_y (batch, n_feats, frames), y_mask (batch, frames), lengths)``."""
         if isinstance(texts, str):
             raise TypeError("prior() takes a list of texts; use synthesize_mel() for one string")
-        if length_scale <= 0:
-            raise ValueError(f"length_scale must be > 0, got {length_scale}")
+        if not texts:
+            raise ValueError("no texts given (an empty list); pass at least one sentence, e.g. ['Hello there.']")
+        _check_positive("length_scale", length_scale, "durations are multiplied by it; 1 is the trained pace")
         ids = [self.frontend.encode(t) for t in texts]
         batch = collate([(i, torch.zeros(1, 1)) for i in ids])
         tokens, x_len = batch["tokens"].to(self.device), batch["x_lengths"].to(self.device)
@@ -152,8 +163,7 @@ class TTS:
 
         Starts from ``N(0, I) / temperature`` around ``mu_y`` and runs ``sampler`` for
         ``sampler_steps`` steps on the core's grid from t = 1 to 0, padding held at zero."""
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0 (noise is divided by it), got {temperature}")
+        _check_positive("temperature", temperature, "noise is divided by it")
         gen = torch.Generator(device=mu_y.device)
         if seed is None:
             gen.seed()  # fresh entropy, without touching the global RNG
@@ -171,6 +181,9 @@ class TTS:
                         sampler: str = "euler_ode", length_scale: float = 1.0, seed: Optional[int] = 0,
                         return_prior: bool = False):
         """One batched decoder run for several texts -> list of ``(n_feats, frames)`` mels (and priors)."""
+        if isinstance(texts, str):
+            raise TypeError("synthesize_mels() takes a list of texts; use synthesize_mel() for one string")
+        _check_positive("temperature", temperature, "noise is divided by it")  # before the encoder runs
         mu_y, y_mask, y_len = self.prior(list(texts), length_scale)
         mels = self.decode(mu_y, y_mask, sampler_steps, temperature, sampler, seed)
         out = [m[:, :n].cpu() for m, n in zip(mels, y_len.tolist())]

@@ -1,0 +1,103 @@
+"""Bad and edge inputs to the purification entry points, one table per entry point (row format:
+docs/gen_refusals.py; docs/refusals.md is built from these tables). Untrained tiny networks."""
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from multidiff.core.checkpoint import CheckpointKindError, save_checkpoint
+from multidiff.nets.classifiers import ConvClassifier
+from multidiff.nets.unet_small import SmallUNet
+from multidiff.tasks.purify import Defended, Purifier, load_models
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory):
+    """A purifier and a defended classifier for 1-channel 8x8 images (untrained), and a folder holding
+    a checkpoint of another kind."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        purifier = Purifier(SmallUNet(1, dims=2, time_scale=1000.0, base=8), t_star=0.05, sampler_steps=2)
+        defended = Defended(ConvClassifier(1, 10, width=8), purifier)
+    tmp = tmp_path_factory.mktemp("purify_bad")
+    save_checkpoint(tmp / "tts", {"w": torch.zeros(1)}, {}, kind="tts")
+    return SimpleNamespace(purifier=purifier, defended=defended, tmp=tmp)
+
+
+def _x(*shape, dtype=torch.float32):
+    return torch.full(shape, 0.5).to(dtype)
+
+
+def _same_shape_in_range(out):
+    assert out.shape == (2, 1, 8, 8) and out.dtype == torch.float32
+    assert torch.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+
+
+def _identity(out):
+    assert torch.equal(out, _x(2, 1, 8, 8))
+
+
+CASES = {
+    "Purifier(model)(x)": [
+        dict(id="ok", given="a (2, 1, 8, 8) batch in [0, 1]", run=lambda c: c.purifier(_x(2, 1, 8, 8)),
+             returns="a purified batch of the same shape and range", check=_same_shape_in_range),
+        dict(id="numpy", given="a numpy array", run=lambda c: c.purifier(np.full((2, 1, 8, 8), 0.5, np.float32)),
+             raises=TypeError, words=["torch.Tensor", "ndarray", "torch.as_tensor"]),
+        dict(id="integers", given="an int64 tensor", run=lambda c: c.purifier(_x(2, 1, 8, 8, dtype=torch.int64)),
+             raises=TypeError, words=["floating-point", "int64", "x.float()"]),
+        dict(id="channels", given="3 channels to a 1-channel model", run=lambda c: c.purifier(_x(2, 3, 8, 8)),
+             raises=ValueError, words=["(2, 3, 8, 8)", "1 channel", "reshape"]),
+        dict(id="flat", given="flattened images (2, 64)", run=lambda c: c.purifier(_x(2, 64)),
+             raises=ValueError, words=["(2, 64)", "(batch, channels, height, width)"]),
+        dict(id="one-image", given="one image without a batch axis (1, 8, 8)", run=lambda c: c.purifier(_x(1, 8, 8)),
+             raises=ValueError, words=["(1, 8, 8)"]),
+        dict(id="empty", given="an empty batch (0, 1, 8, 8)", run=lambda c: c.purifier(_x(0, 1, 8, 8)),
+             raises=ValueError, words=["empty batch"]),
+        dict(id="odd-size", given="7x7 images to a U-Net that halves them", run=lambda c: c.purifier(_x(2, 1, 7, 7)),
+             raises=ValueError, words=["(7, 7)", "divisible by 2", "pad"]),
+        dict(id="pixels-255", given="pixels in [0, 255]", run=lambda c: c.purifier(_x(2, 1, 8, 8) * 255),
+             raises=ValueError, words=["outside the declared data_range", "pixels/255"]),
+        dict(id="nan", given="NaN in the batch", run=lambda c: c.purifier(_x(2, 1, 8, 8) * float("nan")),
+             raises=ValueError, words=["NaN or inf"]),
+        dict(id="t-star-0", given="t_star=0 (purification off)",
+             run=lambda c: Purifier(c.purifier.model, t_star=0)(_x(2, 1, 8, 8)), returns="the input unchanged",
+             check=_identity),
+        dict(id="t-star-nan", given="t_star=nan", run=lambda c: Purifier(c.purifier.model, t_star=float("nan")),
+             raises=ValueError, words=["t_star", "(0, 1]"]),
+        dict(id="data-range", given="data_range=(1, 0)", run=lambda c: Purifier(c.purifier.model, data_range=(1, 0)),
+             raises=ValueError, words=["data_range", "high > low"]),
+    ],
+    "Defended(classifier, purifier)(x)": [
+        dict(id="numpy", given="a numpy array", run=lambda c: c.defended(np.full((2, 1, 8, 8), 0.5, np.float32)),
+             raises=TypeError, words=["torch.Tensor", "ndarray"]),
+        dict(id="channels", given="3-channel images to a 1-channel classifier",
+             run=lambda c: c.defended(_x(2, 3, 8, 8)), raises=ValueError,
+             words=["(2, 3, 8, 8)", "ConvClassifier", "1 channel"]),
+        dict(id="flat", given="flattened images (2, 64)", run=lambda c: c.defended(_x(2, 64)), raises=ValueError,
+             words=["(2, 64)", "ConvClassifier"]),
+        dict(id="n-votes-0", given="n_votes=0", run=lambda c: Defended(c.defended.classifier, c.purifier, n_votes=0),
+             raises=ValueError, words=["n_votes", ">= 1"]),
+    ],
+    "load_models(directory)": [
+        dict(id="other-kind", given="a TTS checkpoint", run=lambda c: load_models(c.tmp / "tts", "cpu"),
+             raises=CheckpointKindError, words=["'tts' checkpoint", "multidiff.tasks.tts.load"]),
+        dict(id="missing", given="a folder that does not exist", run=lambda c: load_models(c.tmp / "nope", "cpu"),
+             raises=FileNotFoundError, words=["nope"]),
+    ],
+}
+
+
+@pytest.mark.parametrize("case", CASES["Purifier(model)(x)"], ids=lambda c: c["id"])
+def test_purifier(case, check_case, ctx):
+    check_case(case, ctx)
+
+
+@pytest.mark.parametrize("case", CASES["Defended(classifier, purifier)(x)"], ids=lambda c: c["id"])
+def test_defended(case, check_case, ctx):
+    check_case(case, ctx)
+
+
+@pytest.mark.parametrize("case", CASES["load_models(directory)"], ids=lambda c: c["id"])
+def test_load_models(case, check_case, ctx):
+    check_case(case, ctx)
