@@ -133,8 +133,8 @@ def _sample(args: argparse.Namespace) -> int:
 def _complete(args: argparse.Namespace) -> int:
     from ..tasks import points
 
+    partials = [points.load_clouds(p) for p in args.partial]  # before the model loads: a wrong path fails at once
     model = _load(args.model, args.device, _COMPLETERS)
-    partials = [points.load_clouds(p) for p in args.partial]
     done = model.complete(partials, args.sampler_steps, args.sampler, seed=args.seed, up_axis=args.up_axis)
     _write(done, args.out, args.format, args.png)
     return 0

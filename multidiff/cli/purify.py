@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from ..core.samplers import names
 from .common import add_option, add_scale_options, rank_zero, scale_options
@@ -76,8 +77,11 @@ def _data(name: str, path):
 def _train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from ..core.validate import check_whole
     from ..tasks import purify
 
+    for flag in ("epochs", "classifier_epochs", "width"):  # before the classifier trains, not after
+        check_whole(f"--{flag.replace('_', '-')}", getattr(args, flag))
     d = _data(args.dataset, args.data)
     run = dict(seed=args.seed, device=args.device, progress=True, **scale_options(args))
     clf = purify.train_classifier(d.x_train, d.y_train, len(d.classes),
@@ -96,11 +100,29 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_evaluate_args(args: argparse.Namespace, check_whole) -> None:
+    """The numbers of ``purify evaluate`` before the checkpoint and the data load (NaN included)."""
+    for flag in ("n_examples", "batch_size", "n_votes", "attack_steps", "eot"):
+        check_whole(f"--{flag.replace('_', '-')}", getattr(args, flag))
+    check_whole("--sampler-steps", args.sampler_steps, none="t* x 1000")
+    if not math.isfinite(args.eps) or not args.eps > 0:
+        raise ValueError(f"--eps must be a radius > 0 in the data's units (0.1: pixels in [0, 1]), got {args.eps}")
+    if not (math.isfinite(args.t_star) and 0 <= args.t_star <= 1):
+        raise ValueError(f"--t-star must lie in [0, 1] (a fraction of the diffusion time; DiffPure: 0.1), "
+                         f"got {args.t_star}")
+    if not (math.isfinite(args.step_size) and args.step_size >= 0):
+        raise ValueError(f"--step-size must be >= 0 (0: 2.5 eps / attack steps), got {args.step_size}")
+    if not (math.isfinite(args.tol) and args.tol >= 0):
+        raise ValueError(f"--tol must be an accuracy change >= 0 (0.01: 1 point), got {args.tol}")
+
+
 def _evaluate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from ..core.validate import check_whole
     from ..tasks import purify
 
+    _check_evaluate_args(args, check_whole)
     den, clf, meta = purify.load_models(args.checkpoint, args.device)
     d = _data(meta["dataset"], args.data)
     n = min(args.n_examples, len(d.y_test))

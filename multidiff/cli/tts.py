@@ -101,13 +101,15 @@ def _synthesize(args) -> int:
     from ..audio.files import save_mel_png, write_wav
     from ..tasks import tts
 
-    model = tts.load(args.checkpoint, device=args.device)
     if args.text is not None:
         texts = [args.text]
-    else:
+    else:  # read before the voice loads: a wrong path fails at once
+        if not Path(args.text_file).is_file():
+            raise FileNotFoundError(f"--text-file {args.text_file}: no such file (one sentence per line expected)")
         texts = [ln.strip() for ln in Path(args.text_file).read_text(encoding="utf-8").splitlines() if ln.strip()]
         if not texts:
             raise ValueError(f"{args.text_file} holds no sentences (one per line expected)")
+    model = tts.load(args.checkpoint, device=args.device)
     mels, priors = model.synthesize_mels(texts, args.sampler_steps, args.temperature, args.sampler, args.length_scale,
                                          args.seed, return_prior=True)
     out = Path(args.output)

@@ -1,6 +1,6 @@
 """The shared diffusion core: schedules, the denoiser contract, samplers, conditioning, training."""
 from . import checkpoint, conditioning, denoiser, deprecation, losses, samplers, schedules, training, validate
-from .device import resolve_device, seed_everything
+from .device import resolve_device, seed_everything, seeded
 
 __all__ = ["checkpoint", "conditioning", "denoiser", "deprecation", "losses", "samplers", "schedules", "training",
-           "validate", "resolve_device", "seed_everything"]
+           "validate", "resolve_device", "seed_everything", "seeded"]

@@ -80,8 +80,8 @@ class TrainConfig:
         if self.max_time is not None and (isinstance(self.max_time, bool) or not isinstance(self.max_time, numbers.Real)
                                           or not self.max_time > 0):
             raise ValueError(f"max_time must be None or a number of seconds > 0, got {self.max_time!r}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not (isinstance(self.lr, numbers.Real) and math.isfinite(self.lr) and self.lr > 0):  # nan too
+            raise ValueError(f"lr must be > 0 (a finite number), got {self.lr!r}")
         if not 0 <= self.ema_decay < 1:
             raise ValueError(f"ema_decay must lie in [0, 1), got {self.ema_decay}")
         if not self.ema_min_windows >= 0:

@@ -20,7 +20,7 @@ from .frames import numeric_frame, parse_time
 
 __all__ = ["EXCHANGE_COLUMNS", "SKIPPED_COLUMNS", "read_exchange_rate", "read_etth1", "frame_index", "period_freq", "same_freq", "check_dataset",
            "frame_to_dataset",
-           "values_to_dataset", "dataset_to_frames", "to_multivariate", "to_univariate", "rolling_split", "Benchmark",
+           "values_to_dataset", "LEVEL_RATIO", "series_level", "shift_to_level", "LevelShifted", "dataset_to_frames", "to_multivariate", "to_univariate", "rolling_split", "Benchmark",
            "BENCHMARKS", "load_benchmark"]
 
 SKIPPED_COLUMNS = "are not forecast: they hold no numbers"  # the warning of frame_index, for filters
@@ -157,23 +157,97 @@ def frame_index(df: pd.DataFrame, freq: Optional[str] = None, time_column: Optio
     return frame.values, list(frame.columns), pd.DatetimeIndex(index), offset.freqstr
 
 
+# a level this many times a series' step-to-step variation is taken off before the float32 models
+# see the series: float32 keeps 7 digits, so at 1e4 a step still has ~3 of them
+LEVEL_RATIO = 1e4
+
+
+def _level_and_spread(values: np.ndarray, context_length: int) -> tuple[np.ndarray, np.ndarray]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # columns with < 2 observed values
+        level = np.nanmean(values[-context_length:], axis=0)
+        spread = np.nanstd(np.diff(values, axis=0), axis=0)
+        spread = np.where(spread > 0, spread, np.nanstd(values, axis=0))
+    return np.nan_to_num(level), np.nan_to_num(spread)
+
+
+def series_level(values: np.ndarray, context_length: int) -> np.ndarray:
+    """Per column of ``values`` (T, D) -> (D,): the float64 mean of the observed values of the last
+    ``context_length`` rows where that level is more than :data:`LEVEL_RATIO` times the column's
+    variation (the std of its one-step changes, else of its values), 0 elsewhere: the level the
+    forecasters take off a series before they compute in float32, and add back to the forecast."""
+    level, spread = _level_and_spread(np.asarray(values, dtype=np.float64), context_length)
+    return np.where(np.abs(level) > LEVEL_RATIO * spread, level, 0.0)
+
+
+def shift_to_level(entry: dict, context_length: int, warn: bool = True, stacklevel: int = 2) -> tuple[dict, np.ndarray]:
+    """``(shifted entry, level)`` for a GluonTS entry whose ``target`` is (T,) or (D, T): per series
+    the :func:`series_level` of its last ``context_length`` steps (``level``, shape (D,) or (1,)) is
+    subtracted from the target in float64, so that the float32 models keep the series' digits
+    (``1e9 + a random walk`` would lose the walk); add ``level`` back to the forecast samples. The
+    entry is returned as it is (and ``level`` is 0) for series near zero and for targets that are not
+    numbers (the model's own checks report them). A float32 target far from zero has lost its digits
+    before any model sees it (``gluonts.dataset.common.ListDataset`` stores float32): with ``warn``, a
+    ``UserWarning`` says so."""
+    try:
+        raw = np.asarray(entry["target"])
+        target = raw.astype(np.float64)
+    except (KeyError, TypeError, ValueError):
+        return entry, np.zeros(1)
+    if target.ndim not in (1, 2) or target.size == 0:
+        return entry, np.zeros(1)
+    values = target[:, None] if target.ndim == 1 else target.T
+    level, spread = _level_and_spread(values, context_length)
+    level = np.where(np.abs(level) > LEVEL_RATIO * spread, level, 0.0)
+    if not level.any():
+        return entry, level
+    if warn and raw.dtype == np.float32:
+        gap = np.spacing(np.abs(level).astype(np.float32)).astype(np.float64)  # between float32 neighbours
+        rounded = (level != 0) & np.where(spread > 0, gap > 0.1 * spread, gap >= 1)
+        if rounded.any():
+            warnings.warn(f"entry {entry.get('item_id', '?')!r} holds float32 values far from zero (a level of "
+                          f"{np.abs(level[rounded]).max():.6g}, where float32 values lie {gap[rounded].max():g} "
+                          "apart): float32 keeps 7 digits and has rounded the series' steps; keep the target float64 "
+                          "(frame_to_dataset does; ListDataset converts to float32)", UserWarning, stacklevel=stacklevel)
+    shifted = target - (level if target.ndim == 1 else level[:, None])
+    return {**entry, "target": shifted}, level
+
+
+class LevelShifted:
+    """The entries of a GluonTS dataset through :func:`shift_to_level` (without its warning: call it
+    on the entries before), lazily (sized when the dataset is): what the forecasters train on."""
+
+    def __init__(self, dataset, context_length: int) -> None:
+        self.dataset, self.context_length = dataset, context_length
+
+    def __iter__(self):
+        for entry in self.dataset:
+            yield shift_to_level(entry, self.context_length, warn=False)[0]
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+
 def frame_to_dataset(df: pd.DataFrame, freq: Optional[str] = None, time_column: Optional[str] = None,
                      item_id: str = "0"):
-    """One multivariate GluonTS entry from a wide frame; returns ``(ListDataset, freq)`` with ``freq`` the
-    period alias the estimator takes (:func:`period_freq`). Columns that are not numbers are left out
-    with a warning (:func:`frame_index`)."""
+    """One multivariate GluonTS entry from a wide frame; returns ``(dataset, freq)`` with ``freq`` the
+    period alias the estimator takes (:func:`period_freq`) and ``dataset`` a list of one entry whose
+    target keeps the frame's float64 values (:func:`values_to_dataset`). Columns that are not numbers
+    are left out with a warning (:func:`frame_index`)."""
     values, _, index, freq = frame_index(df, freq, time_column, stacklevel=3)
     return values_to_dataset(values, index, freq, item_id), period_freq(freq)
 
 
 def values_to_dataset(values: np.ndarray, index: pd.DatetimeIndex, freq: str, item_id: str = "0"):
     """One multivariate GluonTS entry from ``(values (T, D), index, freq)`` as :func:`frame_index` returns them
-    (``freq`` a timestamp frequency such as ``"ME"``: the entry is dated in its :func:`period_freq`)."""
-    from gluonts.dataset.common import ListDataset
-
+    (``freq`` a timestamp frequency such as ``"ME"``: the entry is dated in its :func:`period_freq`), as a
+    list: a GluonTS ``ListDataset`` would store the target in float32, rounding away the steps of a
+    series far from zero (``1e9 + a random walk``); the forecasters take the float64 level off first
+    (:func:`shift_to_level`)."""
     freq = period_freq(freq)
-    entry = {"start": pd.Period(index[0], freq=freq), "target": values.T.astype(np.float32), "item_id": item_id}
-    return ListDataset([entry], freq=freq, one_dim_target=False)
+    entry = {"start": pd.Period(index[0], freq=freq), "target": np.asarray(values, dtype=np.float64).T.copy(),
+             "item_id": item_id}
+    return [entry]
 
 
 def dataset_to_frames(dataset: Iterable[dict], columns: Optional[Sequence] = None) -> list[pd.DataFrame]:

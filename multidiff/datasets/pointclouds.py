@@ -220,7 +220,8 @@ def load_folder(root: str | Path, classes: Optional[Sequence[str]] = None, split
     files always give the same tensor. ``max_shapes`` keeps the first shapes of the sorted list.
     """
     num_points = check_whole("num_points", num_points)
-    shapes = list_shapes(root, classes, split)[: max_shapes or None]
+    max_shapes = check_whole("max_shapes", max_shapes, none="every shape")  # 0 read every shape
+    shapes = list_shapes(root, classes, split)[:max_shapes]
     clouds, sizes = [], []
     for path, _ in shapes:
         s = shape_seed(path, seed)

@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from multidiff.datasets.gluonts_adapters import frame_to_dataset
 from multidiff.tasks.forecasting import CSDIForecastEstimator, TimeGradEstimator, forecast
@@ -32,6 +33,50 @@ def _offset_kept(r):
     assert np.all(np.abs(r[0.5]["a"] - last) < 6), (r[0.5]["a"].tolist(), last)
     assert np.all(r[0.9]["a"] - r[0.1]["a"] > 0.1)
     assert np.isfinite(r.samples).all()
+
+
+def _direct(df, model="timegrad"):
+    """An estimator trained and asked directly (not through forecast()) on ``df``: ``(history, forecast)``."""
+    ds, freq = frame_to_dataset(df)
+    if model == "timegrad":
+        est = TimeGradEstimator(freq, H, 2, context_length=8, batch_size=4, num_batches_per_epoch=2, max_epochs=1,
+                                num_parallel_samples=16, seed=0)
+    else:
+        est = CSDIForecastEstimator(freq, H, 2, context_length=8, batch_size=4, batches_per_epoch=2, epochs=1,
+                                    max_time=None, num_parallel_samples=16, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        predictor = est.train(ds)
+        torch.manual_seed(0)
+        return df, next(iter(predictor.predict(ds)))
+
+
+def _float32_warnings(_):
+    """The warnings of training on a GluonTS ListDataset (float32 targets) at 1e9 + a random walk."""
+    from gluonts.dataset.common import ListDataset
+
+    df = _frame(level=1e9)
+    ds = ListDataset([{"start": pd.Period(df.index[0], freq="h"), "target": df.to_numpy().T}], freq="h",
+                     one_dim_target=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        TimeGradEstimator("h", H, 2, context_length=8, batch_size=4, num_batches_per_epoch=1, max_epochs=1,
+                          seed=0).train(ds)
+    return [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+
+
+def _direct_offset_kept(result):
+    """1e9 + a random walk through the estimator and predictor themselves: the last value lies in the
+    forecast's 10-90 % band (of width > 0) around a median near it, and the samples keep their digits (in
+    float32 they fell on multiples of 64: the median was exactly 1e9, the band of width 0). The model
+    trained for 2 batches, so the band is wide (~50; ~600 for the same walk at 0)."""
+    df, fc = result
+    last = df["a"].iloc[-1]
+    samples = fc.samples[..., 0]
+    low, median, high = np.quantile(samples, [0.1, 0.5, 0.9], axis=0)
+    assert np.all(np.abs(median - last) < 20), (median - last)
+    assert np.all((low < last) & (last < high)) and np.all(high - low > 1), (low - last, high - last)
+    assert len(np.unique(samples)) > samples.size // 2 and np.isfinite(fc.samples).all()
 
 
 def _continues(first: str, freq: str):
@@ -145,6 +190,9 @@ CASES = {
         dict(id="other-freq", given="daily entries to an hourly estimator",
              run=lambda _: CSDIForecastEstimator("h", H, 2).train(frame_to_dataset(_frame("D"))[0]),
              raises=ValueError, words=["frequency 'D'", "freq='h'"]),
+        dict(id="large-offset", given="a series at 1e9 plus a random walk (steps of 1), trained and predicted "
+             "directly", run=lambda _: _direct(_frame(level=1e9), "csdi"),
+             returns="the walk forecast around its last value, a band > 0", check=_direct_offset_kept),
         dict(id="freq-ME", given="freq='ME' (a timestamp alias)", run=lambda _: CSDIForecastEstimator("ME", H, 2).freq,
              returns="the period alias 'M' that GluonTS dates entries by", check=lambda f: f == "M" or pytest.fail(f)),
         dict(id="freq-SME", given="freq='SME'", run=lambda _: CSDIForecastEstimator("SME", H, 2), raises=ValueError,
@@ -156,6 +204,12 @@ CASES = {
         dict(id="dataset-freq-pair", given="the (dataset, freq) pair frame_to_dataset returns",
              run=lambda _: TimeGradEstimator("h", H, 2).train(frame_to_dataset(_frame())), raises=TypeError,
              words=["(dataset, freq) pair"]),
+        dict(id="large-offset", given="a series at 1e9 plus a random walk (steps of 1), trained and predicted "
+             "directly", run=lambda _: _direct(_frame(level=1e9)),
+             returns="the walk forecast around its last value, a band > 0", check=_direct_offset_kept),
+        dict(id="float32-offset", given="a ListDataset (float32 targets) of 1e9 plus a random walk",
+             run=_float32_warnings, returns="a UserWarning: float32 has rounded the steps; keep the target float64",
+             check=lambda msgs: any("float32" in m and "keep the target float64" in m for m in msgs) or pytest.fail(str(msgs))),
         dict(id="freq-QS", given="freq='QS' (a timestamp alias)", run=lambda _: TimeGradEstimator("QS", H, 2).freq,
              returns="the period alias 'Q-DEC'", check=lambda f: f == "Q-DEC" or pytest.fail(f)),
     ],

@@ -1,5 +1,7 @@
 """TimeGradEstimator / TimeGradPredictor through GluonTS and Lightning on a real slice of exchange_rate."""
 
+import random
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -216,3 +218,27 @@ def test_paper_preset_is_the_estimators_defaults():
     assert {k: defaults[k] for k in PAPER_SETTINGS} == PAPER_SETTINGS
     est = TimeGradEstimator(freq="h", prediction_length=24, target_dim=7, **PAPER_SETTINGS)
     assert (est.model_kwargs["num_train_steps"], est.model_kwargs["hidden_size"], est.trainer_kwargs["max_epochs"]) == (100, 40, 20)
+
+
+def test_seeded_training_leaves_the_global_generators_alone():
+    """A seeded train() is reproducible and does not reseed the caller's generators: Python's, NumPy's and
+    torch's next draws are the ones they would have given without it (it used to call seed_everything)."""
+    from multidiff.datasets.gluonts_adapters import frame_to_dataset
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(rng.normal(size=(40, 2)), index=pd.date_range("2000", periods=40, freq="h"))
+    ds, freq = frame_to_dataset(df)
+    est = TimeGradEstimator(freq=freq, prediction_length=3, target_dim=2, context_length=8, batch_size=4,
+                            num_batches_per_epoch=2, max_epochs=1, num_parallel_samples=4, seed=0)
+    draws = lambda: (random.random(), float(np.random.random()), float(torch.rand(1)))
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    try:
+        expected = draws()
+        random.setstate(states[0]), np.random.set_state(states[1]), torch.set_rng_state(states[2])
+        first = est.train(ds)
+        assert draws() == expected
+        second = est.train(ds)  # the seed still fixes the run
+        for a, b in zip(first.prediction_net.state_dict().values(), second.prediction_net.state_dict().values()):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+    finally:
+        random.setstate(states[0]), np.random.set_state(states[1]), torch.set_rng_state(states[2])

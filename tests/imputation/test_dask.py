@@ -128,11 +128,12 @@ def test_a_segment_sends_windows_to_the_network_in_the_groups_of_the_whole_serie
     assert overlap == 11 + 2 * 12
     a, b = 100, 230  # rows 100..229: windows 8..19 own them; the groups are 6-8, 9-11, ..., 18-20
     base = mdask.interpolate_series(z)
-    part = imp._sample_segment(z[a - overlap:b + overlap], base[a - overlap:b + overlap], a - overlap, len(z), (a, b), 4)
+    part = imp._sample_segment(z[a - overlap:b + overlap], base[a - overlap:b + overlap], a - overlap, len(z), (a, b), 4,
+                               imp.low_, imp.high_)
     assert seen.pop() == [list(range(i, i + 3)) for i in range(6, 21, 3)]
     np.testing.assert_array_equal(part, whole[:, a:b])
     with pytest.raises(ValueError, match=r"rows 100..229 need the rows 72..251 of the series, but the segment holds"):
-        imp._sample_segment(z[a - 5:b + 5], base[a - 5:b + 5], a - 5, len(z), (a, b), 4)
+        imp._sample_segment(z[a - 5:b + 5], base[a - 5:b + 5], a - 5, len(z), (a, b), 4, imp.low_, imp.high_)
 
 
 def test_a_series_shorter_than_a_window_is_imputed_in_one_task(imputer):

@@ -7,22 +7,30 @@ import pytest
 import torch
 
 from multidiff.core.checkpoint import CheckpointKindError, save_checkpoint
+from multidiff.core.training import TrainConfig
 from multidiff.nets.classifiers import ConvClassifier
 from multidiff.nets.unet_small import SmallUNet
-from multidiff.tasks.purify import Defended, Purifier, load_models
+from multidiff.tasks.purify import Defended, Purifier, evaluate, load_models, save_models, train_classifier
 
 
 @pytest.fixture(scope="module")
 def ctx(tmp_path_factory):
-    """A purifier and a defended classifier for 1-channel 8x8 images (untrained), and a folder holding
-    a checkpoint of another kind."""
+    """A purifier and a defended classifier for 1-channel 8x8 images (untrained), a classifier trained
+    on 8x8 images for one epoch (``trained``), and a folder holding checkpoints: of another kind
+    (``tts``), of the trained classifier (``purifier``) and as written before the classifier's input
+    size was recorded (``older``)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         purifier = Purifier(SmallUNet(1, dims=2, time_scale=1000.0, base=8), t_star=0.05, sampler_steps=2)
         defended = Defended(ConvClassifier(1, 10, width=8), purifier)
+        x, y = torch.rand(8, 1, 8, 8), torch.arange(8) % 2
+        trained = train_classifier(x, y, 2, TrainConfig(epochs=1, progress=False, seed=0), batch_size=4, width=8)
     tmp = tmp_path_factory.mktemp("purify_bad")
     save_checkpoint(tmp / "tts", {"w": torch.zeros(1)}, {}, kind="tts")
-    return SimpleNamespace(purifier=purifier, defended=defended, tmp=tmp)
+    meta = {"data_range": [0.0, 1.0]}
+    save_models(tmp / "purifier", purifier.model, trained, meta)
+    save_models(tmp / "older", purifier.model, defended.classifier, meta)  # no input size, as before it was saved
+    return SimpleNamespace(purifier=purifier, defended=defended, trained=trained, tmp=tmp)
 
 
 def _x(*shape, dtype=torch.float32):
@@ -36,6 +44,24 @@ def _same_shape_in_range(out):
 
 def _identity(out):
     assert torch.equal(out, _x(2, 1, 8, 8))
+
+
+def _loaded_defended(c, folder, x):
+    """``Defended`` around the classifier loaded from ``c.tmp / folder``, applied to ``x``."""
+    _, classifier, _ = load_models(c.tmp / folder, "cpu")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return classifier, Defended(classifier, c.purifier)(x)
+
+
+def _any_size_taken(result):
+    classifier, logits = result
+    assert getattr(classifier, "input_size", None) is None
+    assert logits.shape == (2, 10) and torch.isfinite(logits).all()
+
+
+_OTHER_SIZE = ["(2, 1, 16, 16)", "images of 16x16", "trained on images of 8x8", "resize", "interpolate",
+               "train a classifier on images of 16x16"]
 
 
 CASES = {
@@ -76,6 +102,8 @@ CASES = {
              words=["(2, 3, 8, 8)", "ConvClassifier", "1 channel"]),
         dict(id="flat", given="flattened images (2, 64)", run=lambda c: c.defended(_x(2, 64)), raises=ValueError,
              words=["(2, 64)", "ConvClassifier"]),
+        dict(id="other-size", given="16x16 images to a classifier trained on 8x8 (was classified without a word)",
+             run=lambda c: Defended(c.trained, c.purifier)(_x(2, 1, 16, 16)), raises=ValueError, words=_OTHER_SIZE),
         dict(id="n-votes-0", given="n_votes=0", run=lambda c: Defended(c.defended.classifier, c.purifier, n_votes=0),
              raises=ValueError, words=["n_votes", ">= 1"]),
     ],
@@ -84,6 +112,21 @@ CASES = {
              raises=CheckpointKindError, words=["'tts' checkpoint", "multidiff.tasks.tts.load"]),
         dict(id="missing", given="a folder that does not exist", run=lambda c: load_models(c.tmp / "nope", "cpu"),
              raises=FileNotFoundError, words=["nope"]),
+        dict(id="other-size", given="16x16 images to a loaded classifier saved as trained on 8x8",
+             run=lambda c: _loaded_defended(c, "purifier", _x(2, 1, 16, 16)), raises=ValueError, words=_OTHER_SIZE),
+        dict(id="older-checkpoint", given="a checkpoint written before the classifier's input size was saved, "
+             "16x16 images", run=lambda c: _loaded_defended(c, "older", _x(2, 1, 16, 16)),
+             returns="loads, and takes inputs of any size as before", check=_any_size_taken),
+    ],
+    "train_classifier(x_train, y_train, n_classes)": [
+        dict(id="records-size", given="8x8 images", run=lambda c: c.trained.input_size,
+             returns="a classifier that records input_size (8, 8)", check=lambda s: s == (8, 8) or pytest.fail(str(s))),
+    ],
+    "evaluate(classifier, purifier, data)": [
+        dict(id="other-size", given="16x16 test images for a classifier trained on 8x8",
+             run=lambda c: evaluate(c.trained, c.purifier, (_x(2, 1, 16, 16), torch.zeros(2, dtype=torch.long)),
+                                    attacks=["fgsm"], device="cpu"),
+             raises=ValueError, words=["data x has shape (2, 1, 16, 16)", "trained on images of 8x8"]),
     ],
 }
 
@@ -100,4 +143,14 @@ def test_defended(case, check_case, ctx):
 
 @pytest.mark.parametrize("case", CASES["load_models(directory)"], ids=lambda c: c["id"])
 def test_load_models(case, check_case, ctx):
+    check_case(case, ctx)
+
+
+@pytest.mark.parametrize("case", CASES["train_classifier(x_train, y_train, n_classes)"], ids=lambda c: c["id"])
+def test_train_classifier(case, check_case, ctx):
+    check_case(case, ctx)
+
+
+@pytest.mark.parametrize("case", CASES["evaluate(classifier, purifier, data)"], ids=lambda c: c["id"])
+def test_evaluate(case, check_case, ctx):
     check_case(case, ctx)

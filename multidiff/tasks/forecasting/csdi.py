@@ -43,7 +43,7 @@ from ...core.losses import denoising_mse, draw_discrete_t
 from ...core.schedules import alpha_bars, make_betas
 from ...core.training import TrainConfig, TrainResult, fit, resolve_train_config
 from ...core.validate import check_whole
-from ...datasets.gluonts_adapters import check_dataset, period_freq, same_freq
+from ...datasets.gluonts_adapters import check_dataset, period_freq, same_freq, shift_to_level
 from ...nets.csdi import CSDINet
 
 __all__ = ["DEFAULT_TRAIN_CONFIG", "calendar_features", "standardise", "step_scale", "naive_base", "choose_season", "CSDIForecastModel", "CSDIForecastEstimator", "CSDIForecastPredictor", "CSDI_SAMPLERS"]
@@ -259,10 +259,14 @@ class _RandomWindows:
             yield batch
 
 
-def _targets(dataset, target_dim: int, freq: Optional[str], min_length: int, what: str) -> list[dict]:
-    """Entries as dicts with a float32 (D, T) ``target``; clear errors for entries the model cannot use."""
+def _targets(dataset, target_dim: int, freq: Optional[str], min_length: int, what: str,
+             context_length: int) -> list[dict]:
+    """Entries as dicts with a float32 (D, T) ``target`` taken off its float64 ``level`` (D,)
+    (:func:`~multidiff.datasets.gluonts_adapters.shift_to_level`: 0 but for series far from zero,
+    whose steps float32 would round away); clear errors for entries the model cannot use."""
     out = []
     for data in dataset:
+        data, level = shift_to_level(data, context_length, stacklevel=4)
         target = np.asarray(data["target"], dtype=np.float32)
         item = data.get("item_id", "?")
         if target.ndim != 2:
@@ -279,7 +283,7 @@ def _targets(dataset, target_dim: int, freq: Optional[str], min_length: int, wha
         if freq is not None and isinstance(start, pd.Period) and not same_freq(start, freq):
             raise ValueError(f"entry {item!r} has frequency {start.freqstr!r} but the model was built with "
                              f"freq={freq!r}")
-        out.append({**data, "target": target})
+        out.append({**data, "target": target, "level": np.broadcast_to(level, target.shape[:1])})
     if not out:
         raise ValueError(f"the dataset for {what} is empty")
     return out
@@ -312,7 +316,7 @@ class CSDIForecastPredictor(Predictor):
         comes from torch's global generator (seed it for reproducible forecasts)."""
         num_samples = check_whole("num_samples", num_samples, none="num_parallel_samples")
         check_dataset(dataset, "dataset")
-        entries = _targets(dataset, self.model.net.n_features, self.freq, 1, "prediction")
+        entries = _targets(dataset, self.model.net.n_features, self.freq, 1, "prediction", self.model.context_length)
         return self._predict(entries, num_samples or self.num_parallel_samples)
 
     def _predict(self, entries: list[dict], num_samples: int):
@@ -333,8 +337,10 @@ class CSDIForecastPredictor(Predictor):
                                         self.sampler_steps, time_features=features).cpu().numpy()  # (S, B, D, H)
             for i, e in enumerate(chunk):
                 start = pd.Period(e["start"], freq=self.freq) + e["target"].shape[1]
-                yield SampleForecast(samples=samples[:, i].transpose(0, 2, 1), start_date=start,
-                                     item_id=e.get("item_id"))
+                paths = samples[:, i].transpose(0, 2, 1)
+                if e["level"].any():  # a series far from zero: back to its level, in float64
+                    paths = paths.astype(np.float64) + e["level"]
+                yield SampleForecast(samples=paths, start_date=start, item_id=e.get("item_id"))
 
     def serialize(self, path: str | os.PathLike) -> None:
         """Write the predictor to the folder ``path`` (safetensors weights + JSON)."""
@@ -439,13 +445,14 @@ class CSDIForecastEstimator:
         if validation_data is not None:
             check_dataset(validation_data, "validation_data")
         length = self.context_length + self.prediction_length
-        entries = _targets(training_data, self.target_dim, self.freq, length, "training")
+        entries = _targets(training_data, self.target_dim, self.freq, length, "training", self.context_length)
         train = [e["target"] for e in entries]
         calendar = self.model_config["time_feature_dim"] > 0
         features = [calendar_features(e["start"], e["target"].shape[1], self.freq) for e in entries] if calendar else None
         val = None
         if validation_data is not None:
-            val_entries = _targets(validation_data, self.target_dim, self.freq, length, "validation")
+            val_entries = _targets(validation_data, self.target_dim, self.freq, length, "validation",
+                                   self.context_length)
             val = [{"values": torch.from_numpy(np.stack([e["target"][:, -length:] for e in val_entries]))}]
             if calendar:
                 val[0]["time_features"] = torch.from_numpy(np.stack([

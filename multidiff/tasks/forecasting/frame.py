@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from ...core.validate import check_whole
-from ...datasets.gluonts_adapters import frame_index, period_freq, values_to_dataset
+from ...datasets.gluonts_adapters import frame_index, period_freq, series_level, values_to_dataset
 from .csdi import CSDIForecastEstimator, CSDIForecastPredictor
 from .timegrad import TimeGradEstimator, TimeGradPredictor
 
@@ -116,7 +116,7 @@ def forecast(df: pd.DataFrame, horizon: int, n_samples: int = 100, quantiles: Se
     if unseen:
         warnings.warn(f"columns {unseen[:10]} have no observed value in the last {context_length} rows (the "
                       "context); their forecast uses the mean scale of the other columns", UserWarning, stacklevel=2)
-    level = _level(values, context_length)
+    level = series_level(values, context_length)
     with _quiet_period_aliases():
         ds = values_to_dataset(values - level, index, freq)
         if est is not None:
@@ -137,24 +137,6 @@ def _quiet_period_aliases():
         warnings.filterwarnings("ignore", message=r"'\w+(-\w+)?' is deprecated and will be removed",
                                 category=FutureWarning)
         yield
-
-
-# a level this many times a series' step-to-step variation is taken off before the float32 models
-# see the series: float32 keeps 7 digits, so at 1e4 a step still has ~3 of them
-_LEVEL_RATIO = 1e4
-
-
-def _level(values: np.ndarray, context_length: int) -> np.ndarray:
-    """Per column (T, D) -> (D,): the float64 mean of the observed context values where that level is
-    more than :data:`_LEVEL_RATIO` times the column's variation (the std of its one-step changes,
-    else of its values), 0 elsewhere."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # columns with < 2 observed values
-        level = np.nanmean(values[-context_length:], axis=0)
-        spread = np.nanstd(np.diff(values, axis=0), axis=0)
-        spread = np.where(spread > 0, spread, np.nanstd(values, axis=0))
-    level = np.nan_to_num(level)
-    return np.where(np.abs(level) > _LEVEL_RATIO * np.nan_to_num(spread), level, 0.0)
 
 
 def _estimator(model: str, freq: str, horizon: int, dim: int, max_time: Optional[float], seed: int, progress: bool,

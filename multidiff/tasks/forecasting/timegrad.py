@@ -8,6 +8,7 @@ samples (S, H, D).
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import inspect
@@ -33,6 +34,7 @@ with warnings.catch_warnings():  # gluonts.json's import-time advert for orjson 
     from gluonts.dataset.loader import as_stacked_batches
     from gluonts.env import env
     from gluonts.itertools import Cached, Cyclic, select
+    from gluonts.model.forecast import SampleForecast
     from gluonts.time_feature import time_features_from_frequency_str
     from gluonts.torch.model.estimator import PyTorchLightningEstimator, TrainOutput
     from gluonts.torch.model.predictor import PyTorchPredictor
@@ -42,9 +44,9 @@ with warnings.catch_warnings():  # gluonts.json's import-time advert for orjson 
 
 from ...core.checkpoint import check_kind, load_checkpoint, save_checkpoint, write_json_atomic, write_text_atomic
 from ...core.deprecation import rename_keys, renamed_kwargs
-from ...core.device import resolve_device, seed_everything
+from ...core.device import resolve_device, seeded
 from ...core.validate import check_whole
-from ...datasets.gluonts_adapters import check_dataset, period_freq, same_freq
+from ...datasets.gluonts_adapters import LevelShifted, check_dataset, period_freq, same_freq, shift_to_level
 from .timegrad_model import RENAMED, SAMPLER_NAMES, TimeGradModel
 
 __all__ = ["TimeGradEstimator", "TimeGradPredictor", "TimeGradLightningModule", "CheckMultivariate",
@@ -239,15 +241,31 @@ class TimeGradPredictor(PyTorchPredictor):
 
     def predict(self, dataset, num_samples: Optional[int] = None):
         """Forecasts for each entry; ``num_samples`` paths (default: the estimator's
-        ``num_parallel_samples``) are drawn in one batched pass per step."""
+        ``num_parallel_samples``) are drawn in one batched pass per step. A series far from zero
+        (``1e9 + a random walk``) is forecast around its float64 level
+        (:func:`~multidiff.datasets.gluonts_adapters.shift_to_level`): its samples come back in
+        float64."""
         num_samples = check_whole("num_samples", num_samples, none="num_parallel_samples")  # now, not when iterated
         return self._predict(dataset, num_samples)
 
     def _predict(self, dataset, num_samples: Optional[int]):
         model, saved = self.model, self.model.num_parallel_samples
         model.num_parallel_samples = saved if num_samples is None else num_samples
+        levels = collections.deque()
+
+        def shifted():
+            for entry in dataset:
+                entry, level = shift_to_level(entry, model.context_length, stacklevel=5)
+                levels.append(level)
+                yield entry
+
         try:
-            yield from super().predict(dataset)
+            for fc in super().predict(shifted()):
+                level = levels.popleft()
+                if level.any():
+                    fc = SampleForecast(np.asarray(fc.samples, dtype=np.float64) + level, fc.start_date, fc.item_id,
+                                        fc.info)
+                yield fc
         finally:
             model.num_parallel_samples = saved
 
@@ -439,18 +457,23 @@ class TimeGradEstimator(PyTorchLightningEstimator):
         Nothing is written to disk by default. Lightning's ``default_root_dir`` is a temporary
         folder, removed after training, unless ``trainer_kwargs["default_root_dir"]`` is set (for
         checkpoints you ask for with ``trainer_kwargs={"enable_checkpointing": True}`` or
-        ``callbacks=[ModelCheckpoint(...)]``).
+        ``callbacks=[ModelCheckpoint(...)]``). With ``seed``, training is reproducible and the
+        caller's global generators (Python, NumPy, torch) are left as they were
+        (:func:`multidiff.core.device.seeded`). A series far from zero (``1e9 + a random walk``)
+        trains around its float64 level (:func:`~multidiff.datasets.gluonts_adapters.shift_to_level`)
+        so that float32 keeps its steps.
         """
         check_dataset(training_data)
         if validation_data is not None:
             check_dataset(validation_data, "validation_data")
-        if self.seed is not None:
-            seed_everything(self.seed)
-        for _ in self._checker().apply(training_data, is_train=True):  # errors before Lightning starts
-            pass
+        for entry in self._checker().apply(training_data, is_train=True):  # errors and warnings before Lightning
+            shift_to_level(entry, self.context_length, stacklevel=3)
+        training_data = LevelShifted(training_data, self.context_length)
+        if validation_data is not None:
+            validation_data = LevelShifted(validation_data, self.context_length)
         saved = dict(self.trainer_kwargs)  # train_model pops "callbacks"
         try:
-            with tempfile.TemporaryDirectory(prefix="timegrad-") as tmp:
+            with seeded(self.seed), tempfile.TemporaryDirectory(prefix="timegrad-") as tmp:
                 self.trainer_kwargs.setdefault("default_root_dir", tmp)
                 return self.train_model(training_data, validation_data, shuffle_buffer_length=shuffle_buffer_length,
                                         cache_data=cache_data, ckpt_path=ckpt_path).predictor

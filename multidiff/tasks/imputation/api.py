@@ -516,7 +516,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return length - 1 + (per_call - 1) * (self.stride or length)
 
     def _sample_segment(self, z: np.ndarray, base: Optional[np.ndarray], first_row: int, n_rows: int,
-                        own: tuple[int, int], n_samples: int) -> np.ndarray:
+                        own: tuple[int, int], n_samples: int, low: np.ndarray, high: np.ndarray) -> np.ndarray:
         """Samples (n_samples, own rows, K) of the rows ``own = (a, b)`` (global numbers, end
         excluded) of a normalised series of ``n_rows`` rows, of which ``z`` holds the rows from
         ``first_row`` on (and ``base`` its interpolation over the whole series).
@@ -524,7 +524,8 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         They equal rows a..b of :meth:`_sample_normalised` over the whole series: the windows,
         their seeds and the groups of windows that share a network call are those of the whole
         series (float32 matmuls of other shapes could round differently), so ``z`` must reach
-        :meth:`_segment_overlap` rows past the segment (less at the ends of the series)."""
+        :meth:`_segment_overlap` rows past the segment (less at the ends of the series); ``low`` and
+        ``high`` are the whole series' :meth:`_observed_range`."""
         starts, length, per_call = self._window_plan(n_rows, z.shape[1], n_samples)
         a, b = own
         owners = window_owners(np.arange(a, b), starts, length)
@@ -535,7 +536,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         windows = np.arange(first, last)
         calls = [windows[i:i + per_call] for i in range(0, len(windows), per_call)]
         out = self._sample_windows(self.model_, z, base, first_row, starts, length, calls, n_samples, self.seed,
-                                   self.low_, self.high_)
+                                   low, high)
         rows = np.arange(a, b)
         picked = out[owners - first, :, rows - starts[owners], :]  # (own rows, S, K)
         return np.ascontiguousarray(picked.transpose(1, 0, 2))

@@ -239,8 +239,13 @@ def _time_split(ddf, imp: Imputer, ship, n: int, meta: pd.DataFrame):
     # map_overlap takes no Delayed argument (it would arrive unresolved): the imputer goes with each
     # task, a pickle about the size of its weights (450 kB for the defaults); the path of a saved
     # imputer is a short string instead, read once per worker process
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # columns with no observation in a partition
+        seen = np.stack([np.nanmin([s["low"] for s in stats if s["rows"]], axis=0),
+                         np.nanmax([s["high"] for s in stats if s["rows"]], axis=0)])
+    bounds = imp._observed_range(imp._normalise(seen).astype(np.float32))  # as the whole series', warned here
     return prepared.map_overlap(_impute_chunk, overlap, overlap, ship=ship, offsets=offsets, overlap=overlap,
-                                n_samples=n, meta=meta)
+                                n_samples=n, bounds=bounds, meta=meta)
 
 
 def _base_name(j: int) -> str:
@@ -249,7 +254,8 @@ def _base_name(j: int) -> str:
 
 def _edge_stats(part: pd.DataFrame, ship, i: int) -> dict:
     """Rows of partition ``i`` and, per column, its first and last observations (row, value; row
-    -1 for none): all that the other partitions need to know of it to interpolate across it."""
+    -1 for none) and its lowest and highest: all that the other partitions need to know of it to
+    interpolate across it and to bound the samples as the whole series bounds them."""
     if len(part) == 0:
         return {"rows": 0}
     with _quiet():
@@ -262,7 +268,10 @@ def _edge_stats(part: pd.DataFrame, ship, i: int) -> dict:
     first = np.where(obs.any(0), obs.argmax(0), -1)
     last = np.where(obs.any(0), len(obs) - 1 - obs[::-1].argmax(0), -1)
     value = lambda pos: np.where(pos >= 0, values[np.clip(pos, 0, None), cols], 0.0)
-    return {"rows": len(part), "first": (first, value(first)), "last": (last, value(last))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+    return {"rows": len(part), "first": (first, value(first)), "last": (last, value(last)), "low": low, "high": high}
 
 
 def _edges(stats, offsets: tuple, imp: Imputer) -> list:
@@ -310,7 +319,7 @@ def _prepare(part: pd.DataFrame, ship, edges: list, offsets: tuple, partition_in
     return out.assign(**{_base_name(j): base[:, j] for j in range(base.shape[1])})
 
 
-def _impute_chunk(chunk: pd.DataFrame, ship, offsets: tuple, overlap: int, n_samples: int) -> pd.DataFrame:
+def _impute_chunk(chunk: pd.DataFrame, ship, offsets: tuple, overlap: int, n_samples: int, bounds: tuple) -> pd.DataFrame:
     """One partition with ``overlap`` rows of each neighbour -> the same rows, the partition's own
     filled (``map_overlap`` drops the neighbours' rows again)."""
     rows = chunk[_ROW].to_numpy()
@@ -320,7 +329,7 @@ def _impute_chunk(chunk: pd.DataFrame, ship, offsets: tuple, overlap: int, n_sam
     names = [c for c in chunk.columns if isinstance(c, str) and c.startswith("__multidiff_base_")]
     base = chunk[names].to_numpy(dtype=np.float32) if names else None
     data = chunk.drop(columns=[_ROW, *names])
-    return _fill(data, ship, i, int(rows[0]), (offsets[i], offsets[i + 1]), offsets[-1], base, n_samples)
+    return _fill(data, ship, i, int(rows[0]), (offsets[i], offsets[i + 1]), offsets[-1], base, n_samples, bounds)
 
 
 def _impute_one(part: pd.DataFrame, ship, n_samples: int) -> pd.DataFrame:
@@ -328,11 +337,11 @@ def _impute_one(part: pd.DataFrame, ship, n_samples: int) -> pd.DataFrame:
 
 
 def _fill(data: pd.DataFrame, ship, i: int, start: int, own: tuple, total: int, base: Optional[np.ndarray],
-          n_samples: int) -> pd.DataFrame:
+          n_samples: int, bounds: Optional[tuple] = None) -> pd.DataFrame:
     """``data``: the rows ``start..`` of a series of ``total`` rows; its rows ``own = (a, b)`` are
     filled as ``imputer.impute(whole series)`` fills them, the others are returned as they are.
-    ``base``: the whole series' interpolation at those rows (None: computed here, when ``data``
-    is the whole series)."""
+    ``base``: the whole series' interpolation at those rows and ``bounds`` the range its samples
+    may reach (None: computed here, when ``data`` is the whole series)."""
     a, b = own
     try:
         imp = ship.get()
@@ -345,7 +354,8 @@ def _fill(data: pd.DataFrame, ship, i: int, start: int, own: tuple, total: int, 
             z = imp._normalise(values).astype(np.float32)
             if base is None and imp.base is not None:
                 base = interpolate_series(z)
-            samples = imp._sample_segment(z, base, start, total, own, n_samples)
+            low, high = imp._observed_range(z) if bounds is None else bounds
+            samples = imp._sample_segment(z, base, start, total, own, n_samples, low, high)
             draws = np.where(np.isnan(mine)[None], samples * imp.std_ + imp.mean_, mine[None])
             filled[a - start:b - start] = np.median(draws, axis=0)
         return with_values(data, frame, filled)

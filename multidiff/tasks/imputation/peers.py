@@ -94,11 +94,14 @@ def _fit_for(make: Callable[[int], object], data: dict, budget_s: float) -> tupl
 
 def _pypots(kind: str, window: int, n_samples: int, sizes: dict, seed: int = 0):
     def run(train, inputs, budget_s):
+        from ...core.device import seeded
+        with seeded(seed):  # PyPOTS draws from the global generators: seed them, and give the caller's back
+            return _run(train, inputs, budget_s)
+
+    def _run(train, inputs, budget_s):
         import torch
         from pypots.imputation import CSDI, SAITS
-        from pypots.utils.random import set_random_seed
 
-        set_random_seed(seed)
         k = train[0].shape[1]
         mean = np.nanmean(np.concatenate(train), axis=0)
         std = np.nanstd(np.concatenate(train), axis=0)

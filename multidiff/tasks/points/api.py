@@ -37,7 +37,7 @@ from ...datasets.pointclouds import (NORMALIZATIONS, Normalization, PointCloudFo
                                     partial_scan, read_cloud, shape_seed)
 from .latent import (DECODER_WIDTHS, DEFAULT_LATENT_TRAIN_CONFIG, ENCODER_WIDTHS, PRIOR_TRAIN_CONFIG, TIME_FEATURES,
                      LatentPointDiffusion)
-from .model import PointModel, _PointDiffusion
+from .model import PointModel, _PointDiffusion, check_training_args
 
 __all__ = ["Generator", "Completer", "LatentGenerator", "save_clouds", "load_clouds", "completion_pairs", "up_rotation",
            "UP_AXES", "scan_list", "prepare_scans", "restore_scan"]
@@ -133,6 +133,7 @@ class LatentGenerator(PointModel):
                             ("encoder_points", encoder_points), ("batch_size", batch_size),
                             ("num_train_steps", num_train_steps), ("prior_num_train_steps", prior_num_train_steps)):
             check_whole(name, value)
+        check_training_args(batch_size=batch_size, views=1, epochs=epochs, max_steps=max_steps, lr=lr)
         self.prior_max_steps = check_whole("prior_max_steps", prior_max_steps, 0)
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")

@@ -29,7 +29,7 @@ from ...nets.pointwise import PointwiseDenoiser
 from .api import completion_pairs, prepare_scans, restore_scan, scan_list, up_rotation
 from .latent import (DECODER_WIDTHS, DEFAULT_LATENT_TRAIN_CONFIG, ENCODER_WIDTHS, TIME_FEATURES, sample_points,
                      time_features)
-from .model import PointModel, _PointDiffusion
+from .model import PointModel, _PointDiffusion, check_training_args
 
 __all__ = ["LatentCompleter", "ScanCompletionDiffusion"]
 
@@ -127,6 +127,7 @@ class LatentCompleter(PointModel):
                             ("train_points", train_points), ("encoder_points", encoder_points),
                             ("batch_size", batch_size)):
             check_whole(name, value)
+        check_training_args(batch_size=batch_size, views=views, epochs=epochs, max_steps=max_steps, lr=lr)
         if max_known is not None and not 0 < max_known < num_points:
             raise ValueError(f"max_known must lie in [1, num_points - 1] = [1, {num_points - 1}], got {max_known}")
         if normalization not in NORMALIZATIONS:

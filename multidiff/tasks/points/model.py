@@ -5,6 +5,8 @@ through the core's DDPM / DDIM / DPM-Solver++(2M) (with DDPM's ``clip_denoised``
 the task on top."""
 from __future__ import annotations
 
+import math
+import numbers
 from pathlib import Path
 from typing import Optional
 
@@ -17,6 +19,7 @@ from ...core.deprecation import rename_keys, renamed_attribute, renamed_kwargs
 from ...core import samplers
 from ...core.samplers import run as run_sampler
 from ...core.schedules import alpha_bars, linear_betas
+from ...core.validate import check_whole
 from ...core.training import Batches, TrainConfig, TrainResult, fit as train_loop, resolve_train_config
 from ...datasets.pointclouds import NORMALIZATIONS, PointCloudFolder, check_points, load_folder, normalize, resample
 from ...nets.point_denoiser import PointDenoiser
@@ -38,6 +41,18 @@ _HPARAMS = ("num_points", "channels", "layers", "k", "num_train_steps", "beta_st
             "max_known", "views")
 _RENAMED = {"num_steps": "num_train_steps"}  # old hyper-parameter names, accepted until the next release
 KIND_VERSION = 2  # 2: the hyper-parameter num_train_steps; 1 (still read): num_steps
+
+
+def check_training_args(batch_size, views, epochs, max_steps, lr) -> None:
+    """``ValueError`` naming the argument for a training setting no run can use, when the model is
+    built rather than after the data are read (0 epochs or a batch of 0 clouds used to start reading
+    and training; a NaN learning rate to train on NaN)."""
+    for name, value, none in (("batch_size", batch_size, None), ("views", views, None),
+                              ("epochs", epochs, "the train_config's"), ("max_steps", max_steps, "no limit")):
+        check_whole(name, value, none=none)
+    if lr is not None and (isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr)
+                           or not lr > 0):
+        raise ValueError(f"lr must be > 0 (a finite number), got {lr!r}")
 
 
 class PointModel:
@@ -88,6 +103,7 @@ class _PointDiffusion(PointModel):
                  max_known: Optional[int] = None, views: int = 4, train_config: Optional[TrainConfig] = None):
         if num_points < 2:
             raise ValueError(f"num_points must be >= 2, got {num_points}")
+        check_training_args(batch_size=batch_size, views=views, epochs=epochs, max_steps=max_steps, lr=lr)
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
         if max_known is not None and not 0 < max_known < num_points:

@@ -120,7 +120,10 @@ def train_denoiser(x_train: torch.Tensor, train_config: Optional[TrainConfig] = 
 def train_classifier(x_train: torch.Tensor, y_train: torch.Tensor, n_classes: int,
                      train_config: Optional[TrainConfig] = None, batch_size: int = 64, **net_kwargs) -> nn.Module:
     """Train a :class:`~multidiff.nets.classifiers.ConvClassifier` with cross-entropy through
-    ``core.training.fit``, with ``train_config`` (None: :data:`DEFAULT_CLASSIFIER_TRAIN_CONFIG`)."""
+    ``core.training.fit``, with ``train_config`` (None: :data:`DEFAULT_CLASSIFIER_TRAIN_CONFIG`).
+    The network records the input size it was trained on (``net.input_size``, e.g. ``(8, 8)``;
+    saved by :func:`save_models`): :class:`Defended` and ``evaluate`` refuse inputs of other sizes,
+    which its adaptive pooling would otherwise take without a word."""
     from ...nets.classifiers import ConvClassifier
 
     check_input(x_train, "x_train")
@@ -131,21 +134,29 @@ def train_classifier(x_train: torch.Tensor, y_train: torch.Tensor, n_classes: in
         raise ValueError(f"y_train must have shape ({len(x_train)},), got {tuple(y_train.shape)}")
     config = _train_config(DEFAULT_CLASSIFIER_TRAIN_CONFIG, train_config, net_kwargs, "train_classifier")
     net = ConvClassifier(x_train.shape[1], n_classes, dims=x_train.dim() - 2, **net_kwargs)
+    net.input_size = tuple(x_train.shape[2:])
     loss_fn = lambda model, batch: nn.functional.cross_entropy(model(batch[0]), batch[1])
     fit(net, loss_fn, _batches([x_train.float(), y_train.long()], batch_size, config.seed), config)
     return net
 
 
 def save_models(directory: str | Path, denoiser: nn.Module, classifier: nn.Module, meta: dict) -> Path:
-    """Write both networks and their hyper-parameters as one atomic safetensors checkpoint."""
+    """Write both networks and their hyper-parameters as one atomic safetensors checkpoint (with the
+    classifier's ``input_size`` when it records one)."""
     from ...core.checkpoint import save_checkpoint
+
+    size = getattr(classifier, "input_size", None)
+    extra = {} if size is None else {"classifier_input_size": [int(n) for n in size]}
     return save_checkpoint(directory, {"denoiser": denoiser.state_dict(), "classifier": classifier.state_dict()},
-                           {"denoiser": denoiser.config, "classifier": classifier.config, **meta}, kind="purifier")
+                           {"denoiser": denoiser.config, "classifier": classifier.config, **meta, **extra},
+                           kind="purifier")
 
 
 def load_models(directory: str | Path, device: str = "auto") -> tuple[nn.Module, nn.Module, dict]:
     """Inverse of :func:`save_models`: ``(denoiser, classifier, meta)`` in eval mode on ``device``;
-    a checkpoint of another kind raises :class:`~multidiff.core.checkpoint.CheckpointKindError`."""
+    a checkpoint of another kind raises :class:`~multidiff.core.checkpoint.CheckpointKindError`.
+    The classifier gets back the ``input_size`` it was trained on (checkpoints written before it was
+    recorded load without one: inputs of any size are then taken)."""
     from ...core.checkpoint import load_checkpoint
     from ...core.device import resolve_device
     from ...nets.classifiers import ConvClassifier
@@ -157,5 +168,7 @@ def load_models(directory: str | Path, device: str = "auto") -> tuple[nn.Module,
     classifier = ConvClassifier(**meta["classifier"])
     denoiser.load_state_dict(states["denoiser"])
     classifier.load_state_dict(states["classifier"])
+    if meta.get("classifier_input_size") is not None:
+        classifier.input_size = tuple(meta["classifier_input_size"])
     dev = resolve_device(device)
     return denoiser.to(dev).eval(), classifier.to(dev).eval(), meta

@@ -39,7 +39,7 @@ from ...metrics.robustness import accuracy, correct, first_converged, mean_inter
 from ...metrics.tables import markdown_table
 from .api import Defended
 from .attacks import ATTACKS, check_eps, make_attack, run_attack, settings
-from .model import Purifier, check_range
+from .model import Purifier, check_input, check_range
 from .reference import REFERENCE_ATTACKS, reference_attack
 
 __all__ = ["evaluate", "Convergence", "RobustnessReport", "ATTACKS", "REFERENCE_ATTACKS", "save_grid",
@@ -281,6 +281,7 @@ def _points(tol: float) -> str:
 
 
 def _check_classifier(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    check_input(x, "data x", classifier)
     with torch.no_grad():
         out = classifier(x[:2])
     if out.dim() != 2 or out.shape[0] != len(x[:2]):

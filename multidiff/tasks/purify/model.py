@@ -28,7 +28,9 @@ __all__ = ["Purifier", "check_range", "check_input"]
 def check_input(x, what: str = "input", net: Optional[nn.Module] = None) -> None:
     """``TypeError`` / ``ValueError`` naming the fix unless ``x`` is a non-empty floating-point
     ``torch.Tensor`` with a batch axis, shaped as ``net`` takes it when ``net`` records its input
-    (``net.config["in_channels"]`` and ``["dims"]``, as multidiff's networks do)."""
+    (``net.config["in_channels"]`` and ``["dims"]``, as multidiff's networks do, and
+    ``net.input_size``, the image size or signal length a classifier was trained on, which
+    :func:`~multidiff.tasks.purify.api.train_classifier` and ``load_models`` set)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{what} must be a torch.Tensor, got {type(x).__name__}; convert it with "
                         "torch.as_tensor(x, dtype=torch.float32)")
@@ -49,6 +51,16 @@ def check_input(x, what: str = "input", net: Optional[nn.Module] = None) -> None
                              f"{channels} channel{'s' if channels != 1 else ''}; reshape the input to that layout "
                              "(e.g. x.reshape(len(x), " + (f"{channels}, -1" if dims == 1 else f"{channels}, H, W")
                              + ")) or use networks trained on inputs of this shape")
+    size = getattr(net, "input_size", None)
+    if size is not None and x.dim() == len(size) + 2 and tuple(x.shape[2:]) != tuple(size):
+        got, want = "x".join(map(str, x.shape[2:])), "x".join(map(str, size))
+        kind = "signals of length" if len(size) == 1 else "images of"
+        resize = (f"torch.nn.functional.interpolate(x, size={tuple(size)}, mode='area')" if len(size) == 2 else
+                  f"a crop or window of {size[0]} steps")
+        raise ValueError(f"{what} has shape {tuple(x.shape)}: {kind} {got}, but the {type(net).__name__} was trained "
+                         f"on {kind} {want} (batch, {x.shape[1]}, {', '.join(map(str, size))}); it would give an answer "
+                         f"for other sizes, just not a meaningful one. Resize the input to {want} (e.g. {resize}) or "
+                         f"train a classifier on {kind} {got}")
 
 
 def check_range(x: torch.Tensor, data_range: tuple[float, float], what: str = "input") -> None:

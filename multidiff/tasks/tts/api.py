@@ -38,6 +38,7 @@ from ...core.checkpoint import load_checkpoint, save_checkpoint
 from ...core.deprecation import renamed_kwargs
 from ...core.device import resolve_device
 from ...core.training import Batches, TrainConfig, TrainResult, fit, global_rank, resolve_train_config
+from ...core.validate import check_whole
 from ...nets.gradtts import GradTTSConfig, GradTTSNet, fit_length, sequence_mask
 from .model import DiffusionConfig, collate, gradtts_loss
 
@@ -94,12 +95,17 @@ def preset_settings(preset: Optional[str] = None, size: Optional[str] = None, ba
     if preset is not None and preset not in TRAINING_PRESETS:
         raise ValueError(f"preset must be one of {', '.join(TRAINING_PRESETS)} or None, got {preset!r}")
     base = TRAINING_PRESETS.get(preset, {})
+    check_whole("batch_size", batch_size, none="the preset's")  # 0 is not "the preset's": it used to mean 16
+    check_whole("segment_frames", segment_frames, none="the preset's")
+    if max_minutes is not None:
+        _check_positive("max_minutes", max_minutes, "a training-time budget in minutes")
     given = {"lr": lr, "warmup_steps": warmup_steps, "epochs": epochs,
              "max_time": None if max_minutes is None else 60.0 * max_minutes}
     cfg = replace(base.get("train_config", DEFAULT_TRAIN_CONFIG), **{k: v for k, v in given.items() if v is not None})
     cfg.validate()
-    return {"size": size or base.get("size", "gradtts"), "batch_size": batch_size or base.get("batch_size", 16),
-            "diffusion": {"segment_frames": segment_frames or base.get("segment_frames", DiffusionConfig.segment_frames)},
+    pick = lambda value, key, default: value if value is not None else base.get(key, default)
+    return {"size": size or base.get("size", "gradtts"), "batch_size": pick(batch_size, "batch_size", 16),
+            "diffusion": {"segment_frames": pick(segment_frames, "segment_frames", DiffusionConfig.segment_frames)},
             "train_config": cfg}
 
 
