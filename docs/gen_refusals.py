@@ -18,9 +18,9 @@ dict with
     returns what comes back, in words, and
     check   callable(result) asserting that value (a row that returns a value checks it)
 
-and one parametrised test per entry point runs the table through the ``check_case`` fixture of
-tests/conftest.py: ``check_case(case, ctx)``. To add a task (imputation: ``tests/imputation/
-test_bad_inputs.py``), write its ``CASES`` in this form and rerun this script; the modules are
+and one test per module, ``def test_bad_input(bad_input, check_case, ctx): check_case(bad_input,
+ctx)``, runs every row (tests/conftest.py parametrises ``bad_input`` over ``CASES``; ``check_case``
+checks it). To add a task, write its ``CASES`` in this form and rerun this script; the modules are
 imported by path, so a table must not need relative imports.
 """
 from __future__ import annotations

@@ -45,6 +45,14 @@ def run_case(case: dict, ctx=None):
     return result
 
 
+def pytest_generate_tests(metafunc):
+    """A test that takes ``bad_input`` runs once per row of its module's ``CASES`` tables (ids
+    ``entry/row``): one test per bad-input module, whatever the number of entry points."""
+    if "bad_input" in metafunc.fixturenames:
+        metafunc.parametrize("bad_input", [pytest.param(case, id=f"{entry.split('(')[0].strip()}/{case['id']}")
+                                           for entry, rows in metafunc.module.CASES.items() for case in rows])
+
+
 @pytest.fixture
 def check_case():
     """:func:`run_case` as a fixture, for the parametrised bad-input tables."""

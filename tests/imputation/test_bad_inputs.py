@@ -142,14 +142,8 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", CASES["impute(df)"], ids=lambda c: c["id"])
-def test_impute(case, check_case, ctx):
-    check_case(case, ctx)
-
-
-@pytest.mark.parametrize("case", CASES["Imputer.transform(X)"], ids=lambda c: c["id"])
-def test_transform(case, check_case, ctx):
-    check_case(case, ctx)
+def test_bad_input(bad_input, check_case, ctx):
+    check_case(bad_input, ctx)
 
 
 def test_inputs_are_not_mutated(ctx):

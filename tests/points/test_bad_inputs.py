@@ -70,16 +70,5 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", CASES["read_cloud(path)"], ids=lambda c: c["id"])
-def test_read_cloud(case, check_case, ctx):
-    check_case(case, ctx)
-
-
-@pytest.mark.parametrize("case", CASES["save_clouds(cloud, path)"], ids=lambda c: c["id"])
-def test_save_clouds(case, check_case, ctx):
-    check_case(case, ctx)
-
-
-@pytest.mark.parametrize("case", CASES["Completer.complete(partial) / Generator.sample(n)"], ids=lambda c: c["id"])
-def test_models(case, check_case, ctx):
-    check_case(case, ctx)
+def test_bad_input(bad_input, check_case, ctx):
+    check_case(bad_input, ctx)

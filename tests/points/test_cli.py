@@ -1,4 +1,5 @@
 import json
+import numpy as np
 
 from multidiff.cli import main
 
@@ -35,6 +36,7 @@ def test_cli_on_a_checkpoint_of_the_other_kind_names_the_command_that_fits(tmp_p
     assert main(["points", "sample", str(tmp_path / "comp"), str(tmp_path / "o"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "holds a 'points.completer' checkpoint" in err and "multidiff points complete" in err
+    np.save(tmp_path / "p.npy", clouds[0].numpy())  # a real partial cloud, so only the checkpoint is wrong
     assert main(["points", "complete", str(tmp_path / "gen"), str(tmp_path / "p.npy"), "--out", str(tmp_path / "o"),
                  "--device", "cpu"]) == 2
     err = capsys.readouterr().err

@@ -4,6 +4,8 @@ features, the seeded train-save-load-sample round trip, resuming, errors, and a 
 import json
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -368,6 +370,7 @@ def test_command_line_samples_a_latent_checkpoint_and_names_the_command_that_fit
     assert [p.name for p in written] == ["000.npy", "001.npy"]
     assert points.load_clouds(written[0]).shape == (64, 3)
     capsys.readouterr()
+    np.save(tmp_path / "p.npy", np.zeros((32, 3), np.float32))  # a real partial cloud: only the checkpoint is wrong
     assert main(["points", "complete", str(path), str(tmp_path / "p.npy"), "--out", str(tmp_path / "o"),
                  "--device", "cpu"]) == 2
     err = capsys.readouterr().err

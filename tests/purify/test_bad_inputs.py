@@ -131,26 +131,5 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", CASES["Purifier(model)(x)"], ids=lambda c: c["id"])
-def test_purifier(case, check_case, ctx):
-    check_case(case, ctx)
-
-
-@pytest.mark.parametrize("case", CASES["Defended(classifier, purifier)(x)"], ids=lambda c: c["id"])
-def test_defended(case, check_case, ctx):
-    check_case(case, ctx)
-
-
-@pytest.mark.parametrize("case", CASES["load_models(directory)"], ids=lambda c: c["id"])
-def test_load_models(case, check_case, ctx):
-    check_case(case, ctx)
-
-
-@pytest.mark.parametrize("case", CASES["train_classifier(x_train, y_train, n_classes)"], ids=lambda c: c["id"])
-def test_train_classifier(case, check_case, ctx):
-    check_case(case, ctx)
-
-
-@pytest.mark.parametrize("case", CASES["evaluate(classifier, purifier, data)"], ids=lambda c: c["id"])
-def test_evaluate(case, check_case, ctx):
-    check_case(case, ctx)
+def test_bad_input(bad_input, check_case, ctx):
+    check_case(bad_input, ctx)

@@ -107,24 +107,8 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", CASES["normalize_text(text)"], ids=lambda c: c["id"])
-def test_normalize_text(case, check_case):
-    check_case(case)
-
-
-@pytest.mark.parametrize("case", CASES["TTS.synthesize_mel(text)"], ids=lambda c: c["id"])
-def test_synthesize_mel(case, check_case, ctx):
-    check_case(case, ctx)
-
-
-@pytest.mark.parametrize("case", CASES["TTS.synthesize_mels(texts)"], ids=lambda c: c["id"])
-def test_synthesize_mels(case, check_case, ctx):
-    check_case(case, ctx)
-
-
-@pytest.mark.parametrize("case", CASES["tts.load(directory)"], ids=lambda c: c["id"])
-def test_load(case, check_case, ctx):
-    check_case(case, ctx)
+def test_bad_input(bad_input, check_case, ctx):
+    check_case(bad_input, ctx)
 
 
 def test_length_scale_one_is_the_reference(ctx):
