@@ -25,8 +25,8 @@ def add_parser(sub) -> None:
     add_data_option(p)
     p.add_argument("--forecaster", choices=["csdi", "timegrad"], default="csdi",
                    help="which model to train (forecast(df, model=...)); default csdi")
-    p.add_argument("--max-time", type=float, default=120.0,
-                   help="training budget in seconds (default 120); 0 for none (TimeGrad then runs --epochs)")
+    p.add_argument("--max-time", type=float, default=40.0,
+                   help="training budget in seconds (default 40); 0 for none (TimeGrad then runs --epochs)")
     p.add_argument("--context-length", type=int, default=None)
     p.add_argument("--epochs", type=int, default=None, help="timegrad: epochs (default 20, or until --max-time)")
     p.add_argument("--batches-per-epoch", type=int, default=None, help="default 100")

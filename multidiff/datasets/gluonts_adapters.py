@@ -15,12 +15,13 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import pandas as pd
 
+from ..core.validate import check_whole
 from .fetch import locate
 from .frames import numeric_frame, parse_time
 
 __all__ = ["EXCHANGE_COLUMNS", "SKIPPED_COLUMNS", "read_exchange_rate", "read_etth1", "frame_index", "period_freq", "same_freq", "check_dataset",
            "frame_to_dataset",
-           "values_to_dataset", "LEVEL_RATIO", "series_level", "shift_to_level", "LevelShifted", "dataset_to_frames", "to_multivariate", "to_univariate", "rolling_split", "Benchmark",
+           "values_to_dataset", "LEVEL_RATIO", "series_level", "shift_to_level", "LevelShifted", "dataset_to_frames", "to_multivariate", "to_univariate", "rolling_split", "validation_split", "Benchmark",
            "BENCHMARKS", "load_benchmark"]
 
 SKIPPED_COLUMNS = "are not forecast: they hold no numbers"  # the warning of frame_index, for filters
@@ -299,6 +300,32 @@ def rolling_split(df: pd.DataFrame, prediction_length: int, n_windows: int, freq
     test = ListDataset([make(n_train + (k + 1) * prediction_length, k) for k in range(n_windows)], freq=freq,
                        one_dim_target=False)
     return train, test, freq
+
+
+def validation_split(dataset, prediction_length: int, n_windows: int) -> tuple[list[dict], list[dict]]:
+    """Hold out validation windows as :func:`rolling_split` holds out test windows: the last
+    ``n_windows`` non-overlapping windows of ``prediction_length`` steps of every entry of
+    ``dataset`` (GluonTS entries, target (T,) or (D, T)). Returns ``(train, validation)`` as lists
+    of entries: each training entry ends before its first validation window; validation entry k
+    of an entry holds its history up to the end of window k (an estimator's validation loss is
+    taken on the last ``prediction_length`` steps of each, GluonTS' ``ValidationSplitSampler``).
+    So a model can keep its weights of the epoch that forecasts these windows best, never seeing
+    the test windows that follow them."""
+    check_dataset(dataset, "dataset")
+    prediction_length = check_whole("prediction_length", prediction_length)
+    n_windows = check_whole("n_windows", n_windows)
+    train, validation = [], []
+    for i, entry in enumerate(dataset):
+        target = np.asarray(entry["target"])
+        n_train = target.shape[-1] - n_windows * prediction_length
+        item = entry.get("item_id", str(i))
+        if n_train < 2 * prediction_length:
+            raise ValueError(f"entry {item!r} has {target.shape[-1]} steps, too few for {n_windows} validation windows "
+                             f"of {prediction_length} plus a training part; use fewer validation windows")
+        train.append({**entry, "target": target[..., :n_train].copy()})
+        validation += [{**entry, "target": target[..., :n_train + (k + 1) * prediction_length].copy(),
+                        "item_id": f"{item}:val{k}"} for k in range(n_windows)]
+    return train, validation
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,13 @@ _gap = _frame().drop(_frame().index[10])
 _late_nan = _frame()
 _late_nan.iloc[-10:] = np.nan
 
+# calendar frequencies: (alias, what the rows are, the first forecast date)
+_CALENDAR = [("MS", "month-start rows", "2003-05-01"), ("QE", "quarter-end rows", "2010-03-31"),
+             ("QS", "quarter-start rows", "2010-01-01"), ("YE", "year-end rows", "2040-12-31"),
+             ("YS", "year-start rows", "2040-01-01"), ("BME", "business-month-end rows", "2003-05-30"),
+             ("W-WED", "weekly rows on Wednesdays", "2000-10-11"),
+             ("B", "business-day rows (Monday after a Friday)", "2000-02-28")]
+
 CASES = {
     "forecast(df, horizon)": [
         dict(id="large-offset", given="a series at 1e9 plus a random walk (steps of 1)",
@@ -114,22 +121,9 @@ CASES = {
              returns="months continued: 2003-05-31, ...", check=_continues("2003-05-31", "ME")),
         dict(id="freq-M", given="month-end rows, legacy alias freq='M'",
              run=lambda _: _fc(_frame("ME"), freq="M"), returns="months continued", check=_continues("2003-05-31", "ME")),
-        dict(id="freq-MS", given="month-start rows ('MS')", run=lambda _: _fc(_frame("MS")),
-             returns="month starts continued: 2003-05-01, ...", check=_continues("2003-05-01", "MS")),
-        dict(id="freq-QE", given="quarter-end rows ('QE')", run=lambda _: _fc(_frame("QE")),
-             returns="quarters continued: 2010-03-31, ...", check=_continues("2010-03-31", "QE")),
-        dict(id="freq-QS", given="quarter-start rows ('QS')", run=lambda _: _fc(_frame("QS")),
-             returns="quarter starts continued: 2010-01-01, ...", check=_continues("2010-01-01", "QS")),
-        dict(id="freq-YE", given="year-end rows ('YE')", run=lambda _: _fc(_frame("YE")),
-             returns="years continued: 2040-12-31, ...", check=_continues("2040-12-31", "YE")),
-        dict(id="freq-YS", given="year-start rows ('YS')", run=lambda _: _fc(_frame("YS")),
-             returns="year starts continued: 2040-01-01, ...", check=_continues("2040-01-01", "YS")),
-        dict(id="freq-BME", given="business-month-end rows ('BME')", run=lambda _: _fc(_frame("BME")),
-             returns="business month ends continued", check=_continues("2003-05-30", "BME")),
-        dict(id="freq-W-WED", given="weekly rows on Wednesdays ('W-WED')", run=lambda _: _fc(_frame("W-WED")),
-             returns="Wednesdays continued", check=_continues("2000-10-11", "W-WED")),
-        dict(id="freq-B", given="business-day rows ('B')", run=lambda _: _fc(_frame("B")),
-             returns="business days continued (Monday after a Friday)", check=_continues("2000-02-28", "B")),
+        *[dict(id=f"freq-{alias}", given=f"{rows} ('{alias}')", run=lambda _, a=alias: _fc(_frame(a)),
+               returns=f"{rows} continued: {first}, ...", check=_continues(first, alias))
+          for alias, rows, first in _CALENDAR],
         dict(id="freq-SME", given="semi-month rows ('SME'), which pandas periods lack",
              run=lambda _: _fc(_frame("SME")), raises=ValueError, words=["SME", "cannot be forecast", "resample"]),
         dict(id="not-a-frame", given="a numpy array", run=lambda _: _fc(_frame().to_numpy()),

@@ -8,9 +8,12 @@ imputation task; schedule, loss, samplers and the training loop are the core's.
 
 Two choices on top of CSDI, the ones the imputation task measured (docs/imputation.md): the
 diffusion runs over the residual around a base forecast, which the network also sees as its
-conditional input (PriSTI), and the network predicts v (Salimans & Ho 2022). The base is a naive
-forecast (:func:`naive_base`): the last observed value held, or the last season repeated when
-that errs less on the training windows (:func:`choose_season`). Each window
+conditional input (PriSTI), and the network predicts v (Salimans & Ho 2022). The base is by
+default linear (:mod:`.linear_base`: a ridge per series on its last ``lags`` context values,
+DLinear-style, fitted in closed form); ``base="naive"`` keeps the older naive forecast
+(:func:`naive_base`): the last observed value held, or the last season repeated when that errs
+less on the training windows (:func:`choose_season`). ``max_time=0`` trains nothing and forecasts
+the linear base plus whole windows of its leave-one-out residuals. Each window
 is standardised per series by the mean and standard deviation of its observed context (GluonTS
 estimators also scale per window), so one model serves series of any level.
 
@@ -45,10 +48,12 @@ from ...core.training import TrainConfig, TrainResult, fit, resolve_train_config
 from ...core.validate import check_whole
 from ...datasets.gluonts_adapters import check_dataset, period_freq, same_freq, shift_to_level
 from ...nets.csdi import CSDINet
+from .linear_base import fit_linear_base
 
 __all__ = ["DEFAULT_TRAIN_CONFIG", "calendar_features", "standardise", "step_scale", "naive_base", "choose_season", "CSDIForecastModel", "CSDIForecastEstimator", "CSDIForecastPredictor", "CSDI_SAMPLERS"]
 
 CSDI_SAMPLERS = samplers.names("discrete")
+BASES = ("linear", "naive")  # the base forecast the diffusion runs around
 _KIND = "forecasting.csdi"
 # the imputation task's settings (AdamW 1e-3, weight decay 1e-6, clipping 1, no EMA), trained for
 # a time budget: 120 s by default, the issue-15 benchmarks use 600 s
@@ -146,16 +151,34 @@ def choose_season(series: list[np.ndarray], context_length: int, prediction_leng
     return season if error[season] < error[1] else 1
 
 
+def standardised_lags(past: torch.Tensor, lags: int, loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """The last ``lags`` values of ``past`` (B, D, T) with NaN, in the units of the network's
+    window (``(x - loc) / scale``), interpolated through gaps: the linear base's inputs."""
+    seen = ~torch.isnan(past)
+    return interpolate_masked(torch.where(seen, (past - loc) / scale, torch.zeros_like(past)), seen)[..., -lags:]
+
+
 class CSDIForecastModel(nn.Module):
     """CSDINet + a discrete quadratic schedule + the v-prediction loss on the horizon."""
 
     def __init__(self, target_dim: int, context_length: int, prediction_length: int, num_train_steps: int = 50,
                  beta_start: float = 1e-4, beta_end: float = 0.5, channels: int = 32, layers: int = 2,
-                 heads: int = 4, season: int = 1, time_feature_dim: int = 0):
+                 heads: int = 4, season: int = 1, time_feature_dim: int = 0, lags: int = 0,
+                 residual_windows: int = 1):
         super().__init__()
         if not 1 <= season <= context_length:
             raise ValueError(f"season must lie in [1, context_length={context_length}], got {season}")
+        if not 0 <= lags:
+            raise ValueError(f"lags must be >= 0, got {lags}")
         self.context_length, self.prediction_length, self.season = context_length, prediction_length, season
+        # lags > 0: the base over the horizon is the linear base (:mod:`.linear_base`), fitted by the
+        # estimator on the last `lags` values, which may reach further back than the network's context
+        self.lags, self.past_length = lags, max(context_length, lags)
+        keep = lags > 0  # checkpoints of models without it carry none of these
+        self.register_buffer("linear_weight", torch.zeros(target_dim, prediction_length, lags), persistent=keep)
+        self.register_buffer("linear_bias", torch.zeros(target_dim, prediction_length), persistent=keep)
+        self.register_buffer("residuals", torch.zeros(residual_windows, target_dim, prediction_length),
+                             persistent=keep)
         self.num_train_steps = num_train_steps
         self.net = CSDINet(target_dim, channels=channels, layers=layers, heads=heads, time_feature_dim=time_feature_dim)
         betas = make_betas("quad", num_train_steps, beta_start, beta_end)
@@ -169,9 +192,16 @@ class CSDIForecastModel(nn.Module):
         return self.alpha_bars[t]
 
     def _condition(self, y: torch.Tensor):
-        z, observed, loc, scale, seen = standardise(y, self.context_length, self.scale_floor)
+        """Windows ``y`` (B, D, past_length + prediction_length) -> the network's (context +
+        horizon) grid standardised by its context, its masks, the base, ``loc``, ``scale``, ``seen``."""
+        c = self.context_length
+        z, observed, loc, scale, seen = standardise(y[..., self.past_length - c:], c, self.scale_floor)
         cond = observed * self.context_mask
-        base = naive_base(z, cond, self.context_length, self.season)
+        base = naive_base(z, cond, c, self.season)
+        if self.lags:
+            lags = standardised_lags(y[..., :self.past_length], self.lags, loc, scale)
+            future = torch.einsum("bdl,dhl->bdh", lags, self.linear_weight) + self.linear_bias
+            base = torch.cat([base[..., :c], future], dim=-1)
         return z, observed, cond, base, loc, scale, seen
 
     def _net(self, base: torch.Tensor, cond: torch.Tensor, time_features: Optional[torch.Tensor] = None):
@@ -190,16 +220,21 @@ class CSDIForecastModel(nn.Module):
         z, observed, cond, base, _, _, seen = self._condition(batch["values"])
         target = observed * (1 - self.context_mask) * seen[..., None].to(z.dtype)
         t = draw_discrete_t(z.shape[0], self.num_train_steps, z.device)
-        net = self._net(base, cond, batch.get("time_features"))
+        features = batch.get("time_features")  # (B, window, F): the network reads its last context + horizon
+        features = None if features is None else features[:, -(self.context_length + self.prediction_length):]
+        net = self._net(base, cond, features)
         return denoising_mse(net, z - base, t, self.alpha_bar_of, "v", mask=target)
 
     @torch.no_grad()
     def sample(self, past: torch.Tensor, n_samples: int, sampler: str = "dpm_solver",
                sampler_steps: Optional[int] = 10, generator: Optional[torch.Generator] = None,
-               time_features: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """``past`` (B, D, context_length), NaN where unobserved -> (n_samples, B, D, prediction_length).
+               time_features: Optional[torch.Tensor] = None, spread: str = "diffusion") -> torch.Tensor:
+        """``past`` (B, D, past_length): the last ``max(context_length, lags)`` steps, NaN where
+        unobserved -> (n_samples, B, D, prediction_length).
         ``time_features`` (B, context_length + prediction_length, F): the calendar features of the
-        window, when the network takes them.
+        window, when the network takes them. ``spread="residuals"``: no network, the base plus
+        whole windows of the linear base's leave-one-out residuals drawn at random (a residual
+        bootstrap; the forecast of an untrained model).
 
         Every series needs an observed value in its context (its scale comes from there)."""
         b, d, _ = past.shape
@@ -210,6 +245,13 @@ class CSDIForecastModel(nn.Module):
             raise ValueError(f"series {s} of window {w} has no observed value in the last {self.context_length} "
                              "steps (the context); CSDI forecasting scales each series by its context: drop that "
                              "series or build the estimator with a longer context_length")
+        if spread == "residuals":
+            pick = torch.randint(0, self.residuals.shape[0], (n_samples, b), generator=generator,
+                                 device=self.residuals.device)
+            paths = base[..., self.context_length:] + self.residuals[pick]       # (S, B, D, H)
+            return paths * scale + loc
+        if spread != "diffusion":
+            raise ValueError(f"spread must be 'diffusion' or 'residuals', got {spread!r}")
         per_call = max(1, _CELLS_PER_CALL // z[0].numel() // b) if b else 1
         out = []
         for start in range(0, n_samples, per_call):
@@ -295,8 +337,13 @@ class CSDIForecastPredictor(Predictor):
 
     def __init__(self, model: CSDIForecastModel, config: dict, freq: str, batch_size: int = 32,
                  num_parallel_samples: int = 100, sampler: str = "dpm_solver", sampler_steps: Optional[int] = 10,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", spread: str = "diffusion") -> None:
         super().__init__(prediction_length=model.prediction_length)
+        if spread not in ("diffusion", "residuals"):
+            raise ValueError(f"spread must be 'diffusion' or 'residuals', got {spread!r}")
+        if spread == "residuals" and not config.get("lags"):
+            raise ValueError("spread='residuals' needs a model with the linear base (lags > 0)")
+        self.spread = spread
         self.model, self.config, self.freq, self.batch_size = model.eval(), dict(config), freq, batch_size
         self.num_parallel_samples = check_whole("num_parallel_samples", num_parallel_samples)
         self.device = resolve_device(device)
@@ -320,7 +367,7 @@ class CSDIForecastPredictor(Predictor):
         return self._predict(entries, num_samples or self.num_parallel_samples)
 
     def _predict(self, entries: list[dict], num_samples: int):
-        c = self.model.context_length
+        c = self.model.past_length
         for first in range(0, len(entries), self.batch_size):
             chunk = entries[first:first + self.batch_size]
             past = np.full((len(chunk), self.model.net.n_features, c), np.nan, dtype=np.float32)
@@ -328,13 +375,14 @@ class CSDIForecastPredictor(Predictor):
                 tail = e["target"][:, -c:]
                 past[i, :, c - tail.shape[1]:] = tail
             features = None
-            if self.model.net.time_feature_dim:  # the calendar of the context and the horizon
-                h = self.model.prediction_length
+            if self.model.net.time_feature_dim:  # the calendar of the network's context and the horizon
+                h, ctx = self.model.prediction_length, self.model.context_length
                 features = torch.from_numpy(np.stack([
-                    calendar_features(pd.Period(e["start"], freq=self.freq) + e["target"].shape[1] - c, c + h,
+                    calendar_features(pd.Period(e["start"], freq=self.freq) + e["target"].shape[1] - ctx, ctx + h,
                                       self.freq).T for e in chunk])).to(self.device)
             samples = self.model.sample(torch.from_numpy(past).to(self.device), num_samples, self.sampler,
-                                        self.sampler_steps, time_features=features).cpu().numpy()  # (S, B, D, H)
+                                        self.sampler_steps, time_features=features,
+                                        spread=self.spread).cpu().numpy()  # (S, B, D, H)
             for i, e in enumerate(chunk):
                 start = pd.Period(e["start"], freq=self.freq) + e["target"].shape[1]
                 paths = samples[:, i].transpose(0, 2, 1)
@@ -349,7 +397,7 @@ class CSDIForecastPredictor(Predictor):
         write_json_atomic(path / "gluonts-config.json", {"type": f"{type(self).__module__}.{type(self).__qualname__}"})
         settings = {"model": self.config, "freq": self.freq, "batch_size": self.batch_size,
                     "num_parallel_samples": self.num_parallel_samples, "sampler": self.sampler,
-                    "sampler_steps": self.sampler_steps}
+                    "sampler_steps": self.sampler_steps, "spread": self.spread}
         save_checkpoint(path / "weights", {"model": self.model.state_dict()}, settings, kind=_KIND)
 
     @classmethod
@@ -364,7 +412,7 @@ class CSDIForecastPredictor(Predictor):
         load_state_strict(model, states["model"], str(path))
         return cls(model, settings["model"], settings["freq"], settings["batch_size"],
                    settings["num_parallel_samples"], settings["sampler"], settings["sampler_steps"],
-                   device=device or "auto")
+                   device=device or "auto", spread=settings.get("spread", "diffusion"))
 
 
 def _folder(path) -> Path:
@@ -383,7 +431,11 @@ class CSDIForecastEstimator:
     the rest of the optimisation; ``epochs``, ``max_steps``, ``max_time`` and ``lr`` override it
     when they differ from its values, and ``seed``, ``device`` and ``progress`` always do.
 
-    ``season``: the base forecast repeats the last ``season`` context values (1, the default:
+    ``base``: ``"linear"`` (default; :mod:`.linear_base`, reading the last ``lags`` context values,
+    default all of them) or ``"naive"``. ``max_time=0``: no training step; the predictor forecasts
+    the linear base plus whole windows of its leave-one-out residuals (``spread="residuals"``).
+
+    ``season`` (naive base): the base forecast repeats the last ``season`` context values (1, the default:
     holds the last value). ``season=None`` picks 1 or the frequency's season (GluonTS'
     ``get_seasonality``: 24 for hourly data) by which naive forecast errs less on training windows
     (:func:`choose_season`); ``season_`` says which after ``train``. Measured on ETTh1 at 600 s
@@ -406,7 +458,7 @@ class CSDIForecastEstimator:
                  sampler: str = "dpm_solver", sampler_steps: Optional[int] = 10, seed: int = 0, device: str = "auto",
                  progress: bool = False, checkpoint_dir: Optional[str] = None,
                  train_config: Optional[TrainConfig] = None, season: Optional[int] = 1,
-                 time_features: bool = False) -> None:
+                 time_features: bool = False, base: str = "linear", lags: Optional[int] = None) -> None:
         if not freq:
             raise ValueError("freq is required (e.g. 'h', 'D', 'B')")
         freq = period_freq(freq)  # GluonTS dates entries by periods: "ME" is the period "M"
@@ -425,6 +477,19 @@ class CSDIForecastEstimator:
         self.context_length = context_length or 4 * prediction_length
         self.season = check_whole("season", season, 1, self.context_length,
                                   none="the better of 1 and the frequency's season on the training windows")
+        if base not in BASES:
+            raise ValueError(f"base must be one of {BASES}, got {base!r}")
+        self.lags = check_whole("lags", lags, 1, none="a week of the frequency's season (168 for hourly data), at "
+                                "least context_length, at most 512, shortened to fit the training data")
+        if base == "naive" and lags is not None:
+            raise ValueError("lags is an option of the linear base; drop it or pass base='linear'")
+        self.base = base
+        # max_time=0: no training step; the forecast is the base plus its resampled residuals
+        self.zero_shot = not isinstance(max_time, bool) and isinstance(max_time, (int, float)) and max_time == 0
+        if self.zero_shot:
+            if base != "linear":
+                raise ValueError("max_time=0 (no training) needs base='linear': its residuals give the spread")
+            max_time = _D.max_time
         self.model_config = {"target_dim": target_dim, "context_length": self.context_length,
                              "prediction_length": prediction_length, "num_train_steps": num_train_steps,
                              "beta_start": beta_start, "beta_end": beta_end, "channels": channels,
@@ -444,7 +509,8 @@ class CSDIForecastEstimator:
         check_dataset(training_data)
         if validation_data is not None:
             check_dataset(validation_data, "validation_data")
-        length = self.context_length + self.prediction_length
+        lags = self._lags(training_data) if self.base == "linear" else 0
+        length = max(self.context_length, lags) + self.prediction_length
         entries = _targets(training_data, self.target_dim, self.freq, length, "training", self.context_length)
         train = [e["target"] for e in entries]
         calendar = self.model_config["time_feature_dim"] > 0
@@ -460,15 +526,51 @@ class CSDIForecastEstimator:
                                       self.freq).T for e in val_entries]))
         season = self.season or choose_season(train, self.context_length, self.prediction_length,
                                               _frequency_season(self.freq), seed=self.seed)
-        config = {**self.model_config, "season": season}
+        floor = torch.from_numpy(step_scale(train))
+        linear = self._fit_linear(train, lags, floor) if lags else None
+        config = {**self.model_config, "season": season, "lags": lags,
+                  "residual_windows": 1 if linear is None else int(linear[2].shape[0])}
         with torch.random.fork_rng(devices=[]):  # the initial weights are part of what `seed` fixes
             torch.manual_seed(self.seed)
             model = CSDIForecastModel(**config)
-        model.scale_floor.copy_(torch.from_numpy(step_scale(train)))
-        self.train_result_ = fit(model, lambda m, b: m.loss(b),
-                                 _RandomWindows(train, length, self.batch_size, self.batches_per_epoch, features),
-                                 self.train_config, val_batches=val, checkpoint_dir=self.checkpoint_dir,
-                                 resume=resume, extra_config={"model": config})
-        self.season_ = season
+        model.scale_floor.copy_(floor)
+        if linear is not None:
+            for buffer, value in zip((model.linear_weight, model.linear_bias, model.residuals), linear):
+                buffer.copy_(value)
+        if self.zero_shot:
+            self.train_result_ = None
+        else:
+            self.train_result_ = fit(model, lambda m, b: m.loss(b),
+                                     _RandomWindows(train, length, self.batch_size, self.batches_per_epoch, features),
+                                     self.train_config, val_batches=val, checkpoint_dir=self.checkpoint_dir,
+                                     resume=resume, extra_config={"model": config})
+        self.season_, self.lags_ = season, lags
         return CSDIForecastPredictor(model.cpu(), config, self.freq, self.batch_size,
-                                     self.num_parallel_samples, self.sampler, self.sampler_steps, self.device)
+                                     self.num_parallel_samples, self.sampler, self.sampler_steps, self.device,
+                                     spread="residuals" if self.zero_shot else "diffusion")
+
+    def _lags(self, training_data) -> int:
+        """``lags``, or by default a week of the frequency's season (GluonTS' ``get_seasonality``:
+        168 for hourly data), at least ``context_length``, at most 512, and short enough that the
+        shortest training entry holds 32 windows (never below ``context_length``)."""
+        if self.lags:
+            return self.lags
+        shortest = min(np.shape(d["target"])[-1] for d in training_data)
+        room = shortest - self.prediction_length - 31
+        return max(self.context_length, min(7 * _frequency_season(self.freq), 512, room))
+
+    def _fit_linear(self, train: list[np.ndarray], lags: int, floor: torch.Tensor, max_windows: int = 20000):
+        """The linear base (:func:`.linear_base.fit_linear_base`) on up to ``max_windows`` training
+        windows (every start when there are fewer; a seeded draw of them otherwise), in the units
+        of each window's network context, as :meth:`CSDIForecastModel._condition` computes them."""
+        c, h = self.context_length, self.prediction_length
+        past = max(c, lags)
+        length = past + h
+        starts = [(i, t) for i, s in enumerate(train) for t in range(s.shape[1] - length + 1)]
+        if len(starts) > max_windows:
+            pick = np.random.default_rng(self.seed).choice(len(starts), max_windows, replace=False)
+            starts = [starts[i] for i in np.sort(pick)]
+        y = torch.from_numpy(np.stack([train[i][:, t:t + length] for i, t in starts]))
+        z, observed, loc, scale, _ = standardise(y[..., past - c:], c, floor)
+        x = standardised_lags(y[..., :past], lags, loc, scale)
+        return fit_linear_base(x, z[..., c:], observed[..., c:], seed=self.seed)

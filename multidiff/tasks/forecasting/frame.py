@@ -61,7 +61,7 @@ class FrameForecast:
 
 def forecast(df: pd.DataFrame, horizon: int, n_samples: int = 100, quantiles: Sequence[float] = (0.1, 0.5, 0.9),
              freq: Optional[str] = None, time_column: Optional[str] = None, model: str = "csdi",
-             max_time: Optional[float] = 120.0, predictor=None, seed: int = 0, progress: bool = False,
+             max_time: Optional[float] = 40.0, predictor=None, seed: int = 0, progress: bool = False,
              verbose: bool = False, **estimator_kwargs) -> FrameForecast:
     """Train a forecaster on the whole wide frame ``df`` (unless a trained ``predictor`` is given)
     and forecast the next ``horizon`` steps of every column.
@@ -69,7 +69,10 @@ def forecast(df: pd.DataFrame, horizon: int, n_samples: int = 100, quantiles: Se
     ``model``: ``"csdi"`` (:class:`CSDIForecastEstimator`, the default: one sampling chain for
     the whole horizon) or ``"timegrad"`` (:class:`TimeGradEstimator`); ``estimator_kwargs`` go to
     that estimator. Training stops after ``max_time`` seconds (``None``: the estimator's own
-    epoch count). Training prints nothing and writes no file; ``progress=True`` shows a progress
+    epoch count); ``max_time=0`` (CSDI) trains nothing: the forecast is the linear base (a ridge
+    per series on its last ``context_length`` values, fitted in closed form) plus whole windows of
+    its leave-one-out residuals (:mod:`.linear_base`), in about a second. The default 40 s keep the
+    whole call under a minute on 2 cores (ETTh1's last 2000 hours: benchmarks/RESULTS.md). Training prints nothing and writes no file; ``progress=True`` shows a progress
     bar, ``verbose=True`` (TimeGrad) all of Lightning's output. Columns that are not numbers are
     left out with a warning naming them (numeric text is converted; text mixing numbers and words
     raises). A column that is entirely NaN raises ``ValueError``; a column with nothing observed in
@@ -148,6 +151,9 @@ def _estimator(model: str, freq: str, horizon: int, dim: int, max_time: Optional
         return CSDIForecastEstimator(freq=freq, prediction_length=horizon, target_dim=dim, seed=seed,
                                      max_time=max_time, **{"progress": progress, **kwargs})
     if model == "timegrad":
+        if max_time == 0:
+            raise ValueError("max_time=0 (no training: the linear base and its residuals) is for model='csdi'; "
+                             "TimeGrad needs a training budget > 0")
         if max_time is not None:
             if not max_time > 0:
                 raise ValueError(f"max_time must be None or a number of seconds > 0, got {max_time!r}")
