@@ -235,7 +235,7 @@ def latent_diagnostics(gen, root, cls, n: int = 256) -> dict:
     weights; empty for the DGCNN generator): does the points' loss fall, is the posterior collapsed?"""
     if not isinstance(gen, points.LatentGenerator):
         return {}
-    x = gen._folder(root, [cls], "train", n).points
+    x = gen.read_clouds(root, [cls], "train", n).points
     return {f"diag_{k}": v for k, v in gen.model.diagnose(x, gen.train_points, gen.encoder_points).items()}
 
 
@@ -305,8 +305,8 @@ def run_completion(root, cls, common, args, res, run):
     comp.fit(root, [cls], max_shapes=args.train_shapes, resume=ckpt is not None)
     res["comp_train_s"], res["comp_final_loss"] = time.perf_counter() - t0, comp.train_result.history[-1]["train_loss"]
     # the retrieval library: the very pairs the completer trained on (every training shape, --views scans)
-    library = points.completion_pairs(comp._folder(root, [cls], "train", args.train_shapes), args.views, comp.max_known,
-                                      seed=comp.seed)
+    library = points.completion_pairs(comp.read_clouds(root, [cls], "train", args.train_shapes), args.views,
+                                      comp.max_known, seed=comp.seed)
     t0 = time.perf_counter()
     res["completion"] = points.evaluate(comp, root, [cls], "test", args.sampler_steps, args.sampler,
                                         max_shapes=args.n_eval, emd_points=args.emd_points, baseline=library)
@@ -316,7 +316,7 @@ def run_completion(root, cls, common, args, res, run):
 
 
 def render_completion(comp, root, cls, out: Path, args):
-    test = comp._folder(root, [cls], "test", 3)
+    test = comp.read_clouds(root, [cls], "test", 3)
     pairs = points.completion_pairs(test, 1, comp.max_known, seed=0)
     truth = pairs["frame"].invert(pairs["x0"])
     partials = [t[: int(k.sum())] for t, k in zip(truth, pairs["known"])]

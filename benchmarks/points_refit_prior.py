@@ -46,7 +46,7 @@ def main(argv=None):
         torch.manual_seed(1)  # a fresh prior: the run's was trained for another parametrisation
         gen.model.prior = VectorDenoiser(gen.latent_dim, gen.prior_width, gen.prior_layers)
     gen.clip, t0 = cfg.get("clip"), time.perf_counter()
-    gen._fit_prior(gen._folder(root, [cls], "train", None).points)
+    gen._fit_prior(gen.read_clouds(root, [cls], "train", None).points)
     gen.model.cpu().eval()
     gen.fitted = True
     res = {"argv": vars(args), "loop": {k: cfg["loop"][k] for k in ("steps", "seconds", "epoch")},

@@ -97,6 +97,26 @@ def layer_violations(known, graph) -> list[str]:
     return bad
 
 
+# extras that sit above api.py by design: dask.py beside evaluate.py (docs/architecture.md), and
+# benchmark.py, the deprecated old name of imputation's evaluate.py
+ABOVE_API = {"multidiff.tasks.imputation.dask", "multidiff.tasks.imputation.benchmark"}
+
+
+def extra_violations(known, graph) -> list[str]:
+    """Imports by which a task's extra (a module other than ``__init__``, ``api`` and ``evaluate``) reaches
+    the task's ``api.py`` or ``evaluate.py``: extras import each other and ``model.py`` only."""
+    bad = []
+    for start in sorted(graph):
+        task = _task(start)
+        if task is None or start == task or start in ABOVE_API or start.rsplit(".", 1)[-1] in ("api", "evaluate"):
+            continue
+        for name, target, line in _reached(graph, start, task):
+            if target.rsplit(".", 1)[-1] in ("api", "evaluate"):
+                bad.append(f"{known[name][0].relative_to(PACKAGE.parent)}:{line} imports {target}, reached from the "
+                           f"extra {start}: extras import each other and model.py, never api.py or evaluate.py")
+    return bad
+
+
 def _reached(graph, start: str, task: str):
     """(module, import, line) for every import inside ``task`` reached from ``start``."""
     seen, todo, out = {start}, [start], []
@@ -149,6 +169,11 @@ def test_every_folder_imports_only_the_layers_below_it():
     assert not layer_violations(known, graph), "\n".join(layer_violations(known, graph))
 
 
+def test_task_extras_stay_below_api():
+    known, graph = _graph()
+    assert not extra_violations(known, graph), "\n".join(extra_violations(known, graph))
+
+
 def test_no_import_cycle_between_modules():
     known, graph = _graph()
     cycles = import_cycles(graph)
@@ -171,6 +196,9 @@ def test_the_checks_see_a_cycle_and_a_layer_breach():
     bad = layer_violations(known, graph)
     assert any("nets/csdi.py:1 imports multidiff.tasks.imputation:" in b for b in bad), bad
     assert any("purify/model.py:1 imports multidiff.tasks.purify.evaluate" in b for b in bad), bad
+    graph["multidiff.tasks.points.latent_completion"].append(("multidiff.tasks.points.api", 1))  # as before issue 28
+    bad = extra_violations(known, graph)
+    assert any("points/latent_completion.py:1 imports multidiff.tasks.points.api" in b for b in bad), bad
 
 
 def test_every_task_package_has_the_same_shape():

@@ -10,6 +10,7 @@ import torch
 from multidiff.datasets.gluonts_adapters import read_exchange_rate, rolling_split
 from multidiff.metrics.forecasting import crps_sum
 from multidiff.tasks.forecasting import TimeGradEstimator, TimeGradPredictor
+from multidiff.tasks.forecasting.timegrad import PREDICTION_INPUT_NAMES
 
 H = 10
 TINY = dict(context_length=H, hidden_size=8, num_layers=1, residual_layers=2, residual_channels=4, batch_size=8,
@@ -86,16 +87,38 @@ def test_gluonts_evaluator_agrees(predictor, exchange):
     assert agg["m_sum_mean_wQuantileLoss"] > 0
 
 
-def test_nan_in_history_is_masked_not_crashed(predictor, exchange):
+def test_nan_in_history_is_masked_out_of_the_forecast(predictor, exchange):
+    """NaN in the history reaches the network as unobserved (GluonTS' observed-values indicator): whatever
+    stands behind the mask leaves the forecast unchanged, while the same values left observed change it."""
     from gluonts.dataset.common import ListDataset
 
     _, _, test, freq = exchange
     entry = dict(list(test)[0])
     target = entry["target"].copy()
-    target[2, -15:-5] = np.nan
-    target[:, -30] = np.nan
-    forecasts = _predict(predictor, ListDataset([{**entry, "target": target}], freq=freq, one_dim_target=False))
+    target[2, -8:-3] = np.nan  # both holes in the window the network reads (its past_length is 12)
+    target[:, -10] = np.nan
+    seen = []
+    hook = predictor.model.register_forward_pre_hook(lambda module, args, kwargs: seen.append(kwargs), with_kwargs=True)
+    try:
+        forecasts = _predict(predictor, ListDataset([{**entry, "target": target}], freq=freq, one_dim_target=False))
+    finally:
+        hook.remove()
     assert np.isfinite(forecasts[0].samples).all()
+    past_target, past_observed, *features = (seen[0][name] for name in PREDICTION_INPUT_NAMES)
+    hidden = torch.from_numpy(np.isnan(target[:, -predictor.model.past_length:]).T)[None]  # (1, past, D)
+    assert int(hidden.sum()) == 5 + 8
+    assert torch.equal(past_observed == 0, hidden) and torch.isfinite(past_target).all()
+
+    def sample(values, observed):
+        torch.manual_seed(0)
+        return predictor.model(values, observed, *features)
+
+    reference = sample(past_target, past_observed)
+    np.testing.assert_array_equal(forecasts[0].samples, reference[0].numpy())  # the inputs seen made the forecast
+    filled = past_target.clone()
+    filled[hidden] = 1e3
+    torch.testing.assert_close(sample(filled, past_observed), reference)  # float32 sums may round differently
+    assert not torch.allclose(sample(filled, torch.ones_like(past_observed)), reference, rtol=0.1)
 
 
 def test_wrong_target_dim_is_a_clear_error(exchange):

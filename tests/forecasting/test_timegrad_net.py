@@ -100,15 +100,35 @@ def test_circular_conv_is_torchs_where_torch_can_pad_and_wraps_for_one_series():
 
 
 def test_univariate_model_trains_and_samples():
+    """Adam steps on one batch lower the loss (the same diffusion times and noise before and after) and move
+    every weight: encoder, series embedding and noise network all get their share of the gradient."""
     model = _model(target_dim=1)
     g = torch.Generator().manual_seed(0)
     past = C + max(LAGS)
     batch = dict(past_target=torch.rand(B, past, 1, generator=g) + 1, past_observed_values=torch.ones(B, past, 1),
                  past_time_feat=torch.randn(B, past, F, generator=g),
                  future_time_feat=torch.randn(B, H, F, generator=g))
-    loss = model.loss(**batch, future_target=torch.rand(B, H, 1) + 1, future_observed_values=torch.ones(B, H, 1))
-    loss.backward()
-    assert torch.isfinite(loss)
+    fut = dict(future_target=torch.rand(B, H, 1, generator=g) + 1, future_observed_values=torch.ones(B, H, 1))
+
+    def loss(seed):
+        torch.manual_seed(seed)
+        return model.loss(**batch, **fut)
+
+    with torch.no_grad():
+        before = sum(float(loss(s)) for s in range(4))
+    start = {name: p.detach().clone() for name, p in model.named_parameters()}
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for step in range(30):
+        opt.zero_grad()
+        value = loss(100 + step)
+        value.backward()
+        opt.step()
+    assert torch.isfinite(value)
+    with torch.no_grad():
+        after = sum(float(loss(s)) for s in range(4))
+    assert after < 0.7 * before, (before, after)
+    unchanged = [name for name, p in model.named_parameters() if torch.equal(p, start[name])]
+    assert not unchanged, unchanged
     out = model.eval()(**batch)
     assert out.shape == (B, 7, H, 1) and torch.isfinite(out).all()
     assert EpsilonTheta(target_dim=1, cond_dim=8, dilation_cycle=4)(torch.randn(3, 1), torch.tensor([0, 5, 9]),

@@ -347,8 +347,8 @@ def test_learns_a_sphere_and_a_square():
                                  decoder_widths=(64, 128, 64), batch_size=8, epochs=800, lr=3e-3, ema_decay=0.98,
                                  progress=False, device="cpu").fit(clouds)
     # the two shapes, drawn afresh, in the training normalisation
-    templates = gen._folder(torch.stack([_shape(k, 256, torch.Generator().manual_seed(1)) for k in kinds]), None,
-                            "train", None).points
+    templates = gen.read_clouds(torch.stack([_shape(k, 256, torch.Generator().manual_seed(1)) for k in kinds]),
+                                None, "train", None).points
 
     def nearest(x):
         return torch.stack([chamfer(x, t.expand(len(x), -1, -1)) for t in templates], 1).min(1)

@@ -119,7 +119,7 @@ def test_errors(completer):
 def test_the_protocol_scores_a_2048_point_completion_at_the_files_distinct_points(modelnet, monkeypatch):
     comp = points.LatentCompleter(max_steps=1, **{**TINY, "num_points": 2048})
     comp.fit(modelnet, ["chair"], max_shapes=2)
-    library = points.completion_pairs(comp._folder(modelnet, ["chair"], "train", 2), 1, comp.max_known)
+    library = points.completion_pairs(comp.read_clouds(modelnet, ["chair"], "train", 2), 1, comp.max_known)
     scored = []
     chamfer_of = metrics.chamfer
     monkeypatch.setattr(metrics, "chamfer", lambda p, g: scored.append((p, g)) or chamfer_of(p, g))
@@ -144,7 +144,7 @@ def test_training_brings_the_drawn_points_onto_the_shape():
     settings = {**TINY, "num_points": 128, "latent_dim": 16, "num_train_steps": 50, "train_points": 64,
                 "encoder_points": 64, "encoder_widths": (32, 64), "decoder_widths": (64, 64), "batch_size": 16,
                 "views": 2}
-    folder = points.LatentCompleter(**settings)._folder(test, None, "test", None)
+    folder = points.LatentCompleter(**settings).read_clouds(test, None, "test", None)
     pairs = points.completion_pairs(folder, 1, 64, seed=3)
     truth = pairs["frame"].invert(pairs["x0"])
     scans = [t[: int(k.sum())] for t, k in zip(truth, pairs["known"])]

@@ -96,7 +96,7 @@ def test_completion_keeps_partial_points(completer, modelnet, monkeypatch):
 
 
 def test_completion_report_and_retrieval(completer, modelnet):
-    train = completer._folder(modelnet, ["chair"], "train", 4)
+    train = completer.read_clouds(modelnet, ["chair"], "train", 4)
     library = points.completion_pairs(train, 1, completer.max_known, seed=5)
     # a scan of a library shape retrieves that very shape
     truth = library["frame"].invert(library["x0"])
@@ -143,3 +143,16 @@ def test_constructor_errors():
         points.Generator(normalization="unit_cube")
     with pytest.raises(ValueError, match="max_known"):
         points.Completer(num_points=64, max_known=64)
+
+
+def test_the_public_classes_live_in_api_and_read_clouds_alike():
+    """Issue 28: the four public classes are in api.py (LatentCompleter was in latent_completion.py, which
+    imported api.py) and read clouds through their shared base, not through another class's method."""
+    classes = [points.Generator, points.Completer, points.LatentGenerator, points.LatentCompleter]
+    assert {c.__module__ for c in classes} == {points_api.__name__}
+    assert {c.__name__ for c in classes} <= set(points_api.__all__) and "SAMPLER_NAMES" not in points.__all__
+    clouds = torch.randn(3, 40, 3, generator=torch.Generator().manual_seed(0))
+    read = [c(num_points=32, seed=1).read_clouds(clouds).points for c in classes]
+    assert all(c.read_clouds is points_model.PointModel.read_clouds for c in classes)
+    assert all(torch.equal(r, read[0]) for r in read) and read[0].shape == (3, 32, 3)
+

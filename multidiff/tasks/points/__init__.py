@@ -7,15 +7,15 @@ code of the scan, the missing points drawn given it, linear in points) complete 
 files (``Generator.save`` / ``.load`` handle checkpoints).
 """
 from ...core.deprecation import moved
-from .api import UP_AXES, Completer, Generator, LatentGenerator, completion_pairs, load_clouds, save_clouds, up_rotation
+from .api import (UP_AXES, Completer, Generator, LatentCompleter, LatentGenerator, completion_pairs, load_clouds,
+                  save_clouds, up_rotation)
 from .evaluate import evaluate, reference_rows, retrieve
-from .latent_completion import LatentCompleter
 from .latent import DEFAULT_LATENT_TRAIN_CONFIG
-from .model import DEFAULT_TRAIN_CONFIG, SAMPLER_NAMES
+from .model import DEFAULT_TRAIN_CONFIG
 from .plot import render
 
 __all__ = ["Generator", "LatentGenerator", "Completer", "LatentCompleter", "evaluate", "save_clouds", "load_clouds",
-           "render", "completion_pairs", "retrieve", "SAMPLER_NAMES", "DEFAULT_TRAIN_CONFIG", "DEFAULT_LATENT_TRAIN_CONFIG",
+           "render", "completion_pairs", "retrieve", "DEFAULT_TRAIN_CONFIG", "DEFAULT_LATENT_TRAIN_CONFIG",
            "up_rotation", "UP_AXES", "reference_rows"]
 
 # old names, until the next release: points.save / points.load wrote and read clouds, not checkpoints

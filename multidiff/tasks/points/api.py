@@ -10,11 +10,14 @@
   partial points), so completing a new scan needs nothing but the scan itself.
 * :class:`LatentGenerator`: Luo & Hu (2021): a PointNet encoder, a latent prior and a point-wise
   denoiser conditioned on the shape latent; cost linear in points, no neighbour graph (:mod:`.latent`).
+* :class:`LatentCompleter`: completion linear in points: a PointNet code of the scan, then the missing
+  points drawn one by one given it by Luo & Hu's point-wise denoiser (:mod:`.latent_completion`).
 * :func:`save_clouds` / :func:`load_clouds`: one cloud as ``.ply``/``.pcd`` (open3d) or ``.npy``
   (``Generator.save`` / ``.load`` write and read checkpoints). ``save`` / ``load`` are their old
   names, deprecated.
 
-The shared model is in :mod:`.model`, the benchmark protocol (:func:`~.evaluate.evaluate`,
+Every public class of the task is here; the models they train are in :mod:`.model`, :mod:`.latent` and
+:mod:`.latent_completion`, the benchmark protocol (:func:`~.evaluate.evaluate`,
 :func:`~.evaluate.retrieve`) in :mod:`.evaluate`, :func:`~.plot.render` in :mod:`.plot`.
 """
 from __future__ import annotations
@@ -37,10 +40,11 @@ from ...datasets.pointclouds import (NORMALIZATIONS, Normalization, PointCloudFo
                                     partial_scan, read_cloud, shape_seed)
 from .latent import (DECODER_WIDTHS, DEFAULT_LATENT_TRAIN_CONFIG, ENCODER_WIDTHS, PRIOR_TRAIN_CONFIG, TIME_FEATURES,
                      LatentPointDiffusion)
+from .latent_completion import ScanCompletionDiffusion
 from .model import PointModel, _PointDiffusion, check_training_args
 
-__all__ = ["Generator", "Completer", "LatentGenerator", "save_clouds", "load_clouds", "completion_pairs", "up_rotation",
-           "UP_AXES", "scan_list", "prepare_scans", "restore_scan"]
+__all__ = ["Generator", "Completer", "LatentGenerator", "LatentCompleter", "save_clouds", "load_clouds",
+           "completion_pairs", "up_rotation", "UP_AXES", "scan_list", "prepare_scans", "restore_scan"]
 
 # the module-level cloud readers/writers were called save/load, like the checkpoint methods
 __getattr__ = moved(__name__, {"save": f"{__name__}:save_clouds", "load": f"{__name__}:load_clouds"})
@@ -55,7 +59,7 @@ class Generator(_PointDiffusion):
             max_shapes: Optional[int] = None, resume: bool = False) -> "Generator":
         """Train on a folder ``data/CLASS/split/*`` (or a (S, N, 3) array of clouds); ``resume=True``
         continues the run saved in ``checkpoint_dir`` (its steps, time and optimizer state)."""
-        folder = self._folder(data, classes, split, max_shapes)
+        folder = self.read_clouds(data, classes, split, max_shapes)
         self.num_shapes_ = len(folder)
 
         def loss_fn(net, batch):
@@ -163,9 +167,6 @@ class LatentGenerator(PointModel):
         self.train_result: Optional[TrainResult] = None
         self.prior_result: Optional[TrainResult] = None
 
-    # the same cloud loading as Generator and Completer (reads num_points, normalization and seed)
-    _folder = _PointDiffusion._folder
-
     def fit(self, data, classes: Optional[Sequence[str]] = None, split: str = "train",
             max_shapes: Optional[int] = None, resume: bool = False) -> "LatentGenerator":
         """Train on a folder ``data/CLASS/split/*`` (or a (S, N, 3) array of clouds), then refit the prior.
@@ -175,7 +176,7 @@ class LatentGenerator(PointModel):
         if resume and self.checkpoint_dir is None:
             raise ValueError("resume=True needs checkpoint_dir= (the folder whose last/ checkpoint training "
                              "continues from)")
-        folder = self._folder(data, classes, split, max_shapes)
+        folder = self.read_clouds(data, classes, split, max_shapes)
         x = folder.points
         if len(x) == 0:
             raise ValueError("no training clouds")
@@ -213,10 +214,6 @@ class LatentGenerator(PointModel):
         prior_cfg = resolve_train_config(PRIOR_TRAIN_CONFIG, None, {}, {
             "seed": self.seed + 1, "progress": cfg.progress, "device": cfg.device, "max_steps": self.prior_max_steps})
         self.prior_result = train_loop(model.prior, lambda _, b: model.prior_loss(*b), loader, prior_cfg)
-
-    def _check_fitted(self):
-        if not self.fitted:
-            raise RuntimeError("this LatentGenerator is not fitted; call fit(...) or LatentGenerator.load(dir)")
 
     @torch.no_grad()
     def sample(self, n: int, sampler_steps: Optional[int] = None, sampler: str = "ddpm", seed: Optional[int] = None,
@@ -264,7 +261,7 @@ class LatentGenerator(PointModel):
             if data is None:
                 data, classes, split, max_shapes = (source["data"], source["classes"], source["split"],
                                                     source["max_shapes"])
-            obj._fit_prior(obj._folder(data, classes, split, max_shapes).points)
+            obj._fit_prior(obj.read_clouds(data, classes, split, max_shapes).points)
         obj.model.cpu().eval()
         obj.fitted = True
         return obj, cfg["loop"]
@@ -321,7 +318,7 @@ class Completer(_PointDiffusion):
             max_shapes: Optional[int] = None, resume: bool = False) -> "Completer":
         """Train on ``views`` hidden-point-removal scans of every shape of the folder (or array);
         ``resume=True`` continues the run saved in ``checkpoint_dir``."""
-        folder = self._folder(data, classes, split, max_shapes)
+        folder = self.read_clouds(data, classes, split, max_shapes)
         pairs = completion_pairs(folder, self.views, self.max_known, self.seed)
         self.num_shapes_ = len(folder)
 
@@ -365,6 +362,134 @@ class Completer(_PointDiffusion):
             out += [restore_scan(row, frame, arr, rotation) for frame, row, arr in zip(frames, x, kept)]
         result = torch.stack(out)
         return result[0] if single else result
+
+
+_LATENT_COMPLETER_HPARAMS = ("num_points", "latent_dim", "num_train_steps", "beta_start", "beta_end",
+                             "time_features", "train_points", "encoder_points", "encoder_widths", "decoder_widths",
+                             "max_known", "views", "normalization")
+LATENT_COMPLETER_KIND_VERSION = 1
+
+
+class LatentCompleter(PointModel):
+    """Completion of partial scans at any number of points: the scan's code, then the missing points
+    drawn one by one given it (model: :class:`~.latent_completion.ScanCompletionDiffusion`; its module
+    tells what it learns from).
+
+    Same contract as :class:`Completer`: :meth:`fit` trains on ``views`` hidden-point-removal
+    scans of every training shape (at most ``max_known`` points each, default ``num_points // 2``),
+    :meth:`complete` takes scans in any units and axes and returns ``num_points`` points whose first
+    rows are the scan's. A training step costs time in proportion to
+    ``batch_size * (train_points + encoder_points)``, completion to the points drawn; neither builds
+    a neighbour graph. Training settings as :class:`LatentGenerator` (Luo & Hu's Adam, EMA).
+    """
+
+    kind = "points.latent_completer"  # the checkpoint kind of core.checkpoint.KINDS
+    kind_version, hparam_names = LATENT_COMPLETER_KIND_VERSION, _LATENT_COMPLETER_HPARAMS
+    default_train_config = DEFAULT_LATENT_TRAIN_CONFIG
+
+    def __init__(self, num_points: int = 2048, latent_dim: int = 256, num_train_steps: int = 200,
+                 beta_start: float = 1e-4, beta_end: float = 0.05, time_features: str = "signal",
+                 train_points: int = 512, encoder_points: int = 512, encoder_widths: Sequence[int] = ENCODER_WIDTHS,
+                 decoder_widths: Sequence[int] = DECODER_WIDTHS, max_known: Optional[int] = None, views: int = 4,
+                 normalization: str = "unit_std", epochs: int = _LD.epochs, max_steps: Optional[int] = _LD.max_steps,
+                 batch_size: int = 32, lr: float = _LD.lr, ema_decay: float = _LD.ema_decay, device: str = "auto",
+                 seed: int = 0, progress: bool = True, checkpoint_dir: Optional[str] = None,
+                 train_config: Optional[TrainConfig] = None):
+        self.num_points = check_whole("num_points", num_points, 2)
+        for name, value in (("latent_dim", latent_dim), ("num_train_steps", num_train_steps), ("views", views),
+                            ("train_points", train_points), ("encoder_points", encoder_points),
+                            ("batch_size", batch_size)):
+            check_whole(name, value)
+        check_training_args(batch_size=batch_size, views=views, epochs=epochs, max_steps=max_steps, lr=lr)
+        if max_known is not None and not 0 < max_known < num_points:
+            raise ValueError(f"max_known must lie in [1, num_points - 1] = [1, {num_points - 1}], got {max_known}")
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {', '.join(NORMALIZATIONS)}, got {normalization!r}")
+        self.latent_dim, self.num_train_steps = latent_dim, num_train_steps
+        self.beta_start, self.beta_end = beta_start, beta_end
+        self.time_features, self.train_points, self.encoder_points = time_features, train_points, encoder_points
+        self.encoder_widths, self.decoder_widths = tuple(encoder_widths), tuple(decoder_widths)
+        self.max_known = max_known if max_known is not None else num_points // 2
+        self.views, self.normalization = views, normalization
+        self.epochs, self.max_steps, self.batch_size = epochs, max_steps, batch_size
+        self.lr, self.ema_decay = lr, ema_decay
+        self.device, self.seed, self.progress, self.checkpoint_dir = device, seed, progress, checkpoint_dir
+        self.train_config = train_config
+        with torch.random.fork_rng(devices=[]):  # initialisation fixed by seed, the caller's RNG untouched
+            torch.default_generator.manual_seed(seed)
+            self.model = ScanCompletionDiffusion(latent_dim, num_train_steps, beta_start, beta_end, time_features,
+                                                 self.encoder_widths, self.decoder_widths)
+        self.fitted = False
+        self.clip: Optional[float] = None  # |x0| bound for sampling (in the scans' frames), set by fit
+        self.train_result: Optional[TrainResult] = None
+
+    def fit(self, data, classes: Optional[Sequence[str]] = None, split: str = "train",
+            max_shapes: Optional[int] = None, resume: bool = False) -> "LatentCompleter":
+        """Train on ``views`` scans of every shape of a folder ``data/CLASS/split/*`` (or a (S, N, 3)
+        array); ``resume=True`` continues the run kept in ``checkpoint_dir``."""
+        if resume and self.checkpoint_dir is None:
+            raise ValueError("resume=True needs checkpoint_dir= (the folder whose last/ checkpoint training "
+                             "continues from)")
+        folder = self.read_clouds(data, classes, split, max_shapes)
+        if len(folder) == 0:
+            raise ValueError("no training clouds")
+        pairs = completion_pairs(folder, self.views, self.max_known, self.seed)
+        x0, known = pairs["x0"], pairs["known"]
+        clip = 1.1 * float(x0.abs().max())  # range of the points seen in training, in the scans' frames
+        loader = Batches(len(x0), self.batch_size, lambda idx: (x0[idx], known[idx]), shuffle=True,
+                         generator=torch.Generator().manual_seed(self.seed))
+        result = train_loop(self.model, lambda m, b: m.loss(*b, self.train_points, self.encoder_points), loader,
+                            self._train_config(), checkpoint_dir=self.checkpoint_dir, resume=resume,
+                            extra_config={**self.config(), "clip": clip})
+        self.model.cpu().eval()
+        self.num_shapes_, self.clip, self.train_result, self.fitted = len(folder), clip, result, True
+        return self
+
+    @torch.no_grad()
+    def complete(self, partial, sampler_steps: Optional[int] = 50, sampler: str = "ddpm", seed: Optional[int] = None,
+                 batch_size: int = 64, up_axis: str = "z"):
+        """Complete one (M, 3) scan -> (num_points, 3), or a list of scans -> (B, num_points, 3).
+
+        Scans as :meth:`Completer.complete` takes them (arrays, tensors or
+        point files; any units; ``up_axis`` turned onto +z); each is cut to at most ``max_known``
+        points (a seeded subset) and its ``num_points - len(kept)`` missing points are drawn.
+        ``sampler_steps=None`` runs every step of the schedule. Output is in the scan's units and
+        axes (float64), the kept scan points, bit-exact, in its first rows.
+        """
+        self._check_fitted()
+        rotation = up_rotation(up_axis)
+        partials, single = scan_list(partial)
+        batch_size = check_whole("batch_size", batch_size)
+        resolve_sampler(sampler, "discrete")
+        device = resolve_device(self.device)
+        model = self.model.to(device).eval()
+        gen = torch.Generator(device=device).manual_seed(self.seed if seed is None else seed)
+        out = []
+        for s in range(0, len(partials), batch_size):
+            known, mask, frames, kept = prepare_scans(partials[s:s + batch_size], self.num_points, self.max_known,
+                                                      self.seed, rotation, offset=s)
+            sizes = [len(k) for k in kept]
+            # every scan's code from its own points (repeated up to the longest: the max-pool ignores repeats)
+            longest = max(sizes)
+            scans = torch.stack([known[i, torch.arange(longest) % m] for i, m in enumerate(sizes)]).to(device)
+            z = model.code(scans)
+            drawn = model.decode(z, self.num_points - min(sizes), sampler, sampler_steps, gen, self.clip).double().cpu()
+            for i, m in enumerate(sizes):  # the points are independent given z: the first ones are a sample
+                row = torch.cat([known[i, :m].double(), drawn[i, : self.num_points - m]])
+                out.append(restore_scan(row, frames[i], kept[i], rotation))
+        result = torch.stack(out)
+        return result[0] if single else result
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str = "auto") -> "LatentCompleter":
+        """Rebuild a model saved with :meth:`save`; a checkpoint of another kind raises
+        :class:`~multidiff.core.checkpoint.CheckpointKindError` naming the loader that fits."""
+        states, cfg = load_checkpoint(directory, kind=cls.kind, max_kind_version=LATENT_COMPLETER_KIND_VERSION)
+        obj = cls(**{k: cfg[k] for k in _LATENT_COMPLETER_HPARAMS}, device=device, progress=False)
+        load_state_strict(obj.model, states["model"], f"checkpoint {directory}")
+        obj.model.eval()
+        obj.clip, obj.fitted = cfg["clip"], True
+        return obj
 
 
 def scan_list(partial) -> tuple[list, bool]:

@@ -13,8 +13,7 @@ import torch
 from ...core.deprecation import renamed_kwargs
 from ...datasets.pointclouds import PointCloudFolder, check_points, load_folder, normalize
 from ...metrics import points as M
-from .api import Completer, Generator, LatentGenerator, completion_pairs
-from .latent_completion import LatentCompleter
+from .api import Completer, Generator, LatentCompleter, LatentGenerator, completion_pairs
 
 __all__ = ["evaluate", "retrieve", "reference_rows", "score_generated", "distinct_references"]
 
@@ -145,7 +144,7 @@ def evaluate(model, data, classes: Optional[Sequence[str]] = None, split: str = 
     """
     if protocol not in M.PROTOCOLS:
         raise ValueError(f"protocol must be one of {', '.join(M.PROTOCOLS)}, got {protocol!r}")
-    folder = model._folder(data, classes, split, max_shapes)
+    folder = model.read_clouds(data, classes, split, max_shapes)
     if isinstance(model, (Generator, LatentGenerator)):
         n_pts, note = _eval_points(folder, eval_points or model.num_points)
         ref = distinct_references(folder, n_pts, seed)

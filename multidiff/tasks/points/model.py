@@ -1,14 +1,16 @@
 """The diffusion model both point-cloud tasks share: hyper-parameters, PVD's schedule (1000 steps,
 linear betas 1e-4..0.02) over a :class:`~multidiff.nets.point_denoiser.PointDenoiser`, sampling
 through the core's DDPM / DDIM / DPM-Solver++(2M) (with DDPM's ``clip_denoised``), training through
-``core.training.fit``, and checkpoints. :class:`~.api.Generator` and :class:`~.api.Completer` add
-the task on top."""
+``core.training.fit``, and checkpoints; :class:`PointModel`, the base of every public point-cloud
+model (how it reads clouds, its training settings, its config and ``save``). The public classes
+(:class:`~.api.Generator`, :class:`~.api.Completer`, :class:`~.api.LatentGenerator`,
+:class:`~.api.LatentCompleter`) are in :mod:`.api`."""
 from __future__ import annotations
 
 import math
 import numbers
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -16,7 +18,6 @@ import torch
 from ...core.checkpoint import load_checkpoint, save_checkpoint
 from ...core.denoiser import clip_denoised
 from ...core.deprecation import rename_keys, renamed_attribute, renamed_kwargs
-from ...core import samplers
 from ...core.samplers import run as run_sampler
 from ...core.schedules import alpha_bars, linear_betas
 from ...core.validate import check_whole
@@ -24,7 +25,7 @@ from ...core.training import Batches, TrainConfig, TrainResult, fit as train_loo
 from ...datasets.pointclouds import NORMALIZATIONS, PointCloudFolder, check_points, load_folder, normalize, resample
 from ...nets.point_denoiser import PointDenoiser
 
-__all__ = ["SAMPLER_NAMES", "DEFAULT_TRAIN_CONFIG", "PointModel"]
+__all__ = ["DEFAULT_TRAIN_CONFIG", "PointModel"]
 
 # How both point-cloud models train unless told otherwise: AdamW lr 1e-3 (weight decay 1e-6) on a
 # cosine schedule, clipping at norm 1, EMA 0.999, 100 epochs. ``train_config=`` replaces it; the
@@ -34,9 +35,6 @@ DEFAULT_TRAIN_CONFIG = TrainConfig(epochs=100, lr=1e-3, weight_decay=1e-6, lr_sc
 _D = DEFAULT_TRAIN_CONFIG
 _TRAIN_KEYWORDS = ("epochs", "max_steps", "lr", "ema_decay")
 
-# accepted sampler names -> the core's method (the registry's discrete-time methods and their aliases)
-SAMPLER_NAMES = {**{n: n for n in samplers.names("discrete")},
-                 **{a: n for a, n in samplers.ALIASES.items() if n in samplers.names("discrete")}}
 _HPARAMS = ("num_points", "channels", "layers", "k", "num_train_steps", "beta_start", "beta_end", "normalization",
             "max_known", "views")
 _RENAMED = {"num_steps": "num_train_steps"}  # old hyper-parameter names, accepted until the next release
@@ -56,16 +54,44 @@ def check_training_args(batch_size, views, epochs, max_steps, lr) -> None:
 
 
 class PointModel:
-    """What every point-cloud model shares: its :class:`TrainConfig` from ``default_train_config`` and the
-    keywords ``epochs``, ``max_steps``, ``lr``, ``ema_decay`` (replacing its fields when set to other values
-    than its own) with ``seed``, ``device`` and ``progress``; its config (``clip`` and the settings named
-    by ``hparam_names``); and :meth:`save` of the module in attribute ``weights_key`` as ``kind``."""
+    """What every point-cloud model shares: :meth:`read_clouds` (its ``num_points``, ``normalization`` and
+    ``seed``); its :class:`TrainConfig` from ``default_train_config`` and the keywords ``epochs``,
+    ``max_steps``, ``lr``, ``ema_decay`` (replacing its fields when set to other values than its own) with
+    ``seed``, ``device`` and ``progress``; its config (``clip`` and the settings named by ``hparam_names``);
+    and :meth:`save` of the module in attribute ``weights_key`` as ``kind``."""
 
     kind = ""  # the checkpoint kind of core.checkpoint.KINDS that save() writes and load() reads
     kind_version = 1
     hparam_names: tuple = ()
     weights_key = "model"
     default_train_config: TrainConfig
+
+    def read_clouds(self, data, classes: Optional[Sequence[str]] = None, split: str = "train",
+                    max_shapes: Optional[int] = None) -> PointCloudFolder:
+        """The clouds ``data`` names, read as ``fit`` reads them: a folder ``data/CLASS/split/*``
+        (``classes``, ``split`` and at most ``max_shapes`` shapes per class), a :class:`PointCloudFolder`
+        (as it is), or a (S, N, 3) array of clouds; each resampled to ``num_points`` points (seeded by
+        ``seed``) and put in the model's ``normalization``."""
+        if isinstance(data, PointCloudFolder):
+            return data
+        if isinstance(data, (str, Path)):
+            return load_folder(data, classes, split, self.num_points, self.normalization, max_shapes, self.seed)
+        clouds = torch.as_tensor(np.asarray(data) if not isinstance(data, torch.Tensor) else data)
+        if clouds.dim() != 3 or clouds.shape[-1] != 3 or len(clouds) == 0:
+            raise ValueError("training clouds must be a folder path or a (S, N, 3) array, got shape "
+                             f"{tuple(clouds.shape)}")
+        rows = [check_points(c, f"cloud {i}") for i, c in enumerate(clouds)]
+        rng = np.random.default_rng(self.seed)
+        sizes = [len(r) for r in rows]
+        rows = [r if len(r) == self.num_points else resample(r, self.num_points, rng) for r in rows]
+        x, norm = normalize(torch.tensor(np.stack(rows)), self.normalization)
+        return PointCloudFolder(x.float(), norm, ["?"] * len(rows), [Path(f"cloud_{i}") for i in range(len(rows))],
+                                sizes)
+
+    def _check_fitted(self):
+        if not self.fitted:
+            name = type(self).__name__
+            raise RuntimeError(f"this {name} is not fitted; call fit(...) or {name}.load(dir)")
 
     def _train_config(self) -> TrainConfig:
         """The :class:`TrainConfig` ``fit`` trains with."""
@@ -143,26 +169,6 @@ class _PointDiffusion(PointModel):
         self.net.cpu()
         self.fitted = True
         return self
-
-    def _folder(self, data, classes, split, max_shapes) -> PointCloudFolder:
-        if isinstance(data, PointCloudFolder):
-            return data
-        if isinstance(data, (str, Path)):
-            return load_folder(data, classes, split, self.num_points, self.normalization, max_shapes, self.seed)
-        clouds = torch.as_tensor(np.asarray(data) if not isinstance(data, torch.Tensor) else data)
-        if clouds.dim() != 3 or clouds.shape[-1] != 3 or len(clouds) == 0:
-            raise ValueError(f"training clouds must be a folder path or a (S, N, 3) array, got shape {tuple(clouds.shape)}")
-        rows = [check_points(c, f"cloud {i}") for i, c in enumerate(clouds)]
-        rng = np.random.default_rng(self.seed)
-        sizes = [len(r) for r in rows]
-        rows = [r if len(r) == self.num_points else resample(r, self.num_points, rng) for r in rows]
-        x, norm = normalize(torch.tensor(np.stack(rows)), self.normalization)
-        return PointCloudFolder(x.float(), norm, ["?"] * len(rows), [Path(f"cloud_{i}") for i in range(len(rows))],
-                                sizes)
-
-    def _check_fitted(self):
-        if not self.fitted:
-            raise RuntimeError(f"this {type(self).__name__} is not fitted; call fit(...) or {type(self).__name__}.load(dir)")
 
     def _clipped(self, model):
         """Eps model whose implied clean cloud is clamped to the training range (DDPM's
