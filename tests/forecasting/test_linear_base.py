@@ -108,7 +108,7 @@ def test_default_lags_cover_a_week_of_hours_and_shrink_to_short_frames():
     from multidiff.datasets.gluonts_adapters import values_to_dataset
     from multidiff.tasks.forecasting import CSDIForecastEstimator
 
-    for rows, expected in ((2000, 168), (200, 200 - 24 - 31), (140, 96)):
+    for rows, expected in ((2000, 168), (200, 200 - 24 - 31), (90, 48)):
         values = np.random.default_rng(0).normal(size=(rows, 2)).cumsum(0)
         index = pd.date_range("2020-01-01", periods=rows, freq="h")
         est = CSDIForecastEstimator(freq="h", prediction_length=24, target_dim=2, max_time=0)
