@@ -59,8 +59,9 @@ _KIND = "forecasting.csdi"
 # a time budget: 120 s by default, the issue-15 benchmarks use 600 s
 DEFAULT_TRAIN_CONFIG = TrainConfig(epochs=10**6, lr=1e-3, weight_decay=1e-6, lr_schedule="multistep", ema_decay=0.0,
                                    grad_clip=1.0, max_time=120.0, progress=False)
-# grid cells (samples x windows x series x steps) per network call while sampling: bounds memory
-_CELLS_PER_CALL = 65536
+# grid cells (samples x windows x series x steps) per network call while sampling: bounds memory;
+# small calls stay in cache (7 ETTh1 windows x 100 paths on one thread: 29 s at 16384, 38 s at 65536)
+_CELLS_PER_CALL = 16384
 
 
 def standardise(y: torch.Tensor, context_length: int, floor: Optional[torch.Tensor] = None):
