@@ -79,7 +79,8 @@ def test_timegrad_gets_them_as_lightning_trainer_options():
     from multidiff.cli.forecast import _estimator_kwargs
 
     args = build_parser().parse_args(["forecast", "x.csv", "--forecaster", "timegrad", *OPTIONS])
-    assert _estimator_kwargs(args)["trainer_kwargs"] == {**GIVEN, "max_time": {"seconds": 120.0}}
+    assert args.max_time == 40.0  # the command's default budget, passed on as Lightning's max_time
+    assert _estimator_kwargs(args)["trainer_kwargs"] == {**GIVEN, "max_time": {"seconds": 40.0}}
     args = build_parser().parse_args(["forecast", "x.csv", "--forecaster", "timegrad", "--devices", "2"])
     assert _estimator_kwargs(args, budget=False)["trainer_kwargs"] == {"devices": 2, "num_nodes": 1, "strategy": "auto"}
     assert "trainer_kwargs" not in _estimator_kwargs(build_parser().parse_args(["forecast", "x.csv", "--forecaster",
