@@ -1,18 +1,19 @@
-"""Grad-TTS on LJ Speech: train, then WER / CER (offline recogniser), MCD-DTW, log-F0 RMSE and RTF
-on the held-out clips (the last 20 by default).
+"""Grad-TTS on LJ Speech: train, then WER / CER (offline recogniser), DNSMOS naturalness, MCD-DTW,
+log-F0 RMSE and RTF on the held-out clips (the last 20 by default).
 
 Rows: the ceiling (the recorded audio; the recorded mel through Griffin-Lim), the prior mu alone,
 and the diffusion decoder at each --sampler-steps for each of --samplers. WER/CER come from
-PocketSphinx and jiwer (`pip install "multidiff[bench]"`; see multidiff/metrics/asr.py).
+PocketSphinx and jiwer (`pip install "multidiff[bench]"`; see multidiff/metrics/asr.py), DNSMOS
+P.835 OVRL / SIG / BAK from speechmos (same extra; multidiff/metrics/naturalness.py; --no-mos skips it).
 
 Training runs through the core loop: OUT/last is a checkpoint after every epoch and --resume
 continues an interrupted run bit-identically (the same command with --resume). With
 --eval-every-minutes N, each time another N minutes of training have passed (checked at epoch ends;
 evaluation time is not training time), a learning-curve point is appended to OUT/curve.jsonl:
-WER, CER and MCD of the decoder at --curve-steps steps and of the prior on the --curve-clips
+WER, CER, DNSMOS and MCD of the decoder at --curve-steps steps and of the prior on the --curve-clips
 held-out clips, with the training minutes, steps and losses; a resumed run appends to it. A point
-costs 2 x clips Griffin-Lim inversions and recognitions and clips x (prior + decoder) syntheses:
-about 2-3 CPU-minutes for 20 clips of the cpu preset (each line records its eval_seconds).
+costs 2 x clips Griffin-Lim inversions, recognitions and DNSMOS runs and clips x (prior + decoder)
+syntheses: a few CPU-minutes for 20 clips of the cpu preset (each line records its eval_seconds).
 
     python benchmarks/tts_ljspeech.py --preset cpu --max-minutes 180 --eval-every-minutes 20 --out runs/tts_cpu
     python benchmarks/tts_ljspeech.py --preset cpu --max-minutes 180 --eval-every-minutes 20 --out runs/tts_cpu --resume
@@ -60,8 +61,8 @@ class Curve:
     """Learning-curve points in a JSON-lines file, one every ``every`` minutes of training."""
 
     def __init__(self, path: Path, every: float, items, recognizer, steps: int, sampler: str, temperature: float,
-                 seed: int, resume: bool):
-        self.path, self.every, self.items, self.recognizer = path, every, items, recognizer
+                 seed: int, resume: bool, mos: bool = False):
+        self.path, self.every, self.items, self.recognizer, self.mos = path, every, items, recognizer, mos
         self.steps, self.sampler, self.temperature, self.seed = steps, sampler, temperature, seed
         last = 0.0
         if resume and path.is_file():
@@ -78,16 +79,18 @@ class Curve:
         if minutes < self.due:
             return
         point = tts.curve_point(voice, self.items, self.recognizer, self.steps, self.sampler, self.temperature,
-                                self.seed)
+                                self.seed, mos=self.mos)
         line = {"minutes": round(minutes, 3), "steps": info["steps"], "epoch": info["epoch"],
                 "train_loss": info["train_loss"], "val_loss": info.get("val_loss"), **point,
                 "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as f:
             f.write(json.dumps(line) + "\n")
+        mos = (f", DNSMOS OVRL {point['dnsmos_ovrl']:.2f} (prior {point['prior_dnsmos_ovrl']:.2f})"
+               if "dnsmos_ovrl" in point else "")
         print(f"curve: {minutes:.1f} min, step {info['steps']}: WER {point.get('wer', float('nan')):.3f} "
               f"(prior {point.get('prior_wer', float('nan')):.3f}), MCD {point['mcd']:.3f} "
-              f"(prior {point['prior_mcd']:.3f}); {point['eval_seconds']:.0f} s", flush=True)
+              f"(prior {point['prior_mcd']:.3f}){mos}; {point['eval_seconds']:.0f} s", flush=True)
         self.due = (math.floor(minutes / self.every) + 1) * self.every
 
 
@@ -179,16 +182,21 @@ def main(argv=None) -> int:
     p.add_argument("--eval-clips", type=int, default=20)
     add_option(p, "--sampler-steps", old=["--eval-steps"], type=int, nargs="+", default=[4, 10, 50],
                help="decoder step counts to evaluate")
-    p.add_argument("--samplers", nargs="+", default=["euler_ode"], choices=names("continuous"),
-                   help="euler_ode, euler_sde (Grad-TTS' ODE / SDE Euler steps), dpm_solver (DPM-Solver++(2M)), ...")
-    p.add_argument("--temperature", type=float, default=1.5)
+    p.add_argument("--samplers", nargs="+", default=None, choices=names("continuous") + names("flow"),
+                   help="default: the voice's. VP-SDE voices: euler_ode, euler_sde (Grad-TTS' ODE / SDE Euler steps), "
+                        "dpm_solver (DPM-Solver++(2M)), ...; flow voices: euler, midpoint")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="default: the voice's; with --export-voice, the exported voice's default")
     p.add_argument("--no-f0", action="store_true")
     p.add_argument("--no-asr", action="store_true", help="skip WER/CER (they need pocketsphinx and jiwer)")
+    p.add_argument("--no-mos", action="store_true", help="skip DNSMOS naturalness (it needs speechmos, onnxruntime)")
     p.add_argument("--eval-every-minutes", type=float, default=0, help="learning-curve point every N training minutes")
     p.add_argument("--curve", help="learning-curve JSON lines (default: OUT/curve.jsonl)")
     p.add_argument("--curve-clips", type=int, default=20, help="held-out clips per curve point")
     p.add_argument("--curve-steps", type=int, default=10, help="decoder steps of a curve point (first --samplers)")
     p.add_argument("--export-voice", help="write the voice here as the package ships it (+ voice.json, samples)")
+    p.add_argument("--training-command", action="append",
+                   help="with --checkpoint: a command that trained it, kept in voice.json (repeat: one per stage)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: leave as is)")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0)
@@ -210,13 +218,19 @@ def main(argv=None) -> int:
     if not args.no_asr:
         from multidiff.metrics.asr import Recognizer
         recognizer = Recognizer()
+    if not args.no_mos:  # before hours of training: say at once when the judge is missing
+        from multidiff.metrics.naturalness import require_speechmos
+        try:
+            require_speechmos()
+        except ImportError as err:
+            p.error(f"{err}; or pass --no-mos")
     report = {"command": "python benchmarks/tts_ljspeech.py " + shlex.join(argv), "args": vars(args),
               "data": {"name": data.name, "folder": str(data.resolve()), "clips": len(items), "clips_train": len(items) - args.holdout,
                        "holdout": args.holdout, "clips_eval": min(args.eval_clips, len(test))},
               "threads": torch.get_num_threads(), "commit": _commit(), "results": {}}
     evaluate = lambda model, **kw: tts.evaluate(model, test[: args.eval_clips], temperature=args.temperature,
                                                 with_f0=not args.no_f0, seed=args.seed, progress=print,
-                                                asr=recognizer if recognizer else False, **kw)
+                                                asr=recognizer if recognizer else False, mos=not args.no_mos, **kw)
     if args.ceiling_only:
         res = evaluate(_ceiling_model(), sampler_steps=(), ceiling=True, prior=False)
         report["ceiling"], report["transcripts"] = res.rows, res.transcripts
@@ -236,7 +250,7 @@ def main(argv=None) -> int:
         if args.eval_every_minutes:
             curve = Curve(Path(args.curve) if args.curve else out / "curve.jsonl", args.eval_every_minutes,
                           test[: args.curve_clips], recognizer if recognizer else False, args.curve_steps,
-                          args.samplers[0], args.temperature, args.seed, args.resume)
+                          args.samplers[0] if args.samplers else None, args.temperature, args.seed, args.resume, mos=not args.no_mos)
         model = tts.train(items, out=out, max_steps=max_steps, device=args.device, holdout=args.holdout,
                           seed=args.seed, resume=args.resume, on_epoch_end=curve, **settings)
         report["settings"] = {**{k: v for k, v in settings.items() if k != "train_config"},
@@ -250,6 +264,9 @@ def main(argv=None) -> int:
     from multidiff.audio.files import save_mel_png
 
     rows, transcripts = [], {}
+    args.samplers = args.samplers or [model.diffusion.default_sampler]
+    if args.training_command:
+        report["training_commands"] = args.training_command
     for i, sampler in enumerate(args.samplers):  # the ceiling and the prior once, then each sampler's decoder rows
         res = evaluate(model, sampler_steps=args.sampler_steps, sampler=sampler, ceiling=i == 0, prior=i == 0)
         if i == 0:
@@ -259,11 +276,14 @@ def main(argv=None) -> int:
     report["results"], report["transcripts"] = rows, transcripts
     print(f"\n{tts.EvalResult(rows=rows).table()}\n")
     if args.export_voice:
+        if args.temperature is not None:  # the voice ships with the temperature it was measured at
+            from dataclasses import replace
+            model.diffusion = replace(model.diffusion, temperature=args.temperature)
         steps = 10 if 10 in args.sampler_steps else args.sampler_steps[0]
         report["samples"] = samples(model, [u.text for u in test[:2]] + NEW_TEXTS, out, recognizer, args.samplers[0],
                                     steps, args.temperature, args.seed)
         (out / "samples.md").write_text(sample_table(report["samples"]) + "\n")
-        keep = ("command", "data", "commit", "device", "cpu_count", "threads", "parameters", "training_minutes",
+        keep = ("command", "training_commands", "data", "commit", "device", "cpu_count", "threads", "parameters", "training_minutes",
                 "trained", "settings", "results", "samples")
         export_voice(model, Path(args.export_voice), {k: report[k] for k in keep if k in report}
                      | {"date": datetime.now(timezone.utc).isoformat(timespec="seconds")})

@@ -60,6 +60,8 @@ def add_parser(sub) -> None:
     e.add_argument("--no-f0", action="store_true", help="skip pYIN F0 (faster)")
     e.add_argument("--no-asr", action="store_true",
                    help="skip word/character error rates (they need the bench extra: pocketsphinx, jiwer)")
+    e.add_argument("--mos", action="store_true",
+                   help="add DNSMOS P.835 naturalness (OVRL, SIG, BAK; needs speechmos and onnxruntime)")
     e.add_argument("--no-ceiling", action="store_true",
                    help="skip the recorded audio and recorded mel + vocoder rows")
     e.add_argument("--json", help="write the rows as JSON here")
@@ -72,9 +74,12 @@ def _decoding_args(p, sampler_steps: bool = True) -> None:
     if sampler_steps:
         add_option(p, "--sampler-steps", old=["--steps"], type=int, default=10, help="decoder steps")
     from ..core.samplers import names
-    p.add_argument("--sampler", default="euler_ode", choices=names("continuous"),
-                   help="euler_ode / euler_sde: Grad-TTS' Euler steps; dpm_solver: DPM-Solver++(2M)")
-    p.add_argument("--temperature", type=float, default=1.5, help="noise is divided by it (Grad-TTS: 1.5)")
+    p.add_argument("--sampler", default=None, choices=names("continuous") + names("flow"),
+                   help="default: the voice's (euler for a flow-matching decoder, euler_ode for a VP-SDE one). "
+                        "VP-SDE voices: euler_ode / euler_sde (Grad-TTS' Euler steps), dpm_solver (DPM-Solver++(2M)); "
+                        "flow voices: euler, midpoint (two network calls per step)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="noise is divided by it; default: the voice's (Grad-TTS: 1.5)")
     p.add_argument("--length-scale", type=float, default=1.0, help=">1 speaks slower")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
@@ -140,7 +145,7 @@ def _evaluate(args) -> int:
     _, test = split_holdout(read_metadata(locate_ljspeech(args.data)), args.holdout)
     test = test[: args.clips] if args.clips else test
     res = tts.evaluate(model, test, args.sampler_steps, args.sampler, args.temperature, with_f0=not args.no_f0,
-                       seed=args.seed, progress=print, asr=not args.no_asr, ceiling=not args.no_ceiling)
+                       seed=args.seed, progress=print, asr=not args.no_asr, ceiling=not args.no_ceiling, mos=args.mos)
     print(res.table())
     if args.json:
         from ..core.checkpoint import write_json_atomic

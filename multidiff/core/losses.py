@@ -1,5 +1,6 @@
 """The denoising loss of Ho et al. (2020) for networks that predict eps, x0 or v (Salimans & Ho
-2022), in discrete and continuous time."""
+2022), in discrete and continuous time, and the conditional flow-matching loss (Lipman et al. 2023)
+for velocity models."""
 from __future__ import annotations
 
 from typing import Callable, Optional
@@ -9,7 +10,7 @@ import torch
 from .denoiser import Denoiser, _bcast, add_noise
 from .deprecation import renamed_kwargs
 
-__all__ = ["eps_mse", "denoising_mse", "draw_discrete_t", "draw_continuous_t", "PREDICTIONS"]
+__all__ = ["eps_mse", "flow_mse", "denoising_mse", "draw_discrete_t", "draw_continuous_t", "PREDICTIONS"]
 
 PREDICTIONS = ("eps", "x0", "v")
 
@@ -36,6 +37,20 @@ def eps_mse(model: Denoiser, x0: torch.Tensor, t: torch.Tensor, alpha_bar_of: Ca
     eps = torch.randn_like(x0) if eps is None else eps
     ab = alpha_bar_of(t).to(x0)
     residual = (model(add_noise(x0, eps, ab), t) - eps) ** 2
+    if mask is None:
+        return residual.mean()
+    mask = mask.to(residual.dtype)
+    return (residual * mask).sum() / mask.sum().clamp(min=1)
+
+
+def flow_mse(model: Callable, x1: torch.Tensor, t: torch.Tensor, flow, mask: Optional[torch.Tensor] = None,
+             x0: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """OT-CFM loss (Lipman et al. 2023; Matcha-TTS): ``|model(x_t, t) - u|^2`` with ``x_t`` on
+    ``flow``'s path (:class:`~multidiff.core.schedules.OTFlow`) from noise ``x0`` (default N(0, I))
+    to the data ``x1`` at times ``t`` in [0, 1] (one per row) and ``u`` its velocity; with ``mask``
+    the mean runs over the entries where mask is 1."""
+    x0 = torch.randn_like(x1) if x0 is None else x0
+    residual = (model(flow.path(x0, x1, t), t) - flow.velocity(x0, x1)) ** 2
     if mask is None:
         return residual.mean()
     mask = mask.to(residual.dtype)

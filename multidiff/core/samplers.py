@@ -8,7 +8,10 @@ Three layers, as k-diffusion splits ``get_sigmas_*`` from ``sample_*``:
   spacing, partial start at a step index); :func:`continuous_grid` is the one grid of a
   continuous-time (VP-SDE) model: uniform times from ``t_start`` down to 0, as Grad-TTS steps.
 - **Samplers** ``fn(model, x, grid, generator=None, project=None, randn=None) -> x``: DDPM, DDIM,
-  DPM-Solver++(2M), and Grad-TTS' Euler steps of the probability-flow ODE and of the reverse SDE.
+  DPM-Solver++(2M), and Grad-TTS' Euler steps of the probability-flow ODE and of the reverse SDE;
+  for a flow-matching model (:class:`~multidiff.core.schedules.OTFlow`, a velocity model: the
+  objective of Lipman et al. 2023 beside the VP-SDE), Euler and mid-point steps from noise at
+  ``t = 0`` to data at ``t = 1`` (:func:`flow_grid`).
   All samples of a batch go through the network in one call per step.
 - **The registry and the entry point**: :data:`METHODS` says which methods exist, whether each
   draws noise, which model times it applies to and its grid spacing on a table; :data:`ALIASES`
@@ -32,14 +35,14 @@ import torch
 
 from .denoiser import Denoiser, add_noise, x0_from_eps
 from .deprecation import renamed_kwargs
-from .schedules import VPSDE
+from .schedules import OTFlow, VPSDE
 from .validate import check_whole
 
 Project = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Randn = Callable[[torch.Tensor], torch.Tensor]  # like -> standard normal noise of like's shape, dtype, device
 
-__all__ = ["Grid", "discrete_grid", "continuous_grid", "vp_grid", "make_grid", "ddim", "ddpm", "dpm_solver_pp_2m",
-           "euler_ode", "euler_sde", "sample", "run", "Method", "METHODS", "ALIASES", "SAMPLERS", "resolve",
+__all__ = ["Grid", "discrete_grid", "continuous_grid", "flow_grid", "vp_grid", "make_grid", "ddim", "ddpm",
+           "dpm_solver_pp_2m", "euler_ode", "euler_sde", "flow_euler", "flow_midpoint", "OTFlow", "sample", "run", "Method", "METHODS", "ALIASES", "SAMPLERS", "resolve",
            "names", "Randn", "rowwise_randn", "VPSDE"]
 
 
@@ -55,6 +58,7 @@ class Grid:
     times: torch.Tensor  # (n,) model time arguments, noisiest first
     alpha_bars: torch.Tensor  # (n,) float64 signal levels at those times, increasing
     sde: Optional[VPSDE] = None  # set on continuous-time grids, whose last step ends at t = 0
+    flow: Optional[OTFlow] = None  # set on flow grids: times increase from noise (0) and end at data (t = 1)
 
     def __post_init__(self):
         if self.times.shape != self.alpha_bars.shape or self.times.dim() != 1 or len(self.times) == 0:
@@ -118,6 +122,18 @@ def continuous_grid(sde: VPSDE, sampler_steps: int, t_start: float = 1.0) -> Gri
     n = check_whole("sampler_steps", sampler_steps)
     times = t_start * (1 - torch.arange(n, dtype=torch.float64) / n)
     return Grid(times=times, alpha_bars=sde.alpha_bar_of(times), sde=sde)
+
+
+def flow_grid(flow: OTFlow, sampler_steps: int, t_start: float = 1.0) -> Grid:
+    """The grid of a flow-matching model: ``sampler_steps`` steps of equal length from flow time
+    ``1 - t_start`` (``t_start = 1``: from pure noise at 0) to the data at 1. ``times`` are the step
+    starts, increasing; their levels are the signal coefficients ``t`` of the OT path."""
+    if not 0 < t_start <= 1:
+        raise ValueError(f"t_start must lie in (0, 1], got {t_start}")
+    n = check_whole("sampler_steps", sampler_steps)
+    start = 1.0 - t_start
+    times = start + t_start * torch.arange(n, dtype=torch.float64) / n
+    return Grid(times=times, alpha_bars=times.clone(), flow=flow)
 
 
 @renamed_kwargs(n_steps="sampler_steps", alpha_bar_fn="alpha_bar_of")
@@ -261,13 +277,47 @@ def euler_sde(model: Denoiser, x: torch.Tensor, grid: Grid, generator: Optional[
     return _euler(model, x, grid, True, generator, project, randn)
 
 
+def _flow_steps(grid: Grid) -> torch.Tensor:
+    if grid.flow is None:
+        raise ValueError("flow samplers step a velocity model from t = 0 to 1 and need a flow grid "
+                         "(flow_grid, or run(..., flow=OTFlow()))")
+    return torch.cat([grid.times[1:], grid.times.new_ones(1)]) - grid.times
+
+
+def flow_euler(model: Callable, x: torch.Tensor, grid: Grid, generator: Optional[torch.Generator] = None,
+               project: Optional[Project] = None, randn: Optional[Randn] = None) -> torch.Tensor:
+    """Euler steps ``x += h v(x, t)`` of a flow-matching ODE (Lipman et al. 2023; Matcha-TTS samples
+    with them) on a :func:`flow_grid`: one network call per step. Deterministic."""
+    h = _flow_steps(grid)
+    for i in range(len(grid)):
+        v = _call(model, x, grid.times[i])
+        x = (x + h[i] * v).to(v.dtype)
+        if project is not None:
+            x = project(x, grid.next_level(i))
+    return x
+
+
+def flow_midpoint(model: Callable, x: torch.Tensor, grid: Grid, generator: Optional[torch.Generator] = None,
+                  project: Optional[Project] = None, randn: Optional[Randn] = None) -> torch.Tensor:
+    """Mid-point (second-order Runge-Kutta) steps of a flow-matching ODE on a :func:`flow_grid`:
+    ``x += h v(x + h/2 v(x, t), t + h/2)``, two network calls per step. Deterministic."""
+    h = _flow_steps(grid)
+    for i in range(len(grid)):
+        v = _call(model, x, grid.times[i])
+        half = (x + 0.5 * h[i] * v).to(v.dtype)
+        x = (x + h[i] * _call(model, half, grid.times[i] + 0.5 * h[i])).to(v.dtype)
+        if project is not None:
+            x = project(x, grid.next_level(i))
+    return x
+
+
 @dataclass(frozen=True)
 class Method:
     """A registered sampler: ``fn(model, x, grid, generator=, project=, randn=) -> x``."""
 
     fn: Callable
     stochastic: bool           # draws noise after the initial one (so its output depends on the generator)
-    times: tuple[str, ...]     # the model times it applies to: "discrete" (a table), "continuous" (a VP-SDE)
+    times: tuple[str, ...]     # the models it applies to: "discrete" (a table), "continuous" (a VP-SDE), "flow" (OTFlow)
     spacing: str               # its grid spacing on a discrete table; continuous grids are always uniform
 
 
@@ -279,17 +329,19 @@ METHODS: dict[str, Method] = {
     "dpm_solver": Method(dpm_solver_pp_2m, False, ("discrete", "continuous"), "logsnr"),
     "euler_ode": Method(euler_ode, False, ("continuous",), "uniform"),
     "euler_sde": Method(euler_sde, True, ("continuous",), "uniform"),
+    "euler": Method(flow_euler, False, ("flow",), "uniform"),
+    "midpoint": Method(flow_midpoint, False, ("flow",), "uniform"),
 }
 ALIASES = {"dpm_solver_pp_2m": "dpm_solver", "sde": "euler_sde"}  # other accepted names -> registered name
 SAMPLERS = {name: m.fn for name, m in METHODS.items()}  # name -> function, for callers of the old table
-_TIMES = ("discrete", "continuous")
+_TIMES = ("discrete", "continuous", "flow")
 
 
 def names(times: Optional[str] = None) -> tuple[str, ...]:
-    """Registered method names, in registry order; with ``times`` (``"discrete"`` or
-    ``"continuous"``) only those that apply to a model of that kind."""
+    """Registered method names, in registry order; with ``times`` (``"discrete"``, ``"continuous"``
+    or ``"flow"``) only those that apply to a model of that kind."""
     if times is not None and times not in _TIMES:
-        raise ValueError(f"times must be 'discrete' or 'continuous', got {times!r}")
+        raise ValueError(f"times must be 'discrete', 'continuous' or 'flow', got {times!r}")
     return tuple(n for n, m in METHODS.items() if times is None or times in m.times)
 
 
@@ -314,11 +366,11 @@ def sample(sampler: str, model: Denoiser, x: torch.Tensor, grid: Grid, **kwargs)
     return METHODS[resolve(sampler)].fn(model, x, grid, **kwargs)
 
 
-def _kind(alpha_bars: Optional[torch.Tensor], sde: Optional[VPSDE]) -> str:
-    if (alpha_bars is None) == (sde is None):
-        raise ValueError("give the model's noise schedule as alpha_bars= (a discrete table) or sde= (a VP-SDE), "
-                         "exactly one")
-    return "continuous" if sde is not None else "discrete"
+def _kind(alpha_bars: Optional[torch.Tensor], sde: Optional[VPSDE], flow: Optional[OTFlow] = None) -> str:
+    if sum(x is not None for x in (alpha_bars, sde, flow)) != 1:
+        raise ValueError("give the model's noise schedule as alpha_bars= (a discrete table), sde= (a VP-SDE) or "
+                         "flow= (an OTFlow, for a velocity model), exactly one")
+    return "continuous" if sde is not None else "flow" if flow is not None else "discrete"
 
 
 def _discrete_start(t_start: float, total: int) -> int:
@@ -327,7 +379,7 @@ def _discrete_start(t_start: float, total: int) -> int:
 
 
 def make_grid(sampler: str, sampler_steps: Optional[int] = None, *, alpha_bars: Optional[torch.Tensor] = None,
-              sde: Optional[VPSDE] = None, t_start: float = 1.0) -> Grid:
+              sde: Optional[VPSDE] = None, flow: Optional[OTFlow] = None, t_start: float = 1.0) -> Grid:
     """The grid :func:`run` walks for ``sampler`` (registered name or alias) on a model with an
     alpha-bar table (``alpha_bars``, the model takes step indices) or a VP-SDE (``sde``, the model
     takes times in [0, 1]): give exactly one.
@@ -336,14 +388,17 @@ def make_grid(sampler: str, sampler_steps: Optional[int] = None, *, alpha_bars: 
     VP-SDE, step ``round(t_start * T) - 1`` of a table of ``T`` steps. Tables are strided with the
     method's :attr:`Method.spacing`; ``sampler_steps=None`` walks every step of a table from
     ``t_start`` (the full DDPM chain at ``t_start = 1``). A VP-SDE takes :func:`continuous_grid`
-    and needs ``sampler_steps``.
+    and needs ``sampler_steps``; so does a flow (``flow``, the model takes times in [0, 1] and
+    predicts a velocity), which takes :func:`flow_grid`.
     """
-    name = resolve(sampler, _kind(alpha_bars, sde))
+    name = resolve(sampler, _kind(alpha_bars, sde, flow))
     t_start = float(t_start)
     if not 0 < t_start <= 1:
         raise ValueError(f"t_start must lie in (0, 1] (the fraction of the diffusion to start from), got {t_start}")
     if sde is not None:
         return continuous_grid(sde, check_whole("sampler_steps", sampler_steps), t_start)
+    if flow is not None:
+        return flow_grid(flow, check_whole("sampler_steps", sampler_steps), t_start)
     start = _discrete_start(t_start, len(alpha_bars))
     steps = check_whole("sampler_steps", sampler_steps, none="every step of the table")
     return discrete_grid(alpha_bars, start + 1 if steps is None else steps, t_start=start,
@@ -351,7 +406,7 @@ def make_grid(sampler: str, sampler_steps: Optional[int] = None, *, alpha_bars: 
 
 
 def run(model: Denoiser, *, sampler: str, sampler_steps: Optional[int] = None,
-        alpha_bars: Optional[torch.Tensor] = None, sde: Optional[VPSDE] = None,
+        alpha_bars: Optional[torch.Tensor] = None, sde: Optional[VPSDE] = None, flow: Optional[OTFlow] = None,
         shape: Optional[Sequence[int]] = None, x_start: Optional[torch.Tensor] = None, t_start: float = 1.0,
         noise_scale: float = 1.0, generator: Optional[torch.Generator] = None, randn: Optional[Randn] = None,
         project: Optional[Project] = None, dtype: Optional[torch.dtype] = None,
@@ -359,7 +414,9 @@ def run(model: Denoiser, *, sampler: str, sampler_steps: Optional[int] = None,
     """Sample from the eps-model ``model(x_t, t)``: the one way every task samples.
 
     The noise schedule is ``alpha_bars`` (a table; ``model`` takes step indices) or ``sde`` (a
-    :class:`VPSDE`; ``model`` takes float64 times in [0, 1]); the grid is :func:`make_grid`'s.
+    :class:`VPSDE`; ``model`` takes float64 times in [0, 1]); or ``flow`` (an :class:`OTFlow`:
+    ``model(x_t, t)`` is then a velocity, ``t`` in [0, 1] from noise to data; Lipman et al. 2023).
+    The grid is :func:`make_grid`'s.
 
     Start, one of:
 
@@ -373,7 +430,7 @@ def run(model: Denoiser, *, sampler: str, sampler_steps: Optional[int] = None,
     every step (replacement guidance; :func:`~multidiff.core.conditioning.replace_known`).
     Returns the sample, shaped as the start.
     """
-    resolve(sampler, _kind(alpha_bars, sde))
+    resolve(sampler, _kind(alpha_bars, sde, flow))
     if (shape is None) == (x_start is None):
         raise ValueError("give shape= (a run from noise) or x_start= (a partial run from t_start), exactly one")
     t_start = float(t_start)
@@ -386,12 +443,14 @@ def run(model: Denoiser, *, sampler: str, sampler_steps: Optional[int] = None,
         raise ValueError(f"t_start must lie in [0, 1] (0: return x_start unchanged), got {t_start}")
     if t_start == 0:
         return x_start
-    grid = make_grid(sampler, sampler_steps, alpha_bars=alpha_bars, sde=sde, t_start=t_start)
+    grid = make_grid(sampler, sampler_steps, alpha_bars=alpha_bars, sde=sde, flow=flow, t_start=t_start)
     if x_start is None:
         like = torch.empty(tuple(shape), dtype=dtype or torch.get_default_dtype(), device=device)
         x = _noise(like, generator, randn)
         if noise_scale != 1:
             x = x * noise_scale
+    elif flow is not None:
+        x = flow.path(_noise(x_start, generator, randn), x_start, grid.times[:1].expand(x_start.shape[0]))
     else:
         x = add_noise(x_start, _noise(x_start, generator, randn), grid.alpha_bars[0])
     if project is not None:

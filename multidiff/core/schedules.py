@@ -3,7 +3,8 @@
 Discrete schedules return a 1-D float64 tensor of ``beta_t`` for ``t = 0..T-1``;
 :func:`alpha_bars` turns betas into the cumulative products used by the samplers.
 The continuous VP-SDE (Song et al. 2021) is given by ``beta(t) = beta0 + t (beta1 - beta0)``
-on ``t in [0, 1]``; :func:`vp_alpha_bar` is its closed-form signal level.
+on ``t in [0, 1]``; :func:`vp_alpha_bar` is its closed-form signal level. :class:`OTFlow` is the
+flow-matching path (Lipman et al. 2023), whose models predict a velocity instead of the noise.
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from .validate import check_whole
 
 __all__ = [
     "linear_betas", "quad_betas", "cosine_betas", "make_betas", "alpha_bars",
-    "vp_beta", "vp_alpha_bar", "vp_discrete_betas", "VPSDE",
+    "vp_beta", "vp_alpha_bar", "vp_discrete_betas", "VPSDE", "OTFlow",
 ]
 
 
@@ -107,3 +108,27 @@ class VPSDE:
         return vp_alpha_bar(t, self.beta0, self.beta1)
 
     alpha_bar = renamed_attribute("alpha_bar_of")  # the old name, deprecated
+
+
+@dataclass(frozen=True)
+class OTFlow:
+    """The optimal-transport conditional flow path (Lipman et al. 2023), the second objective beside
+    :class:`VPSDE` (Matcha-TTS, Mehta et al. 2024): ``x_t = (1 - (1 - sigma_min) t) x_0 + t x_1``
+    from noise ``x_0`` at ``t = 0`` to data ``x_1`` at ``t = 1``; the model predicts the velocity
+    ``u = x_1 - (1 - sigma_min) x_0`` (a velocity model, not an eps model). Its level at ``t`` is
+    the signal coefficient ``t`` (1: clean), as a VP model's is ``alpha_bar``."""
+
+    sigma_min: float = 1e-4  # noise left at t = 1 (Lipman et al.; Matcha-TTS)
+
+    def __post_init__(self):
+        if not (math.isfinite(self.sigma_min) and 0 <= self.sigma_min < 1):
+            raise ValueError(f"an OT flow needs 0 <= sigma_min < 1, got sigma_min={self.sigma_min}")
+
+    def path(self, x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """``x_t`` between noise ``x0`` and data ``x1`` at times ``t`` (one per batch row)."""
+        t = t.to(x1.dtype).reshape(t.shape + (1,) * (x1.dim() - t.dim()))
+        return (1 - (1 - self.sigma_min) * t) * x0 + t * x1
+
+    def velocity(self, x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
+        """The path's velocity ``d x_t / dt``: the model's training target."""
+        return x1 - (1 - self.sigma_min) * x0

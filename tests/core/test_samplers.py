@@ -20,6 +20,17 @@ def gaussian_denoiser(alpha_bar_of, mean=MEAN, std=STD):
     return model
 
 
+def gaussian_velocity(flow, mean=MEAN, std=STD):
+    """E[u | x_t] on the OT path from N(0, 1) to N(mean, std^2): x_t = a x0 + t x1 with a = 1 - (1 - sigma_min) t,
+    u = x1 - (1 - sigma_min) x0, so E[u | x_t] = mean + Cov(u, x_t) / Var(x_t) (x_t - t mean)."""
+    def model(x, t):
+        t = t.to(x).reshape(-1, *([1] * (x.dim() - 1)))
+        a = 1 - (1 - flow.sigma_min) * t
+        cov = t * std ** 2 - (1 - flow.sigma_min) * a
+        return mean + cov / (a ** 2 + t ** 2 * std ** 2) * (x - t * mean)
+    return model
+
+
 AB = S.alpha_bars(S.linear_betas(1000, 1e-4, 0.02))
 discrete_model = gaussian_denoiser(lambda t: AB[t.long().cpu()])
 VP = S.VPSDE(0.1, 20.0)
@@ -219,15 +230,19 @@ def test_euler_steps_are_grad_tts_mid_points():
 
 # -- registry-level contract, in the style of diffusers' SchedulerCommonTest -----------------------
 
-KINDS = {"discrete": (discrete_model, {"alpha_bars": AB}), "continuous": (vp_model, {"sde": VP})}
+FLOW = S.OTFlow()
+KINDS = {"discrete": (discrete_model, {"alpha_bars": AB}), "continuous": (vp_model, {"sde": VP}),
+         "flow": (gaussian_velocity(FLOW), {"flow": FLOW})}
 REGISTERED = [(name, kind) for kind in KINDS for name in SM.names(kind)]
 IDS = [f"{n}-{k}" for n, k in REGISTERED]
 
 
 def test_registry_lists_every_method_once_with_its_properties():
-    assert SM.names() == tuple(SM.METHODS) == ("ddpm", "ddim", "dpm_solver", "euler_ode", "euler_sde")
+    assert SM.names() == tuple(SM.METHODS) == ("ddpm", "ddim", "dpm_solver", "euler_ode", "euler_sde", "euler",
+                                               "midpoint")
     assert SM.names("discrete") == ("ddpm", "ddim", "dpm_solver")
-    assert SM.names("continuous") == SM.names()
+    assert SM.names("continuous") == ("ddpm", "ddim", "dpm_solver", "euler_ode", "euler_sde")
+    assert SM.names("flow") == ("euler", "midpoint")
     assert {n for n, m in SM.METHODS.items() if m.stochastic} == {"ddpm", "euler_sde"}
     assert {n: m.spacing for n, m in SM.METHODS.items() if "discrete" in m.times} == \
         {"ddpm": "uniform", "ddim": "logsnr", "dpm_solver": "logsnr"}
@@ -288,8 +303,14 @@ def test_grids_are_monotone_and_end_at_the_clean_level(name, kind, t_start):
     _, schedule = KINDS[kind]
     grid = SM.make_grid(name, 10, t_start=t_start, **schedule)
     assert len(grid) == 10
-    assert (grid.times[1:] < grid.times[:-1]).all()  # noisiest first
     ab = grid.alpha_bars
+    if kind == "flow":  # flow time runs from noise (0) to data (1); its level is the time itself
+        assert (grid.times[1:] > grid.times[:-1]).all() and torch.equal(ab, grid.times) and grid.flow == FLOW
+        torch.testing.assert_close(ab[0], torch.tensor(1 - t_start, dtype=torch.float64))
+        torch.testing.assert_close(ab[-1], torch.tensor(1 - t_start / 10, dtype=torch.float64))
+        assert grid.next_level(len(grid) - 1) == 1
+        return
+    assert (grid.times[1:] < grid.times[:-1]).all()  # noisiest first
     assert ab.dtype == torch.float64 and (ab[1:] > ab[:-1]).all() and 0 < ab[0] and ab[-1] < 1
     assert grid.next_level(len(grid) - 1) == 1  # every run ends on the clean level
     if kind == "discrete":
@@ -351,3 +372,56 @@ def test_euler_steps_land_on_one_point_data(method):
     out = SM.run(point, sampler=method, sampler_steps=50, sde=VP, x_start=x0, t_start=0.5,
                  generator=torch.Generator().manual_seed(0))
     assert (out - x0).std().item() < 0.01 and (out - x0).mean().abs().item() < 0.01
+
+
+# -- flow matching (Lipman et al. 2023), the second objective ---------------------------------------
+
+@pytest.mark.parametrize("method", ["euler", "midpoint"])
+def test_flow_output_std_per_step_count_is_the_closed_form_gain(method):
+    """The exact OT velocity from N(0, 1) to N(0, s^2) is linear, v = c(t) x with c(t) = (t s^2 - (1 - t)) /
+    ((1 - t)^2 + t^2 s^2), so a step multiplies the std by 1 + h c(t) (Euler) or 1 + h c(t + h/2) (1 + h/2 c(t))
+    (mid-point): the output std at 4 / 10 / 50 steps is that product (Euler at 4 steps: 0.3405, hand-computed)."""
+    c = lambda t: (t * STD ** 2 - (1 - t)) / ((1 - t) ** 2 + t ** 2 * STD ** 2)
+    model = gaussian_velocity(S.OTFlow(0.0), mean=0.0)
+    x = _unit_normal()
+    for n in (4, 10, 50):
+        h, gain = 1 / n, 1.0
+        for k in range(n):
+            t = k * h
+            gain *= 1 + h * c(t) if method == "euler" else 1 + h * c(t + h / 2) * (1 + h / 2 * c(t))
+        got = SM.sample(method, model, x, SM.flow_grid(S.OTFlow(0.0), n)).std().item()
+        assert got == pytest.approx(gain, abs=1e-9)
+        assert abs(got - STD) < (0.16 if method == "euler" else 0.005)  # mid-point: near the data's std at 4 steps
+    assert SM.sample("euler", model, x, SM.flow_grid(S.OTFlow(0.0), 4)).std().item() == pytest.approx(0.3405, abs=1e-4)
+
+
+def test_flow_loss_is_smallest_at_the_closed_form_velocity():
+    """At t = 0.5 the loss of the exact conditional velocity is the conditional variance of u,
+    Var(u) - Cov(u, x_t)^2 / Var(x_t); any other velocity scores higher."""
+    from multidiff.core.losses import flow_mse
+
+    flow = S.OTFlow(0.0)
+    g = torch.Generator().manual_seed(0)
+    x1 = MEAN + STD * torch.randn(200_000, 1, generator=g, dtype=torch.float64)
+    x0 = torch.randn(200_000, 1, generator=g, dtype=torch.float64)
+    t = torch.full((200_000,), 0.5, dtype=torch.float64)
+    exact = gaussian_velocity(flow)
+    var_u, cov, var_x = STD ** 2 + 1, 0.5 * STD ** 2 - 0.5, 0.25 + 0.25 * STD ** 2
+    assert flow_mse(exact, x1, t, flow, x0=x0).item() == pytest.approx(var_u - cov ** 2 / var_x, rel=0.01)
+    worse = lambda x, tt: exact(x, tt) + 0.1
+    assert flow_mse(worse, x1, t, flow, x0=x0) > flow_mse(exact, x1, t, flow, x0=x0) + 0.009
+    mask = torch.zeros_like(x1)
+    mask[:10] = 1
+    assert flow_mse(exact, x1, t, flow, mask=mask, x0=x0) == ((exact(flow.path(x0, x1, t), t) - flow.velocity(x0, x1))
+                                                             [:10] ** 2).mean()
+
+
+def test_flow_samplers_need_a_flow_grid_and_a_flow_needs_a_valid_sigma():
+    with pytest.raises(ValueError, match="need a flow grid"):
+        SM.flow_euler(vp_model, torch.zeros(2, 1), SM.continuous_grid(VP, 4))
+    with pytest.raises(ValueError, match="'euler' needs a flow-time model"):
+        SM.run(vp_model, sampler="euler", sampler_steps=4, sde=VP, shape=(2, 1))
+    with pytest.raises(ValueError, match="exactly one"):
+        SM.run(vp_model, sampler="euler", sampler_steps=4, sde=VP, flow=FLOW, shape=(2, 1))
+    with pytest.raises(ValueError, match="0 <= sigma_min < 1"):
+        S.OTFlow(1.0)

@@ -87,6 +87,9 @@ CASES = {
              raises=ValueError, words=["sampler_steps", ">= 1"]),
         dict(id="unknown-sampler", given="sampler='foo'", run=lambda c: _mel(c, sampler="foo"), raises=ValueError,
              words=["unknown sampler", "euler_ode"]),
+        dict(id="flow-sampler-on-a-vp-voice", given="sampler='euler' (a flow sampler) for a VP-SDE voice",
+             run=lambda c: _mel(c, sampler="euler"), raises=ValueError,
+             words=["'euler' needs a flow-time model", "euler_ode"]),
     ],
     "TTS.synthesize_mels(texts)": [
         dict(id="empty-list", given="[]", run=lambda c: c.model.synthesize_mels([]), raises=ValueError,

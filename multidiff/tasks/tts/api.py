@@ -12,6 +12,12 @@ Euler steps ``beta(t) h`` of the probability-flow ODE at the step mid-points), `
 stochastic reverse-SDE sampler), ``dpm_solver`` (DPM-Solver++(2M)), or any other method the core
 registers for a VP-SDE. Loss = duration + prior + diffusion, as Grad-TTS.
 
+A voice may instead carry a flow-matching decoder (``DiffusionConfig(objective="flow")``, Matcha-TTS,
+Mehta et al. 2024): Matcha's 1-D U-Net (``GradTTSConfig(decoder="unet1d")``) predicts the velocity of
+the OT path from ``N(0, I) / temperature`` to ``y`` and samples with the core's flow steps
+(``"euler"``, the default, or ``"midpoint"``). ``train(data, init=voice, stage="decoder")`` trains
+such a decoder on a trained voice's frozen encoder (training in stages).
+
     model = train("LJSpeech-1.1", out="ckpt", max_steps=2000)
     wav, sr = load("ckpt").synthesize("Printing, in the only sense.", sampler_steps=10)
 
@@ -40,7 +46,7 @@ from ...core.device import resolve_device
 from ...core.training import Batches, TrainConfig, TrainResult, fit, global_rank, resolve_train_config
 from ...core.validate import check_whole
 from ...nets.gradtts import GradTTSConfig, GradTTSNet, fit_length, sequence_mask
-from .model import DiffusionConfig, collate, gradtts_loss
+from .model import DiffusionConfig, collate, collate_aligned, decoder_stage_loss, gradtts_loss, _log_prior
 
 __all__ = ["PRESETS", "TRAINING_PRESETS", "CPU_TRAIN_CONFIG", "DEFAULT_VOICE", "TTS", "prepare", "train", "load",
            "preset_settings", "DEFAULT_TRAIN_CONFIG"]
@@ -163,12 +169,15 @@ class TTS:
 
     @renamed_kwargs(n_steps="sampler_steps")
     @torch.no_grad()
-    def decode(self, mu_y: torch.Tensor, y_mask: torch.Tensor, sampler_steps: int = 10, temperature: float = 1.5,
-               sampler: str = "euler_ode", seed: Optional[int] = 0) -> torch.Tensor:
+    def decode(self, mu_y: torch.Tensor, y_mask: torch.Tensor, sampler_steps: int = 10,
+               temperature: Optional[float] = None, sampler: Optional[str] = None, seed: Optional[int] = 0) -> torch.Tensor:
         """Diffusion decoder: aligned means -> mels ``(batch, n_feats, frames)`` (padding zeroed).
 
-        Starts from ``N(0, I) / temperature`` around ``mu_y`` and runs ``sampler`` for
-        ``sampler_steps`` steps on the core's grid from t = 1 to 0, padding held at zero."""
+        Starts from ``N(0, I) / temperature`` (None: the voice's ``DiffusionConfig.temperature``) around
+        ``mu_y`` and runs ``sampler`` (None: the voice's
+        :attr:`DiffusionConfig.default_sampler`) for ``sampler_steps`` steps on the core's grid of the
+        voice's objective (the VP-SDE from t = 1 to 0, or the flow from 0 to 1), padding held at zero."""
+        temperature = self.diffusion.temperature if temperature is None else temperature
         _check_positive("temperature", temperature, "noise is divided by it")
         gen = torch.Generator(device=mu_y.device)
         if seed is None:
@@ -177,26 +186,29 @@ class TTS:
             gen.manual_seed(seed)
         mask = y_mask.unsqueeze(1)
         model = lambda y_t, t: self.net.denoise(y_t, y_mask, mu_y, t.to(mu_y.dtype))
-        y0 = samplers.run(model, sampler=sampler, sampler_steps=sampler_steps, sde=self.diffusion.sde,
-                          shape=mu_y.shape, dtype=mu_y.dtype, device=mu_y.device, noise_scale=1 / temperature,
+        y0 = samplers.run(model, sampler=sampler or self.diffusion.default_sampler, sampler_steps=sampler_steps,
+                          **self.diffusion.schedule(), shape=mu_y.shape, dtype=mu_y.dtype, device=mu_y.device,
+                          noise_scale=1 / temperature,
                           generator=gen, project=lambda y, ab: y * mask)  # Grad-TTS masks after every step
         return (y0 + mu_y) * mask
 
     @renamed_kwargs(n_steps="sampler_steps")
-    def synthesize_mels(self, texts: Sequence[str], sampler_steps: int = 10, temperature: float = 1.5,
-                        sampler: str = "euler_ode", length_scale: float = 1.0, seed: Optional[int] = 0,
+    def synthesize_mels(self, texts: Sequence[str], sampler_steps: int = 10, temperature: Optional[float] = None,
+                        sampler: Optional[str] = None, length_scale: float = 1.0, seed: Optional[int] = 0,
                         return_prior: bool = False):
         """One batched decoder run for several texts -> list of ``(n_feats, frames)`` mels (and priors)."""
         if isinstance(texts, str):
             raise TypeError("synthesize_mels() takes a list of texts; use synthesize_mel() for one string")
-        _check_positive("temperature", temperature, "noise is divided by it")  # before the encoder runs
+        if temperature is not None:
+            _check_positive("temperature", temperature, "noise is divided by it")  # before the encoder runs
         mu_y, y_mask, y_len = self.prior(list(texts), length_scale)
         mels = self.decode(mu_y, y_mask, sampler_steps, temperature, sampler, seed)
         out = [m[:, :n].cpu() for m, n in zip(mels, y_len.tolist())]
         return (out, [m[:, :n].cpu() for m, n in zip(mu_y, y_len.tolist())]) if return_prior else out
 
     @renamed_kwargs(n_steps="sampler_steps")
-    def synthesize_mel(self, text: str, sampler_steps: int = 10, temperature: float = 1.5, sampler: str = "euler_ode",
+    def synthesize_mel(self, text: str, sampler_steps: int = 10, temperature: Optional[float] = None,
+                       sampler: Optional[str] = None,
                        length_scale: float = 1.0, seed: Optional[int] = 0) -> torch.Tensor:
         """Log-mel ``(n_feats, frames)`` of ``text`` (HiFi-GAN convention), for any vocoder."""
         return self.synthesize_mels([text], sampler_steps, temperature, sampler, length_scale, seed)[0]
@@ -206,7 +218,8 @@ class TTS:
         return wav.detach().float().cpu().numpy()
 
     @renamed_kwargs(n_steps="sampler_steps")
-    def synthesize(self, text: str, sampler_steps: int = 10, temperature: float = 1.5, sampler: str = "euler_ode",
+    def synthesize(self, text: str, sampler_steps: int = 10, temperature: Optional[float] = None,
+                   sampler: Optional[str] = None,
                    length_scale: float = 1.0, seed: Optional[int] = 0,
                    vocoder: Optional[Vocoder] = None) -> tuple[np.ndarray, int]:
         """``(waveform float32 (samples,), sample_rate)`` for ``text``."""
@@ -278,10 +291,40 @@ def prepare(items, frontend: TextFrontend, mel: MelConfig) -> list[tuple[list[in
     return out
 
 
-def _batches(pairs, batch_size: int, shuffle: bool, seed: int) -> Batches:
-    """Collated batches of ``(token ids, log-mel)`` pairs; a shuffled pass drops its short last batch."""
-    return Batches(len(pairs), batch_size, lambda idx: collate([pairs[i] for i in idx.tolist()]), shuffle=shuffle,
+def _batches(pairs, batch_size: int, shuffle: bool, seed: int, gather=collate) -> Batches:
+    """Collated batches of ``(token ids, log-mel)`` pairs (or ``gather``'s); a shuffled pass drops its short last batch."""
+    return Batches(len(pairs), batch_size, lambda idx: gather([pairs[i] for i in idx.tolist()]), shuffle=shuffle,
                    generator=torch.Generator().manual_seed(seed), drop_last=shuffle)
+
+
+def _load_matching(net: GradTTSNet, source: GradTTSNet) -> None:
+    """Copy ``source``'s encoder and duration predictor into ``net``, and its decoder when of the same shape."""
+    net.encoder.load_state_dict(source.encoder.state_dict())
+    net.duration.load_state_dict(source.duration.state_dict())
+    mine, theirs = net.decoder.state_dict(), source.decoder.state_dict()
+    if mine.keys() == theirs.keys() and all(mine[k].shape == theirs[k].shape for k in mine):
+        net.decoder.load_state_dict(theirs)
+
+
+@torch.no_grad()
+def align(net: GradTTSNet, pairs, batch_size: int = 16) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(log_mel, aligned mu)`` for ``(token ids, log_mel)`` pairs: the encoder's means expanded to
+    the frames by monotonic alignment search (Grad-TTS' training alignment), the encoder in eval mode."""
+    from ...audio.alignment import maximum_path
+
+    was_training, out = net.training, []
+    net.eval()
+    device = next(net.parameters()).device
+    for i in range(0, len(pairs), batch_size):
+        b = collate(pairs[i: i + batch_size])
+        tokens, x_len, y, y_len = (b[k].to(device) for k in ("tokens", "x_lengths", "mels", "y_lengths"))
+        mu_x, _, x_mask = net.encode(tokens, x_len)
+        y_mask = sequence_mask(y_len, y.shape[-1]).to(mu_x.dtype)
+        attn = maximum_path(_log_prior(y.float(), mu_x.float()), x_mask.transpose(1, 2) * y_mask.unsqueeze(1))
+        mu_y = torch.einsum("bfi,bij->bfj", mu_x, attn.to(mu_x.dtype))
+        out += [(m[:, :n].cpu(), mu[:, :n].cpu()) for m, mu, n in zip(y, mu_y, y_len.tolist())]
+    net.train(was_training)
+    return out
 
 
 def _train_config(train_config: Optional[TrainConfig], keywords: dict, task_wide: dict, legacy: dict) -> TrainConfig:
@@ -308,7 +351,8 @@ def train(data: str | Path | Sequence, out: Optional[str | Path] = None, max_ste
           device: str = "auto", epochs: int = _D.epochs, batch_size: int = 16, lr: float = _D.lr, holdout: int = 20,
           size: str = "gradtts", net: Optional[dict] = None, diffusion: Optional[dict] = None, frontend: str = "auto",
           progress: bool = True, seed: int = 0, resume: bool = False, train_config: Optional[TrainConfig] = None,
-          on_epoch_end: Optional[Callable[["TTS", dict], None]] = None, **train_kwargs) -> TTS:
+          on_epoch_end: Optional[Callable[["TTS", dict], None]] = None, init: Optional[str | Path] = None,
+          stage: str = "all", **train_kwargs) -> TTS:
     """Train a Grad-TTS voice on an LJ Speech-style folder (or a list of ``Utterance``).
 
     The last ``holdout`` utterances are kept out (validation loss; evaluation). ``size`` picks a
@@ -322,29 +366,53 @@ def train(data: str | Path | Sequence, out: Optional[str | Path] = None, max_ste
     the EMA weights after every epoch (``info``: the epoch's losses, ``steps``, ``seconds`` of
     training so far; its own time is not counted), e.g. to write a learning curve. Grad-TTS: Adam
     lr 1e-4, batch 16, 1.7 M iterations on LJ Speech; :data:`TRAINING_PRESETS` holds a CPU setting.
+
+    ``init`` starts from a saved voice (a folder, or ``"shipped"`` for :data:`DEFAULT_VOICE`): its
+    frontend, mel settings and weights, ``net`` / ``diffusion`` overriding its settings (a decoder of
+    another kind or size starts fresh). ``stage="decoder"`` (needs ``init``) trains the decoder alone
+    on the frozen encoder's means, aligned once (training in stages: the prior converges first).
     """
+    if stage not in ("all", "decoder"):
+        raise ValueError(f"stage must be 'all' or 'decoder', got {stage!r}")
+    if stage == "decoder" and init is None:
+        raise ValueError("stage='decoder' trains a decoder on a trained encoder: give init= (a voice folder, or "
+                         "'shipped')")
     from ...datasets.ljspeech import locate_ljspeech, read_metadata, split_holdout
 
     items = list(data) if not isinstance(data, (str, Path)) else read_metadata(locate_ljspeech(data))
     train_items, val_items = split_holdout(items, holdout)
-    fe, mel_cfg = TextFrontend(frontend), MelConfig()
-    diff_cfg = DiffusionConfig(**(diffusion or {}))
-    if size not in PRESETS:
-        raise ValueError(f"size must be one of {', '.join(PRESETS)}, got {size!r}")
-    netcfg = GradTTSConfig(n_vocab=fe.n_symbols, n_feats=mel_cfg.n_mels, **{**PRESETS[size], **(net or {})})
+    base = None if init is None else TTS.load(None if str(init) == "shipped" else init, device="cpu")
+    if base is None:
+        fe, mel_cfg = TextFrontend(frontend), MelConfig()
+        diff_cfg = DiffusionConfig(**(diffusion or {}))
+        if size not in PRESETS:
+            raise ValueError(f"size must be one of {', '.join(PRESETS)}, got {size!r}")
+        netcfg = GradTTSConfig(n_vocab=fe.n_symbols, n_feats=mel_cfg.n_mels, **{**PRESETS[size], **(net or {})})
+    else:
+        fe, mel_cfg = base.frontend, base.mel
+        diff_cfg = replace(base.diffusion, **(diffusion or {}))
+        netcfg = replace(base.net.cfg, **(net or {}))
     with torch.random.fork_rng(devices=[]):  # `seed` fixes the initial weights too; the caller's RNG stays as it was
         torch.default_generator.manual_seed(seed)
         net = GradTTSNet(netcfg)
+    if base is not None:
+        _load_matching(net, base.net)
     model = TTS(net, fe, mel_cfg, diff_cfg, device=device)
     train_pairs, val_pairs = prepare(train_items, fe, mel_cfg), prepare(val_items, fe, mel_cfg)
+    loss = lambda m, b: gradtts_loss(m, b, diff_cfg)
+    if stage == "decoder":
+        for part in (model.net.encoder, model.net.duration):
+            part.requires_grad_(False)
+        train_pairs, val_pairs = align(model.net, train_pairs), align(model.net, val_pairs)
+        loss = lambda m, b: decoder_stage_loss(m, b, diff_cfg)
     cfg = _train_config(train_config, {"epochs": epochs, "lr": lr, "max_steps": max_steps},
                         {"device": str(model.device), "seed": seed, "progress": progress}, train_kwargs)
-    loss = lambda m, b: gradtts_loss(m, b, diff_cfg)
     callback = None
     if on_epoch_end is not None:
         callback = lambda net, info: on_epoch_end(TTS(net, fe, mel_cfg, diff_cfg, device=model.device), info)
-    result: TrainResult = fit(model.net, loss, _batches(train_pairs, batch_size, True, seed), cfg,
-                              val_batches=_batches(val_pairs, batch_size, False, seed) if val_pairs else None,
+    gather = collate_aligned if stage == "decoder" else collate
+    result: TrainResult = fit(model.net, loss, _batches(train_pairs, batch_size, True, seed, gather), cfg,
+                              val_batches=_batches(val_pairs, batch_size, False, seed, gather) if val_pairs else None,
                               checkpoint_dir=Path(out) if out else None, resume=resume,
                               extra_config={"net": netcfg.to_dict()}, on_epoch_end=callback)
     model.net.eval()

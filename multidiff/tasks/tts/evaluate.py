@@ -1,6 +1,6 @@
-"""The TTS benchmark protocol: intelligibility (WER / CER by an offline recogniser), MCD-DTW, log-F0
-RMSE and real-time factors against recorded clips, with the recorded audio and its mel through the
-vocoder as the ceiling."""
+"""The TTS benchmark protocol: intelligibility (WER / CER by an offline recogniser), naturalness
+(DNSMOS P.835, optional), MCD-DTW, log-F0 RMSE and real-time factors against recorded clips, with the
+recorded audio and its mel through the vocoder as the ceiling."""
 from __future__ import annotations
 
 import math
@@ -17,10 +17,11 @@ from ...core.deprecation import renamed_kwargs
 from ...metrics.tables import markdown_table
 from .api import TTS
 
-__all__ = ["evaluate", "EvalResult", "curve_point", "RECORDED", "VOCODED"]
+__all__ = ["evaluate", "EvalResult", "curve_point", "RECORDED", "VOCODED", "MOS_KEYS"]
 
 RECORDED = "recorded audio"           # the ceiling rows: the clip itself,
 VOCODED = "recorded mel + vocoder"    # and its mel through the voice's vocoder (Griffin-Lim by default)
+MOS_KEYS = ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")  # with mos=True: DNSMOS P.835 averaged over the clips
 
 
 @dataclass
@@ -32,6 +33,8 @@ class EvalResult:
     def table(self) -> str:
         """The rows as a Markdown table (floats to 4 decimals; a metric not computed is left empty)."""
         keys = ["setting", "wer", "cer", "mcd", "log_f0_rmse", "f0_clips", "rtf_decoder", "rtf_end_to_end"]
+        if any(k in r for r in self.rows for k in MOS_KEYS):  # the DNSMOS columns when they were measured
+            keys[3:3] = list(MOS_KEYS)
         cell = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)
         return markdown_table(keys, [[r.get(k) for k in keys] for r in self.rows], [cell] * len(keys), missing="")
 
@@ -55,7 +58,7 @@ def _recognizer(asr):
 
 
 def _row(name: str, n: Optional[int], items, wavs, refs, sample_rate: int, with_f0: bool, recognizer, result,
-         times: Optional[tuple[Optional[float], float]]) -> dict:
+         times: Optional[tuple[Optional[float], float]], mos: bool = False) -> dict:
     """Score the waveforms ``wavs`` of one setting against the recorded ``refs`` features."""
     from ...metrics.audio import compare_features, speech_features
 
@@ -70,6 +73,11 @@ def _row(name: str, n: Optional[int], items, wavs, refs, sample_rate: int, with_
         row["wer"], row["cer"] = heard["wer"], heard["cer"]
         result.transcripts.setdefault("reference", heard["references"])
         result.transcripts[name] = heard["hypotheses"]
+    if mos:
+        from ...metrics.naturalness import dnsmos_mean
+
+        judged = dnsmos_mean(wavs, sample_rate)
+        row.update({f"dnsmos_{k}": judged[k] for k in ("ovrl", "sig", "bak")})
     if times is not None:  # (decoder seconds or None, end-to-end seconds)
         dur = sum(len(w) for w in wavs) / sample_rate
         if times[0] is not None:
@@ -79,10 +87,10 @@ def _row(name: str, n: Optional[int], items, wavs, refs, sample_rate: int, with_
 
 
 @renamed_kwargs(steps="sampler_steps")
-def evaluate(model: TTS, items, sampler_steps: Sequence[int] = (4, 10, 50), sampler: str = "euler_ode",
-             temperature: float = 1.5, with_f0: bool = True, vocoder: Optional[Vocoder] = None,
+def evaluate(model: TTS, items, sampler_steps: Sequence[int] = (4, 10, 50), sampler: Optional[str] = None,
+             temperature: Optional[float] = None, with_f0: bool = True, vocoder: Optional[Vocoder] = None,
              seed: int = 0, progress: Optional[Callable[[str], None]] = None, asr=False, ceiling: bool = False,
-             prior: bool = True) -> EvalResult:
+             prior: bool = True, mos: bool = False) -> EvalResult:
     """Score syntheses of the transcripts of ``items`` against their *recorded* audio.
 
     Rows: with ``ceiling``, the recorded audio itself (``"recorded audio"``: MCD 0, its WER is the
@@ -91,8 +99,10 @@ def evaluate(model: TTS, items, sampler_steps: Sequence[int] = (4, 10, 50), samp
     ``sampler`` at each step count of ``sampler_steps`` (``"euler_ode-10"``). Each row holds
     ``sampler_steps`` (0 for the prior, None for the ceiling), MCD-DTW, log-F0 RMSE (``with_f0``),
     and with ``asr`` (True: :class:`multidiff.metrics.asr.Recognizer`, or a recogniser) ``wer`` and
-    ``cer`` pooled over the clips (:mod:`multidiff.metrics.asr`). RTF = synthesis time / audio
-    duration, decoder only and end to end (text -> waveform, vocoder included), one clip at a time;
+    ``cer`` pooled over the clips (:mod:`multidiff.metrics.asr`), and with ``mos`` ``dnsmos_ovrl``,
+    ``dnsmos_sig`` and ``dnsmos_bak`` averaged over the clips (DNSMOS P.835 naturalness,
+    :mod:`multidiff.metrics.naturalness`; needs speechmos). RTF = synthesis time / audio duration,
+    decoder only and end to end (text -> waveform, vocoder included), one clip at a time;
     the vocoder row's end-to-end RTF is the vocoder's. ``steps`` is the old name of
     ``sampler_steps`` (deprecated)."""
     from ...datasets.ljspeech import load_audio
@@ -101,16 +111,21 @@ def evaluate(model: TTS, items, sampler_steps: Sequence[int] = (4, 10, 50), samp
     if not items:
         raise ValueError("evaluate() needs at least one held-out utterance")
     recognizer = _recognizer(asr)
+    if mos:  # fail before any synthesis when speechmos is missing
+        from ...metrics.naturalness import require_speechmos
+
+        require_speechmos()
     sr = model.sample_rate
     recorded = [load_audio(u.path, sr) for u in items]
     refs = [speech_features(w, sr, with_f0=with_f0) for w in recorded]
     result = EvalResult(examples={"ground truth": mel_spectrogram(torch.from_numpy(recorded[0]), model.mel)})
-    score = lambda name, n, wavs, times: _row(name, n, items, wavs, refs, sr, with_f0, recognizer, result, times)
+    score = lambda name, n, wavs, times: _row(name, n, items, wavs, refs, sr, with_f0, recognizer, result, times, mos)
 
     def report(row):
         result.rows.append(row)
         if progress:
             heard = f", WER {row['wer']:.3f}, CER {row['cer']:.3f}" if "wer" in row else ""
+            heard += f", DNSMOS OVRL {row['dnsmos_ovrl']:.2f}" if "dnsmos_ovrl" in row else ""
             progress(f"{row['setting']}: MCD {row['mcd']:.3f} dB{heard}")
 
     if ceiling:
@@ -122,6 +137,7 @@ def evaluate(model: TTS, items, sampler_steps: Sequence[int] = (4, 10, 50), samp
             wavs.append(model.vocode(mel, vocoder))
             spent += time.perf_counter() - t0
         report(score(VOCODED, None, wavs, (None, spent)))
+    sampler = sampler or model.diffusion.default_sampler
     settings = ([("prior", 0)] if prior else []) + [(f"{sampler}-{n}", n) for n in sampler_steps]
     for name, n in settings:
         wavs, dec_t, e2e_t = [], 0.0, 0.0
@@ -143,18 +159,19 @@ def evaluate(model: TTS, items, sampler_steps: Sequence[int] = (4, 10, 50), samp
     return result
 
 
-def curve_point(model: TTS, items, asr=True, sampler_steps: int = 10, sampler: str = "euler_ode",
-                temperature: float = 1.5, seed: int = 0, vocoder: Optional[Vocoder] = None) -> dict:
+def curve_point(model: TTS, items, asr=True, sampler_steps: int = 10, sampler: Optional[str] = None,
+                temperature: Optional[float] = None, seed: int = 0, vocoder: Optional[Vocoder] = None, mos: bool = False) -> dict:
     """One learning-curve point: :func:`evaluate` of the prior and of the decoder at ``sampler_steps``
     on ``items``, without F0 (pYIN is the slow part) -> ``{"wer", "cer", "mcd", "rtf_decoder",
-    "prior_wer", "prior_cer", "prior_mcd", "clips", "sampler", "sampler_steps", "eval_seconds"}``.
+    "prior_wer", "prior_cer", "prior_mcd", "clips", "sampler", "sampler_steps", "eval_seconds"}``,
+    with ``mos`` also ``dnsmos_ovrl``, ``dnsmos_sig``, ``dnsmos_bak`` and their ``prior_`` versions.
     The same numbers as those rows of :func:`evaluate` with ``with_f0=False``."""
     t0 = time.perf_counter()
     res = evaluate(model, items, (sampler_steps,), sampler, temperature, with_f0=False, vocoder=vocoder, seed=seed,
-                   asr=asr)
+                   asr=asr, mos=mos)
     prior, decoder = res.rows
-    out = {"clips": len(items), "sampler": sampler, "sampler_steps": sampler_steps}
-    out.update({k: decoder[k] for k in ("wer", "cer", "mcd", "rtf_decoder") if k in decoder})
-    out.update({f"prior_{k}": prior[k] for k in ("wer", "cer", "mcd") if k in prior})
+    out = {"clips": len(items), "sampler": sampler or model.diffusion.default_sampler, "sampler_steps": sampler_steps}
+    out.update({k: decoder[k] for k in ("wer", "cer", "mcd", "rtf_decoder", *MOS_KEYS) if k in decoder})
+    out.update({f"prior_{k}": prior[k] for k in ("wer", "cer", "mcd", *MOS_KEYS) if k in prior})
     out["eval_seconds"] = time.perf_counter() - t0
     return out

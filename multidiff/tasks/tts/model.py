@@ -1,7 +1,9 @@
-"""The Grad-TTS decoder model: the VP-SDE (beta0 = 0.05, beta1 = 20) on the shifted mel
-``y = mel - mu``, the loss ``duration + prior + diffusion`` (durations by monotonic alignment
-search). :class:`~.api.TTS` samples it through :func:`multidiff.core.samplers.run` with
-``sde=DiffusionConfig.sde``: Grad-TTS' uniform grid from t = 1 to 0 for every sampler."""
+"""The Grad-TTS decoder model on the shifted mel ``y = mel - mu``, with one of two objectives:
+the VP-SDE (beta0 = 0.05, beta1 = 20; Grad-TTS) or an OT conditional flow from ``N(0, I)`` to ``y``
+(Matcha-TTS, Mehta et al. 2024; Lipman et al. 2023). The loss is ``duration + prior + decoder``
+(durations by monotonic alignment search), or the decoder term alone when the encoder is frozen
+(:func:`decoder_stage_loss`). :class:`~.api.TTS` samples it through :func:`multidiff.core.samplers.run`
+with ``DiffusionConfig.schedule()``."""
 from __future__ import annotations
 
 import math
@@ -13,11 +15,13 @@ import torch
 from ...audio.alignment import maximum_path
 from ...core import losses, samplers
 from ...core.deprecation import renamed_attribute
-from ...core.schedules import VPSDE, vp_alpha_bar
+from ...core.schedules import OTFlow, VPSDE, vp_alpha_bar
 from ...nets.gradtts import GradTTSNet, fit_length, sequence_mask
 
-__all__ = ["DiffusionConfig", "gradtts_loss", "collate", "SAMPLERS"]
+__all__ = ["DiffusionConfig", "gradtts_loss", "decoder_stage_loss", "collate", "collate_aligned", "SAMPLERS",
+           "OBJECTIVES"]
 
+OBJECTIVES = {"vp": "continuous", "flow": "flow"}  # objective -> the kind of model the core's samplers see
 SAMPLERS = samplers.names("continuous")  # the core's methods for a VP-SDE model (the registry decides)
 _LOG_2PI = math.log(2 * math.pi)
 
@@ -27,6 +31,25 @@ class DiffusionConfig:
     beta0: float = 0.05         # VP-SDE beta(0) (Grad-TTS)
     beta1: float = 20.0         # VP-SDE beta(1) (Grad-TTS)
     segment_frames: int = 172   # random mel segment the decoder trains on (Grad-TTS: 2 s = 172 frames)
+    objective: str = "vp"       # "vp": Grad-TTS' VP-SDE, eps loss; "flow": OT-CFM (Matcha-TTS), velocity loss
+    sigma_min: float = 1e-4     # flow: the noise left at the data end (Matcha-TTS: 1e-4)
+    temperature: float = 1.5    # the voice's default: sampling noise is divided by it (Grad-TTS: 1.5)
+
+    def __post_init__(self):
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {tuple(OBJECTIVES)}, got {self.objective!r}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ValueError(f"temperature must be > 0 and finite (sampling noise is divided by it), got "
+                             f"{self.temperature!r}")
+
+    @property
+    def default_sampler(self) -> str:
+        """What a voice samples with unless told: Grad-TTS' Euler ODE steps, or Euler steps of the flow."""
+        return "euler" if self.objective == "flow" else "euler_ode"
+
+    def schedule(self) -> dict:
+        """The keyword :func:`multidiff.core.samplers.run` takes for this objective (``sde=`` or ``flow=``)."""
+        return {"flow": OTFlow(self.sigma_min)} if self.objective == "flow" else {"sde": self.sde}
 
     def alpha_bar_of(self, t: torch.Tensor) -> torch.Tensor:
         """Signal level of the decoder's VP-SDE at times ``t``."""
@@ -64,6 +87,46 @@ def _random_segments(y_len: torch.Tensor, size: int, generator=None) -> torch.Te
     return (torch.rand(len(y_len), generator=generator, device=y_len.device) * (room + 1)).floor().long()
 
 
+def _decoder_loss(net, y_seg, mu_seg, seg_mask, diffusion: DiffusionConfig) -> torch.Tensor:
+    """The decoder's term on mel segments: eps MSE (VP-SDE) or flow matching on ``y - mu``."""
+    model = lambda y_t, tt: net.denoise(y_t, seg_mask, mu_seg, tt)
+    mask = seg_mask.unsqueeze(1).expand_as(y_seg)
+    if diffusion.objective == "flow":
+        t = torch.rand(len(y_seg), device=y_seg.device)
+        return losses.flow_mse(model, y_seg - mu_seg, t, OTFlow(diffusion.sigma_min), mask=mask)
+    t = losses.draw_continuous_t(len(y_seg), device=y_seg.device, t_min=1e-5, t_max=1 - 1e-5)
+    return losses.eps_mse(model, y_seg - mu_seg, t, diffusion.alpha_bar_of, mask=mask)
+
+
+def _crop(y: torch.Tensor, mu_y: torch.Tensor, y_len: torch.Tensor, size: int):
+    """Random ``size``-frame crops of the mels and their aligned means, and the crops' valid-frame mask."""
+    start = _random_segments(y_len, size)
+    idx = (start.unsqueeze(1) + torch.arange(size, device=y.device)).clamp(max=y.shape[-1] - 1)
+    take = lambda a: torch.gather(a, -1, idx.unsqueeze(1).expand(-1, a.shape[1], -1))
+    seg_mask = (start.unsqueeze(1) + torch.arange(size, device=y.device) < y_len.unsqueeze(1)).to(y.dtype)
+    return take(y) * seg_mask.unsqueeze(1), take(mu_y) * seg_mask.unsqueeze(1), seg_mask
+
+
+def collate_aligned(items: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Pad ``(log_mel, aligned mu)`` pairs (both ``(n_feats, frames)``) into a batch dict."""
+    y_len = torch.tensor([m.shape[-1] for m, _ in items])
+    mels = torch.zeros(len(items), items[0][0].shape[0], int(y_len.max()))
+    mus = torch.zeros_like(mels)
+    for i, (m, mu) in enumerate(items):
+        mels[i, :, : m.shape[-1]], mus[i, :, : m.shape[-1]] = m, mu
+    return {"mels": mels, "mus": mus, "y_lengths": y_len}
+
+
+def decoder_stage_loss(net: GradTTSNet, batch: dict, diffusion: DiffusionConfig = DiffusionConfig()) -> torch.Tensor:
+    """The decoder's loss alone on a :func:`collate_aligned` batch: the means were aligned once by a
+    trained, frozen encoder (Grad-TTS' prior converges first; training in stages spends the rest of
+    the budget on the decoder, with no encoder pass and no alignment search per step)."""
+    y, mu_y, y_len = batch["mels"], batch["mus"], batch["y_lengths"]
+    size = fit_length(min(diffusion.segment_frames, int(y_len.max())), net.n_down)
+    y_seg, mu_seg, seg_mask = _crop(y, mu_y, y_len, size)
+    return _decoder_loss(net, y_seg, mu_seg, seg_mask, diffusion)
+
+
 def gradtts_loss(net: GradTTSNet, batch: dict, diffusion: DiffusionConfig = DiffusionConfig(),
                  parts: Optional[dict] = None) -> torch.Tensor:
     """Grad-TTS' training loss ``duration + prior + diffusion`` on a :func:`collate` batch.
@@ -87,15 +150,8 @@ def gradtts_loss(net: GradTTSNet, batch: dict, diffusion: DiffusionConfig = Diff
     prior_loss = (0.5 * ((y - mu_y) ** 2 + _LOG_2PI) * y_mask.unsqueeze(1)).sum() / (y_mask.sum() * n_feats)
 
     size = fit_length(min(diffusion.segment_frames, int(y_len.max())), net.n_down)
-    start = _random_segments(y_len, size)
-    idx = (start.unsqueeze(1) + torch.arange(size, device=y.device)).clamp(max=y.shape[-1] - 1)
-    take = lambda a: torch.gather(a, -1, idx.unsqueeze(1).expand(-1, a.shape[1], -1))
-    seg_mask = (start.unsqueeze(1) + torch.arange(size, device=y.device) < y_len.unsqueeze(1)).to(y.dtype)
-    y_seg, mu_seg = take(y) * seg_mask.unsqueeze(1), take(mu_y) * seg_mask.unsqueeze(1)
-    t = losses.draw_continuous_t(len(y), device=y.device, t_min=1e-5, t_max=1 - 1e-5)
-    model = lambda y_t, tt: net.denoise(y_t, seg_mask, mu_seg, tt)
-    diff_loss = losses.eps_mse(model, y_seg - mu_seg, t, diffusion.alpha_bar_of,
-                               mask=seg_mask.unsqueeze(1).expand_as(y_seg))
+    y_seg, mu_seg, seg_mask = _crop(y, mu_y, y_len, size)
+    diff_loss = _decoder_loss(net, y_seg, mu_seg, seg_mask, diffusion)
     if parts is not None:
         parts.update(duration=float(dur_loss.detach()), prior=float(prior_loss.detach()),
                      diffusion=float(diff_loss.detach()))
