@@ -225,7 +225,7 @@ def main(argv=None) -> int:
         except ImportError as err:
             p.error(f"{err}; or pass --no-mos")
     report = {"command": "python benchmarks/tts_ljspeech.py " + shlex.join(argv), "args": vars(args),
-              "data": {"name": data.name, "folder": str(data.resolve()), "clips": len(items), "clips_train": len(items) - args.holdout,
+              "data": {"name": data.name, "folder": os.path.relpath(data.resolve(), Path(__file__).resolve().parents[1]), "clips": len(items), "clips_train": len(items) - args.holdout,
                        "holdout": args.holdout, "clips_eval": min(args.eval_clips, len(test))},
               "threads": torch.get_num_threads(), "commit": _commit(), "results": {}}
     evaluate = lambda model, **kw: tts.evaluate(model, test[: args.eval_clips], temperature=args.temperature,
