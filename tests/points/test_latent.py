@@ -277,8 +277,10 @@ def test_bad_settings_and_calls_say_what_is_wrong(tiny, tmp_path):
     with pytest.raises(RuntimeError, match="not fitted; call fit"):
         points.LatentGenerator(**TINY).sample(2)
     gen, _ = tiny
-    with pytest.raises(ValueError, match="unknown sampler 'euler'"):
-        gen.sample(2, sampler="euler")
+    with pytest.raises(ValueError, match="unknown sampler 'heun2'"):
+        gen.sample(2, sampler="heun2")
+    with pytest.raises(ValueError, match=r"'euler' needs a flow-time model; .* must be one of \('ddpm', 'ddim'"):
+        gen.sample(2, sampler="euler")  # a sampler of another kind of model says which ones this one takes
     with pytest.raises(ValueError, match="unknown sampler 'heun'"):
         gen.sample(2, prior_sampler="heun")
     with pytest.raises(ValueError, match="resume=True needs checkpoint_dir="):

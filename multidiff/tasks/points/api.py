@@ -153,16 +153,10 @@ class LatentGenerator(PointModel):
         self.prior_layers, self.prior_prediction = prior_layers, prior_prediction
         # tuples: a checkpoint's JSON gives lists back
         self.encoder_widths, self.decoder_widths = tuple(encoder_widths), tuple(decoder_widths)
-        self.epochs, self.max_steps, self.batch_size = epochs, max_steps, batch_size
-        self.lr, self.ema_decay = lr, ema_decay
-        self.device, self.seed, self.progress, self.checkpoint_dir = device, seed, progress, checkpoint_dir
-        self.train_config = train_config
-        with torch.random.fork_rng(devices=[]):  # initialisation fixed by seed, the caller's RNG untouched
-            torch.default_generator.manual_seed(seed)
-            self.model = LatentPointDiffusion(latent_dim, num_train_steps, beta_start, beta_end, time_features,
-                                              prior_num_train_steps, prior_width, prior_layers, self.encoder_widths,
-                                              self.decoder_widths, prior_prediction)
-        self.fitted = False
+        self._set_training(epochs, max_steps, batch_size, lr, ema_decay, device, seed, progress, checkpoint_dir,
+                           train_config, lambda: LatentPointDiffusion(
+                               latent_dim, num_train_steps, beta_start, beta_end, time_features, prior_num_train_steps,
+                               prior_width, prior_layers, self.encoder_widths, self.decoder_widths, prior_prediction))
         self.clip: Optional[float] = None  # |x0| bound for sampling, set by fit
         self.train_result: Optional[TrainResult] = None
         self.prior_result: Optional[TrainResult] = None
@@ -411,15 +405,10 @@ class LatentCompleter(PointModel):
         self.encoder_widths, self.decoder_widths = tuple(encoder_widths), tuple(decoder_widths)
         self.max_known = max_known if max_known is not None else num_points // 2
         self.views, self.normalization = views, normalization
-        self.epochs, self.max_steps, self.batch_size = epochs, max_steps, batch_size
-        self.lr, self.ema_decay = lr, ema_decay
-        self.device, self.seed, self.progress, self.checkpoint_dir = device, seed, progress, checkpoint_dir
-        self.train_config = train_config
-        with torch.random.fork_rng(devices=[]):  # initialisation fixed by seed, the caller's RNG untouched
-            torch.default_generator.manual_seed(seed)
-            self.model = ScanCompletionDiffusion(latent_dim, num_train_steps, beta_start, beta_end, time_features,
-                                                 self.encoder_widths, self.decoder_widths)
-        self.fitted = False
+        self._set_training(epochs, max_steps, batch_size, lr, ema_decay, device, seed, progress, checkpoint_dir,
+                           train_config, lambda: ScanCompletionDiffusion(
+                               latent_dim, num_train_steps, beta_start, beta_end, time_features, self.encoder_widths,
+                               self.decoder_widths))
         self.clip: Optional[float] = None  # |x0| bound for sampling (in the scans' frames), set by fit
         self.train_result: Optional[TrainResult] = None
 

@@ -88,6 +88,19 @@ class PointModel:
         return PointCloudFolder(x.float(), norm, ["?"] * len(rows), [Path(f"cloud_{i}") for i in range(len(rows))],
                                 sizes)
 
+    def _set_training(self, epochs, max_steps, batch_size, lr, ema_decay, device, seed, progress, checkpoint_dir,
+                      train_config, build) -> None:
+        """Keep the training settings and set ``self.model = build()``, its initialisation fixed by ``seed``
+        (the caller's random generators untouched); the model is not fitted yet."""
+        self.epochs, self.max_steps, self.batch_size = epochs, max_steps, batch_size
+        self.lr, self.ema_decay = lr, ema_decay
+        self.device, self.seed, self.progress, self.checkpoint_dir = device, seed, progress, checkpoint_dir
+        self.train_config = train_config
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(seed)
+            self.model = build()
+        self.fitted = False
+
     def _check_fitted(self):
         if not self.fitted:
             name = type(self).__name__
