@@ -21,6 +21,12 @@ def test_unet1d_ignores_padding_and_zeroes_it():
     x2, mu2 = x.clone(), mu.clone()
     x2[1, :, 13:], mu2[1, :, 13:] = 100.0, -50.0  # whatever the padding holds, the valid frames do not see it
     torch.testing.assert_close(net(x2, mask, mu2, t), out)
+    # the transformer blocks never attend to padded frames: their output on the valid frames does not
+    # depend on how much padding follows (the GroupNorms do see it, as Grad-TTS' and Matcha's do)
+    block = net.mids[0][1]
+    h, m = torch.randn(1, 32, 12), torch.ones(1, 1, 12)
+    m[..., 7:] = 0
+    torch.testing.assert_close(block(h, m)[..., :7], block(h[..., :8], m[..., :8])[..., :7])
     with pytest.raises(ValueError, match="not divisible by 2"):
         net(x[..., :23], mask[:, :23], mu[..., :23], t)
 

@@ -46,7 +46,7 @@ from ...core.device import resolve_device
 from ...core.training import Batches, TrainConfig, TrainResult, fit, global_rank, resolve_train_config
 from ...core.validate import check_whole
 from ...nets.gradtts import GradTTSConfig, GradTTSNet, fit_length, sequence_mask
-from .model import DiffusionConfig, collate, collate_aligned, decoder_stage_loss, gradtts_loss, _log_prior
+from .model import DiffusionConfig, alignment, collate, collate_aligned, decoder_stage_loss, gradtts_loss
 
 __all__ = ["PRESETS", "TRAINING_PRESETS", "CPU_TRAIN_CONFIG", "DEFAULT_VOICE", "TTS", "prepare", "train", "load",
            "preset_settings", "DEFAULT_TRAIN_CONFIG"]
@@ -310,8 +310,6 @@ def _load_matching(net: GradTTSNet, source: GradTTSNet) -> None:
 def align(net: GradTTSNet, pairs, batch_size: int = 16) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``(log_mel, aligned mu)`` for ``(token ids, log_mel)`` pairs: the encoder's means expanded to
     the frames by monotonic alignment search (Grad-TTS' training alignment), the encoder in eval mode."""
-    from ...audio.alignment import maximum_path
-
     was_training, out = net.training, []
     net.eval()
     device = next(net.parameters()).device
@@ -320,7 +318,7 @@ def align(net: GradTTSNet, pairs, batch_size: int = 16) -> list[tuple[torch.Tens
         tokens, x_len, y, y_len = (b[k].to(device) for k in ("tokens", "x_lengths", "mels", "y_lengths"))
         mu_x, _, x_mask = net.encode(tokens, x_len)
         y_mask = sequence_mask(y_len, y.shape[-1]).to(mu_x.dtype)
-        attn = maximum_path(_log_prior(y.float(), mu_x.float()), x_mask.transpose(1, 2) * y_mask.unsqueeze(1))
+        attn = alignment(mu_x, x_mask, y, y_mask)
         mu_y = torch.einsum("bfi,bij->bfj", mu_x, attn.to(mu_x.dtype))
         out += [(m[:, :n].cpu(), mu[:, :n].cpu()) for m, mu, n in zip(y, mu_y, y_len.tolist())]
     net.train(was_training)

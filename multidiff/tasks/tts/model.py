@@ -18,7 +18,7 @@ from ...core.deprecation import renamed_attribute
 from ...core.schedules import OTFlow, VPSDE, vp_alpha_bar
 from ...nets.gradtts import GradTTSNet, fit_length, sequence_mask
 
-__all__ = ["DiffusionConfig", "gradtts_loss", "decoder_stage_loss", "collate", "collate_aligned", "SAMPLERS",
+__all__ = ["DiffusionConfig", "gradtts_loss", "decoder_stage_loss", "alignment", "collate", "collate_aligned", "SAMPLERS",
            "OBJECTIVES"]
 
 OBJECTIVES = {"vp": "continuous", "flow": "flow"}  # objective -> the kind of model the core's samplers see
@@ -82,6 +82,13 @@ def _log_prior(y: torch.Tensor, mu_x: torch.Tensor) -> torch.Tensor:
     return cross - 0.5 * (mu_x ** 2).sum(1).unsqueeze(-1) - 0.5 * (y ** 2).sum(1).unsqueeze(1) - 0.5 * n_feats * _LOG_2PI
 
 
+@torch.no_grad()
+def alignment(mu_x: torch.Tensor, x_mask: torch.Tensor, y: torch.Tensor, y_mask: torch.Tensor) -> torch.Tensor:
+    """Monotonic alignment search (Glow-TTS, as Grad-TTS trains): the most likely monotonic path of
+    tokens to frames under ``N(y_j; mu_i, I)``, ``(batch, tokens, frames)`` of 0/1."""
+    return maximum_path(_log_prior(y.float(), mu_x.float()), x_mask.transpose(1, 2) * y_mask.unsqueeze(1))
+
+
 def _random_segments(y_len: torch.Tensor, size: int, generator=None) -> torch.Tensor:
     room = (y_len - size).clamp(min=0).float()
     return (torch.rand(len(y_len), generator=generator, device=y_len.device) * (room + 1)).floor().long()
@@ -140,9 +147,7 @@ def gradtts_loss(net: GradTTSNet, batch: dict, diffusion: DiffusionConfig = Diff
     mu_x, logw, x_mask = net.encode(tokens, x_len)
     y = y.to(mu_x.dtype)
     y_mask = sequence_mask(y_len, y.shape[-1]).to(mu_x.dtype)
-    attn_mask = x_mask.transpose(1, 2) * y_mask.unsqueeze(1)
-    with torch.no_grad():
-        attn = maximum_path(_log_prior(y.float(), mu_x.float()), attn_mask)
+    attn = alignment(mu_x, x_mask, y, y_mask)
     logw_target = torch.log(1e-8 + attn.sum(-1, keepdim=True).transpose(1, 2)) * x_mask
     dur_loss = ((logw - logw_target) ** 2).sum() / x_len.sum()
     mu_y = torch.einsum("bfi,bij->bfj", mu_x, attn.to(mu_x.dtype))
