@@ -18,15 +18,14 @@ rows appended empty and filled by ``impute(df, max_time=0)`` (zero-shot, 100 sam
 """
 import argparse
 import json
-import os
-import resource
 import time
 import warnings
 
 import numpy as np
 import pandas as pd
 
-from multidiff.core.checkpoint import write_json_atomic
+from multidiff.core.io import write_json_atomic
+from multidiff.core.provenance import Run
 from multidiff.datasets.aqi36 import load_aqi36
 from multidiff.datasets.gluonts_adapters import read_etth1, read_exchange_rate
 from multidiff.metrics.forecasting import crps
@@ -59,7 +58,7 @@ def main(argv=None) -> dict:
     read, season = READERS[a.dataset]
     full = read(a.data)
     kwargs = {**({"model": a.model} if a.model else {}), **({"max_time": a.max_time} if a.max_time is not None else {})}
-    load_before, rows = os.getloadavg(), []
+    run, rows = Run(), []
     for w in range(a.windows):
         end = len(full) - a.horizon * (a.windows - 1 - w)
         df, truth = full.iloc[end - a.horizon - a.rows:end - a.horizon], full.iloc[end - a.horizon:end].to_numpy()
@@ -83,10 +82,7 @@ def main(argv=None) -> dict:
         print(json.dumps(rows[-1]), flush=True)
     mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "window_end"}
     out = {"dataset": a.dataset, "call": f"forecast(df, {a.horizon}" + "".join(f", {k}={v!r}" for k, v in kwargs.items()) + ")",
-           "rows_per_window": a.rows, "windows": rows, "mean": mean,
-           "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
-           "load_before": load_before, "load_after": os.getloadavg(),
-           "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+           "rows_per_window": a.rows, "windows": rows, "mean": mean, **run.provenance()}
     print(json.dumps(mean))
     write_json_atomic(a.out or f"benchmarks/out/forecast_default_{a.dataset}.json", out)
     return out

@@ -29,32 +29,18 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 
-import numpy as np
 import torch
 
-from multidiff.cli.common import add_option
-from multidiff.core.checkpoint import write_json_atomic
-from multidiff.datasets.gluonts_adapters import load_benchmark, to_univariate, validation_split
+from multidiff.core.io import write_json_atomic
+from multidiff.core.provenance import Run
+from multidiff.datasets.gluonts_adapters import load_benchmark, validation_split
 from multidiff.metrics.forecasting import forecast_metrics
-from multidiff.tasks.forecasting import TimeGradEstimator, evaluate, peers
+from multidiff.tasks.forecasting import TimeGradEstimator, evaluate, evaluate_peer, peers
 
 MODELS = ("seasonal_naive", "linear", "csdi_zero_shot", "deepar", "timegrad", "csdi")
 PEERS = ("seasonal_naive", "linear", "csdi_zero_shot")  # no budget, no validation
-
-
-def _peer_rows(name: str, forecaster, test, horizon: int) -> dict:
-    """``forecaster(past (T, D)) -> samples (S, H, D)`` on every test window, scored."""
-    samples, targets = [], []
-    t0 = time.perf_counter()
-    for entry in test:
-        y = np.asarray(entry["target"], dtype=np.float64).T  # (T, D)
-        samples.append(forecaster(y[:-horizon]))
-        targets.append(y[-horizon:])
-    seconds = time.perf_counter() - t0
-    return {name: {**forecast_metrics(np.stack(samples), np.stack(targets)), "train_seconds": seconds}}
 
 
 def seasonal_naive(test, horizon: int, freq: str) -> dict:
@@ -62,52 +48,31 @@ def seasonal_naive(test, horizon: int, freq: str) -> dict:
     from gluonts.time_feature import get_seasonality
 
     season = get_seasonality(freq)
-    return _peer_rows(f"seasonal naive (season {season})", lambda past: peers.seasonal_naive(past, horizon, season),
-                      test, horizon)
+    return _scored(f"seasonal naive (season {season})", lambda past: peers.seasonal_naive(past, horizon, season),
+                   test, horizon)
 
 
 def linear(test, horizon: int, samples: int, seed: int, lags: int = 168) -> dict:
     """The linear peer (DLinear-style ridge per series on its last ``lags`` values, Gaussian spread
     from its training residuals), fitted on each test window's whole history; "train s" is the
     time of all fits and forecasts."""
-    return _peer_rows(f"linear peer (ridge, {lags} lags)",
-                      lambda past: peers.linear_forecast(past, horizon, lags=lags, n_samples=samples, seed=seed),
-                      test, horizon)
+    return _scored(f"linear peer (ridge, {lags} lags)",
+                   lambda past: peers.linear_forecast(past, horizon, lags=lags, n_samples=samples, seed=seed),
+                   test, horizon)
+
+
+def _scored(name: str, forecaster, test, horizon: int) -> dict:
+    row = evaluate_peer(forecaster, test, horizon)
+    return {name: {**row, "train_seconds": row.pop("seconds")}}
 
 
 def deepar(train, test, horizon: int, freq: str, budget: float, samples: int, seed: int, epochs: int = None,
            validation=None) -> dict:
-    """GluonTS' torch DeepAR with its defaults, one univariate model over all series, trained for
-    ``budget`` seconds (Lightning's ``max_time``) or at most ``epochs`` epochs of 50 batches; with
-    ``validation`` (multivariate entries, split per series like ``train``) GluonTS' ``ModelCheckpoint``
-    monitors ``val_loss`` and the best epoch's weights are restored."""
-    import lightning.pytorch as pl
-    from gluonts.evaluation import make_evaluation_predictions
-    from gluonts.torch.model.deepar import DeepAREstimator
-
-    pl.seed_everything(seed, verbose=False)
-    dim = np.asarray(next(iter(test))["target"]).shape[0]
-    with tempfile.TemporaryDirectory() as tmp:  # Lightning's checkpoint folder
-        est = DeepAREstimator(freq=freq, prediction_length=horizon,
-                              trainer_kwargs={"max_epochs": epochs or 10**6, "max_time": {"seconds": budget},
-                                              "logger": False,
-                                              "enable_progress_bar": False, "enable_model_summary": False,
-                                              "default_root_dir": tmp})
-        t0 = time.perf_counter()
-        predictor = est.train(to_univariate(train),
-                              validation_data=None if validation is None else to_univariate(validation))
-        train_s = time.perf_counter() - t0
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        fc_it, ts_it = make_evaluation_predictions(to_univariate(test), predictor, num_samples=samples)
-        t0 = time.perf_counter()
-        fcs = list(fc_it)
-        sample_s = time.perf_counter() - t0
-    s = np.stack([f.samples for f in fcs])                       # (N * D, S, H)
-    y = np.stack([np.asarray(ts).ravel()[-horizon:] for ts in ts_it])
-    s = s.reshape(-1, dim, samples, horizon).transpose(0, 2, 3, 1)
-    y = y.reshape(-1, dim, horizon).transpose(0, 2, 1)
-    return {"DeepAR (GluonTS torch)": {**forecast_metrics(s, y), "train_seconds": train_s, "sampling_seconds": sample_s}}
+    """``peers.deepar`` (GluonTS' torch DeepAR) trained for ``budget`` seconds, scored."""
+    out = peers.deepar(train, test, horizon, freq, budget, samples, seed, epochs, validation)
+    return {"DeepAR (GluonTS torch)": {**forecast_metrics(out["samples"], out["targets"]),
+                                       "train_seconds": out["train_seconds"],
+                                       "sampling_seconds": out["sampling_seconds"]}}
 
 
 def _sampled(name: str, predictor, runs, test, samples: int, seed: int, train_s: float, save: str = None) -> dict:
@@ -126,8 +91,7 @@ def timegrad(train, test, df, horizon: int, freq: str, budget: float, samples: i
     """TimeGrad with its paper architecture, trained for ``budget`` seconds (or at most ``epochs``
     epochs of 100 batches, whichever ends first), keeping its best epoch on ``validation``."""
     est = TimeGradEstimator(freq=freq, prediction_length=horizon, target_dim=df.shape[1],
-                            max_epochs=epochs or 10**6, batch_size=32, seed=seed,
-                            trainer_kwargs={"max_time": {"seconds": budget}})
+                            epochs=epochs or 10**6, max_time=budget, batch_size=32, seed=seed)
     t0 = time.perf_counter()
     predictor = est.train(train, validation_data=validation)
     train_s = time.perf_counter() - t0
@@ -181,6 +145,11 @@ def _selected_by(key: str, model: dict) -> str:
     return f"val loss, {k} windows" if k else "train loss"
 
 
+def _load(value) -> float:
+    """The 1-minute load average of a row: the first of ``Run``'s three (rows before it hold one)."""
+    return value[0] if isinstance(value, list) else value
+
+
 def report(results: dict) -> str:
     """The protocol and the rows of ``results`` (as written to ``--out``) as one Markdown table,
     in the order measured."""
@@ -194,7 +163,8 @@ def report(results: dict) -> str:
             rows.append([f"{name} [{tag}]" if tag and tag.replace("=", "") not in name.replace("=", "") else name,
                          None if peer else model["budget_seconds"], _selected_by(key, model), row["CRPS-sum"],
                          row["CRPS"], row["ND"], row["NRMSE-sum"], row.get("train_seconds"),
-                         row.get("sampling_seconds"), f"{model['load_before']:.1f}-{model['load_after']:.1f}"])
+                         row.get("sampling_seconds"),
+                         f"{_load(model['load_before']):.1f}-{_load(model['load_after']):.1f}"])
     table = markdown_table(["model / sampler", "budget s", "selected by", "CRPS-sum", "CRPS", "ND", "NRMSE-sum",
                             "train s", "sampling s", "load"], rows,
                            [None, "%.0f", None, "%.4f", "%.4f", "%.4f", "%.4f", "%.0f", "%.1f", None])
@@ -208,8 +178,8 @@ def main(dataset: str = "exchange_rate", argv=None) -> dict:
     p.add_argument("--budget", type=float, default=600, help="training seconds per model (default 600)")
     p.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     p.add_argument("--samples", type=int, default=100, help="sample paths per forecast (default 100)")
-    add_option(p, "--sampler-steps", old=["--fast-steps"], type=int, nargs="+", default=[10],
-               help="step counts of the fast samplers (ddim, dpm_solver); ddpm takes every step (unless --skip-ddpm)")
+    p.add_argument("--sampler-steps", type=int, nargs="+", default=[10],
+                   help="step counts of the fast samplers (ddim, dpm_solver); ddpm takes every step (unless --skip-ddpm)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="JSON file; rows already in it are kept and not recomputed")
@@ -255,7 +225,7 @@ def main(dataset: str = "exchange_rate", argv=None) -> dict:
         if key in results["models"] and not args.rerun:
             print(f"{key}: already in {args.out}, skipped (--rerun recomputes)", flush=True)
             continue
-        load = os.getloadavg()[0]
+        run = Run(None if argv is None else [sys.argv[0], *argv])
         t0 = time.perf_counter()
         if model == "seasonal_naive":
             rows = seasonal_naive(test, horizon, freq)
@@ -280,12 +250,9 @@ def main(dataset: str = "exchange_rate", argv=None) -> dict:
         elif model == "csdi":
             rows = csdi(fit_data, test, df, horizon, freq, args.budget, args.samples, args.seed,
                         args.sampler_steps, args.save_models, args.skip_ddpm, validation, **extra)
-        results["models"][key] = {"rows": rows, "budget_seconds": args.budget, "argv": argv or sys.argv[1:], "samples": args.samples,
-                                    "validation_windows": None if model in PEERS else n_val,
-                                    "threads": args.threads, "seed": args.seed,
-                                    "wall_seconds": time.perf_counter() - t0,
-                                    "load_before": load, "load_after": os.getloadavg()[0],
-                                    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+        results["models"][key] = {"rows": rows, "budget_seconds": args.budget, "samples": args.samples,
+                                  "validation_windows": None if model in PEERS else n_val, "seed": args.seed,
+                                  "wall_seconds": time.perf_counter() - t0, **run.provenance()}
         for name, row in rows.items():
             print(f"row: {name} {json.dumps(row)}", flush=True)
         write_json_atomic(args.out, results)

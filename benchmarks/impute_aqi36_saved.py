@@ -4,17 +4,17 @@ numbers as they were.
 
     python benchmarks/impute_aqi36_saved.py [MODEL_DIR]
 """
+import argparse
 import json
-import os
-import sys
 import time
 
 import numpy as np
 import torch
 
+from multidiff.core.provenance import Run
 from multidiff.datasets.aqi36 import load_aqi36
 from multidiff.tasks.imputation import Imputer
-from multidiff.tasks.imputation.evaluate import _score
+from multidiff.tasks.imputation.evaluate import score_imputation
 
 
 def main(path: str = "benchmarks/out/aqi36_model") -> dict:
@@ -27,14 +27,16 @@ def main(path: str = "benchmarks/out/aqi36_model") -> dict:
     target = np.concatenate([np.nan_to_num(data.ground[s].to_numpy()) for s in sel])
     mask = np.concatenate([data.eval_mask[s].to_numpy() for s in sel])
     imp.sampler, imp.sampler_steps = "ddim", 10
-    load = os.getloadavg()[0]
+    run = Run()
     t0 = time.perf_counter()
-    samples = np.concatenate([imp.sample_array(x, 10) for x in inputs], axis=1)
-    out = {"model": path, "sampler": "ddim-10", "sample_s": time.perf_counter() - t0, "load": load,
-           **_score(np.median(samples, 0), samples, target, mask)}
+    samples = np.concatenate([imp.sample(x, 10) for x in inputs], axis=1)
+    out = {"model": path, "sampler": "ddim-10", "sample_s": time.perf_counter() - t0,
+           **score_imputation(np.median(samples, 0), samples, target, mask), **run.provenance()}
     print(json.dumps(out))
     return out
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model_dir", nargs="?", default="benchmarks/out/aqi36_model", help="the saved imputer")
+    main(ap.parse_args().model_dir)

@@ -2,15 +2,11 @@
 (:mod:`multidiff.tasks.imputation.evaluate`) with the peers, the table with device, date,
 command and load average, and the result as JSON."""
 import argparse
-import os
-import platform
-import sys
 import time
 
-import torch
-
-from multidiff.core.checkpoint import write_json_atomic
+from multidiff.core.io import write_json_atomic
 from multidiff.core.device import resolve_device
+from multidiff.core.provenance import Run
 from multidiff.tasks.imputation import peers as peer_lib
 from multidiff.tasks.imputation.evaluate import format_row, format_table, run_aqi36, run_physionet
 
@@ -45,9 +41,6 @@ def main(dataset: str, argv=None) -> dict:
         p.add_argument("--missing-ratio", type=float, default=0.1)
         p.add_argument("--limit", type=int, default=None, help="read only the first N records (CPU smoke runs)")
     a = p.parse_args(argv)
-    dev = resolve_device(a.device)
-    name = (torch.cuda.get_device_name(dev) if dev.type == "cuda"
-            else f"CPU ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)")
     samplers = [(sp.split(":")[0], int(sp.split(":")[1])) for sp in a.samplers.split(",")]
     peers = [name.strip() for name in a.peers.split(",") if name.strip()]
     unknown = sorted(set(peers) - set(peer_lib.PEERS))
@@ -61,8 +54,7 @@ def main(dataset: str, argv=None) -> dict:
                   pretrained=pretrained, report=lambda row: print("row:", format_row(row), flush=True))
     run = (lambda **kw: run_physionet(a.data, missing_ratio=a.missing_ratio, limit=a.limit, **kw)) \
         if dataset == "physionet" else (lambda **kw: run_aqi36(a.data, **kw))
-    t0 = time.time()
-    load_before = os.getloadavg()
+    t0, prov = time.time(), Run(device=resolve_device(a.device))
     res = run(**params)
     if pretrained is not None:
         for row in res["rows"][:len(samplers)]:
@@ -73,10 +65,9 @@ def main(dataset: str, argv=None) -> dict:
             row["method"] = row["method"].replace("multidiff", "multidiff from scratch (CSDI)")
         res["rows"] = res["rows"][:len(samplers)] + scratch["rows"] + res["rows"][len(samplers):]
         res["scratch"] = {k: scratch[k] for k in ("train_s", "steps", "stopped_by", "params")}
-    res.update(device=name, date=time.strftime("%Y-%m-%d %H:%M"), command="python " + " ".join(sys.argv),
-               wall_s=time.time() - t0, load_before=load_before, load_after=os.getloadavg())
-    print(f"device: {name}  date: {res['date']}  wall: {res['wall_s']:.0f} s  load (1/5/15 min) before "
-          f"{'/'.join(f'{v:.1f}' for v in load_before)}, after {'/'.join(f'{v:.1f}' for v in res['load_after'])}")
+    res.update(prov.provenance(), wall_s=time.time() - t0)
+    print(f"device: {res['device']}  date: {res['date']}  wall: {res['wall_s']:.0f} s  load (1/5/15 min) before "
+          f"{'/'.join(f'{v:.1f}' for v in res['load_before'])}, after {'/'.join(f'{v:.1f}' for v in res['load_after'])}")
     print(f"command: {res['command']}")
     print(format_table(res))
     write_json_atomic(a.out, res, indent=1, default=str)

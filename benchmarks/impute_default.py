@@ -10,19 +10,15 @@ entries next to ``df.interpolate(limit_direction="both")``, and the imputer's se
 """
 import argparse
 import json
-import os
-import platform
-import resource
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 import multidiff
-from multidiff.core.checkpoint import write_json_atomic
+from multidiff.core.io import write_json_atomic
+from multidiff.core.provenance import Run
 from multidiff.datasets.fetch import locate
 
 
@@ -39,7 +35,7 @@ def main(argv=None) -> dict:
     rng = np.random.default_rng(0)
     hidden = ground.notna().to_numpy() & (rng.random(ground.shape) < a.hide)
     df = ground.mask(hidden)
-    load_before = os.getloadavg()
+    run = Run()
     t0 = time.time()
     res = multidiff.tasks.impute(df, return_result=True, return_samples=False)
     wall = time.time() - t0
@@ -49,10 +45,7 @@ def main(argv=None) -> dict:
     lin_mae = float(np.abs(lin - truth).mean())
     out = {"frame": f"AQI-36 pm25_ground first {a.rows} rows x {a.cols} stations, {a.hide:.0%} of observed hidden",
            "hidden_entries": int(hidden.sum()), "wall_s": wall, "MAE": mae, "interpolation_MAE": lin_mae,
-           "check": res.check, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20,
-           "date": time.strftime("%Y-%m-%d %H:%M"), "command": "python " + " ".join(sys.argv),
-           "device": f"CPU ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)",
-           "load_before": load_before, "load_after": os.getloadavg()}
+           "check": res.check, **run.provenance()}
     print(json.dumps(out, indent=1, default=str))
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(a.out, out, indent=1, default=str)

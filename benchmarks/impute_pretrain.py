@@ -13,16 +13,12 @@ multidiff/tasks/imputation/pretrained/ to ship it (with its README).
 """
 import argparse
 import json
-import os
-import platform
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import torch
 
-from multidiff.core.training import TrainConfig, fit
+from multidiff.core.provenance import Run, load_average
+from multidiff.core.training import EveryMinutes, TrainConfig, fit
 from multidiff.tasks.imputation.column_model import ColumnAgnosticModel, load_network, save_network
 from multidiff.tasks.imputation.corpus import HELD_OUT, CorpusBatches, load_real_series
 
@@ -41,10 +37,9 @@ def main(argv=None):
     a = p.parse_args(argv)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    about = {"command": "python " + " ".join(sys.argv), "commit": commit, "corpus_held_out": list(HELD_OUT),
-             "date": time.strftime("%Y-%m-%d"), "minutes": a.minutes, "init": a.init,
-             "device": f"CPU ({platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"}
+    run = Run().provenance()
+    about = {**{k: run[k] for k in ("command", "commit", "date", "device", "load_before")},
+             "corpus_held_out": list(HELD_OUT), "minutes": a.minutes, "init": a.init}
     if a.init:
         model, before = load_network(a.init, widen=True)
         about["minutes_before"] = float(before.get("minutes_total", before.get("minutes", 0.0)))
@@ -56,36 +51,30 @@ def main(argv=None):
     batches = CorpusBatches(real, batches_per_pass=a.batches_per_pass, generator=torch.Generator().manual_seed(a.seed))
     config = TrainConfig(epochs=10 ** 6, lr=a.lr, weight_decay=1e-4, lr_schedule="cosine", warmup_steps=300,
                          ema_decay=0.999, grad_clip=1.0, max_time=a.minutes * 60, seed=a.seed, progress=False)
-    marks = [m for m in range_marks(a.snapshot_minutes, a.minutes)]
     log = open(out / "log.jsonl", "a")
 
+    def snapshot(m, info):  # the first pass that ends past a mark; the last mark is OUT/final
+        if info["mark"] < a.minutes - 1e-9:
+            save_network(m, out / f"min{int(round(info['mark']))}",
+                         {**about, "minutes": info["minutes"], "steps": info["steps"],
+                          "minutes_total": about["minutes_before"] + info["minutes"]})
+    snapshots = EveryMinutes(a.snapshot_minutes, snapshot)
+
     def on_epoch_end(m, info):
-        minutes = info["seconds"] / 60
-        row = {"steps": info["steps"], "minutes": round(minutes, 2), "loss": info.get("train_loss"),
-               "load": os.getloadavg()[0]}
+        row = {"steps": info["steps"], "minutes": round(info["seconds"] / 60, 2), "loss": info.get("train_loss"),
+               "load": load_average()[0]}
         log.write(json.dumps(row) + "\n")
         log.flush()
-        while marks and minutes >= marks[0]:  # the first pass that ends past a mark
-            mark = marks.pop(0)
-            save_network(m, out / f"min{int(round(mark))}", {**about, "minutes": minutes, "steps": info["steps"],
-                                                            "minutes_total": about["minutes_before"] + minutes})
+        snapshots(m, info)
 
     if not a.init and not a.resume:
         save_network(model, out / "min0", {**about, "minutes": 0, "steps": 0, "minutes_total": 0.0})
     result = fit(model, lambda m, b: m.loss(b), batches, config, checkpoint_dir=out / "train", resume=a.resume,
                  on_epoch_end=on_epoch_end)
-    final = {**about, "minutes": result.seconds / 60, "steps": result.steps,
+    final = {**about, "minutes": result.seconds / 60, "steps": result.optimizer_steps,
              "minutes_total": about["minutes_before"] + result.seconds / 60, "stopped_by": result.stopped_by}
     save_network(model.eval(), out / "final", final)
     print(json.dumps(final, indent=1))
-
-
-def range_marks(every: float, total: float) -> list:
-    marks, m = [], every
-    while m < total - 1e-9:
-        marks.append(m)
-        m += every
-    return marks
 
 
 if __name__ == "__main__":

@@ -14,8 +14,6 @@ Frames: AQI-36 first 2000 rows x 10 stations (seeds 0, 1, 2, 42; PM2.5 is never 
 AQI-36 rows 2000-4000 x 36, ETTh1 and the exchange rates (last 2000 rows, out of the corpus).
 """
 import argparse
-import os
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -23,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from multidiff.core.checkpoint import write_json_atomic
+from multidiff.core.io import write_json_atomic
+from multidiff.core.provenance import Run, load_average
 from multidiff.datasets.fetch import locate
 from multidiff.metrics.tables import markdown_table
 from multidiff.tasks.imputation import Imputer
@@ -66,6 +65,7 @@ def main(argv=None):
     p.add_argument("--data", default=None)
     p.add_argument("--out", default="benchmarks/out/impute_pretrained.json")
     a = p.parse_args(argv)
+    run = Run()
     warnings.simplefilter("ignore")
     results = []
     for name, (df, seed) in frames(a.data).items():
@@ -75,7 +75,7 @@ def main(argv=None):
         hide = df.notna().to_numpy() & (rng.random(df.shape) < 0.10)
         inp, truth = df.mask(hide), df.to_numpy()[hide]
         mae = lambda arr: float(np.abs(np.asarray(arr)[hide] - truth).mean())  # noqa: E731
-        row = {"frame": name, "shape": list(df.shape), "hidden": int(hide.sum()), "load_before": os.getloadavg()[0]}
+        row = {"frame": name, "shape": list(df.shape), "hidden": int(hide.sum()), "load_before": load_average()[0]}
         for peer, (filled, secs) in peer_rows(inp).items():
             row[peer] = {"MAE": mae(filled), "s": secs}
         for net in a.networks:
@@ -91,15 +91,14 @@ def main(argv=None):
             lo, hi = np.quantile(samples, [0.05, 0.95], axis=0)
             row[f"multidiff {net}"] = {"MAE": mae(point), "network alone MAE": mae(net_point), "s": secs,
                                        "90% band coverage": float(((truth >= lo[hide]) & (truth <= hi[hide])).mean()),
-                                       "fine-tune steps": imp.train_result_.steps, "check": imp.check_}
-        row["load_after"] = os.getloadavg()[0]
+                                       "fine-tune steps": imp.train_result_.optimizer_steps, "check": imp.check_}
+        row["load_after"] = load_average()[0]
         results.append(row)
         lin = row["linear interpolation"]["MAE"]
         print(name, {k: round(v["MAE"] / lin, 3) for k, v in row.items() if isinstance(v, dict)},
               {k: round(v.get("network alone MAE", np.nan) / lin, 3) for k, v in row.items()
                if isinstance(v, dict) and "network alone MAE" in v}, flush=True)
-    out = {"date": time.strftime("%Y-%m-%d %H:%M"), "command": "python " + " ".join(sys.argv),
-           "max_time": a.max_time, "lr": a.lr, "rows": results}
+    out = {**run.provenance(), "max_time": a.max_time, "lr": a.lr, "rows": results}
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(a.out, out, indent=1, default=str)
     print(table(out))

@@ -12,9 +12,6 @@ memory is that shape's:
 """
 import argparse
 import json
-import os
-import resource
-import sys
 import time
 from pathlib import Path
 
@@ -22,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 import multidiff
-from multidiff.core.checkpoint import write_json_atomic
+from multidiff.core.io import write_json_atomic
+from multidiff.core.provenance import Run
 from multidiff.datasets.fetch import locate
 
 
@@ -48,14 +46,13 @@ def main(argv=None) -> dict:
     rng = np.random.default_rng(0)
     hidden = truth.notna().to_numpy() & (rng.random(truth.shape) < 0.1)
     df = truth.mask(hidden)
-    load_before, t0 = os.getloadavg(), time.time()
+    run, t0 = Run(), time.time()
     res = multidiff.tasks.impute(df, return_result=True, return_samples=False)
     wall = time.time() - t0
     mae = float(np.abs(res.filled.to_numpy()[hidden] - truth.to_numpy()[hidden]).mean())
     lin = float(np.abs(df.interpolate(limit_direction="both").to_numpy()[hidden] - truth.to_numpy()[hidden]).mean())
-    out = {"shape": [a.rows, a.cols], "wall_s": wall, "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20,
-           "MAE": mae, "interpolation_MAE": lin, "check": res.check, "date": time.strftime("%Y-%m-%d %H:%M"),
-           "command": "python " + " ".join(sys.argv), "load_before": load_before, "load_after": os.getloadavg()}
+    out = {"shape": [a.rows, a.cols], "wall_s": wall, "MAE": mae, "interpolation_MAE": lin, "check": res.check,
+           **run.provenance()}
     print(json.dumps(out, indent=1, default=str))
     path = Path(a.out or f"benchmarks/out/impute_scale_{a.rows}x{a.cols}.json")
     path.parent.mkdir(parents=True, exist_ok=True)

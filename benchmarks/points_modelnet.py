@@ -14,8 +14,9 @@ each point twice and is scored on 1024-point subsets of its samples (the report 
 
 Training is resumable and can run in the background: with ``--run-dir`` each model checkpoints
 after every epoch and the same command continues where it stopped. ``--curve-every-minutes N``
-starts a second process that scores the run's latest snapshot (1-NNA-CD, MMD-CD, COV-CD) every N
-minutes of training and appends a line to ``RUN_DIR/CLASS/curve.jsonl``.
+scores the generator every N minutes of training (its EMA weights, a latent model's prior refitted;
+1-NNA-CD, MMD-CD, COV-CD) with a ``core.training.EveryMinutes`` callback, off the training clock,
+and appends a line to ``RUN_DIR/CLASS/curve.jsonl`` (a resumed run keeps its earlier points).
 
     # the issue-12 run (one class; ~3 h of training, then the evaluation)
     nohup nice python benchmarks/points_modelnet.py --classes chair --model latent --train-minutes 180 \\
@@ -28,8 +29,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,8 +37,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from multidiff.cli.common import add_option  # noqa: E402
-from multidiff.core.checkpoint import write_json_atomic  # noqa: E402
+from multidiff.core.device import resolve_device  # noqa: E402
+from multidiff.core.io import write_json_atomic  # noqa: E402
+from multidiff.core.provenance import Run  # noqa: E402
+from multidiff.core.training import EveryMinutes  # noqa: E402
 from multidiff.datasets.fetch import data_roots  # noqa: E402
 from multidiff.tasks import points  # noqa: E402
 from multidiff.tasks.points.evaluate import reference_rows  # noqa: E402
@@ -98,14 +99,15 @@ def parser():
     ap.add_argument("--train-shapes", type=int, default=None, help="cap on training shapes per class")
     ap.add_argument("--views", type=int, default=4)
     ap.add_argument("--n-eval", type=int, default=None, help="test shapes per class (default all: 100 chairs, 100 tables)")
-    add_option(ap, "--sampler-steps", old=["--sample-steps"], type=int, default=50)
+    ap.add_argument("--sampler-steps", type=int, default=50)
     ap.add_argument("--sampler", default="ddpm")
     ap.add_argument("--protocol", default="luo_hu", choices=["luo_hu", "pointflow", "none"])
     ap.add_argument("--emd-points", type=int, default=512,
                     help="exact EMD on this many points of each cloud (cost ~N^2.5: 0.1 s a pair at 512 on one core)")
     ap.add_argument("--no-reference-rows", action="store_true", help="skip the train-vs-test and noise rows")
     ap.add_argument("--curve-every-minutes", type=float, default=None,
-                    help="score the training snapshot every N minutes of training (needs --run-dir)")
+                    help="score the generator every N minutes of training (also written to "
+                    "RUN_DIR/CLASS/curve.jsonl with --run-dir)")
     ap.add_argument("--curve-sampler", default=None, help="sampler of the curve (default: --sampler)")
     ap.add_argument("--curve-sampler-steps", type=int, default=None, help="its steps (default: --sampler-steps)")
     ap.add_argument("--throughput-steps", type=int, nargs="*", default=[10, 50], help="sampler steps the samples/s table measures")
@@ -116,22 +118,17 @@ def parser():
     ap.add_argument("--out", default="benchmark_points.json")
     ap.add_argument("--render-dir", default=None, help="write PNG renders here")
     ap.add_argument("--save-dir", default=None, help="save the trained models here (safetensors checkpoints)")
-    ap.add_argument("--watch", default=None, help=argparse.SUPPRESS)  # internal: the curve process
     return ap
 
 
 def main(argv=None):
     args = parser().parse_args(argv)
     torch.set_num_threads(args.threads)
-    if args.watch:
-        return watch(args)
-    if args.curve_every_minutes and not args.run_dir:
-        raise SystemExit("--curve-every-minutes needs --run-dir (the curve reads the run's checkpoints)")
+    run_info = Run(device=resolve_device(args.device))
     root = find_data(args.data)
     common = dict(num_points=args.num_points, channels=args.channels, layers=args.layers, batch_size=args.batch_size,
                   device=args.device, progress=False, epochs=10 ** 6, **_lr_ema(args))
-    results = {"settings": vars(args), "argv": sys.argv[1:],
-               "device": str(torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu")}
+    results = {"settings": vars(args)}
     if "generate" in args.tasks:
         generator_class(args.model)  # an unavailable model fails before anything runs
     for cls in args.classes:
@@ -154,6 +151,7 @@ def main(argv=None):
                           Path(args.render_dir) / f"points_{cls}_generated.png", cols=4)
         if args.render_dir and "complete" in args.tasks:
             render_completion(comp, root, cls, Path(args.render_dir), args)
+        results.update(run_info.provenance())
         write_json_atomic(args.out, results, indent=1)
     print(json.dumps(results, indent=1))
 
@@ -204,26 +202,20 @@ def cached_reference_rows(root, cls, args, run):
 def run_generation(root, cls, common, args, res, run):
     gen_cls = generator_class(args.model)
     ckpt = run / "generator_ckpt" if run else None
-    watcher = start_curve(args, cls, ckpt) if args.curve_every_minutes else None
+    curve, rows = learning_curve(args, root, cls, run) if args.curve_every_minutes else (None, None)
     t0 = time.perf_counter()
-    try:
-        gen = gen_cls(checkpoint_dir=ckpt, **generator_kwargs(args, common))
-        gen.fit(root, [cls], max_shapes=args.train_shapes, resume=ckpt is not None)
-    finally:
-        if ckpt is not None:
-            ckpt.mkdir(parents=True, exist_ok=True)
-            (ckpt / "done").write_text("training finished\n")  # tells the curve process to stop
+    gen = gen_cls(checkpoint_dir=ckpt, **generator_kwargs(args, common))
+    gen.fit(root, [cls], max_shapes=args.train_shapes, resume=ckpt is not None, on_epoch_end=curve)
     res["gen_train_s"], res["gen_final_loss"] = time.perf_counter() - t0, gen.train_result.history[-1]["train_loss"]
-    res["gen_train_result"] = {"steps": gen.train_result.steps, "seconds": gen.train_result.seconds,
+    res["gen_train_result"] = {"steps": gen.train_result.optimizer_steps, "seconds": gen.train_result.seconds,
                                "stopped_by": gen.train_result.stopped_by}
     res["gen_diagnostics"] = latent_diagnostics(gen, root, cls)
     t0 = time.perf_counter()
     res["generation"] = points.evaluate(gen, root, [cls], "test", args.sampler_steps, args.sampler,
                                         max_shapes=args.n_eval, emd_points=args.emd_points, protocol=args.protocol)
     res["gen_eval_s"] = time.perf_counter() - t0
-    if watcher is not None:
-        watcher.wait()
-        res["curve"] = [json.loads(line) for line in (run / "curve.jsonl").read_text().splitlines() if line.strip()]
+    if rows is not None:
+        res["curve"] = rows
     if args.throughput_steps:
         res["throughput"] = throughput(gen, ["ddpm", "ddim", "dpm_solver"], args.throughput_steps)
     print(cls, "generation", json.dumps(res["generation"]), flush=True)
@@ -239,58 +231,41 @@ def latent_diagnostics(gen, root, cls, n: int = 256) -> dict:
     return {f"diag_{k}": v for k, v in gen.model.diagnose(x, gen.train_points, gen.encoder_points).items()}
 
 
-def start_curve(args, cls, ckpt: Path) -> subprocess.Popen:
-    """The curve process: this script with ``--watch CKPT``, one thread, at lower priority."""
-    ckpt.mkdir(parents=True, exist_ok=True)
-    (ckpt / "done").unlink(missing_ok=True)
-    argv = [sys.executable, str(Path(__file__).resolve()), "--watch", str(ckpt), "--classes", cls,
-            "--model", args.model, "--num-points", str(args.num_points), "--protocol", args.protocol,
-            "--sampler", args.curve_sampler or args.sampler,
-            "--sampler-steps", str(args.curve_sampler_steps or args.sampler_steps),
-            "--curve-every-minutes", str(args.curve_every_minutes), "--threads", "1", "--device", args.device]
-    if args.data:
-        argv += ["--data", args.data]
-    if args.n_eval:
-        argv += ["--n-eval", str(args.n_eval)]
-    return subprocess.Popen(argv, preexec_fn=lambda: os.nice(5))
+def learning_curve(args, root, cls, run) -> tuple[EveryMinutes, list]:
+    """The learning curve: an ``on_epoch_end`` callback that scores the generator every
+    ``--curve-every-minutes`` minutes of training (1-NNA-CD, MMD-CD, COV-CD; a latent model's prior
+    refitted first, as ``fit`` ends) and its rows, also appended to ``RUN_DIR/CLASS/curve.jsonl``. A
+    run that resumes from its checkpoint keeps its earlier points; a new run starts a new curve."""
+    path = run / "curve.jsonl" if run else None
+    rows = []
+    if path is not None and path.is_file():
+        if (run / "generator_ckpt" / "last" / "config.json").is_file():
+            rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        else:
+            path.unlink()
+    sampler, steps = args.curve_sampler or args.sampler, args.curve_sampler_steps or args.sampler_steps
+    cache: dict = {}
 
-
-def watch(args) -> None:
-    """Score the snapshot in ``--watch`` every ``--curve-every-minutes`` minutes of training
-    (1-NNA-CD, MMD-CD, COV-CD) and append to ``curve.jsonl`` beside it, until training is done."""
-    ckpt = Path(args.watch)
-    curve = ckpt.parent / "curve.jsonl"
-    done = {json.loads(line)["mark_minutes"] for line in curve.read_text().splitlines() if line.strip()} \
-        if curve.is_file() else set()  # a resumed run keeps its earlier points
-    gen_cls, root, cache = generator_class(args.model), find_data(args.data), {}
-    every = args.curve_every_minutes
-    while True:
-        finished = (ckpt / "done").is_file()
-        cfg = ckpt / "last" / "config.json"
-        seconds = json.loads(cfg.read_text())["config"]["loop"]["seconds"] if cfg.is_file() else 0.0
-        mark = round(int(seconds // (60 * every)) * every, 6)
-        if cfg.is_file() and mark > 0 and mark not in done:
-            try:
-                model, loop = gen_cls.load_snapshot(ckpt, device=args.device)
-            except (OSError, ValueError):  # caught mid-write: the next poll reads the finished one
-                time.sleep(5)
-                continue
-            t0 = time.perf_counter()
-            rep = points.evaluate(model, root, [args.classes[0]], "test", args.sampler_steps, args.sampler,
-                                  max_shapes=args.n_eval, metrics=("cd",), protocol=args.protocol, ref_cache=cache)
-            row = {"mark_minutes": mark, "train_minutes": loop["seconds"] / 60, "steps": loop["steps"],
-                   "epoch": loop["epoch"], "train_loss": loop["history"][-1]["train_loss"],
-                   **{k: rep[k] for k in ("1-NNA-CD", "MMD-CD", "COV-CD", "eval_points", "n_gen", "n_ref")},
-                   "sampler": args.sampler, "sampler_steps": args.sampler_steps, "eval_s": time.perf_counter() - t0,
-                   **latent_diagnostics(model, root, args.classes[0])}
-            with open(curve, "a") as f:
+    def point(snapshot, info: dict) -> None:
+        if isinstance(snapshot, points.LatentGenerator):
+            snapshot.fit_prior(root, [cls], "train", args.train_shapes)
+        t0 = time.perf_counter()
+        rep = points.evaluate(snapshot, root, [cls], "test", steps, sampler, max_shapes=args.n_eval,
+                              metrics=("cd",), protocol=args.protocol, ref_cache=cache)
+        row = {"mark_minutes": round(info["mark"], 6), "train_minutes": info["minutes"], "steps": info["steps"],
+               "epoch": info["epoch"], "train_loss": info["train_loss"],
+               **{k: rep[k] for k in ("1-NNA-CD", "MMD-CD", "COV-CD", "eval_points", "n_gen", "n_ref")},
+               "sampler": sampler, "sampler_steps": steps, "eval_s": time.perf_counter() - t0,
+               **latent_diagnostics(snapshot, root, cls)}
+        rows.append(row)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a") as f:
                 f.write(json.dumps(row) + "\n")
-            done.add(mark)
-            print("curve", json.dumps(row), flush=True)
-            continue
-        if finished:
-            return
-        time.sleep(20)
+        print("curve", json.dumps(row), flush=True)
+
+    done = max((r["mark_minutes"] for r in rows), default=0.0)
+    return EveryMinutes(args.curve_every_minutes, point, done=done), rows
 
 
 def run_completion(root, cls, common, args, res, run):

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import torch
 
-from multidiff.core.checkpoint import load_checkpoint, load_state_strict, write_json_atomic
+from multidiff.core.checkpoint import load_checkpoint, load_state_strict
+from multidiff.core.io import write_json_atomic
+from multidiff.core.provenance import Run
 from multidiff.nets.vector_denoiser import VectorDenoiser
 from multidiff.tasks import points
-from multidiff.tasks.points.api import _hparams
 
 from points_modelnet import find_data
 
@@ -37,20 +38,21 @@ def main(argv=None):
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    run = Run()
     root, cls = find_data(args.data), args.classes[0]
     states, cfg = load_checkpoint(Path(args.run_dir) / cls / "generator_ckpt" / "last", kind="training")
-    gen = points.LatentGenerator(**{**_hparams(cfg), "prior_prediction": args.prior_prediction,
-                                    "prior_max_steps": args.prior_steps}, device="cpu", progress=False)
+    settings = {**points.LatentGenerator.hparams_from_config(cfg), "prior_prediction": args.prior_prediction,
+                "prior_max_steps": args.prior_steps}
+    gen = points.LatentGenerator(**settings, device="cpu", progress=False)
     load_state_strict(gen.model, states["ema"], "the run's EMA weights")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1)  # a fresh prior: the run's was trained for another parametrisation
         gen.model.prior = VectorDenoiser(gen.latent_dim, gen.prior_width, gen.prior_layers)
     gen.clip, t0 = cfg.get("clip"), time.perf_counter()
-    gen._fit_prior(gen.read_clouds(root, [cls], "train", None).points)
-    gen.model.cpu().eval()
+    gen.fit_prior(root, [cls], "train")
     gen.fitted = True
     res = {"argv": vars(args), "loop": {k: cfg["loop"][k] for k in ("steps", "seconds", "epoch")},
-           "prior_refit": {"prediction": args.prior_prediction, "steps": gen.prior_result.steps,
+           "prior_refit": {"prediction": args.prior_prediction, "steps": gen.prior_result.optimizer_steps,
                            "seconds": time.perf_counter() - t0,
                            "final_loss": gen.prior_result.history[-1]["train_loss"]}}
     for metrics, key in ((("cd",), "generation_cd"), (("cd", "emd"), "generation")):  # CD first: minutes, not tens
@@ -58,7 +60,7 @@ def main(argv=None):
         res[key] = points.evaluate(gen, root, [cls], "test", args.sampler_steps, args.sampler,
                                    emd_points=args.emd_points, protocol=args.protocol, metrics=metrics)
         res[key]["eval_s"] = time.perf_counter() - t0
-        write_json_atomic(args.out, res, indent=1)
+        write_json_atomic(args.out, {**res, **run.provenance()}, indent=1)
         print(key, json.dumps(res[key]), flush=True)
         if key == "generation_cd" and args.render:
             points.render(list(gen.sample(8, sampler_steps=args.sampler_steps, sampler=args.sampler, seed=2)),

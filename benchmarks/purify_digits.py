@@ -13,7 +13,7 @@ reports, the convergence curve (PNG) and a summary (JSON and Markdown), atomical
     python benchmarks/purify_digits.py --threads 1 --out runs/purify_bench \\
         --figure docs/img/purify_convergence.png          # <= ~25 min CPU on 1 thread, training included
     python benchmarks/purify_digits.py --dataset etth1 --epochs 150 --classifier-epochs 100 --no-converge \\
-        --attacks pgd,pgd-eot --cross-check "" --t-star 0.02,0.05,0.1,0.2 --eps 0.01,0.02,0.05,0.1 \\
+        --attacks pgd,pgd-eot --cross-check "" --t-start 0.02,0.05,0.1,0.2 --eps 0.01,0.02,0.05,0.1 \\
         --n-examples 179 --threads 1 --out runs/purify_etth1_sweep   # when does purification help? ~15 min
 
 Cost (CPU time, 1 thread, digits, 10 purification steps): ~7 ms per input and full gradient through
@@ -26,21 +26,16 @@ torchattacks is optional: pip install --no-deps torchattacks (make bench-deps); 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
-from multidiff.cli.common import add_option
-from multidiff.core.checkpoint import write_json_atomic, write_text_atomic
+from multidiff.core.io import write_json_atomic, write_text_atomic
+from multidiff.core.provenance import Run
 from multidiff.core.samplers import names
 from multidiff.datasets.labelled import load_dataset
-from multidiff.metrics.robustness import mean_interval
-from multidiff.metrics.tables import markdown_table
 from multidiff.tasks import purify
 
 
@@ -60,18 +55,19 @@ def parse() -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=100, help="diffusion-model epochs when training")
     p.add_argument("--classifier-epochs", type=int, default=30, help="classifier epochs when training")
     p.add_argument("--eps", default="0.1", help="comma-separated Linf (or L2) radii in input units")
-    p.add_argument("--t-star", default="0.1", help="comma-separated purification times t* (a sweep)")
+    p.add_argument("--t-start", default="0.1", help="comma-separated purification start times t* (a sweep)")
     p.add_argument("--attacks", default="fgsm,pgd,bpda-eot,pgd-eot")
     p.add_argument("--cross-check", default="torchattacks-eotpgd,torchattacks-apgd",
                    help="reference attacks run at the same setting as pgd-eot (\"\" skips; needs torchattacks)")
     p.add_argument("--seeds", default="0")
     p.add_argument("--n-examples", type=int, default=100)
-    add_option(p, "--sampler-steps", old=["--n-steps"], type=int, default=10,
-               help="purification (sampler) steps (DiffPure: t* x 1000)")
-    p.add_argument("--sampler", choices=("sde",) + names("continuous"), default="sde", help="reverse process (DiffPure: sde)")
+    p.add_argument("--sampler-steps", type=int, default=10,
+                   help="purification (sampler) steps (DiffPure: t* x 1000)")
+    p.add_argument("--sampler", choices=names("continuous"), default="euler_sde",
+                   help="reverse process (DiffPure: euler_sde)")
     p.add_argument("--norm", choices=("linf", "l2"), default="linf")
     p.add_argument("--no-converge", action="store_true", help="fixed --attack-steps and --eot instead of the convergence")
-    add_option(p, "--attack-steps", old=["--steps"], type=int, default=10, help="PGD iterations with --no-converge")
+    p.add_argument("--attack-steps", type=int, default=10, help="PGD iterations with --no-converge")
     p.add_argument("--eot", type=int, default=4, help="EOT samples with --no-converge")
     p.add_argument("--converge-attack-steps", type=ints, default=(10, 20, 40, 80))
     p.add_argument("--converge-eot", type=ints, default=(4, 8, 16, 32))
@@ -95,31 +91,16 @@ def parse() -> argparse.Namespace:
 
 def models(a, d):
     if a.checkpoint:
-        den, clf, _ = purify.load_models(a.checkpoint, a.device)
-        return den, clf, 0.0
+        model = purify.PurificationModel.load(a.checkpoint, a.device)
+        return model.denoiser, model.classifier, 0.0
     t0 = time.perf_counter()
-    clf = purify.train_classifier(d.x_train, d.y_train, len(d.classes),
-                                  replace(purify.DEFAULT_CLASSIFIER_TRAIN_CONFIG, epochs=a.classifier_epochs, device=a.device))
-    den = purify.train_denoiser(d.x_train, replace(purify.DEFAULT_DENOISER_TRAIN_CONFIG, epochs=a.epochs, ema_decay=0.995,
-                                                   device=a.device), data_range=d.data_range)
-    purify.save_models(Path(a.out) / "models", den, clf, {"dataset": a.dataset, "classes": d.classes,
-                                                          "description": d.description, "data_range": list(d.data_range)})
-    return den, clf, time.perf_counter() - t0
-
-
-def summarise(per_seed: list) -> dict:
-    """Every row's mean over seeds (Student-t interval), the Wilson interval of the first seed and,
-    with several draws, the first seed's mean over draws."""
-    rows = {}
-    for r0 in per_seed[0].rows():
-        key = (r0["attack"], r0["target"])
-        accs = [next(r["accuracy"] for r in rep.rows() if (r["attack"], r["target"]) == key) for rep in per_seed]
-        m, lo, hi = mean_interval(accs)
-        rows[f"{key[0]}|{key[1]}"] = {"mean": m, "ci_low": max(0.0, lo), "ci_high": min(1.0, hi), "per_seed": accs,
-                                      "wilson_seed0": [r0["ci_low"], r0["ci_high"]],
-                                      **({k: r0[k] for k in ("draws_mean", "draws_low", "draws_high", "n_draws")}
-                                         if "draws_mean" in r0 else {})}
-    return rows
+    model = purify.PurificationModel(
+        d.data_range, replace(purify.DEFAULT_DENOISER_TRAIN_CONFIG, epochs=a.epochs, ema_decay=0.995, device=a.device),
+        replace(purify.DEFAULT_CLASSIFIER_TRAIN_CONFIG, epochs=a.classifier_epochs, device=a.device),
+        meta={"dataset": a.dataset, "classes": d.classes, "description": d.description}).fit(d.x_train, d.y_train,
+                                                                                              len(d.classes))
+    model.save(Path(a.out) / "models")
+    return model.denoiser, model.classifier, time.perf_counter() - t0
 
 
 def main() -> None:
@@ -135,23 +116,23 @@ def main() -> None:
     cross = [x for x in a.cross_check.split(",") if x]
     converge = None if a.no_converge else purify.Convergence(
         attack_steps=a.converge_attack_steps, eot=a.converge_eot, tol=a.tol, max_gradients=a.max_gradients or None)
-    t_stars, eps_list, seeds = floats(a.t_star), floats(a.eps), [int(s) for s in a.seeds.split(",")]
+    t_starts, eps_list, seeds = floats(a.t_start), floats(a.eps), [int(s) for s in a.seeds.split(",")]
     summary = {"dataset": d.description, "n_examples": n, "train_seconds": train_s, "settings": vars(a),
-               "device": str(next(den.parameters()).device), "threads": torch.get_num_threads(),
-               "host": platform.processor() or platform.machine(),
-               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "results": {}}
+               "results": {}}
+    run = Run(device=next(den.parameters()).device)
     figure_done = False
-    for t_star in t_stars:
-        purifier = purify.Purifier(den, t_star=t_star, sampler_steps=a.sampler_steps, sampler=a.sampler,
+    for t_start in t_starts:
+        purifier = purify.Purifier(den, t_start=t_start, sampler_steps=a.sampler_steps, sampler=a.sampler,
                                    data_range=d.data_range)
         for eps in eps_list:
-            tag = f"eps{eps}" if len(t_stars) == 1 else f"tstar{t_star}_eps{eps}"
+            tag = f"eps{eps}" if len(t_starts) == 1 else f"tstart{t_start}_eps{eps}"
             per_seed = []
             for seed in seeds:
                 t0 = time.perf_counter()
                 rep = purify.evaluate(clf, purifier, data, attacks=attacks + cross, eps=eps, norm=a.norm,
-                                      steps=a.attack_steps, eot=a.eot, n_votes=a.n_votes, batch_size=a.batch_size,
-                                      seed=seed, device=a.device, converge=converge, n_draws=a.n_draws)
+                                      attack_steps=a.attack_steps, eot=a.eot, n_votes=a.n_votes,
+                                      batch_size=a.batch_size, seed=seed, device=a.device, converge=converge,
+                                      n_draws=a.n_draws)
                 rep.timings["total"] = time.perf_counter() - t0
                 rep.save(out / tag, stem=f"seed{seed}")
                 if seed == seeds[0]:
@@ -163,82 +144,12 @@ def main() -> None:
                             purify.save_convergence_plot(rep, a.figure)
                             figure_done = True
                 per_seed.append(rep)
-                print(f"t* {t_star} eps {eps} seed {seed}: {rep.timings['total']:.0f} s", flush=True)
-            first = per_seed[0]
-            summary["results"][tag] = {
-                "t_star": t_star, "eps": eps, "rows": summarise(per_seed),
-                "headline": [rep.headline() for rep in per_seed] if converge is not None else None,
-                "cross_check": cross_check(first, cross),
-                "attack_settings": first.settings["attacks"], "purifier": first.settings["purifier"],
-                "seconds_per_purified_input": first.timings["purify_and_classify_per_input"],
-                "seconds": {k: v for k, v in first.timings.items() if k.startswith("attack_") or k in ("convergence", "total")}}
+                print(f"t* {t_start} eps {eps} seed {seed}: {rep.timings['total']:.0f} s", flush=True)
+            summary["results"][tag] = {"t_start": t_start, "eps": eps, **purify.seed_summary(per_seed, cross)}
+    summary.update(run.provenance())
     write_json_atomic(out / "summary.json", summary, indent=1)
-    write_text_atomic(out / "summary.md", markdown(summary))
-    print(markdown(summary))
-
-
-def cross_check(rep, cross: list[str]) -> dict | None:
-    """multidiff's pgd-eot against each reference attack at the same setting: robust accuracy
-    (first draw, and the mean over draws) and whether ours is at least as strong within 2 points."""
-    if not cross or "pgd-eot" not in rep.predictions:
-        return None
-    acc = lambda name: rep.accuracy(name, "defended")
-    mean = lambda name: rep.over_draws(name)["draws_mean"] if rep.n_draws > 1 else acc(name)
-    return {name: {"reference": acc(name), "multidiff": acc("pgd-eot"), "reference_mean_over_draws": mean(name),
-                   "multidiff_mean_over_draws": mean("pgd-eot"),
-                   "multidiff_at_least_as_strong_within_2_points": mean("pgd-eot") <= mean(name) + 0.02}
-            for name in cross}
-
-
-def markdown(s: dict) -> str:
-    pct = lambda v: f"{100 * v:.1f} %"
-    seeds = s["settings"]["seeds"]
-    lines = []
-    for tag, res in s["results"].items():
-        lines += [f"### t* = {res['t_star']}, {s['settings']['norm']} eps = {res['eps']} ({s['n_examples']} test inputs)", ""]
-        for h in res["headline"] or []:
-            lines += [f"Headline: {h['attack']} at {h['attack_steps']} attack steps x EOT {h['eot']}: {pct(h['accuracy'])} "
-                      f"[{pct(h['ci_low'])}, {pct(h['ci_high'])}]"
-                      + (f", mean over {h['n_draws']} draws {pct(h['draws_mean'])} ({pct(h['draws_low'])}-"
-                         f"{pct(h['draws_high'])})" if "draws_mean" in h else "")
-                      + f"; converged: attack steps {h['attack_steps_converged']}, EOT {h['eot_converged']}", ""]
-        several = len(seeds.split(",")) > 1
-        table: dict = {}
-        for key, r in res["rows"].items():
-            attack, target = key.split("|")
-            cell = (f"{pct(r['mean'])} ({100 * r['ci_low']:.1f}-{100 * r['ci_high']:.1f}) " if several else f"{pct(r['mean'])} ")
-            cell += f"[{100 * r['wilson_seed0'][0]:.1f}-{100 * r['wilson_seed0'][1]:.1f}]"
-            table.setdefault(attack, {})[target] = cell
-            if "draws_mean" in r:
-                table[attack]["draws"] = f"{pct(r['draws_mean'])} ({100 * r['draws_low']:.1f}-{100 * r['draws_high']:.1f})"
-        draws = any("draws" in c for c in table.values())
-        lines += [("Mean over seeds " + seeds + " (Student-t 95 % CI); " if several else "")
-                  + "[Wilson 95 % CI of the first seed]" + ("; last column: first seed, mean over purification draws "
-                                                            "(Student-t 95 % CI)" if draws else ""), ""]
-        lines.append(markdown_table(["attack", "undefended", "defended"] + (["defended, mean over draws"] if draws else []),
-                                    [[a, c.get("undefended"), c.get("defended")] + ([c.get("draws", "")] if draws else [])
-                                     for a, c in table.items()]))
-        if res["cross_check"]:
-            lines += ["", "Cross-check (defended, same attack steps and EOT; mean over draws when several):", ""]
-            lines.append(markdown_table(["reference attack", "reference", "multidiff pgd-eot", "multidiff at least as strong (2 points)"],
-                                        [[k, pct(v["reference_mean_over_draws"]), pct(v["multidiff_mean_over_draws"]),
-                                          "yes" if v["multidiff_at_least_as_strong_within_2_points"] else "NO"]
-                                         for k, v in res["cross_check"].items()]))
-        lines += ["", f"Purifier: {json.dumps(res['purifier'])}; {1000 * res['seconds_per_purified_input']:.1f} ms per "
-                      f"purified + classified input; wall time (s, first seed): "
-                      + ", ".join(f"{k.removeprefix('attack_')} {v:.0f}" for k, v in res["seconds"].items()), ""]
-    if len(s["results"]) > 1:  # a sweep: one line per (t*, eps)
-        lines += ["### Sweep (first seed; defended = first draw)", ""]
-        rows = []
-        for res in s["results"].values():
-            r = res["rows"]
-            attack = "pgd-eot" if "pgd-eot|defended" in r else next(k.split("|")[0] for k in r if k.split("|")[0] != "clean")
-            get = lambda k: pct(r[k]["per_seed"][0]) if k in r else ""
-            rows.append([res["t_star"], res["eps"], get("clean|undefended"), get("clean|defended"), get(f"{attack}|undefended"),
-                         get(f"{attack}|defended"), get("worst-case|defended")])
-        lines.append(markdown_table(["t*", "eps", "clean undefended", "clean defended", f"{attack} undefended",
-                                     f"{attack} defended", "worst case defended"], rows))
-    return "\n".join(lines)
+    write_text_atomic(out / "summary.md", purify.summary_markdown(summary))
+    print(purify.summary_markdown(summary))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -19,27 +18,27 @@ from pathlib import Path
 
 
 def provenance() -> dict:
-    import time
+    """The core's provenance block now, with the keys this benchmark's files had (load, machine)."""
     import platform
-    return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load": os.getloadavg(),
-            "cpu_count": os.cpu_count(), "machine": platform.machine()}
+
+    from multidiff.core.provenance import Run
+    block = Run().provenance()
+    return {**block, "load": block["load_before"], "machine": platform.machine()}
 
 
 def train(args) -> None:
     import torch
     from multidiff.datasets.ljspeech import locate_ljspeech
+    from multidiff.core.training import EveryMinutes
     from multidiff.tasks import tts
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     (out / "curve").mkdir(parents=True, exist_ok=True)
-    marks = [args.snapshot_minutes * 60 * (i + 1) for i in range(int(args.max_minutes // args.snapshot_minutes))]
 
-    def snapshot(voice, info):
-        while marks and info["seconds"] >= marks[0]:
-            minutes = round(marks.pop(0) / 60)
-            voice.trained = {"steps": info["steps"], "seconds": info["seconds"]}
-            voice.save(out / "curve" / f"min{minutes:03d}")
+    def snapshot(voice, info):  # the EMA voice at the first epoch end past each mark
+        voice.trained = {"steps": info["steps"], "seconds": info["seconds"]}
+        voice.save(out / "curve" / f"min{round(info['mark']):03d}")
 
     cfg = replace(tts.CPU_TRAIN_CONFIG, lr=args.lr, warmup_steps=args.warmup, ema_decay=args.ema,
                   max_time=60.0 * args.max_minutes, progress=False, seed=args.seed)
@@ -47,7 +46,8 @@ def train(args) -> None:
     voice = tts.train(locate_ljspeech(args.data), out=out, init=args.init, stage="decoder", batch_size=args.batch_size,
                       net={"decoder": "unet1d", "dec_channels": tuple(args.channels)},
                       diffusion={"objective": "flow", "segment_frames": args.segment_frames},
-                      train_config=cfg, holdout=20, on_epoch_end=snapshot, seed=args.seed)
+                      train_config=cfg, holdout=20, on_epoch_end=EveryMinutes(args.snapshot_minutes, snapshot),
+                      seed=args.seed)
     (out / "run.json").write_text(json.dumps({"command": " ".join(sys.argv), "trained": voice.trained,
                                               "started": started, "ended": provenance()}, indent=1))
 

@@ -28,11 +28,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import platform
 import shlex
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -40,7 +37,6 @@ from pathlib import Path
 
 import torch
 
-from multidiff.cli.common import add_option
 
 # the sample table of docs/tts.md: sentences not in the training data (numbers and money for the frontend)
 NEW_TEXTS = ["The quick brown fox jumps over the lazy dog.",
@@ -49,49 +45,36 @@ NEW_TEXTS = ["The quick brown fox jumps over the lazy dog.",
 MAX_VOICE_MB = 20.0
 
 
-def _commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
+def curve(path: Path, every: float, items, recognizer, steps: int, sampler: str, temperature: float, seed: int,
+          resume: bool, mos: bool = False):
+    """The learning curve: a ``tts.curve_point`` appended to ``path`` (JSON lines) every ``every``
+    minutes of training (a ``core.training.EveryMinutes`` callback); a resumed run keeps its points."""
+    from multidiff.core.training import EveryMinutes
+    from multidiff.tasks import tts
 
+    done = 0.0
+    if resume and path.is_file():
+        lines = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+        done = lines[-1]["minutes"] if lines else 0.0
+    elif path.is_file():
+        path.unlink()  # a new run starts a new curve
 
-class Curve:
-    """Learning-curve points in a JSON-lines file, one every ``every`` minutes of training."""
-
-    def __init__(self, path: Path, every: float, items, recognizer, steps: int, sampler: str, temperature: float,
-                 seed: int, resume: bool, mos: bool = False):
-        self.path, self.every, self.items, self.recognizer, self.mos = path, every, items, recognizer, mos
-        self.steps, self.sampler, self.temperature, self.seed = steps, sampler, temperature, seed
-        last = 0.0
-        if resume and path.is_file():
-            lines = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
-            last = lines[-1]["minutes"] if lines else 0.0
-        elif path.is_file():
-            path.unlink()  # a new run starts a new curve
-        self.due = (math.floor(last / every) + 1) * every
-
-    def __call__(self, voice, info: dict) -> None:
-        from multidiff.tasks import tts
-
-        minutes = info["seconds"] / 60
-        if minutes < self.due:
-            return
-        point = tts.curve_point(voice, self.items, self.recognizer, self.steps, self.sampler, self.temperature,
-                                self.seed, mos=self.mos)
+    def point(voice, info: dict) -> None:
+        minutes = info["minutes"]
+        pt = tts.curve_point(voice, items, recognizer, steps, sampler, temperature, seed, mos=mos)
         line = {"minutes": round(minutes, 3), "steps": info["steps"], "epoch": info["epoch"],
-                "train_loss": info["train_loss"], "val_loss": info.get("val_loss"), **point,
+                "train_loss": info["train_loss"], "val_loss": info.get("val_loss"), **pt,
                 "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as f:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as f:
             f.write(json.dumps(line) + "\n")
-        mos = (f", DNSMOS OVRL {point['dnsmos_ovrl']:.2f} (prior {point['prior_dnsmos_ovrl']:.2f})"
-               if "dnsmos_ovrl" in point else "")
-        print(f"curve: {minutes:.1f} min, step {info['steps']}: WER {point.get('wer', float('nan')):.3f} "
-              f"(prior {point.get('prior_wer', float('nan')):.3f}), MCD {point['mcd']:.3f} "
-              f"(prior {point['prior_mcd']:.3f}){mos}; {point['eval_seconds']:.0f} s", flush=True)
-        self.due = (math.floor(minutes / self.every) + 1) * self.every
+        heard = (f", DNSMOS OVRL {pt['dnsmos_ovrl']:.2f} (prior {pt['prior_dnsmos_ovrl']:.2f})"
+                 if "dnsmos_ovrl" in pt else "")
+        print(f"curve: {minutes:.1f} min, step {info['steps']}: WER {pt.get('wer', float('nan')):.3f} "
+              f"(prior {pt.get('prior_wer', float('nan')):.3f}), MCD {pt['mcd']:.3f} "
+              f"(prior {pt['prior_mcd']:.3f}){heard}; {pt['eval_seconds']:.0f} s", flush=True)
+
+    return EveryMinutes(every, point, done=done)
 
 
 def samples(model, texts: list[str], out: Path, recognizer, sampler: str, sampler_steps: int, temperature: float,
@@ -130,7 +113,8 @@ def sample_table(rows: list[dict], audio: bool = True) -> str:
 def export_voice(model, directory: Path, info: dict) -> Path:
     """The voice as the package ships it: checkpoint + voice.json (+ samples.md from ``info["samples"]``);
     refuses weights over MAX_VOICE_MB. Other files in ``directory`` (the package's README) are kept."""
-    from multidiff.core.checkpoint import CONFIG, WEIGHTS, write_json_atomic
+    from multidiff.core.checkpoint import CONFIG, WEIGHTS
+    from multidiff.core.io import write_json_atomic
 
     ours = (WEIGHTS, CONFIG, "voice.json", "samples.md")
     kept = {p.name: p.read_bytes() for p in directory.glob("*") if p.is_file() and p.name not in ours}
@@ -180,8 +164,8 @@ def main(argv=None) -> int:
     p.add_argument("--segment-frames", type=int, default=None)
     p.add_argument("--holdout", type=int, default=20)
     p.add_argument("--eval-clips", type=int, default=20)
-    add_option(p, "--sampler-steps", old=["--eval-steps"], type=int, nargs="+", default=[4, 10, 50],
-               help="decoder step counts to evaluate")
+    p.add_argument("--sampler-steps", type=int, nargs="+", default=[4, 10, 50],
+                   help="decoder step counts to evaluate")
     p.add_argument("--samplers", nargs="+", default=None, choices=names("continuous") + names("flow"),
                    help="default: the voice's. VP-SDE voices: euler_ode, euler_sde (Grad-TTS' ODE / SDE Euler steps), "
                         "dpm_solver (DPM-Solver++(2M)), ...; flow voices: euler, midpoint")
@@ -206,7 +190,8 @@ def main(argv=None) -> int:
     if args.eval_every_minutes < 0:
         p.error("--eval-every-minutes must be >= 0")
 
-    from multidiff.core.checkpoint import write_json_atomic
+    from multidiff.core.io import write_json_atomic
+    from multidiff.core.provenance import Run
     from multidiff.datasets.ljspeech import locate_ljspeech, read_metadata, split_holdout
     from multidiff.tasks import tts
 
@@ -224,16 +209,18 @@ def main(argv=None) -> int:
             require_speechmos()
         except ImportError as err:
             p.error(f"{err}; or pass --no-mos")
+    run = Run(["benchmarks/tts_ljspeech.py", *argv])
     report = {"command": "python benchmarks/tts_ljspeech.py " + shlex.join(argv), "args": vars(args),
               "data": {"name": data.name, "folder": os.path.relpath(data.resolve(), Path(__file__).resolve().parents[1]), "clips": len(items), "clips_train": len(items) - args.holdout,
                        "holdout": args.holdout, "clips_eval": min(args.eval_clips, len(test))},
-              "threads": torch.get_num_threads(), "commit": _commit(), "results": {}}
+              "results": {}}
     evaluate = lambda model, **kw: tts.evaluate(model, test[: args.eval_clips], temperature=args.temperature,
                                                 with_f0=not args.no_f0, seed=args.seed, progress=print,
                                                 asr=recognizer if recognizer else False, mos=not args.no_mos, **kw)
     if args.ceiling_only:
         res = evaluate(_ceiling_model(), sampler_steps=(), ceiling=True, prior=False)
         report["ceiling"], report["transcripts"] = res.rows, res.transcripts
+        report.update(run.provenance())
         print(f"\n{res.table()}")
         write_json_atomic(out / "report.json", report, indent=1)
         return 0
@@ -246,19 +233,20 @@ def main(argv=None) -> int:
                                        batch_size=args.batch_size, segment_frames=args.segment_frames, lr=args.lr,
                                        warmup_steps=args.warmup_steps, max_minutes=args.max_minutes)
         max_steps = args.max_steps if args.max_steps or args.max_minutes else 3000
-        curve = None
+        points = None
         if args.eval_every_minutes:
-            curve = Curve(Path(args.curve) if args.curve else out / "curve.jsonl", args.eval_every_minutes,
-                          test[: args.curve_clips], recognizer if recognizer else False, args.curve_steps,
-                          args.samplers[0] if args.samplers else None, args.temperature, args.seed, args.resume, mos=not args.no_mos)
+            points = curve(Path(args.curve) if args.curve else out / "curve.jsonl", args.eval_every_minutes,
+                           test[: args.curve_clips], recognizer if recognizer else False, args.curve_steps,
+                           args.samplers[0] if args.samplers else None, args.temperature, args.seed, args.resume,
+                           mos=not args.no_mos)
         model = tts.train(items, out=out, max_steps=max_steps, device=args.device, holdout=args.holdout,
-                          seed=args.seed, resume=args.resume, on_epoch_end=curve, **settings)
+                          seed=args.seed, resume=args.resume, on_epoch_end=points, **settings)
         report["settings"] = {**{k: v for k, v in settings.items() if k != "train_config"},
                               "train_config": vars(settings["train_config"])}
-    report.update(wall_seconds=time.perf_counter() - t0, trained=model.trained,
-                  training_minutes=model.trained.get("seconds", float("nan")) / 60,
-                  device=torch.cuda.get_device_name() if model.device.type == "cuda" else platform.processor() or "cpu",
-                  cpu_count=os.cpu_count(), parameters=sum(q.numel() for q in model.net.parameters()),
+    run.device = model.device
+    report.update(run.provenance(), wall_seconds=time.perf_counter() - t0,
+                  trained=model.trained, training_minutes=model.trained.get("seconds", float("nan")) / 60,
+                  parameters=sum(q.numel() for q in model.net.parameters()),
                   net=model.net.cfg.to_dict(), history=model.history)
 
     from multidiff.audio.files import save_mel_png

@@ -30,7 +30,7 @@ def main(argv=None) -> int:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .core.checkpoint import write_atomic
+    from .core.io import write_atomic
     from .datasets.frames import write_csv_atomic
     from .tasks.imputation.evaluate import format_table, run_aqi36
 

@@ -1,11 +1,7 @@
 """The layering of docs/architecture.md, checked by reading every module's imports with ``ast``
 (function-local imports included: a cycle through a lazy import is still a cycle)."""
 import ast
-import importlib
-import sys
 from pathlib import Path
-
-import pytest
 
 import multidiff
 
@@ -97,9 +93,8 @@ def layer_violations(known, graph) -> list[str]:
     return bad
 
 
-# extras that sit above api.py by design: dask.py beside evaluate.py (docs/architecture.md), and
-# benchmark.py, the deprecated old name of imputation's evaluate.py
-ABOVE_API = {"multidiff.tasks.imputation.dask", "multidiff.tasks.imputation.benchmark"}
+# extras that sit above api.py by design: dask.py beside evaluate.py (docs/architecture.md)
+ABOVE_API = {"multidiff.tasks.imputation.dask"}
 
 
 def extra_violations(known, graph) -> list[str]:
@@ -205,30 +200,3 @@ def test_every_task_package_has_the_same_shape():
     for noun in ("imputation", "points", "tts", "purify"):
         files = {p.name for p in (PACKAGE / "tasks" / noun).glob("*.py")}
         assert {"__init__.py", "model.py", "api.py", "evaluate.py"} <= files, (noun, files)
-
-
-# old path -> (new module, names it must still give)
-DEPRECATED = {
-    "multidiff.tasks.purify_eval": ("multidiff.tasks.purify.evaluate", ["evaluate", "RobustnessReport", "save_grid"]),
-    "multidiff.tasks.purify_attacks": ("multidiff.tasks.purify.attacks", ["make_attack", "run_attack", "ATTACKS"]),
-    "multidiff.tasks.purify_data": ("multidiff.datasets.labelled", ["load_dataset", "load_etth1_seasons"]),
-    "multidiff.tasks.imputation.benchmark": ("multidiff.tasks.imputation.evaluate", ["run_aqi36", "format_table"]),
-}
-
-
-def test_the_old_imputer_module_name_warns_and_gives_api():
-    from multidiff.tasks.imputation import api
-    with pytest.warns(DeprecationWarning, match="imputation.imputer"):
-        from multidiff.tasks.imputation import imputer
-    assert imputer is api
-
-
-@pytest.mark.parametrize("old", sorted(DEPRECATED))
-def test_old_paths_warn_and_give_the_same_objects(old, monkeypatch):
-    new, names = DEPRECATED[old]
-    monkeypatch.delitem(sys.modules, old, raising=False)
-    with pytest.warns(DeprecationWarning, match=old.replace(".", r"\.")):
-        alias = importlib.import_module(old)
-    target = importlib.import_module(new)
-    for n in names:
-        assert getattr(alias, n) is getattr(target, n), n

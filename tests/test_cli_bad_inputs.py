@@ -8,9 +8,11 @@ import pytest
 import torch
 
 from multidiff.cli import build_parser, main
+import multidiff.tasks.imputation  # noqa: F401  (registers the kind whose loader the message names)
+import multidiff.tasks.points  # noqa: F401  (registers the kind whose loader the message names)
 from multidiff.core.checkpoint import CheckpointKindError, save_checkpoint
 
-TINY = ["--max-time", "0", "--epochs", "1", "--batches-per-epoch", "2", "--batch-size", "4", "--context-length", "8",
+TINY = ["--max-time", "0", "--epochs", "1", "--num-batches-per-epoch", "2", "--batch-size", "4", "--context-length", "8",
         "--samples", "8"]
 
 
@@ -205,10 +207,10 @@ CASES = {
              raises=ValueError, words=["--eps", "> 0", "got 0"]),
         dict(id="eps-nan", given="evaluate --eps nan", run=lambda d: cli("purify", "evaluate", "--eps", "nan"),
              raises=ValueError, words=["--eps", "> 0", "nan"]),
-        dict(id="t-star-nan", given="evaluate --t-star nan", run=lambda d: cli("purify", "evaluate", "--t-star", "nan"),
-             raises=ValueError, words=["--t-star", "[0, 1]", "nan"]),
-        dict(id="t-star-2", given="evaluate --t-star 2", run=lambda d: cli("purify", "evaluate", "--t-star", 2),
-             raises=ValueError, words=["--t-star", "[0, 1]"]),
+        dict(id="t-start-nan", given="evaluate --t-start nan", run=lambda d: cli("purify", "evaluate", "--t-start", "nan"),
+             raises=ValueError, words=["--t-start", "[0, 1]", "nan"]),
+        dict(id="t-start-2", given="evaluate --t-start 2", run=lambda d: cli("purify", "evaluate", "--t-start", 2),
+             raises=ValueError, words=["--t-start", "[0, 1]"]),
         dict(id="n-votes-0", given="evaluate --n-votes 0", run=lambda d: cli("purify", "evaluate", "--n-votes", 0),
              raises=ValueError, words=["--n-votes", ">= 1"]),
         dict(id="n-examples-negative", given="evaluate --n-examples -1",

@@ -76,15 +76,19 @@ def test_forecast_passes_them_to_the_loop(tmp_path, fabric):
 
 
 def test_timegrad_gets_them_as_lightning_trainer_options():
-    from multidiff.cli.forecast import _estimator_kwargs
+    """TimeGrad takes them, as CSDI does, in its train_config, which Lightning's Trainer then runs."""
+    from multidiff.cli.forecast import _estimator
 
     args = build_parser().parse_args(["forecast", "x.csv", "--forecaster", "timegrad", *OPTIONS])
     assert args.max_time == 40.0  # the command's default budget, passed on as Lightning's max_time
-    assert _estimator_kwargs(args)["trainer_kwargs"] == {**GIVEN, "max_time": {"seconds": 40.0}}
+    est = _estimator(args, "h", 4, 2)
+    assert {k: getattr(est.train_config, k) for k in GIVEN} == GIVEN
+    assert {k: est.trainer_kwargs[k] for k in (*GIVEN, "max_time")} == {**GIVEN, "max_time": {"seconds": 40.0}}
     args = build_parser().parse_args(["forecast", "x.csv", "--forecaster", "timegrad", "--devices", "2"])
-    assert _estimator_kwargs(args, budget=False)["trainer_kwargs"] == {"devices": 2, "num_nodes": 1, "strategy": "auto"}
-    assert "trainer_kwargs" not in _estimator_kwargs(build_parser().parse_args(["forecast", "x.csv", "--forecaster",
-                                                                               "timegrad"]), budget=False)
+    kwargs = _estimator(args, "h", 4, 2).trainer_kwargs
+    assert kwargs["devices"] == 2 and "num_nodes" not in kwargs and "strategy" not in kwargs
+    plain = _estimator(build_parser().parse_args(["forecast", "x.csv", "--forecaster", "timegrad"]), "h", 4, 2)
+    assert not {"devices", "num_nodes", "strategy"} & set(plain.trainer_kwargs)
 
 
 def test_purify_tts_and_points_pass_them_as_train_config(tmp_path, fabric, monkeypatch):

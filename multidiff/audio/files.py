@@ -7,7 +7,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from ..core.checkpoint import write_atomic
+from ..core.io import write_atomic
 
 __all__ = ["write_wav", "save_mel_png"]
 

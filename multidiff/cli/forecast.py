@@ -28,8 +28,9 @@ def add_parser(sub) -> None:
     p.add_argument("--max-time", type=float, default=40.0,
                    help="training budget in seconds (default 40); 0 for none (TimeGrad then runs --epochs)")
     p.add_argument("--context-length", type=int, default=None)
-    p.add_argument("--epochs", type=int, default=None, help="timegrad: epochs (default 20, or until --max-time)")
-    p.add_argument("--batches-per-epoch", type=int, default=None, help="default 100")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="training epochs (default: until --max-time; timegrad with --max-time 0: 20)")
+    p.add_argument("--num-batches-per-epoch", type=int, default=None, help="default 100")
     p.add_argument("--batch-size", type=int, default=None, help="default: csdi 16, timegrad 64")
     p.add_argument("--hidden-size", type=int, default=None, help="timegrad: LSTM cells (default 40)")
     add_run_options(p, "sampler steps (default: csdi 10 with dpm_solver; timegrad all 100 with ddpm)")
@@ -41,35 +42,24 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _estimator_kwargs(args, budget: bool = True) -> dict:
-    """The options given, under each estimator's own names (unset ones keep the estimator's defaults);
-    without ``budget``, leave out ``--max-time`` (for ``forecast(..., max_time=...)``, which applies it)."""
-    max_time = (args.max_time or None) if budget else None
-    if args.forecaster == "csdi":
-        if args.hidden_size is not None:
-            raise ValueError("--hidden-size is a TimeGrad option; add --forecaster timegrad")
-        names = {"context_length": args.context_length, "epochs": args.epochs,
-                 "batches_per_epoch": args.batches_per_epoch, "batch_size": args.batch_size,
-                 "sampler": args.sampler or "dpm_solver", "sampler_steps": args.sampler_steps if args.sampler else args.sampler_steps or 10,
-                 "progress": args.progress or args.verbose, **({"max_time": max_time} if budget else {})}
-        if scale_options(args):
-            from dataclasses import replace
+def _estimator_kwargs(args) -> dict:
+    """The estimator options given (both estimators take the same words); unset ones are left out,
+    so the estimator's own defaults apply."""
+    if args.forecaster == "csdi" and args.hidden_size is not None:
+        raise ValueError("--hidden-size is a TimeGrad option; add --forecaster timegrad")
+    names = {"context_length": args.context_length, "epochs": args.epochs,
+             "num_batches_per_epoch": args.num_batches_per_epoch, "batch_size": args.batch_size,
+             "hidden_size": args.hidden_size, "sampler": args.sampler, "sampler_steps": args.sampler_steps}
+    kwargs = {k: v for k, v in names.items() if v is not None}
+    if args.sampler:  # --sampler without --sampler-steps: every step (sampler_steps=None)
+        kwargs["sampler_steps"] = args.sampler_steps
+    if scale_options(args):
+        from dataclasses import replace
 
-            from ..tasks.forecasting.csdi import DEFAULT_TRAIN_CONFIG
-            names["train_config"] = replace(DEFAULT_TRAIN_CONFIG, **scale_options(args))
-    else:
-        names = {"context_length": args.context_length, "max_epochs": args.epochs,
-                 "num_batches_per_epoch": args.batches_per_epoch, "batch_size": args.batch_size,
-                 "hidden_size": args.hidden_size, "sampler": args.sampler or "ddpm", "sampler_steps": args.sampler_steps,
-                 "progress": args.progress, "verbose": args.verbose}
-        trainer = scale_options(args)  # Lightning's Trainer takes the same options
-        if trainer.get("accelerator") == "auto":
-            del trainer["accelerator"]  # the estimator picks it from --device
-        if max_time is not None:
-            names = {**names, "max_epochs": args.epochs or 10**6}
-            trainer["max_time"] = {"seconds": max_time}
-        names["trainer_kwargs"] = trainer or None
-    return {"device": args.device, **{k: v for k, v in names.items() if v is not None or k == "sampler_steps"}}
+        from ..tasks.forecasting import csdi, timegrad
+        default = (csdi if args.forecaster == "csdi" else timegrad).DEFAULT_TRAIN_CONFIG
+        kwargs["train_config"] = replace(default, **scale_options(args))
+    return {"device": args.device, **kwargs}
 
 
 def _load_predictor(args):
@@ -98,10 +88,10 @@ def _load_predictor(args):
 
 
 def _estimator(args, freq: str, horizon: int, target_dim: int):
-    from ..tasks.forecasting import CSDIForecastEstimator, TimeGradEstimator
+    from ..tasks.forecasting.frame import make_estimator
 
-    cls = CSDIForecastEstimator if args.forecaster == "csdi" else TimeGradEstimator
-    return cls(freq=freq, prediction_length=horizon, target_dim=target_dim, seed=args.seed, **_estimator_kwargs(args))
+    return make_estimator(args.forecaster, freq, horizon, target_dim, max_time=args.max_time or None, seed=args.seed,
+                          progress=args.progress, verbose=args.verbose, **_estimator_kwargs(args))
 
 
 def run(args) -> int:
@@ -136,10 +126,10 @@ def run(args) -> int:
             predictor = _estimator(args, freq, args.horizon, len(columns)).train(values_to_dataset(values, index, freq))
             if rank_zero():
                 predictor.serialize(Path(args.save_model))
-        kwargs = {} if predictor else _estimator_kwargs(args, budget=False)
+        kwargs = {} if predictor else _estimator_kwargs(args)
         result = forecast(df, args.horizon, n_samples=args.samples, quantiles=args.quantiles, freq=args.freq,
                           model=args.forecaster, max_time=args.max_time or None, predictor=predictor,
-                          seed=args.seed, **kwargs)
+                          seed=args.seed, progress=args.progress, verbose=args.verbose, **kwargs)
     if not rank_zero():  # the other processes of a data-parallel run: rank 0 writes the results
         return 0
     long = result.to_long()
@@ -195,7 +185,7 @@ def _on_steps(result, steps):
 
 
 def _benchmark(args) -> int:
-    from ..core.checkpoint import write_text_atomic
+    from ..core.io import write_text_atomic
     from ..datasets.gluonts_adapters import load_benchmark
     from ..tasks.forecasting import evaluate
 
@@ -206,7 +196,8 @@ def _benchmark(args) -> int:
         predictor = _estimator(args, freq, horizon, df.shape[1]).train(train)
         if args.save_model and rank_zero():
             predictor.serialize(Path(args.save_model))
-    metrics = {"dataset": args.dataset, "forecaster": args.forecaster, **_sampler(predictor),
+    metrics = {"dataset": args.dataset, "forecaster": args.forecaster, "sampler": predictor.sampler,
+               "sampler_steps": predictor.sampler_steps,
                **evaluate(predictor, test, num_samples=args.samples, seed=args.seed)}
     if not rank_zero():
         return 0
@@ -216,8 +207,3 @@ def _benchmark(args) -> int:
         write_text_atomic(args.json, text)
     return 0
 
-
-def _sampler(predictor) -> dict:
-    if hasattr(predictor, "sampler_steps"):  # CSDIForecastPredictor
-        return {"sampler": predictor.sampler, "sampler_steps": predictor.sampler_steps}
-    return {"sampler": predictor.model.sampler, "sampler_steps": predictor.model.sampler_steps}

@@ -92,7 +92,7 @@ def run(args) -> int:
 
 
 def _benchmark(args, params) -> int:
-    from ..core.checkpoint import write_json_atomic
+    from ..core.io import write_json_atomic
     from ..tasks.imputation.evaluate import format_table, run_aqi36, run_physionet
 
     if args.dataset == "aqi36":

@@ -5,7 +5,7 @@ import argparse
 import json
 
 from ..core.samplers import names
-from .common import add_option, add_scale_options, rank_zero, scaled
+from .common import add_scale_options, rank_zero, scaled
 
 
 def add_parser(subparsers) -> None:
@@ -48,7 +48,7 @@ def add_parser(subparsers) -> None:
             s.add_argument("--out", required=True, help="output folder")
             s.add_argument("--up-axis", default="z", choices=["z", "-z", "y", "-y", "x", "-x"],
                            help="the scans' up direction, turned onto ModelNet's +z (a camera frame with y down: --up-axis=-y)")
-        add_option(s, "--sampler-steps", old=["--steps"], type=int, default=50)
+        s.add_argument("--sampler-steps", type=int, default=50)
         s.add_argument("--sampler", default="ddpm", choices=names("discrete"))
         s.add_argument("--format", default="ply", choices=["ply", "pcd", "npy"])
         s.add_argument("--png", default=None, help="also render the clouds to this PNG")
@@ -62,7 +62,7 @@ def add_parser(subparsers) -> None:
     e.add_argument("--classes", nargs="*", default=None)
     e.add_argument("--split", default="test")
     e.add_argument("--max-shapes", type=int, default=None)
-    add_option(e, "--sampler-steps", old=["--steps"], type=int, default=50)
+    e.add_argument("--sampler-steps", type=int, default=50)
     e.add_argument("--sampler", default="ddpm", choices=names("discrete"))
     e.add_argument("--emd-points", type=int, default=None, help="exact EMD on this many points of each cloud (CPU budget)")
     e.add_argument("--protocol", default="luo_hu", choices=["luo_hu", "pointflow", "none"],

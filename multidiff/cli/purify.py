@@ -5,7 +5,7 @@ import argparse
 import math
 
 from ..core.samplers import names
-from .common import add_option, add_scale_options, rank_zero, scale_options
+from .common import add_scale_options, rank_zero, scale_options
 
 DATASETS = ("digits", "etth1")
 
@@ -36,7 +36,7 @@ def add_parser(subparsers) -> None:
     e.add_argument("--attacks", default="fgsm,pgd,bpda-eot,pgd-eot",
                    help="comma-separated: fgsm,pgd,bpda-eot,pgd-eot,transfer, and the torchattacks cross-check "
                         "torchattacks-eotpgd,torchattacks-apgd (pip install --no-deps torchattacks)")
-    add_option(e, "--attack-steps", old=["--steps"], type=int, default=10, help="PGD iterations (without --converge)")
+    e.add_argument("--attack-steps", type=int, default=10, help="PGD iterations (without --converge)")
     e.add_argument("--step-size", type=float, default=0.0, help="0: 2.5 eps / attack steps")
     e.add_argument("--eot", type=int, default=4, help="EOT samples per gradient step (without --converge)")
     e.add_argument("--converge", action="store_true",
@@ -49,10 +49,12 @@ def add_parser(subparsers) -> None:
     e.add_argument("--tol", type=float, default=0.01, help="accuracy change counted as converged (0.01: 1 point)")
     e.add_argument("--max-gradients", type=int, default=None,
                    help="cap on attack steps x EOT summed over the convergence runs (per input)")
-    e.add_argument("--t-star", type=float, default=0.1)
-    add_option(e, "--sampler-steps", old=["--n-steps"], type=int, default=None,
-               help="purification (sampler) steps (default t* x 1000)")
-    e.add_argument("--sampler", choices=("sde",) + names("continuous"), default="sde")
+    e.add_argument("--t-start", type=float, default=0.1, help="fraction of the diffusion purification starts "
+                   "from (DiffPure's t*, default 0.1)")
+    e.add_argument("--sampler-steps", type=int, default=None,
+                   help="purification (sampler) steps (default t* x 1000)")
+    e.add_argument("--sampler", choices=names("continuous"), default="euler_sde",
+                   help="reverse process (DiffPure: euler_sde)")
     e.add_argument("--n-votes", type=int, default=1, help="purification runs per prediction (majority vote)")
     e.add_argument("--n-examples", type=int, default=200, help="test inputs evaluated (first N of the test split)")
     e.add_argument("--batch-size", type=int, default=100)
@@ -84,18 +86,18 @@ def _train(args: argparse.Namespace) -> int:
         check_whole(f"--{flag.replace('_', '-')}", getattr(args, flag))
     d = _data(args.dataset, args.data)
     run = dict(seed=args.seed, device=args.device, progress=True, **scale_options(args))
-    clf = purify.train_classifier(d.x_train, d.y_train, len(d.classes),
-                                  replace(purify.DEFAULT_CLASSIFIER_TRAIN_CONFIG, epochs=args.classifier_epochs, **run))
-    den = purify.train_denoiser(d.x_train, replace(purify.DEFAULT_DENOISER_TRAIN_CONFIG, epochs=args.epochs,
-                                                   ema_decay=0.995, **run),
-                                data_range=d.data_range, base=args.width)
+    model = purify.PurificationModel(
+        d.data_range, replace(purify.DEFAULT_DENOISER_TRAIN_CONFIG, epochs=args.epochs, ema_decay=0.995, **run),
+        replace(purify.DEFAULT_CLASSIFIER_TRAIN_CONFIG, epochs=args.classifier_epochs, **run),
+        denoiser_net={"base": args.width}).fit(d.x_train, d.y_train, len(d.classes))
+    clf = model.classifier
     if not rank_zero():
         return 0
     import torch
     with torch.no_grad():
         acc = float((clf(d.x_test.to(next(clf.parameters()).device)).argmax(-1).cpu() == d.y_test).float().mean())
-    purify.save_models(args.out, den, clf, {"dataset": args.dataset, "classes": d.classes, "description": d.description,
-                                            "data_range": list(d.data_range), "clean_test_accuracy": acc})
+    model.meta.update(dataset=args.dataset, classes=d.classes, description=d.description, clean_test_accuracy=acc)
+    model.save(args.out)
     print(f"wrote {args.out}: classifier clean test accuracy {100 * acc:.1f} % on {len(d.y_test)} inputs")
     return 0
 
@@ -107,9 +109,9 @@ def _check_evaluate_args(args: argparse.Namespace, check_whole) -> None:
     check_whole("--sampler-steps", args.sampler_steps, none="t* x 1000")
     if not math.isfinite(args.eps) or not args.eps > 0:
         raise ValueError(f"--eps must be a radius > 0 in the data's units (0.1: pixels in [0, 1]), got {args.eps}")
-    if not (math.isfinite(args.t_star) and 0 <= args.t_star <= 1):
-        raise ValueError(f"--t-star must lie in [0, 1] (a fraction of the diffusion time; DiffPure: 0.1), "
-                         f"got {args.t_star}")
+    if not (math.isfinite(args.t_start) and 0 <= args.t_start <= 1):
+        raise ValueError(f"--t-start must lie in [0, 1] (a fraction of the diffusion time; DiffPure's t*: 0.1), "
+                         f"got {args.t_start}")
     if not (math.isfinite(args.step_size) and args.step_size >= 0):
         raise ValueError(f"--step-size must be >= 0 (0: 2.5 eps / attack steps), got {args.step_size}")
     if not (math.isfinite(args.tol) and args.tol >= 0):
@@ -123,16 +125,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     from ..tasks import purify
 
     _check_evaluate_args(args, check_whole)
-    den, clf, meta = purify.load_models(args.checkpoint, args.device)
+    model = purify.PurificationModel.load(args.checkpoint, args.device)
+    den, clf, meta = model.denoiser, model.classifier, model.meta
     d = _data(meta["dataset"], args.data)
     n = min(args.n_examples, len(d.y_test))
-    purifier = purify.Purifier(den, t_star=args.t_star, sampler_steps=args.sampler_steps, sampler=args.sampler,
+    purifier = purify.Purifier(den, t_start=args.t_start, sampler_steps=args.sampler_steps, sampler=args.sampler,
                                data_range=tuple(meta["data_range"]))
     attacks = [a.strip() for a in args.attacks.split(",") if a.strip()]
     converge = (purify.Convergence(attack_steps=args.converge_attack_steps, eot=args.converge_eot, tol=args.tol,
                                    max_gradients=args.max_gradients) if args.converge else None)
     report = purify.evaluate(clf, purifier, (d.x_test[:n], d.y_test[:n]), attacks=attacks, eps=args.eps, norm=args.norm,
-                             steps=args.attack_steps, step_size=args.step_size, eot=args.eot, n_votes=args.n_votes,
+                             attack_steps=args.attack_steps, step_size=args.step_size, eot=args.eot, n_votes=args.n_votes,
                              batch_size=args.batch_size, seed=args.seed, device=args.device, converge=converge)
     report.settings["dataset"] = {"name": meta["dataset"], "description": meta.get("description", "")}
     out = Path(args.out or Path(args.checkpoint) / "report")

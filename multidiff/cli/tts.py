@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_option, add_scale_options, rank_zero, scaled
+from .common import add_scale_options, rank_zero, scaled
 
 SIZES = ("gradtts", "small", "cpu", "tiny")  # tasks.tts.PRESETS (not imported here: the parser loads no torch)
 TRAINING_PRESETS = ("cpu",)                 # tasks.tts.TRAINING_PRESETS
@@ -55,8 +55,8 @@ def add_parser(sub) -> None:
     e.add_argument("--data", help="LJ Speech-style folder (default: the data path)")
     e.add_argument("--holdout", type=int, default=20, help="evaluate on the last N utterances")
     e.add_argument("--clips", type=int, default=None, help="use only the first K of them")
-    add_option(e, "--sampler-steps", old=["--eval-steps"], type=int, nargs="+", default=[4, 10, 50],
-               help="decoder step counts to evaluate (besides the prior alone)")
+    e.add_argument("--sampler-steps", type=int, nargs="+", default=[4, 10, 50],
+                   help="decoder step counts to evaluate (besides the prior alone)")
     e.add_argument("--no-f0", action="store_true", help="skip pYIN F0 (faster)")
     e.add_argument("--no-asr", action="store_true",
                    help="skip word/character error rates (they need the bench extra: pocketsphinx, jiwer)")
@@ -72,7 +72,7 @@ def add_parser(sub) -> None:
 
 def _decoding_args(p, sampler_steps: bool = True) -> None:
     if sampler_steps:
-        add_option(p, "--sampler-steps", old=["--steps"], type=int, default=10, help="decoder steps")
+        p.add_argument("--sampler-steps", type=int, default=10, help="decoder steps")
     from ..core.samplers import names
     p.add_argument("--sampler", default=None, choices=names("continuous") + names("flow"),
                    help="default: the voice's (euler for a flow-matching decoder, euler_ode for a VP-SDE one). "
@@ -148,7 +148,7 @@ def _evaluate(args) -> int:
                        seed=args.seed, progress=print, asr=not args.no_asr, ceiling=not args.no_ceiling, mos=args.mos)
     print(res.table())
     if args.json:
-        from ..core.checkpoint import write_json_atomic
+        from ..core.io import write_json_atomic
 
         write_json_atomic(args.json, res.rows, indent=1)
     if args.png:

@@ -3,15 +3,15 @@
 A checkpoint is a directory holding ``weights.safetensors`` (named tensors) and
 ``config.json`` (everything else, plus a ``format_version`` and the sha256 of the weights file).
 Every checkpoint says what it holds: a ``kind`` (which object: ``"imputer"``,
-``"points.generator"``, ``"tts"`` ...; :data:`KINDS` lists them with the call that loads each) and
-the ``kind_version`` of that object's config layout. A loader passes the kind it reads to
-:func:`load_checkpoint`, which raises :class:`CheckpointKindError` naming the kind found and the
-loader that fits when they differ. Checkpoints written before kinds existed are recognised by the
-tag they carried then (see :func:`checkpoint_identity`).
+``"points.generator"``, ``"tts"`` ...) and the ``kind_version`` of that object's config layout.
+Each task registers the kinds it saves with :func:`register_kind`, naming the call that loads
+each; the core registers only its own (``"states"`` here, ``"training"`` in
+:mod:`multidiff.core.training`). A loader passes the kind it reads to :func:`load_checkpoint`,
+which raises :class:`CheckpointKindError` naming the kind found and the loader that fits when
+they differ.
 It is written to a temporary sibling and renamed into place, so a crash never leaves a
 half-written checkpoint behind; on load the checksum catches a weights file that was
-corrupted or swapped afterwards. The single-file writers every task uses live here as well:
-:func:`write_atomic`, :func:`write_text_atomic` and :func:`write_json_atomic`.
+corrupted or swapped afterwards. Single files are written by :mod:`multidiff.core.io`.
 """
 from __future__ import annotations
 
@@ -28,69 +28,45 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_identity", "check_kind", "CheckpointKindError", "KINDS",
-           "load_state_strict", "encode_labels", "decode_labels", "flatten_state", "unflatten_state",
-           "write_atomic", "write_text_atomic", "write_json_atomic", "FORMAT_VERSION"]
+__all__ = ["save_checkpoint", "load_checkpoint", "checkpoint_identity", "check_kind", "CheckpointKindError",
+           "register_kind", "registered_kinds", "load_state_strict", "encode_labels", "decode_labels",
+           "flatten_state", "unflatten_state", "FORMAT_VERSION"]
 
 WEIGHTS, CONFIG = "weights.safetensors", "config.json"
 FORMAT_VERSION = 2  # bump when config.json changes in a way older code cannot read
                     # (2: the kind moved out of each task's config into "kind" / "kind_version")
 
-# Every kind of checkpoint and what loads it: named in the error a loader of another kind raises.
-# Strings only, so the core imports no task. A new task adds its kinds here.
-KINDS = {
-    "imputer": "multidiff.tasks.imputation.Imputer.load(DIR) (command line: multidiff impute --model DIR)",
-    "imputation.network": "multidiff.tasks.imputation.load_network(DIR) (a pretrained column-agnostic network; "
-                          "Imputer(pretrained=DIR) imputes with it)",
-    "points.generator": "multidiff.tasks.points.Generator.load(DIR) (command line: multidiff points sample DIR OUT)",
-    "points.completer": "multidiff.tasks.points.Completer.load(DIR) (command line: multidiff points complete DIR "
-                        "PARTIAL... --out OUT)",
-    "points.latent": "multidiff.tasks.points.LatentGenerator.load(DIR) (command line: multidiff points sample DIR "
-                     "OUT)",
-    "points.latent_completer": "multidiff.tasks.points.LatentCompleter.load(DIR) (command line: multidiff points "
-                               "complete DIR PARTIAL... --out OUT)",
-    "tts": "multidiff.tasks.tts.load(DIR) (command line: multidiff tts synthesize --checkpoint DIR)",
-    "purifier": "multidiff.tasks.purify.load_models(DIR) (command line: multidiff purify evaluate --checkpoint DIR)",
-    "forecasting.timegrad": "multidiff.tasks.forecasting.TimeGradPredictor.deserialize(DIR/..) (the folder that "
-                            "holds predictor.json)",
-    "forecasting.csdi": "multidiff.tasks.forecasting.CSDIForecastPredictor.deserialize(DIR/..) (the folder that "
-                        "holds gluonts-config.json)",
-    "training": "core.training.fit(..., checkpoint_dir=DIR/.., resume=True) (a training run's last/ or best/ "
-                "state, not a saved model; the task's own save() writes the model)",
+# Every registered kind of checkpoint -> what loads it (a call with DIR where the checkpoint's
+# folder goes), named in the error a loader of another kind raises. Tasks add theirs with
+# register_kind when imported, so the core imports no task.
+_KINDS: dict[str, str] = {
     "states": "multidiff.core.checkpoint.load_checkpoint(DIR) (named tensors of no particular object)",
 }
 
 
-def write_atomic(path: str | os.PathLike, write) -> None:
-    """Call ``write(tmp_path)`` then rename the temporary file onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def register_kind(kind: str, how_to_load: str) -> None:
+    """Declare a checkpoint ``kind`` and ``how_to_load`` it: the call (and command line, if any)
+    that reads it, with ``DIR`` where the checkpoint's folder goes, e.g.
+    ``register_kind("tts", "multidiff.tasks.tts.load(DIR) (command line: ...)")``. The text is
+    quoted, path filled in, when a loader of another kind is given such a checkpoint.
+
+    The module that saves a kind calls this at import; :func:`save_checkpoint` refuses a kind
+    nobody registered. Registering a kind again with the same text does nothing; with another
+    text it raises ``ValueError`` (two owners of one kind)."""
+    if not isinstance(kind, str) or not kind:
+        raise ValueError(f"a checkpoint kind is a non-empty str, got {kind!r}")
+    if not isinstance(how_to_load, str) or "DIR" not in how_to_load:
+        raise ValueError(f"how_to_load of kind {kind!r} must be a str naming the call that loads it, with DIR for "
+                         f"the checkpoint's folder; got {how_to_load!r}")
+    if _KINDS.get(kind, how_to_load) != how_to_load:
+        raise ValueError(f"checkpoint kind {kind!r} is already registered ({_KINDS[kind]!r}); pick another name")
+    _KINDS[kind] = how_to_load
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically: readers see the old file or the new one,
-    never a half-written one, and a failed write leaves no temporary file behind."""
-    write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
-def write_json_atomic(path: str | os.PathLike, obj: Any, **json_kwargs) -> None:
-    """``json.dumps(obj, **json_kwargs)`` written to ``path`` atomically (see :func:`write_text_atomic`).
-
-    The object is serialised before the file is touched, so an object that is not JSON-able
-    raises ``TypeError`` and leaves an existing ``path`` as it was."""
-    write_text_atomic(path, json.dumps(obj, **json_kwargs))
+def registered_kinds() -> dict[str, str]:
+    """A copy of the registered kinds: kind -> how to load it (see :func:`register_kind`). Only
+    the kinds of the tasks imported so far are there."""
+    return dict(_KINDS)
 
 
 def flatten_state(state: Any, prefix: str = "") -> tuple[dict[str, torch.Tensor], Any]:
@@ -134,14 +110,14 @@ def save_checkpoint(directory: str | os.PathLike, states: dict[str, Any], config
                     kind: str = "states", kind_version: int = 1) -> Path:
     """Write ``states`` (name -> nested state of tensors) and a JSON ``config`` atomically.
 
-    ``kind`` (a key of :data:`KINDS`) says which object the checkpoint holds and ``kind_version``
+    ``kind`` (see :func:`register_kind`) says which object the checkpoint holds and ``kind_version``
     the layout of its ``config`` (bumped by the task when older loaders could not read it).
     ``config.json`` holds ``{"format_version", "kind", "kind_version", "weights_sha256", "config",
     "states"}``; returns the checkpoint directory.
     """
-    if kind not in KINDS:
-        raise ValueError(f"unknown checkpoint kind {kind!r}; add it to multidiff.core.checkpoint.KINDS "
-                         f"(known: {', '.join(KINDS)})")
+    if kind not in _KINDS:
+        raise ValueError(f"unknown checkpoint kind {kind!r}: the module that saves it registers it with "
+                         f"multidiff.core.checkpoint.register_kind (registered: {', '.join(_KINDS)})")
     if isinstance(kind_version, bool) or not isinstance(kind_version, int) or kind_version < 1:
         raise ValueError(f"kind_version must be an int >= 1, got {kind_version!r}")
     directory = Path(directory)
@@ -184,9 +160,14 @@ def _read_meta(path: Path) -> dict[str, Any]:
         keys = sorted(meta) if isinstance(meta, dict) else type(meta).__name__
         raise ValueError(f"{path} is not a multidiff checkpoint config: expected the keys 'config' and "
                          f"'states', found {keys}")
-    version = meta.get("format_version", 0)  # checkpoints from before versioning have no key
+    version = meta.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool):
-        raise ValueError(f"{path} has an invalid format_version {version!r}; the file was modified")
+        raise ValueError(f"{path} has no valid format_version ({version!r}): the file was modified, or written "
+                         "by a development version of multidiff from before checkpoint kinds; re-save or re-train")
+    if version < FORMAT_VERSION:
+        raise ValueError(f"{path} has checkpoint format version {version}, written by a development version of "
+                         f"multidiff from before checkpoint kinds; this multidiff reads version {FORMAT_VERSION}: "
+                         "re-save or re-train")
     if version > FORMAT_VERSION:
         raise ValueError(f"{path} has checkpoint format version {version}, but this multidiff reads up to "
                          f"version {FORMAT_VERSION}: it was written by a newer multidiff; upgrade "
@@ -194,33 +175,7 @@ def _read_meta(path: Path) -> dict[str, Any]:
     return meta
 
 
-def _legacy_identity(config: Any, states: Any) -> tuple[str, int]:
-    """``(kind, kind_version)`` of a checkpoint written before kinds existed (format version 0 or
-    1), read from the tag each writer used then: the training loop's ``"loop"`` (or a ``best/``
-    holding only ``"ema"``), the Imputer's ``"format"``, points' ``"task"``, TTS' ``"kind":
-    "gradtts"``, and the state names of the untagged purifier and forecasting checkpoints."""
-    config = config if isinstance(config, dict) else {}
-    names = set(states) if isinstance(states, dict) else set()
-    if "loop" in config or names == {"ema"}:
-        return "training", 1
-    if config.get("format") in ("multidiff.Imputer/1", "multidiff.Imputer/2"):
-        return "imputer", int(config["format"][-1])
-    if config.get("format") == "multidiff.csdi_forecast/1":
-        return "forecasting.csdi", 1
-    if config.get("task") in ("Generator", "Completer"):
-        return f"points.{config['task'].lower()}", 1
-    if config.get("kind") == "gradtts":
-        return "tts", 1
-    if names == {"denoiser", "classifier"}:
-        return "purifier", 1
-    if names == {"prediction_net"}:
-        return "forecasting.timegrad", 1
-    return "states", 1
-
-
 def _identity(meta: dict[str, Any], path: Path) -> tuple[str, int]:
-    if meta.get("format_version", 0) < 2:
-        return _legacy_identity(meta["config"], meta["states"])
     kind, version = meta.get("kind"), meta.get("kind_version")
     if not isinstance(kind, str) or isinstance(version, bool) or not isinstance(version, int):
         raise ValueError(f"{path} has no valid kind / kind_version ({kind!r}, {version!r}); the file was modified")
@@ -229,8 +184,7 @@ def _identity(meta: dict[str, Any], path: Path) -> tuple[str, int]:
 
 def checkpoint_identity(directory: str | os.PathLike) -> tuple[str, int]:
     """``(kind, kind_version)`` of the checkpoint in ``directory``, read from its ``config.json``
-    alone (the weights are not read). Checkpoints written before kinds existed get the kind their
-    old tag implies (see :data:`KINDS`)."""
+    alone (the weights are not read)."""
     directory = Path(directory)
     if not (directory / CONFIG).is_file():
         raise FileNotFoundError(f"{directory} is not a multidiff checkpoint: expected {CONFIG} inside it")
@@ -244,10 +198,15 @@ def _check_identity(directory: Path, found: tuple[str, int], kind, max_kind_vers
     wanted = (kind,) if isinstance(kind, str) else tuple(kind)
     name, version = found
     if name not in wanted:
-        fits = KINDS.get(name, "a newer multidiff (this kind is unknown here)")
+        if name in _KINDS:
+            fits = f"load it with {_KINDS[name].replace('DIR', str(directory))}"
+        else:  # its task is not imported (it registers its kinds on import), or a newer multidiff wrote it
+            fits = (f"load it with the loader of the task package (multidiff.tasks.<task>) that saves {name!r} "
+                    f"checkpoints; that kind is not registered here (its task is not imported, or a newer "
+                    f"multidiff wrote it)")
         raise CheckpointKindError(
             f"{directory} holds a {name!r} checkpoint, but this loader reads {' or '.join(map(repr, wanted))} "
-            f"checkpoints; load it with {fits.replace('DIR', str(directory))}")
+            f"checkpoints; {fits}")
     if max_kind_version is not None and version > max_kind_version:
         raise ValueError(f"{directory} holds a {name!r} checkpoint of version {version}, but this multidiff reads "
                          f"up to version {max_kind_version}: it was written by a newer multidiff; upgrade "
@@ -274,7 +233,7 @@ def load_checkpoint(directory: str | os.PathLike, map_location: str | torch.devi
     before the weights are read; ``max_kind_version`` is the newest layout the caller reads.
     Raises ``FileNotFoundError`` when a file is missing and ``ValueError`` when ``config.json``
     is unreadable or from a newer format, or when ``weights.safetensors`` fails its checksum or
-    cannot be parsed. Checkpoints written before checksums existed load without the check.
+    cannot be parsed.
     """
     directory = Path(directory)
     if not (directory / WEIGHTS).is_file() or not (directory / CONFIG).is_file():
@@ -283,8 +242,7 @@ def load_checkpoint(directory: str | os.PathLike, map_location: str | torch.devi
     meta = _read_meta(directory / CONFIG)
     if kind is not None:
         _check_identity(directory, _identity(meta, directory / CONFIG), kind, max_kind_version)
-    expected = meta.get("weights_sha256")
-    if expected is not None and _sha256(directory / WEIGHTS) != expected:
+    if _sha256(directory / WEIGHTS) != meta.get("weights_sha256"):
         raise ValueError(f"{directory / WEIGHTS} does not match the checksum in {CONFIG}: the file is "
                          "corrupted or was modified; re-save or re-train")
     try:

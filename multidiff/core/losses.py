@@ -8,14 +8,12 @@ from typing import Callable, Optional
 import torch
 
 from .denoiser import Denoiser, _bcast, add_noise
-from .deprecation import renamed_kwargs
 
 __all__ = ["eps_mse", "flow_mse", "denoising_mse", "draw_discrete_t", "draw_continuous_t", "PREDICTIONS"]
 
 PREDICTIONS = ("eps", "x0", "v")
 
 
-@renamed_kwargs(num_steps="num_train_steps")
 def draw_discrete_t(n: int, num_train_steps: int, device=None, generator: Optional[torch.Generator] = None) -> torch.Tensor:
     """``n`` uniform step indices in ``[0, num_train_steps)`` of a discrete training schedule."""
     return torch.randint(0, num_train_steps, (n,), device=device, generator=generator)

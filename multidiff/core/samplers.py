@@ -7,6 +7,9 @@ Three layers, as k-diffusion splits ``get_sigmas_*`` from ``sample_*``:
   ``alpha_bar = 1``. :func:`discrete_grid` strides a model's alpha-bar table (uniform or log-SNR
   spacing, partial start at a step index); :func:`continuous_grid` is the one grid of a
   continuous-time (VP-SDE) model: uniform times from ``t_start`` down to 0, as Grad-TTS steps.
+  :func:`make_grid` picks one from the model's schedule object
+  (:class:`~multidiff.core.schedules.DiscreteSchedule`, :class:`~multidiff.core.schedules.VPSDE` or
+  :class:`~multidiff.core.schedules.OTFlow`).
 - **Samplers** ``fn(model, x, grid, generator=None, project=None, randn=None) -> x``: DDPM, DDIM,
   DPM-Solver++(2M), and Grad-TTS' Euler steps of the probability-flow ODE and of the reverse SDE;
   for a flow-matching model (:class:`~multidiff.core.schedules.OTFlow`, a velocity model: the
@@ -27,23 +30,22 @@ values fixed (RePaint / PVD-style guidance). ``generator`` makes stochastic samp
 """
 from __future__ import annotations
 
-import warnings
+import math
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import torch
 
 from .denoiser import Denoiser, add_noise, x0_from_eps
-from .deprecation import renamed_kwargs
-from .schedules import OTFlow, VPSDE
+from .schedules import DiscreteSchedule, OTFlow, Schedule, VPSDE
 from .validate import check_whole
 
 Project = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Randn = Callable[[torch.Tensor], torch.Tensor]  # like -> standard normal noise of like's shape, dtype, device
 
-__all__ = ["Grid", "discrete_grid", "continuous_grid", "flow_grid", "vp_grid", "make_grid", "ddim", "ddpm",
-           "dpm_solver_pp_2m", "euler_ode", "euler_sde", "flow_euler", "flow_midpoint", "OTFlow", "sample", "run", "Method", "METHODS", "ALIASES", "SAMPLERS", "resolve",
-           "names", "Randn", "rowwise_randn", "VPSDE"]
+__all__ = ["Grid", "discrete_grid", "continuous_grid", "flow_grid", "make_grid", "ddim", "ddpm",
+           "dpm_solver_pp_2m", "euler_ode", "euler_sde", "flow_euler", "flow_midpoint", "OTFlow", "sample", "run", "Method", "METHODS", "ALIASES", "resolve",
+           "names", "Randn", "rowwise_randn", "VPSDE", "DiscreteSchedule"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Grid:
         return len(self.times)
 
     def next_level(self, i: int) -> torch.Tensor:
+        """The signal level after step ``i``: ``alpha_bars[i + 1]``, or 1 (clean data) after the last step."""
         return self.alpha_bars[i + 1] if i + 1 < len(self) else torch.ones((), dtype=torch.float64)
 
     def euler_steps(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -77,14 +80,14 @@ class Grid:
         the score (``beta`` is linear, so ``beta(m_i) h`` is its exact integral over the step)."""
         if self.sde is None:
             raise ValueError("Euler steps integrate the VP-SDE in time and need a continuous-time grid "
-                             "(continuous_grid, or run(..., sde=...)); a discrete table takes ddpm, ddim or dpm_solver")
+                             "(continuous_grid, or run(..., schedule=VPSDE(...))); a discrete table takes ddpm, ddim "
+                             "or dpm_solver")
         t = self.times.to(torch.float64)
         ends = torch.cat([t[1:], t.new_zeros(1)])
         h, mid = t - ends, (t + ends) / 2
         return mid, self.sde.alpha_bar_of(mid), self.sde.beta(mid) * h
 
 
-@renamed_kwargs(n_steps="sampler_steps")
 def discrete_grid(alpha_bars: torch.Tensor, sampler_steps: int, t_start: Optional[int] = None,
                   spacing: str = "uniform") -> Grid:
     """Step indices from ``t_start`` (default the last step) down to 0.
@@ -134,20 +137,6 @@ def flow_grid(flow: OTFlow, sampler_steps: int, t_start: float = 1.0) -> Grid:
     start = 1.0 - t_start
     times = start + t_start * torch.arange(n, dtype=torch.float64) / n
     return Grid(times=times, alpha_bars=times.clone(), flow=flow)
-
-
-@renamed_kwargs(n_steps="sampler_steps", alpha_bar_fn="alpha_bar_of")
-def vp_grid(sampler_steps: int, alpha_bar_of: Callable[[torch.Tensor], torch.Tensor],
-            t_start: float = 1.0, t_end: float = 1e-3) -> Grid:
-    """Deprecated: ``sampler_steps`` uniform times from ``t_start`` to ``t_end``, then a jump to the
-    clean level. Use :func:`continuous_grid` (or :func:`run` with ``sde=``); Euler steps need it."""
-    warnings.warn("samplers.vp_grid is deprecated and will be removed in the next release; use "
-                  "samplers.continuous_grid(VPSDE(beta0, beta1), sampler_steps, t_start)", DeprecationWarning,
-                  stacklevel=2)
-    if not 0 < t_end < t_start <= 1:
-        raise ValueError(f"need 0 < t_end < t_start <= 1, got t_start={t_start}, t_end={t_end}")
-    times = torch.linspace(t_start, t_end, check_whole("sampler_steps", sampler_steps), dtype=torch.float64)
-    return Grid(times=times, alpha_bars=alpha_bar_of(times).to(torch.float64))
 
 
 def _call(model: Denoiser, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -280,7 +269,7 @@ def euler_sde(model: Denoiser, x: torch.Tensor, grid: Grid, generator: Optional[
 def _flow_steps(grid: Grid) -> torch.Tensor:
     if grid.flow is None:
         raise ValueError("flow samplers step a velocity model from t = 0 to 1 and need a flow grid "
-                         "(flow_grid, or run(..., flow=OTFlow()))")
+                         "(flow_grid, or run(..., schedule=OTFlow()))")
     return torch.cat([grid.times[1:], grid.times.new_ones(1)]) - grid.times
 
 
@@ -333,7 +322,6 @@ METHODS: dict[str, Method] = {
     "midpoint": Method(flow_midpoint, False, ("flow",), "uniform"),
 }
 ALIASES = {"dpm_solver_pp_2m": "dpm_solver", "sde": "euler_sde"}  # other accepted names -> registered name
-SAMPLERS = {name: m.fn for name, m in METHODS.items()}  # name -> function, for callers of the old table
 _TIMES = ("discrete", "continuous", "flow")
 
 
@@ -360,17 +348,19 @@ def resolve(sampler: str, times: Optional[str] = None) -> str:
                      + (f" (or {aliases})" if aliases else ""))
 
 
-@renamed_kwargs(method="sampler")
 def sample(sampler: str, model: Denoiser, x: torch.Tensor, grid: Grid, **kwargs) -> torch.Tensor:
     """Run the sampler named ``sampler`` (see :data:`METHODS`, :data:`ALIASES`) on ``grid`` from ``x``."""
     return METHODS[resolve(sampler)].fn(model, x, grid, **kwargs)
 
 
-def _kind(alpha_bars: Optional[torch.Tensor], sde: Optional[VPSDE], flow: Optional[OTFlow] = None) -> str:
-    if sum(x is not None for x in (alpha_bars, sde, flow)) != 1:
-        raise ValueError("give the model's noise schedule as alpha_bars= (a discrete table), sde= (a VP-SDE) or "
-                         "flow= (an OTFlow, for a velocity model), exactly one")
-    return "continuous" if sde is not None else "flow" if flow is not None else "discrete"
+def _kind(schedule: Schedule) -> str:
+    """The kind of model ``schedule`` belongs to: ``"discrete"``, ``"continuous"`` or ``"flow"``."""
+    for cls, kind in ((DiscreteSchedule, "discrete"), (VPSDE, "continuous"), (OTFlow, "flow")):
+        if isinstance(schedule, cls):
+            return kind
+    raise TypeError(f"schedule must be a DiscreteSchedule (a table), a VPSDE or an OTFlow "
+                    f"(multidiff.core.schedules), got {type(schedule).__name__}; wrap a bare alpha-bar table "
+                    "in DiscreteSchedule.from_alpha_bars(table)")
 
 
 def _discrete_start(t_start: float, total: int) -> int:
@@ -378,50 +368,49 @@ def _discrete_start(t_start: float, total: int) -> int:
     return max(0, round(t_start * total) - 1)
 
 
-def make_grid(sampler: str, sampler_steps: Optional[int] = None, *, alpha_bars: Optional[torch.Tensor] = None,
-              sde: Optional[VPSDE] = None, flow: Optional[OTFlow] = None, t_start: float = 1.0) -> Grid:
-    """The grid :func:`run` walks for ``sampler`` (registered name or alias) on a model with an
-    alpha-bar table (``alpha_bars``, the model takes step indices) or a VP-SDE (``sde``, the model
-    takes times in [0, 1]): give exactly one.
+def make_grid(sampler: str, sampler_steps: Optional[int] = None, *, schedule: Schedule,
+              t_start: float = 1.0) -> Grid:
+    """The grid :func:`run` walks for ``sampler`` (registered name or alias) on a model with the
+    noise ``schedule``: a :class:`DiscreteSchedule` (the model takes step indices), a
+    :class:`VPSDE` (the model takes times in [0, 1]) or an :class:`OTFlow` (times in [0, 1], the
+    model predicts a velocity).
 
     ``t_start`` in (0, 1] is the fraction of the diffusion the run starts from: a time for the
     VP-SDE, step ``round(t_start * T) - 1`` of a table of ``T`` steps. Tables are strided with the
     method's :attr:`Method.spacing`; ``sampler_steps=None`` walks every step of a table from
     ``t_start`` (the full DDPM chain at ``t_start = 1``). A VP-SDE takes :func:`continuous_grid`
-    and needs ``sampler_steps``; so does a flow (``flow``, the model takes times in [0, 1] and
-    predicts a velocity), which takes :func:`flow_grid`.
+    and needs ``sampler_steps``; so does a flow, which takes :func:`flow_grid`.
     """
-    name = resolve(sampler, _kind(alpha_bars, sde, flow))
+    name = resolve(sampler, _kind(schedule))
     t_start = float(t_start)
     if not 0 < t_start <= 1:
         raise ValueError(f"t_start must lie in (0, 1] (the fraction of the diffusion to start from), got {t_start}")
-    if sde is not None:
-        return continuous_grid(sde, check_whole("sampler_steps", sampler_steps), t_start)
-    if flow is not None:
-        return flow_grid(flow, check_whole("sampler_steps", sampler_steps), t_start)
-    start = _discrete_start(t_start, len(alpha_bars))
+    if isinstance(schedule, VPSDE):
+        return continuous_grid(schedule, check_whole("sampler_steps", sampler_steps), t_start)
+    if isinstance(schedule, OTFlow):
+        return flow_grid(schedule, check_whole("sampler_steps", sampler_steps), t_start)
+    start = _discrete_start(t_start, len(schedule))
     steps = check_whole("sampler_steps", sampler_steps, none="every step of the table")
-    return discrete_grid(alpha_bars, start + 1 if steps is None else steps, t_start=start,
+    return discrete_grid(schedule.alpha_bars, start + 1 if steps is None else steps, t_start=start,
                          spacing=METHODS[name].spacing)
 
 
-def run(model: Denoiser, *, sampler: str, sampler_steps: Optional[int] = None,
-        alpha_bars: Optional[torch.Tensor] = None, sde: Optional[VPSDE] = None, flow: Optional[OTFlow] = None,
+def run(model: Denoiser, *, sampler: str, sampler_steps: Optional[int] = None, schedule: Schedule,
         shape: Optional[Sequence[int]] = None, x_start: Optional[torch.Tensor] = None, t_start: float = 1.0,
-        noise_scale: float = 1.0, generator: Optional[torch.Generator] = None, randn: Optional[Randn] = None,
+        temperature: float = 1.0, generator: Optional[torch.Generator] = None, randn: Optional[Randn] = None,
         project: Optional[Project] = None, dtype: Optional[torch.dtype] = None,
         device: Optional[torch.device | str] = None) -> torch.Tensor:
     """Sample from the eps-model ``model(x_t, t)``: the one way every task samples.
 
-    The noise schedule is ``alpha_bars`` (a table; ``model`` takes step indices) or ``sde`` (a
-    :class:`VPSDE`; ``model`` takes float64 times in [0, 1]); or ``flow`` (an :class:`OTFlow`:
-    ``model(x_t, t)`` is then a velocity, ``t`` in [0, 1] from noise to data; Lipman et al. 2023).
-    The grid is :func:`make_grid`'s.
+    The noise ``schedule`` is a :class:`DiscreteSchedule` (``model`` takes step indices), a
+    :class:`VPSDE` (``model`` takes float64 times in [0, 1]) or an :class:`OTFlow` (``model(x_t, t)``
+    is then a velocity, ``t`` in [0, 1] from noise to data; Lipman et al. 2023). The grid is
+    :func:`make_grid`'s.
 
     Start, one of:
 
-    - ``shape`` (with ``dtype``, ``device``): from noise ``noise_scale * N(0, I)`` at the top of the
-      schedule (``noise_scale`` is Grad-TTS' ``1 / temperature``).
+    - ``shape`` (with ``dtype``, ``device``): from noise ``N(0, I) / temperature`` at the top of the
+      schedule (Grad-TTS' temperature, Popov et al. 2021: above 1, less noise).
     - ``x_start``: a clean input, forward-noised to the level at ``t_start`` in [0, 1] and denoised
       back (DiffPure, SDEdit). ``t_start = 0`` returns ``x_start`` itself: no noise, no model call.
 
@@ -430,27 +419,29 @@ def run(model: Denoiser, *, sampler: str, sampler_steps: Optional[int] = None,
     every step (replacement guidance; :func:`~multidiff.core.conditioning.replace_known`).
     Returns the sample, shaped as the start.
     """
-    resolve(sampler, _kind(alpha_bars, sde, flow))
+    resolve(sampler, _kind(schedule))
     if (shape is None) == (x_start is None):
         raise ValueError("give shape= (a run from noise) or x_start= (a partial run from t_start), exactly one")
     t_start = float(t_start)
     if x_start is None and t_start != 1.0:
         raise ValueError(f"a run from noise starts at t_start=1, got {t_start}; pass x_start= to start part-way")
-    if x_start is not None and noise_scale != 1:
-        raise ValueError("noise_scale scales the noise of a run from noise (shape=); a partial run from x_start "
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be > 0 and finite (the start noise is divided by it), got {temperature!r}")
+    if x_start is not None and temperature != 1:
+        raise ValueError("temperature scales the noise of a run from noise (shape=); a partial run from x_start "
                          "draws the forward process's own noise")
     if not 0 <= t_start <= 1:
         raise ValueError(f"t_start must lie in [0, 1] (0: return x_start unchanged), got {t_start}")
     if t_start == 0:
         return x_start
-    grid = make_grid(sampler, sampler_steps, alpha_bars=alpha_bars, sde=sde, flow=flow, t_start=t_start)
+    grid = make_grid(sampler, sampler_steps, schedule=schedule, t_start=t_start)
     if x_start is None:
         like = torch.empty(tuple(shape), dtype=dtype or torch.get_default_dtype(), device=device)
         x = _noise(like, generator, randn)
-        if noise_scale != 1:
-            x = x * noise_scale
-    elif flow is not None:
-        x = flow.path(_noise(x_start, generator, randn), x_start, grid.times[:1].expand(x_start.shape[0]))
+        if temperature != 1:
+            x = x * (1 / temperature)
+    elif isinstance(schedule, OTFlow):
+        x = schedule.path(_noise(x_start, generator, randn), x_start, grid.times[:1].expand(x_start.shape[0]))
     else:
         x = add_noise(x_start, _noise(x_start, generator, randn), grid.alpha_bars[0])
     if project is not None:

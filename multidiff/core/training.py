@@ -30,12 +30,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, register_kind, save_checkpoint
 from .device import resolve_device
 from .validate import check_whole
 
 __all__ = ["TrainConfig", "TrainResult", "EMA", "fit", "to_device", "batches", "Batches", "n_batches",
-           "resolve_train_config", "global_rank"]
+           "resolve_train_config", "global_rank", "EveryMinutes"]
 
 ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
 # data-parallel strategies only: the EMA, clipping and checkpoints need the whole model on every
@@ -44,9 +44,14 @@ ACCELERATORS = ("auto", "cpu", "cuda", "gpu", "mps")
 # which would have to pickle the loss function and the data
 STRATEGIES = ("auto", "ddp", "ddp_find_unused_parameters_true")
 
+register_kind("training", "multidiff.core.training.fit(..., checkpoint_dir=DIR/.., resume=True) (a training run's "
+              "last/ or best/ state, not a saved model; the task's own save() writes the model)")
+
 
 @dataclass
 class TrainConfig:
+    """Settings of :func:`fit`, one per line below; ``validate()`` checks them. Each task keeps its
+    default as ``DEFAULT_TRAIN_CONFIG``."""
     epochs: int = 100               # passes over the training batches
     lr: float = 1e-3                # AdamW learning rate (CSDI: 1e-3)
     weight_decay: float = 1e-6      # AdamW weight decay (CSDI: 1e-6)
@@ -75,6 +80,7 @@ class TrainConfig:
                                     # "ddp_find_unused_parameters_true" (a model whose loss leaves parameters out)
 
     def validate(self) -> None:
+        """Raise ``ValueError`` naming the first setting out of range."""
         check_whole("epochs", self.epochs)
         check_whole("max_steps", self.max_steps, none="no limit")
         if self.max_time is not None and (isinstance(self.max_time, bool) or not isinstance(self.max_time, numbers.Real)
@@ -200,6 +206,7 @@ class Batches:
 
     @property
     def n_items(self) -> int:
+        """Items in the whole data set (all shards together)."""
         return self._n_items
 
     def __len__(self) -> int:
@@ -231,8 +238,9 @@ class Batches:
 
 @dataclass
 class TrainResult:
+    """What :func:`fit` returns: the per-epoch history, the steps taken, the best validation loss and why it stopped."""
     history: list[dict[str, float]] = field(default_factory=list)  # one row per epoch
-    steps: int = 0
+    optimizer_steps: int = 0        # optimizer steps taken, summed over resumed runs
     best_val: Optional[float] = None
     seconds: float = 0.0            # training wall time, summed over resumed runs
     stopped_early: bool = False
@@ -256,6 +264,8 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        """Move the average towards ``model``: ``shadow += (1 - decay) (param - shadow)``; integer
+        buffers are copied."""
         for k, v in model.state_dict().items():
             if v.is_floating_point():
                 self.shadow[k].lerp_(v.detach(), 1 - self.decay)
@@ -263,6 +273,7 @@ class EMA:
                 self.shadow[k].copy_(v)
 
     def state_dict(self) -> dict[str, torch.Tensor]:
+        """The averaged weights, a ``state_dict`` that ``model.load_state_dict`` takes."""
         return self.shadow
 
 
@@ -604,6 +615,32 @@ def fit(model: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], tra
         return run.train(train_batches, val_batches)
 
 
+class EveryMinutes:
+    """A learning-curve callback for ``fit(..., on_epoch_end=EveryMinutes(every, action))``: at the
+    first epoch end after each ``every`` minutes of training, ``action(model, info)`` runs once with
+    the sampling (EMA) weights, e.g. to save a snapshot or to score the model; ``info`` is fit's
+    (epoch, losses, ``steps``, ``seconds``) plus ``minutes`` (of training) and ``mark`` (the last
+    multiple of ``every`` passed). Training minutes are fit's clock: summed over resumes, without
+    the callback's own time, so evaluating does not shorten the run or change what it computes.
+
+    ``done``: minutes whose marks were handled already (a resumed run that keeps its earlier
+    points); their marks do not fire again. An epoch longer than ``every`` fires once, at its end."""
+
+    def __init__(self, every: float, action: Callable[[nn.Module, dict], Any], done: float = 0.0):
+        if isinstance(every, bool) or not isinstance(every, numbers.Real) or not every > 0:
+            raise ValueError(f"every must be a number of minutes > 0, got {every!r}")
+        self.every, self.action = float(every), action
+        self.due = (math.floor(done / self.every) + 1) * self.every  # the next mark
+
+    def __call__(self, model: nn.Module, info: dict) -> None:
+        minutes = info["seconds"] / 60
+        if minutes < self.due:
+            return
+        mark = math.floor(minutes / self.every) * self.every
+        self.due = mark + self.every
+        self.action(model, {**info, "minutes": minutes, "mark": mark})
+
+
 def _steps_per_epoch(train_batches: Iterable) -> Optional[int]:
     """``len(train_batches)``, None for an iterable without one (counted during the first epoch);
     an empty one is an error."""
@@ -656,7 +693,7 @@ class _Run:
         self.saved_rng = states.get("rng")  # absent in checkpoints of older versions: reseeded instead
         loop, result = saved["loop"], self.result
         self.start_epoch, self.bad_epochs = loop["epoch"], loop["bad_epochs"]
-        result.steps, result.best_val, result.history = loop["steps"], loop["best_val"], loop["history"]
+        result.optimizer_steps, result.best_val, result.history = loop["steps"], loop["best_val"], loop["history"]
         result.seconds = loop.get("seconds", 0.0)  # absent in checkpoints of older versions
         self.steps_per_epoch = self.steps_per_epoch or loop.get("steps_per_epoch")
         if (self.ckpt / "best").exists():
@@ -671,7 +708,7 @@ class _Run:
         if self.ema is not None:
             states["ema"] = self.ema.shadow
         r = self.result
-        loop = {"epoch": epoch + 1, "bad_epochs": self.bad_epochs, "steps": r.steps, "best_val": r.best_val,
+        loop = {"epoch": epoch + 1, "bad_epochs": self.bad_epochs, "steps": r.optimizer_steps, "best_val": r.best_val,
                 "history": r.history, "seconds": now, "steps_per_epoch": self.steps_per_epoch,
                 "stopped_by": self.stop, "train_config": asdict(self.config), "world_size": r.world_size}
         save_checkpoint(self.ckpt / "last", states, {"loop": loop, **self.extra_config}, kind="training")
@@ -728,14 +765,14 @@ class _Run:
 
     def _spent_before_start(self) -> Optional[str]:
         """A resumed run may have used up its budget already (the same tests as at the saved epoch's end)."""
-        if self.config.max_steps and self.result.steps >= self.config.max_steps:
+        if self.config.max_steps and self.result.optimizer_steps >= self.config.max_steps:
             return "max_steps"
         if self.config.max_time and self.before >= self.config.max_time:
             return "max_time"
         return None
 
     def _spent_after_step(self) -> Optional[str]:
-        if self.config.max_steps and self.result.steps >= self.config.max_steps:
+        if self.config.max_steps and self.result.optimizer_steps >= self.config.max_steps:
             return "max_steps"
         if self.config.max_time and self._elapsed() >= self.config.max_time:
             return "max_time"
@@ -753,7 +790,7 @@ class _Run:
         self.t0, self.before = time.perf_counter(), self.result.seconds
         self.clock = self.before
         show = self.config.progress and self.engine.rank == 0
-        self.bar = _Progress(self.config, self.total_steps, self.result.steps, self.before, show)
+        self.bar = _Progress(self.config, self.total_steps, self.result.optimizer_steps, self.before, show)
         try:
             for epoch in range(self.start_epoch, self.config.epochs):
                 if epoch == self.start_epoch:
@@ -791,17 +828,18 @@ class _Run:
             model.load_state_dict(self.ema.shadow)
         model.eval()
         with _forked_rng(self.device):
-            self.on_epoch_end(model, {**row, "steps": self.result.steps, "seconds": now})
+            self.on_epoch_end(model, {**row, "steps": self.result.optimizer_steps, "seconds": now})
         self.t0 += time.perf_counter() - start
 
     def _train_pass(self, epoch: int, train_batches: Iterable) -> tuple[list[float], float]:
         """One pass over ``train_batches`` (or until the step or time budget ends); the losses and last lr."""
         losses, lr = [], self.config.lr
         for batch in train_batches:
-            lr = self.config.lr * _lr_factor(self.config, self.result.steps, self._progress(self.result.steps))
+            done = self.result.optimizer_steps
+            lr = self.config.lr * _lr_factor(self.config, done, self._progress(done))
             losses.append(self._step(batch, lr))
-            self.result.steps += 1
-            self.bar.update(self.result.steps, self._elapsed(), losses[-1])
+            self.result.optimizer_steps += 1
+            self.bar.update(self.result.optimizer_steps, self._elapsed(), losses[-1])
             self.stop = self._spent_after_step()
             if self.stop:
                 break
@@ -821,7 +859,7 @@ class _Run:
         if self.engine.world_size > 1:  # one NaN anywhere stops every process, none is left waiting
             value = self._sync((value,))[0] / self.engine.world_size
         if not math.isfinite(value):
-            raise FloatingPointError(f"training loss became {value} at step {self.result.steps}; "
+            raise FloatingPointError(f"training loss became {value} at step {self.result.optimizer_steps}; "
                                      "lower the learning rate or check the inputs for extreme values")
         self.opt.zero_grad(set_to_none=True)
         self.engine.backward(loss)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from ..core.checkpoint import write_atomic
+from ..core.io import write_atomic
 
 __all__ = ["RemoteDataset", "REGISTRY", "data_roots", "cache_dir", "locate", "sha256"]
 

@@ -10,9 +10,10 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from ..core.checkpoint import write_atomic
+from ..core.io import write_atomic
 
-__all__ = ["NumericFrame", "numeric_frame", "parse_time", "with_values", "read_table", "write_csv_atomic"]
+__all__ = ["NumericFrame", "numeric_frame", "is_number_dtype", "parse_time", "with_values", "read_table",
+           "write_csv_atomic"]
 
 
 @dataclass
@@ -27,7 +28,8 @@ class NumericFrame:
 _NOT_NUMBERS = ("boolean", "datetime", "datetime64", "date", "time", "timedelta", "timedelta64", "period", "interval")
 
 
-def _is_number_dtype(dtype) -> bool:
+def is_number_dtype(dtype) -> bool:
+    """Whether a column of ``dtype`` holds numbers to impute: real numeric, not bool, complex or categorical."""
     return (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
             and not pd.api.types.is_complex_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype))
 
@@ -71,7 +73,7 @@ def parse_time(col, name, numbers: bool = True) -> pd.DatetimeIndex:
     after 1970: a step counter is not a time axis)."""
     col = pd.Series(col)
     what = f"time column {name!r}"
-    if numbers is False and _is_number_dtype(col.dtype):
+    if numbers is False and is_number_dtype(col.dtype):
         raise ValueError(f"{what} holds numbers ({col.dtype}, e.g. {col.iloc[0]!r}), not timestamps; pandas would read "
                          "them as nanoseconds after 1970-01-01. Give real timestamps (e.g. df[" + repr(name) + "] = "
                          "pd.date_range('2020-01-01', periods=len(df), freq='D')), or, for a step counter, "
@@ -137,7 +139,7 @@ def numeric_frame(df, time_column: Optional[str] = None, allow_all_nan_columns: 
     for j, (c, dtype) in enumerate(zip(df.columns, df.dtypes)):
         if time_column is not None and c == time_column:
             continue
-        if _is_number_dtype(dtype):
+        if is_number_dtype(dtype):
             positions.append(j)
         elif not isinstance(dtype, pd.CategoricalDtype) and (pd.api.types.is_object_dtype(dtype)
                                                              or pd.api.types.is_string_dtype(dtype)):

@@ -14,13 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.deprecation import moved
 from .embeddings import DiffusionStepEmbedding
 
 __all__ = ["EpsilonTheta", "CircularConv1d"]
-
-_MODEL = "multidiff.tasks.forecasting.timegrad_model"
-__getattr__ = moved(__name__, {"TimeGradModel": f"{_MODEL}:TimeGradModel", "SAMPLER_NAMES": f"{_MODEL}:SAMPLER_NAMES"})
 
 
 class CircularConv1d(nn.Conv1d):

@@ -130,7 +130,7 @@ def main(out: Path) -> None:
                 checkpoint_dir=ck, resume=True)
     whole = model()
     res_w = fit(whole, fixed_noise_loss, train_batches(GLOBAL_BATCH // world, False), config(epochs=4, **constant))
-    report["resume"] = {"saves_first_run": saves_first, "history_resumed": res_r.history, "steps": res_r.steps,
+    report["resume"] = {"saves_first_run": saves_first, "history_resumed": res_r.history, "steps": res_r.optimizer_steps,
                         "history_whole": res_w.history, "weights_resumed": weights(resumed),
                         "weights_whole": weights(whole), "checkpoint_files": sorted(p.name for p in ck.iterdir())}
 

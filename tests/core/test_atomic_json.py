@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from multidiff.core.checkpoint import write_json_atomic, write_text_atomic
+from multidiff.core.io import write_json_atomic, write_text_atomic
 
 
 def test_write_json_atomic_writes_what_json_dumps_gives(tmp_path):

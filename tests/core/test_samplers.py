@@ -31,7 +31,8 @@ def gaussian_velocity(flow, mean=MEAN, std=STD):
     return model
 
 
-AB = S.alpha_bars(S.linear_betas(1000, 1e-4, 0.02))
+TABLE = S.DiscreteSchedule("linear", 1000, 1e-4, 0.02)
+AB = TABLE.alpha_bars
 discrete_model = gaussian_denoiser(lambda t: AB[t.long().cpu()])
 VP = S.VPSDE(0.1, 20.0)
 vp = lambda t: VP.alpha_bar_of(t.cpu())
@@ -231,8 +232,7 @@ def test_euler_steps_are_grad_tts_mid_points():
 # -- registry-level contract, in the style of diffusers' SchedulerCommonTest -----------------------
 
 FLOW = S.OTFlow()
-KINDS = {"discrete": (discrete_model, {"alpha_bars": AB}), "continuous": (vp_model, {"sde": VP}),
-         "flow": (gaussian_velocity(FLOW), {"flow": FLOW})}
+KINDS = {"discrete": (discrete_model, TABLE), "continuous": (vp_model, VP), "flow": (gaussian_velocity(FLOW), FLOW)}
 REGISTERED = [(name, kind) for kind in KINDS for name in SM.names(kind)]
 IDS = [f"{n}-{k}" for n, k in REGISTERED]
 
@@ -246,7 +246,6 @@ def test_registry_lists_every_method_once_with_its_properties():
     assert {n for n, m in SM.METHODS.items() if m.stochastic} == {"ddpm", "euler_sde"}
     assert {n: m.spacing for n, m in SM.METHODS.items() if "discrete" in m.times} == \
         {"ddpm": "uniform", "ddim": "logsnr", "dpm_solver": "logsnr"}
-    assert SM.SAMPLERS == {n: m.fn for n, m in SM.METHODS.items()}
     for alias, name in SM.ALIASES.items():
         assert SM.resolve(alias) == name and name in SM.METHODS
     with pytest.raises(ValueError, match=r"unknown sampler 'heun9': sampler must be one of \('ddpm'"):
@@ -254,15 +253,15 @@ def test_registry_lists_every_method_once_with_its_properties():
     with pytest.raises(ValueError, match=r"'euler_ode' needs a continuous-time model; .*sampler must be one of "
                                          r"\('ddpm', 'ddim', 'dpm_solver'\)$"):
         SM.resolve("euler_ode", "discrete")
-    with pytest.raises(ValueError, match="exactly one"):
-        SM.run(discrete_model, sampler="ddim", shape=(2, 1))
+    with pytest.raises(TypeError, match="DiscreteSchedule.from_alpha_bars"):
+        SM.run(discrete_model, sampler="ddim", schedule=AB, shape=(2, 1))  # a bare table is no schedule
 
 
 @pytest.mark.parametrize("name,kind", REGISTERED, ids=IDS)
 def test_every_method_samples_the_gaussian_through_run(name, kind):
     model, schedule = KINDS[kind]
     out = SM.run(model, sampler=name, sampler_steps=200, shape=(20000, 1), dtype=torch.float64,
-                 generator=torch.Generator().manual_seed(0), **schedule)
+                 generator=torch.Generator().manual_seed(0), schedule=schedule)
     assert out.shape == (20000, 1) and out.dtype == torch.float64 and torch.isfinite(out).all()
     assert out.mean().item() == pytest.approx(MEAN, abs=0.03)
     assert out.std().item() == pytest.approx(STD, abs=0.03)
@@ -272,13 +271,13 @@ def test_every_method_samples_the_gaussian_through_run(name, kind):
 def test_deterministic_methods_repeat_and_stochastic_ones_follow_the_generator(name, kind):
     model, schedule = KINDS[kind]
     x = torch.randn(256, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    grid = SM.make_grid(name, 8, **schedule)
+    grid = SM.make_grid(name, 8, schedule=schedule)
     a, b, c = (SM.sample(name, model, x, grid, generator=torch.Generator().manual_seed(s)) for s in (1, 1, 2))
     assert torch.equal(a, b)  # reproducible
     assert torch.equal(a, c) is not SM.METHODS[name].stochastic  # only stochastic methods see the generator
     # through run(), which draws the start from the generator too: a seed gives one sample
     go = lambda seed: SM.run(model, sampler=name, sampler_steps=8, shape=(64, 2), dtype=torch.float64,
-                             generator=torch.Generator().manual_seed(seed), **schedule)
+                             generator=torch.Generator().manual_seed(seed), schedule=schedule)
     assert torch.equal(go(3), go(3)) and not torch.equal(go(3), go(4))
 
 
@@ -290,10 +289,10 @@ def test_partial_start_at_zero_returns_the_input_and_near_zero_stays_close(name,
     x = MEAN + STD * torch.randn(2000, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     g = torch.Generator().manual_seed(1)
     state = g.get_state()
-    out = SM.run(counted, sampler=name, sampler_steps=10, x_start=x, t_start=0.0, generator=g, **schedule)
+    out = SM.run(counted, sampler=name, sampler_steps=10, x_start=x, t_start=0.0, generator=g, schedule=schedule)
     assert out is x and not calls and torch.equal(g.get_state(), state)  # no model call, no noise drawn
     # a small t* diffuses a little and denoises back: close to the input, not equal to it
-    near = SM.run(counted, sampler=name, sampler_steps=10, x_start=x, t_start=1e-3, generator=g, **schedule)
+    near = SM.run(counted, sampler=name, sampler_steps=10, x_start=x, t_start=1e-3, generator=g, schedule=schedule)
     assert 0 < (near - x).abs().mean() < 0.02
 
 
@@ -301,7 +300,7 @@ def test_partial_start_at_zero_returns_the_input_and_near_zero_stays_close(name,
 @pytest.mark.parametrize("t_start", [1.0, 0.3])
 def test_grids_are_monotone_and_end_at_the_clean_level(name, kind, t_start):
     _, schedule = KINDS[kind]
-    grid = SM.make_grid(name, 10, t_start=t_start, **schedule)
+    grid = SM.make_grid(name, 10, t_start=t_start, schedule=schedule)
     assert len(grid) == 10
     ab = grid.alpha_bars
     if kind == "flow":  # flow time runs from noise (0) to data (1); its level is the time itself
@@ -331,33 +330,33 @@ def test_run_draws_every_noise_from_randn_and_runs_the_hook_on_the_start_and_eac
     randn = lambda like: draws.append(like.shape) or torch.ones_like(like)
     g = torch.Generator().manual_seed(0)
     state = g.get_state()
-    out = SM.run(discrete_model, sampler="ddpm", sampler_steps=5, alpha_bars=AB, shape=(4, 2), dtype=torch.float64,
-                 generator=g, randn=randn, project=project, noise_scale=0.5)
-    grid = SM.make_grid("ddpm", 5, alpha_bars=AB)
+    out = SM.run(discrete_model, sampler="ddpm", sampler_steps=5, schedule=TABLE, shape=(4, 2), dtype=torch.float64,
+                 generator=g, randn=randn, project=project, temperature=2.0)
+    grid = SM.make_grid("ddpm", 5, schedule=TABLE)
     assert torch.equal(g.get_state(), state) and draws == [(4, 2)] * 5  # the start and 4 steps, none from g
     assert levels == [float(grid.alpha_bars[0])] + [float(grid.next_level(i)) for i in range(5)]
-    x = 0.5 * torch.ones(4, 2, dtype=torch.float64)  # noise_scale scales the start only
+    x = 0.5 * torch.ones(4, 2, dtype=torch.float64)  # the start is N(0, I) / temperature; the steps' noise is not
     assert torch.equal(out, SM.ddpm(discrete_model, x, grid, randn=lambda like: torch.ones_like(like)))
     # a partial start forward-noises x_start with a draw of its own: sqrt(ab) x + sqrt(1 - ab) eps
-    part = SM.make_grid("ddim", 3, alpha_bars=AB, t_start=0.2)
+    part = SM.make_grid("ddim", 3, schedule=TABLE, t_start=0.2)
     x0 = torch.full((4, 2), 2.0, dtype=torch.float64)
-    got = SM.run(discrete_model, sampler="ddim", sampler_steps=3, alpha_bars=AB, x_start=x0, t_start=0.2,
+    got = SM.run(discrete_model, sampler="ddim", sampler_steps=3, schedule=TABLE, x_start=x0, t_start=0.2,
                  randn=torch.ones_like)
     assert torch.equal(got, SM.ddim(discrete_model, add_noise(x0, torch.ones_like(x0), part.alpha_bars[0]), part))
     assert int(part.times[0]) == 199
     with pytest.raises(ValueError, match="starts at t_start=1"):
-        SM.run(discrete_model, sampler="ddim", alpha_bars=AB, shape=(2, 1), t_start=0.5)
+        SM.run(discrete_model, sampler="ddim", schedule=TABLE, shape=(2, 1), t_start=0.5)
     with pytest.raises(ValueError, match="needs a continuous-time model"):
-        SM.run(discrete_model, sampler="euler_ode", sampler_steps=3, alpha_bars=AB, shape=(2, 1))
+        SM.run(discrete_model, sampler="euler_ode", sampler_steps=3, schedule=TABLE, shape=(2, 1))
     with pytest.raises(ValueError, match="sampler_steps must be a whole number"):
-        SM.run(vp_model, sampler="euler_ode", sde=VP, shape=(2, 1))  # a continuous grid has no "every step"
+        SM.run(vp_model, sampler="euler_ode", schedule=VP, shape=(2, 1))  # a continuous grid has no "every step"
 
 
 def test_default_steps_walk_the_whole_table_and_aliases_run():
-    assert len(SM.make_grid("ddpm", None, alpha_bars=AB)) == 1000
-    assert SM.make_grid("ddpm", None, alpha_bars=AB, t_start=0.1).times.tolist() == list(range(99, -1, -1))
-    a = SM.run(vp_model, sampler="sde", sampler_steps=5, sde=VP, shape=(8, 1), generator=torch.Generator().manual_seed(0))
-    b = SM.run(vp_model, sampler="euler_sde", sampler_steps=5, sde=VP, shape=(8, 1),
+    assert len(SM.make_grid("ddpm", None, schedule=TABLE)) == 1000
+    assert SM.make_grid("ddpm", None, schedule=TABLE, t_start=0.1).times.tolist() == list(range(99, -1, -1))
+    a = SM.run(vp_model, sampler="sde", sampler_steps=5, schedule=VP, shape=(8, 1), generator=torch.Generator().manual_seed(0))
+    b = SM.run(vp_model, sampler="euler_sde", sampler_steps=5, schedule=VP, shape=(8, 1),
                generator=torch.Generator().manual_seed(0))
     assert torch.equal(a, b)
 
@@ -369,7 +368,7 @@ def test_euler_steps_land_on_one_point_data(method):
     residual std here would be 0.11, not < 0.01), which is why euler_sde scores at the step start."""
     point = gaussian_denoiser(VP.alpha_bar_of, mean=0.3, std=0.0)
     x0 = torch.full((5000, 1), 0.3, dtype=torch.float64)
-    out = SM.run(point, sampler=method, sampler_steps=50, sde=VP, x_start=x0, t_start=0.5,
+    out = SM.run(point, sampler=method, sampler_steps=50, schedule=VP, x_start=x0, t_start=0.5,
                  generator=torch.Generator().manual_seed(0))
     assert (out - x0).std().item() < 0.01 and (out - x0).mean().abs().item() < 0.01
 
@@ -420,8 +419,6 @@ def test_flow_samplers_need_a_flow_grid_and_a_flow_needs_a_valid_sigma():
     with pytest.raises(ValueError, match="need a flow grid"):
         SM.flow_euler(vp_model, torch.zeros(2, 1), SM.continuous_grid(VP, 4))
     with pytest.raises(ValueError, match="'euler' needs a flow-time model"):
-        SM.run(vp_model, sampler="euler", sampler_steps=4, sde=VP, shape=(2, 1))
-    with pytest.raises(ValueError, match="exactly one"):
-        SM.run(vp_model, sampler="euler", sampler_steps=4, sde=VP, flow=FLOW, shape=(2, 1))
+        SM.run(vp_model, sampler="euler", sampler_steps=4, schedule=VP, shape=(2, 1))
     with pytest.raises(ValueError, match="0 <= sigma_min < 1"):
         S.OTFlow(1.0)

@@ -1,3 +1,4 @@
+import json
 import math
 
 import pytest
@@ -48,3 +49,73 @@ def test_bad_schedule_arguments():
         S.quad_betas(10, 0.5, 0.1)
     with pytest.raises(ValueError, match="unknown schedule"):
         S.make_betas("sigmoid", 10)
+
+
+# -- the schedule objects: DiscreteSchedule beside VPSDE and OTFlow ---------------------------------
+
+@pytest.mark.parametrize("schedule,betas,alpha_bars", [
+    (S.DiscreteSchedule("linear", 3, 0.1, 0.3), [0.1, 0.2, 0.3], [0.9, 0.72, 0.504]),  # 0.9, 0.9 * 0.8, 0.72 * 0.7
+    (S.DiscreteSchedule("quad", 3, 0.01, 0.25), [0.01, 0.09, 0.25], [0.99, 0.9009, 0.675675]),  # sqrt: 0.1, 0.3, 0.5
+    (S.DiscreteSchedule.from_betas(torch.tensor([0.1, 0.2, 0.5], dtype=torch.float64)), [0.1, 0.2, 0.5], [0.9, 0.72, 0.36]),
+    (S.DiscreteSchedule.from_alpha_bars(torch.tensor([0.9, 0.72, 0.36], dtype=torch.float64)), [0.1, 0.2, 0.5],
+     [0.9, 0.72, 0.36]),
+], ids=["linear", "quad", "from-betas", "from-alpha-bars"])
+def test_a_three_step_table_by_hand(schedule, betas, alpha_bars):
+    want = torch.tensor(alpha_bars, dtype=torch.float64)
+    assert len(schedule) == 3 and schedule.alpha_bars.dtype == torch.float64
+    torch.testing.assert_close(schedule.betas, torch.tensor(betas, dtype=torch.float64), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(schedule.alpha_bars, want, rtol=1e-12, atol=1e-12)
+    t = torch.tensor([[2, 0], [1, 1]])
+    torch.testing.assert_close(schedule.alpha_bar_of(t), want[t])  # indexed by step, any shape
+
+
+def test_a_named_schedule_is_the_make_betas_table_in_its_dtype():
+    s = S.DiscreteSchedule("quad", 50, 1e-4, 0.5, dtype="float32")  # CSDI keeps its table in float32
+    assert torch.equal(s.betas, S.make_betas("quad", 50, 1e-4, 0.5))
+    assert s.alpha_bars.dtype == torch.float32 and torch.equal(s.alpha_bars, S.alpha_bars(s.betas).float())
+    assert torch.equal(S.DiscreteSchedule("cosine", 20).alpha_bars, S.alpha_bars(S.cosine_betas(20)))
+    assert S.DiscreteSchedule("cosine", 20).beta_start is None  # the cosine table has no start or end
+
+
+def test_alpha_bar_of_moves_the_table_to_the_device_of_t():
+    s = S.DiscreteSchedule("linear", 10)
+    t = torch.tensor([[0, 9]], device="meta")  # a device the table is not on
+    out = s.alpha_bar_of(t)
+    assert out.device == t.device and out.shape == (1, 2) and s.alpha_bars.device.type == "cpu"
+    assert s.alpha_bar_of(torch.tensor([9.0])).item() == s.alpha_bars[9].item()  # float step indices index too
+
+
+@pytest.mark.parametrize("schedule", [S.DiscreteSchedule("quad", 50, 1e-4, 0.5, dtype="float32"),
+                                      S.DiscreteSchedule("cosine", 30),
+                                      S.DiscreteSchedule.from_betas(S.vp_discrete_betas(100)),
+                                      S.VPSDE(0.05, 20.0), S.OTFlow(1e-4)],
+                         ids=["quad", "cosine", "table", "vpsde", "otflow"])
+def test_to_config_is_plain_json_and_rebuilds_the_same_schedule(schedule):
+    cfg = json.loads(json.dumps(schedule.to_config()))
+    back = S.schedule_from_config(cfg)
+    assert back == schedule and type(back) is type(schedule) and type(schedule).from_config(cfg) == schedule
+    if isinstance(schedule, S.DiscreteSchedule):
+        assert torch.equal(back.alpha_bars, schedule.alpha_bars) and back.alpha_bars.dtype == schedule.alpha_bars.dtype
+
+
+def test_bad_schedule_objects_and_configs_are_refused():
+    with pytest.raises(ValueError, match="unknown schedule 'sigmoid'"):
+        S.DiscreteSchedule("sigmoid", 10)
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        S.DiscreteSchedule("linear", 10, dtype="float16")
+    with pytest.raises(ValueError, match="decrease strictly"):
+        S.DiscreteSchedule.from_alpha_bars(torch.tensor([0.5, 0.7]))
+    with pytest.raises(ValueError, match="needs a family"):
+        S.schedule_from_config({"kind": "linear"})
+    with pytest.raises(ValueError, match="unknown VPSDE field"):
+        S.schedule_from_config({"family": "vp_sde", "beta0": 0.1, "beta2": 3.0})
+    with pytest.raises(ValueError, match="family 'vp_sde'"):
+        S.VPSDE.from_config(S.OTFlow().to_config())
+
+
+def test_recorded_schedule_checks_a_checkpoint_against_its_settings():
+    built = S.DiscreteSchedule("linear", 100)
+    assert S.recorded_schedule({"schedule": built.to_config()}, built) == built
+    assert S.recorded_schedule({}, built) is built  # a config without one: its settings are the record
+    with pytest.raises(ValueError, match="run/x records the schedule"):
+        S.recorded_schedule({"schedule": S.DiscreteSchedule("linear", 50).to_config()}, built, "run/x")

@@ -45,7 +45,7 @@ def test_fit_reduces_loss_and_is_seeded(tmp_path):
     r1 = fit(m1, loss_fn, batches(), cfg, val_batches=batches(2, 1))
     r2 = fit(m2, loss_fn, batches(), cfg, val_batches=batches(2, 1))
     assert r1.history[-1]["train_loss"] < 0.7 * r1.history[0]["train_loss"]
-    assert r1.steps == 15 * 8 and r1.best_val == min(h["val_loss"] for h in r1.history)
+    assert r1.optimizer_steps == 15 * 8 and r1.best_val == min(h["val_loss"] for h in r1.history)
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
         assert torch.equal(a, b)
 
@@ -113,7 +113,7 @@ def test_checkpoint_resume_continues_where_it_stopped(tmp_path):
 
     resumed = TinyDenoiser()  # fresh weights: only the checkpoint can make it continue
     res = fit(resumed, fixed_noise_loss, data, cfg, checkpoint_dir=tmp_path / "b", resume=True)
-    assert res.steps == ref.steps == 48 and res.stopped_by == "epochs"
+    assert res.optimizer_steps == ref.optimizer_steps == 48 and res.stopped_by == "epochs"
     assert res.history == ref.history  # epochs 1-3 from the checkpoint, 4-6 trained on at the same lr and loss
     for name, a in full.state_dict().items():  # the EMA weights fit leaves in the model
         assert torch.equal(resumed.state_dict()[name], a), name
@@ -216,7 +216,7 @@ def test_write_atomic_leaves_normal_permissions(tmp_path):
     import os
     from pathlib import Path
 
-    from multidiff.core.checkpoint import write_atomic
+    from multidiff.core.io import write_atomic
     write_atomic(tmp_path / "a.txt", lambda tmp: Path(tmp).write_text("hi"))
     umask = os.umask(0)
     os.umask(umask)
@@ -249,7 +249,7 @@ def test_max_time_stops_training_and_drives_the_lr_schedule():
     res = fit(TinyDenoiser(), loss_fn, batches(4), cfg)
     # not a speed test: 500 epochs would take minutes, the budget stops it after one step past 0.4 s
     assert time.perf_counter() - t < 60 and res.seconds >= 0.4
-    assert res.stopped_by == "max_time" and not res.stopped_early and res.steps >= 1
+    assert res.stopped_by == "max_time" and not res.stopped_early and res.optimizer_steps >= 1
     # multistep's last phase (x0.01 after 90 %) is reached within the time budget, not after 10**6 epochs
     assert res.history[-1]["lr"] == pytest.approx(1e-5)
     if len(res.history) > 2:
@@ -261,14 +261,14 @@ def test_max_time_counts_the_time_of_resumed_runs(tmp_path):
     first = fit(TinyDenoiser(), loss_fn, batches(4), cfg, checkpoint_dir=tmp_path)
     again = fit(TinyDenoiser(), loss_fn, batches(4), cfg, checkpoint_dir=tmp_path, resume=True)
     assert first.stopped_by == again.stopped_by == "max_time"
-    assert again.steps == first.steps and again.history == first.history and again.seconds >= 0.2
+    assert again.optimizer_steps == first.optimizer_steps and again.history == first.history and again.seconds >= 0.2
 
 
 def test_stopped_by_and_config_validation():
     quick = dict(ema_decay=0, progress=False, device="cpu")
     assert fit(TinyDenoiser(), loss_fn, batches(2), TrainConfig(epochs=2, **quick)).stopped_by == "epochs"
     res = fit(TinyDenoiser(), loss_fn, batches(4), TrainConfig(epochs=9, max_steps=6, **quick))
-    assert res.stopped_by == "max_steps" and res.steps == 6 and len(res.history) == 2
+    assert res.stopped_by == "max_steps" and res.optimizer_steps == 6 and len(res.history) == 2
     for bad, match in [({"epochs": 0}, "epochs must be"), ({"max_steps": 0}, "max_steps must be"),
                        ({"max_steps": 2.5}, "max_steps must be"), ({"max_time": 0}, "max_time must be"),
                        ({"max_time": -1.0}, "max_time must be")]:
@@ -291,3 +291,20 @@ def test_progress_bar_counts_steps_or_seconds_and_stays_quiet_when_off(capsys):
     assert "12/12" in final and "time budget" not in final
     fit(TinyDenoiser(), loss_fn, batches(2), TrainConfig(epochs=2, progress=False, device="cpu"))
     assert capsys.readouterr().err == ""
+
+
+def test_every_minutes_fires_once_per_mark_passed_and_skips_marks_done():
+    from multidiff.core.training import EveryMinutes
+    seen = []
+    curve = EveryMinutes(20, lambda model, info: seen.append((info["mark"], info["minutes"], info["steps"])))
+    for steps, minutes in enumerate([5, 19.9, 20.5, 30, 61, 62, 79.9, 80]):
+        curve(None, {"seconds": 60 * minutes, "steps": steps})
+    # the first epoch end past each mark; 40 and 60 passed within one epoch: one call, at mark 60
+    assert seen == [(20, 20.5, 2), (60, 61, 4), (80, 80, 7)]
+    resumed = []
+    curve = EveryMinutes(20, lambda model, info: resumed.append(info["mark"]), done=61)
+    for minutes in (62, 75, 81):
+        curve(None, {"seconds": 60 * minutes, "steps": 0})
+    assert resumed == [80]
+    with pytest.raises(ValueError, match="every must be a number of minutes > 0"):
+        EveryMinutes(0, print)

@@ -10,7 +10,7 @@ import torch
 from multidiff.datasets.gluonts_adapters import frame_to_dataset
 from multidiff.tasks.forecasting import CSDIForecastEstimator, TimeGradEstimator, forecast
 
-TINY = dict(max_time=None, epochs=1, batches_per_epoch=2, batch_size=4, context_length=8, n_samples=16)
+TINY = dict(max_time=None, epochs=1, num_batches_per_epoch=2, batch_size=4, context_length=8, n_samples=16)
 H = 3
 
 
@@ -39,10 +39,10 @@ def _direct(df, model="timegrad"):
     """An estimator trained and asked directly (not through forecast()) on ``df``: ``(history, forecast)``."""
     ds, freq = frame_to_dataset(df)
     if model == "timegrad":
-        est = TimeGradEstimator(freq, H, 2, context_length=8, batch_size=4, num_batches_per_epoch=2, max_epochs=1,
+        est = TimeGradEstimator(freq, H, 2, context_length=8, batch_size=4, num_batches_per_epoch=2, epochs=1,
                                 num_parallel_samples=16, seed=0)
     else:
-        est = CSDIForecastEstimator(freq, H, 2, context_length=8, batch_size=4, batches_per_epoch=2, epochs=1,
+        est = CSDIForecastEstimator(freq, H, 2, context_length=8, batch_size=4, num_batches_per_epoch=2, epochs=1,
                                     max_time=None, num_parallel_samples=16, seed=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -60,7 +60,7 @@ def _float32_warnings(_):
                      one_dim_target=False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        TimeGradEstimator("h", H, 2, context_length=8, batch_size=4, num_batches_per_epoch=1, max_epochs=1,
+        TimeGradEstimator("h", H, 2, context_length=8, batch_size=4, num_batches_per_epoch=1, epochs=1,
                           seed=0).train(ds)
     return [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
 

@@ -12,7 +12,7 @@ from multidiff.tasks.forecasting import CSDIForecastEstimator, CSDIForecastPredi
 from multidiff.tasks.forecasting.csdi import standardise, step_scale
 
 H = 6
-TINY = dict(context_length=12, channels=8, layers=1, heads=2, num_train_steps=10, batch_size=8, batches_per_epoch=4,
+TINY = dict(context_length=12, channels=8, layers=1, heads=2, num_train_steps=10, batch_size=8, num_batches_per_epoch=4,
             max_steps=4, max_time=None, num_parallel_samples=8, sampler="ddim", sampler_steps=3, seed=0)
 
 
@@ -75,6 +75,19 @@ def test_serialize_round_trip_same_seeded_samples(predictor, exchange, tmp_path)
         np.testing.assert_array_equal(_predict(loaded, test)[0].samples, _predict(predictor, test)[0].samples)
     with pytest.raises(FileNotFoundError, match="no saved CSDI forecaster"):
         CSDIForecastPredictor.deserialize(tmp_path / "nothing")
+    import json
+
+    from multidiff.core.schedules import DiscreteSchedule, schedule_from_config
+
+    settings = json.loads((tmp_path / "p" / "weights" / "config.json").read_text())["config"]
+    recorded = schedule_from_config(settings["schedule"])
+    assert recorded == predictor.model.schedule and (recorded.kind, recorded.dtype) == ("quad", "float32")  # CSDI's
+    settings_file = tmp_path / "p" / "weights" / "config.json"
+    edited = json.loads(settings_file.read_text())
+    edited["config"]["schedule"] = DiscreteSchedule("quad", len(recorded) + 1, dtype="float32").to_config()
+    settings_file.write_text(json.dumps(edited))
+    with pytest.raises(ValueError, match="records the schedule"):
+        CSDIForecastPredictor.deserialize(tmp_path / "p")
 
 
 def test_shift_of_the_data_shifts_the_forecast(predictor, exchange):
@@ -158,7 +171,7 @@ def test_cli_round_trip_csdi(data_dir, tmp_path):
     src = tmp_path / "ett.csv"
     read_etth1(data_dir / "ett").iloc[-200:, :2].reset_index().to_csv(src, index=False)
     out, model = tmp_path / "fc.csv", tmp_path / "model"
-    tiny = ["--max-time", "0", "--epochs", "1", "--batches-per-epoch", "3", "--batch-size", "8",
+    tiny = ["--max-time", "0", "--epochs", "1", "--num-batches-per-epoch", "3", "--batch-size", "8",
             "--context-length", "8"]
     assert main(["forecast", str(src), "-o", str(out), "--save-model", str(model), "--horizon", "4",
                  "--samples", "5", *tiny]) == 0

@@ -14,7 +14,7 @@ from multidiff.tasks.forecasting.timegrad import PREDICTION_INPUT_NAMES
 
 H = 10
 TINY = dict(context_length=H, hidden_size=8, num_layers=1, residual_layers=2, residual_channels=4, batch_size=8,
-            num_batches_per_epoch=8, max_epochs=1, num_parallel_samples=16, sampler="ddim", sampler_steps=4, seed=0)
+            num_batches_per_epoch=8, epochs=1, num_parallel_samples=16, sampler="ddim", sampler_steps=4, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,12 @@ def test_serialize_round_trip_gives_identical_samples(predictor, exchange, tmp_p
     assert sorted(p.name for p in (tmp_path / "weights").iterdir()) == ["config.json", "weights.safetensors"]
     loaded = Predictor.deserialize(tmp_path)
     assert isinstance(loaded, TimeGradPredictor)
+    import json
+
+    from multidiff.core.schedules import schedule_from_config
+
+    settings = json.loads((tmp_path / "weights" / "config.json").read_text())["config"]
+    assert schedule_from_config(settings["schedule"]) == loaded.model.schedule == predictor.model.schedule
     a, b = _predict(predictor, test, seed=7), _predict(loaded, test, seed=7)
     np.testing.assert_array_equal(a[0].samples, b[0].samples)
     assert not np.array_equal(a[0].samples, _predict(predictor, test, seed=8)[0].samples)
@@ -67,7 +73,7 @@ def test_sampler_choice_is_serialized(predictor, tmp_path):
     try:
         predictor.serialize(tmp_path)
         loaded = TimeGradPredictor.deserialize(tmp_path)
-        assert (loaded.model.sampler, loaded.model.sampler_steps) == ("dpm_solver", 3)
+        assert (loaded.sampler, loaded.sampler_steps) == ("dpm_solver", 3)
     finally:
         predictor.set_sampler("ddim", 4)
 
@@ -220,7 +226,7 @@ def test_weights_of_the_best_epoch_are_restored_without_files(exchange, tmp_path
     record = Record()
     _, train, _, freq = exchange
     est = TimeGradEstimator(freq=freq, prediction_length=H, target_dim=8,
-                            **{**TINY, "num_batches_per_epoch": 2, "max_epochs": 4, "lr": 0.3},
+                            **{**TINY, "num_batches_per_epoch": 2, "epochs": 4, "lr": 0.3},
                             trainer_kwargs={"callbacks": [record]})
     trained = est.train(train)
     losses = [loss for loss, _ in record.epochs]
@@ -252,7 +258,7 @@ def test_seeded_training_leaves_the_global_generators_alone():
     df = pd.DataFrame(rng.normal(size=(40, 2)), index=pd.date_range("2000", periods=40, freq="h"))
     ds, freq = frame_to_dataset(df)
     est = TimeGradEstimator(freq=freq, prediction_length=3, target_dim=2, context_length=8, batch_size=4,
-                            num_batches_per_epoch=2, max_epochs=1, num_parallel_samples=4, seed=0)
+                            num_batches_per_epoch=2, epochs=1, num_parallel_samples=4, seed=0)
     draws = lambda: (random.random(), float(np.random.random()), float(torch.rand(1)))
     states = random.getstate(), np.random.get_state(), torch.get_rng_state()
     try:
@@ -265,3 +271,29 @@ def test_seeded_training_leaves_the_global_generators_alone():
             torch.testing.assert_close(a, b, rtol=0, atol=0)
     finally:
         random.setstate(states[0]), np.random.set_state(states[1]), torch.set_rng_state(states[2])
+
+
+def test_both_estimators_share_one_vocabulary_and_the_train_config_route():
+    """Issue 28: CSDI and TimeGrad take the same words (TrainConfig's, and GluonTS'
+    ``num_batches_per_epoch``); TimeGrad's TrainConfig reaches Lightning's Trainer and Adam, and a
+    field Lightning does not run here is refused; sampler names are stored as the core resolves them."""
+    import dataclasses
+    import inspect
+
+    from multidiff.tasks.forecasting import CSDIForecastEstimator
+    from multidiff.tasks.forecasting.timegrad import DEFAULT_TRAIN_CONFIG
+
+    shared = {"epochs", "max_steps", "max_time", "lr", "train_config", "num_batches_per_epoch", "batch_size",
+              "num_parallel_samples", "sampler", "sampler_steps", "seed", "device", "progress"}
+    for cls in (CSDIForecastEstimator, TimeGradEstimator):
+        assert shared <= set(inspect.signature(cls.__init__).parameters), cls
+    config = dataclasses.replace(DEFAULT_TRAIN_CONFIG, weight_decay=0.5, grad_clip=0.0, max_steps=7)
+    est = TimeGradEstimator(freq="h", prediction_length=4, target_dim=2, train_config=config, max_time=30, epochs=3,
+                            sampler="dpm_solver_pp_2m")
+    assert {k: est.trainer_kwargs[k] for k in ("max_epochs", "max_steps", "max_time", "gradient_clip_val")} == \
+        {"max_epochs": 3, "max_steps": 7, "max_time": {"seconds": 30.0}, "gradient_clip_val": None}
+    assert est.create_lightning_module().configure_optimizers().defaults["weight_decay"] == 0.5
+    assert est.model_kwargs["sampler"] == "dpm_solver"  # the registered name, not the alias
+    with pytest.raises(ValueError, match="lr_schedule='cosine' is not supported"):
+        TimeGradEstimator(freq="h", prediction_length=4, target_dim=2,
+                          train_config=dataclasses.replace(DEFAULT_TRAIN_CONFIG, lr_schedule="cosine"))

@@ -14,7 +14,7 @@ from multidiff.tasks import forecast
 from multidiff.tasks.forecasting import TimeGradEstimator
 
 TINY = dict(context_length=12, hidden_size=8, num_layers=1, residual_layers=2, residual_channels=4, batch_size=8,
-            num_batches_per_epoch=6, max_epochs=1, sampler="ddim", sampler_steps=4, lags_seq=[1, 24])
+            num_batches_per_epoch=6, epochs=1, sampler="ddim", sampler_steps=4, lags_seq=[1, 24])
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_cli_round_trip(etth1, tmp_path):
     etth1.iloc[-200:, :2].reset_index().to_csv(src, index=False)
     out, model = tmp_path / "fc.csv", tmp_path / "model"
     common = ["--horizon", "5", "--samples", "8", "--sampler", "ddim", "--sampler-steps", "3", "--forecaster", "timegrad"]
-    tiny = ["--epochs", "1", "--batches-per-epoch", "3", "--batch-size", "8", "--hidden-size", "8", "--context-length", "8"]
+    tiny = ["--epochs", "1", "--num-batches-per-epoch", "3", "--batch-size", "8", "--hidden-size", "8", "--context-length", "8"]
     assert main(["forecast", str(src), "-o", str(out), "--save-model", str(model), *common, *tiny]) == 0
     first = pd.read_csv(out)
     assert list(first.columns) == ["timestamp", "series", "mean", "q0.1", "q0.5", "q0.9"] and len(first) == 10
@@ -219,7 +219,7 @@ def test_forecast_is_quiet_and_leaves_no_files(etth1, capfd, lightning_log, monk
     df = etth1.iloc[-100:, :2]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        forecast(df, model="timegrad", horizon=2, n_samples=2, **{**QUICK, "max_epochs": 2})
+        forecast(df, model="timegrad", horizon=2, n_samples=2, **{**QUICK, "epochs": 2})
     out, err = capfd.readouterr()
     said = [str(w.message) for w in caught] + lightning_log + (out + err).splitlines()
     assert not [line for line in said if any(n in line for n in NOISE)], said

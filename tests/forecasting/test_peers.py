@@ -109,3 +109,44 @@ def test_peers_refuse_bad_histories(history, words):
         with pytest.raises(ValueError) as info:
             peer(history)
         assert words in str(info.value)
+
+
+def test_evaluate_peer_scores_each_window_from_its_history_alone():
+    """evaluate_peer hands the forecaster each test entry's history without its last horizon steps and
+    scores the forecast against them: seasonal naive on a periodic series is exact (CRPS 0), a
+    forecaster one step off is not."""
+    from multidiff.tasks.forecasting import evaluate_peer
+
+    h, start = 5, pd.Period("2020-01-01", freq="D")
+    test = [{"start": start, "target": _periodic(n).T} for n in (23, 31)]  # entries hold (D, T)
+    seen = []
+
+    def naive(history):
+        seen.append(history.shape)
+        return seasonal_naive(history, h, 5)
+
+    row = evaluate_peer(naive, test, h)
+    assert seen == [(18, 2), (26, 2)]
+    assert row["CRPS"] == row["ND"] == row["NRMSE-sum"] == 0.0 and row["seconds"] >= 0
+    assert evaluate_peer(lambda history: seasonal_naive(history[:-1], h, 5), test, h)["CRPS"] > 0.1
+
+
+def test_deepar_peer_forecasts_every_test_window_and_leaves_the_global_generators_alone():
+    """peers.deepar (GluonTS' DeepAR, a second of training): sample paths for every test window in
+    (N, S, H, D), the targets the windows' last H steps, the caller's generators as they were."""
+    import random
+
+    from multidiff.tasks.forecasting.peers import deepar
+
+    rng = np.random.default_rng(0)
+    y = np.cumsum(rng.standard_normal((2, 120)), axis=1)
+    start, h = pd.Period("2020-01-01", freq="D"), 6
+    train = [{"start": start, "target": y[:, :108]}]
+    test = [{"start": start, "target": y[:, :114]}, {"start": start, "target": y}]
+    states = random.getstate(), np.random.get_state()[1].copy(), torch.get_rng_state()
+    out = deepar(train, test, h, "D", max_time=1, n_samples=4, seed=1, epochs=1)
+    assert out["samples"].shape == (2, 4, h, 2) and np.isfinite(out["samples"]).all()
+    np.testing.assert_array_equal(out["targets"], np.stack([y[:, 108:114].T, y[:, 114:].T]))
+    assert out["train_seconds"] > 0 and out["sampling_seconds"] > 0
+    assert random.getstate() == states[0] and (np.random.get_state()[1] == states[1]).all()
+    assert torch.equal(torch.get_rng_state(), states[2])

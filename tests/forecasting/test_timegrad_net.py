@@ -162,11 +162,9 @@ def test_series_with_unobserved_context_takes_the_batch_scale():
     assert torch.equal(model._scale(target, nothing), torch.ones(B, 1, D))
 
 
-def test_the_network_module_holds_the_network_only_and_the_old_import_warns():
+def test_the_network_module_holds_the_network_only():
     import multidiff.nets.timegrad as nets_timegrad
 
     assert not any(hasattr(EpsilonTheta, a) for a in ("loss", "alpha_bars", "grid"))
     assert set(nets_timegrad.__all__) == {"EpsilonTheta", "CircularConv1d"}
-    with pytest.warns(DeprecationWarning, match="multidiff.nets.timegrad.TimeGradModel is deprecated"):
-        from multidiff.nets.timegrad import TimeGradModel as Old
-    assert Old is TimeGradModel
+    assert not hasattr(nets_timegrad, "TimeGradModel")

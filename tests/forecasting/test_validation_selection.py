@@ -53,7 +53,7 @@ def test_csdi_keeps_the_weights_of_its_best_validation_epoch(monkeypatch):
     monkeypatch.setattr(training, "_validate", scripted)
     train, val = validation_split([_entry()], H, 2)
     est = CSDIForecastEstimator(freq="D", prediction_length=H, target_dim=D, context_length=8, channels=8, layers=1,
-                                heads=2, num_train_steps=10, batch_size=4, batches_per_epoch=1, epochs=len(LOSSES),
+                                heads=2, num_train_steps=10, batch_size=4, num_batches_per_epoch=1, epochs=len(LOSSES),
                                 max_steps=None, max_time=None, seed=0)
     predictor = est.train(train, validation_data=val)
     assert len(states) == len(LOSSES) and est.train_result_.best_val == LOSSES[BEST]
@@ -64,7 +64,7 @@ def test_csdi_keeps_the_weights_of_its_best_validation_epoch(monkeypatch):
 def _timegrad(**kw) -> TimeGradEstimator:
     return TimeGradEstimator(freq="D", prediction_length=H, target_dim=D, context_length=H, hidden_size=8,
                              num_layers=1, residual_layers=2, residual_channels=4, num_train_steps=10, batch_size=8,
-                             num_batches_per_epoch=1, max_epochs=len(LOSSES), seed=0, **kw)
+                             num_batches_per_epoch=1, epochs=len(LOSSES), seed=0, **kw)
 
 
 def test_timegrad_keeps_the_weights_of_its_best_validation_epoch(monkeypatch):

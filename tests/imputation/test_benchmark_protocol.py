@@ -3,7 +3,7 @@ from pathlib import Path
 
 import numpy as np
 
-from multidiff.tasks.imputation.evaluate import format_table, run_physionet
+from multidiff.tasks.imputation.evaluate import format_table, run_physionet, score_imputation
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -38,3 +38,15 @@ def test_benchmark_command_line_rejects_an_unknown_peer(capsys):
     with pytest.raises(SystemExit):
         _benchmark_cli().main("aqi36", ["--peers", "mean,sklearn KNN", "--data", "/nonexistent"])
     assert "unknown peers ['sklearn KNN']" in capsys.readouterr().err
+
+
+def test_score_imputation_scores_the_hidden_entries_alone():
+    """MAE and RMSE by hand on the masked entries (the others are off by 100 and do not count); CRPS
+    only with samples, 0 for samples all equal to the target."""
+    target = np.array([[1.0, 2.0], [3.0, 4.0]])
+    mask = np.array([[1.0, 0.0], [1.0, 1.0]])
+    point = target + np.array([[1.0, 100.0], [-2.0, 2.0]])
+    row = score_imputation(point, None, target, mask)
+    assert set(row) == {"MAE", "RMSE"} and np.isclose(row["MAE"], 5 / 3) and np.isclose(row["RMSE"], np.sqrt(9 / 3))
+    exact = score_imputation(target, np.stack([target] * 4), target, mask)
+    assert exact["MAE"] == exact["RMSE"] == 0 and abs(exact["CRPS"]) < 1e-12

@@ -30,6 +30,7 @@ def test_cli_reports_bad_input(tmp_path, capsys):
 def test_cli_model_of_another_kind_names_its_loader(tmp_path, capsys):
     import torch
 
+    import multidiff.tasks.tts  # noqa: F401  (registers the kind whose loader the message names)
     from multidiff.core.checkpoint import save_checkpoint
     save_checkpoint(tmp_path / "voice", {"model": {"w": torch.ones(1)}}, {}, kind="tts")
     src = tmp_path / "x.csv"

@@ -16,6 +16,7 @@ distributed = pytest.importorskip("distributed")
 from multidiff.tasks.imputation import Imputer  # noqa: E402
 from multidiff.tasks.imputation import dask as mdask  # noqa: E402
 from multidiff.tasks.imputation.api import NotFittedError  # noqa: E402
+from multidiff.tasks.imputation.sampling import WindowSampler  # noqa: E402
 
 # 2 windows per network call (sample_batch_size // n_samples): partitions need only 11 + 12 rows
 # of overlap, so small frames split into several partitions
@@ -101,7 +102,7 @@ def test_time_split_does_not_depend_on_where_partitions_end(imputer, params):
     imp.__dict__.update({k: v for k, v in imputer.__dict__.items() if k.endswith("_")})
     df = series()[NUM]
     ref = imp.impute(df, n_samples=3)
-    overlap = imp._segment_overlap(len(df), 3)
+    overlap = imp.window_sampler().segment_overlap(len(df), len(NUM), 3)
     cuts = [[df.index[0], df.index[-1]],  # one partition
             [df.index[0], df.index[overlap], df.index[-1]],  # a partition exactly as long as the overlap
             [df.index[0], df.index[123], df.index[250], df.index[251 + overlap], df.index[-1]]]  # uneven
@@ -117,23 +118,26 @@ def test_a_segment_sends_windows_to_the_network_in_the_groups_of_the_whole_serie
     # last bit on this CPU), so a partition computes whole groups of per_call windows, as one machine does
     imp = Imputer(**{**TINY, "sample_batch_size": 12})  # 3 windows per call
     imp.__dict__.update({k: v for k, v in imputer.__dict__.items() if k.endswith("_")})
-    z = imp._normalise(series()[NUM].to_numpy()).astype(np.float32)
-    starts, length, per_call = imp._window_plan(len(z), 3, 4)
+    z = imp.normalise(series()[NUM].to_numpy()).astype(np.float32)
+    sampler = imp.window_sampler()
+    starts, length, per_call = sampler.plan(len(z), 3, 4)
     assert per_call == 3 and len(starts) == 50
-    seen, original = [], imp._sample_windows
-    monkeypatch.setattr(imp, "_sample_windows", lambda *a: seen.append([list(c) for c in a[6]]) or original(*a))
-    whole = imp._sample_normalised(imp.model_, z, 4, imp.seed, imp.low_, imp.high_)
+    seen, original = [], WindowSampler.sample_windows
+    monkeypatch.setattr(WindowSampler, "sample_windows",
+                        lambda self, *a: seen.append([list(c) for c in a[6]]) or original(self, *a))
+    whole = sampler.sample(imp.model_, z, 4, imp.seed, imp.low_, imp.high_)
     assert seen.pop() == [list(range(i, min(i + 3, 50))) for i in range(0, 50, 3)]
-    overlap = imp._segment_overlap(len(z), 4)
+    overlap = sampler.segment_overlap(len(z), 3, 4)
     assert overlap == 11 + 2 * 12
     a, b = 100, 230  # rows 100..229: windows 8..19 own them; the groups are 6-8, 9-11, ..., 18-20
     base = mdask.interpolate_series(z)
-    part = imp._sample_segment(z[a - overlap:b + overlap], base[a - overlap:b + overlap], a - overlap, len(z), (a, b), 4,
-                               imp.low_, imp.high_)
+    part = sampler.sample_segment(imp.model_, z[a - overlap:b + overlap], base[a - overlap:b + overlap], a - overlap,
+                                  len(z), (a, b), 4, imp.seed, imp.low_, imp.high_)
     assert seen.pop() == [list(range(i, i + 3)) for i in range(6, 21, 3)]
     np.testing.assert_array_equal(part, whole[:, a:b])
     with pytest.raises(ValueError, match=r"rows 100..229 need the rows 72..251 of the series, but the segment holds"):
-        imp._sample_segment(z[a - 5:b + 5], base[a - 5:b + 5], a - 5, len(z), (a, b), 4, imp.low_, imp.high_)
+        sampler.sample_segment(imp.model_, z[a - 5:b + 5], base[a - 5:b + 5], a - 5, len(z), (a, b), 4, imp.seed,
+                               imp.low_, imp.high_)
 
 
 def test_a_series_shorter_than_a_window_is_imputed_in_one_task(imputer):

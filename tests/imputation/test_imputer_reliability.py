@@ -199,27 +199,6 @@ def test_checkpoint_problems_get_clear_errors(tmp_path, fitted):
         Imputer.load(tmp_path / "m")
 
 
-def _as_written_before_kinds(path, version):
-    """Rewrite a saved imputer as the code before checkpoint kinds wrote it: container format 1,
-    the identity in config["format"]; version 1 also lacks the input columns."""
-    meta = json.loads((path / "config.json").read_text())
-    assert (meta.pop("kind"), meta.pop("kind_version")) == ("imputer", imputer_module.KIND_VERSION)
-    meta["format_version"] = 1
-    meta["config"]["format"] = f"multidiff.Imputer/{version}"
-    if version == 1:
-        del meta["config"]["input_columns"]
-    (path / "config.json").write_text(json.dumps(meta))
-
-
-@pytest.mark.parametrize("version", [1, 2])
-def test_checkpoints_written_before_kinds_still_load(tmp_path, fitted, version):
-    fitted.save(tmp_path / "m")
-    _as_written_before_kinds(tmp_path / "m", version)
-    loaded = Imputer.load(tmp_path / "m")
-    assert loaded.columns_ == ["a", "b", "c"] and list(loaded.feature_names_in_) == ["a", "b", "c"]
-    np.testing.assert_array_equal(draws(loaded, gappy()), draws(fitted, gappy()))
-
-
 # ------------------------------------------------------------------ 7. batching does not change samples
 def test_samples_do_not_depend_on_sample_batch_size(fitted):
     df = gappy()  # 48 rows: 11 windows of 8 with stride 4

@@ -105,9 +105,8 @@ def test_an_untrained_residual_x0_model_starts_where_interpolation_ends():
     assert torch.count_nonzero(model.net.output_proj.weight) == 0  # fresh: zero output layer
     values, cond, pos = _impute_inputs()
     values = torch.where(cond.bool(), values, torch.full_like(values, 1e3))  # hidden values must not leak
-    with pytest.warns(DeprecationWarning, match="'n_steps' is deprecated"):  # the old keyword, for one release
-        out = model.impute(values, cond, pos, n_samples=2, sampler="ddim", n_steps=1,
-                           generator=torch.Generator().manual_seed(0))
+    out = model.impute(values, cond, pos, n_samples=2, sampler="ddim", sampler_steps=1,
+                       generator=torch.Generator().manual_seed(0))
     expect = interpolate_masked(values, cond)
     # x0 = 0 is predicted for the residual (exact here; allow float32 rounding of the eps round trip)
     assert torch.allclose(out, expect.expand_as(out), rtol=0, atol=1e-6)

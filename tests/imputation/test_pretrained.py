@@ -43,7 +43,7 @@ def test_shipped_weights_beat_interpolation_zero_shot(aqi):
     """Values, not shapes: on a real slice the shipped network alone beats linear interpolation."""
     truth, masked, hide = aqi
     imp = Imputer(max_time=0, self_check=0.0, **FAST).fit(masked)  # no check, no blend: the network alone
-    assert imp.train_result_.steps == 0 and imp.check_ is None
+    assert imp.train_result_.optimizer_steps == 0 and imp.check_ is None
     assert np.array_equal(imp.blend_weights_, np.tile([0.0, 0.0, 1.0], (truth.shape[1], 1)))
     lin = np.abs(masked.interpolate(limit_direction="both").to_numpy()[hide] - truth.to_numpy()[hide]).mean()
     mae = np.abs(imp.transform(masked).to_numpy()[hide] - truth.to_numpy()[hide]).mean()
@@ -79,7 +79,7 @@ def test_zero_shot_runs_no_optimiser_step(aqi, monkeypatch):
     calls = []
     monkeypatch.setattr(torch.optim.AdamW, "step", lambda *a, **k: calls.append(1))
     imp = Imputer(max_time=0, **FAST).fit(masked)
-    assert calls == [] and imp.train_result_.steps == 0
+    assert calls == [] and imp.train_result_.optimizer_steps == 0
     Imputer(max_time=None, max_steps=2, batch_size=2, **FAST).fit(masked.iloc[:200])
     assert len(calls) == 2  # the same patch sees fine-tuning steps
 
@@ -102,7 +102,7 @@ def test_fine_tuning_changes_the_network_and_a_failed_fit_keeps_state(aqi, tiny_
     imp = Imputer(pretrained=tiny_network, max_time=None, max_steps=3, batch_size=4, **FAST).fit(masked)
     before = load_network(tiny_network)[0].state_dict()
     after = imp.model_.state_dict()
-    assert imp.train_result_.steps == 3
+    assert imp.train_result_.optimizer_steps == 3
     assert any(not torch.equal(before[k], after[k]) for k in before)
     kept = {k: v.clone() for k, v in after.items()}
     with pytest.raises(ValueError, match="no fine-tuning window"):
@@ -205,6 +205,25 @@ def test_shipped_weights_are_small_and_documented():
     assert "benchmarks/impute_pretrain.py" in readme
     model, about = load_network(DEFAULT_PRETRAINED)
     assert about["minutes_total"] > 0 and about["command"].startswith("python benchmarks/impute_pretrain.py")
+
+
+def test_networks_record_their_schedule_and_hold_weights_only(tiny_network, aqi, tmp_path):
+    """The shipped network's config records its schedule (CSDI's quadratic table, float32) and its
+    weights file holds no table; a saved imputer records the schedule its network samples on."""
+    import json
+
+    from multidiff.core.schedules import DiscreteSchedule, schedule_from_config
+
+    quad = DiscreteSchedule("quad", 50, 1e-4, 0.5, dtype="float32")
+    config = json.loads((DEFAULT_PRETRAINED / "config.json").read_text())
+    assert schedule_from_config(config["config"]["schedule"]) == quad
+    assert not [k for k in config["states"]["model"]["__dict__"] if "alpha" in k[0]]
+    model, _ = load_network(DEFAULT_PRETRAINED)
+    assert model.schedule == quad and not [k for k in model.state_dict() if "alpha" in k]
+    _, masked, _ = aqi
+    Imputer(pretrained=tiny_network, max_time=0, **FAST).fit(masked.iloc[:200]).save(tmp_path / "imp")
+    saved = json.loads((tmp_path / "imp" / "config.json").read_text())["config"]
+    assert schedule_from_config(saved["schedule"]) == Imputer.load(tmp_path / "imp").model_.schedule == quad
 
 
 def test_bad_weight_files_give_clear_errors(tmp_path, tiny_imputer):

@@ -28,7 +28,7 @@ def test_small_csdi_beats_linear_interpolation_on_real_outages(data_dir):
             hidden[start:start + 24, j] = True
     hidden &= ~np.isnan(truth)
     gappy = np.where(hidden, np.nan, truth)
-    samples = imp.sample_array(gappy, 8)
+    samples = imp.sample(gappy, 8)
     mae = masked_mae(np.median(samples, 0), truth, hidden)
     mae_linear = masked_mae(_interpolate(gappy), truth, hidden)
     assert mae < 0.85 * mae_linear, (mae, mae_linear)

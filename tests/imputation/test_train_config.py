@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import pytest
 
+import multidiff.tasks.points  # noqa: F401  (registers the kind whose loader the message names)
 from multidiff.core.checkpoint import CheckpointKindError, save_checkpoint
 from multidiff.core.training import TrainConfig
 from multidiff.tasks.imputation import Imputer

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+import multidiff.tasks.tts  # noqa: F401  (registers the kind whose loader the message names)
 from multidiff.core.checkpoint import CheckpointKindError, save_checkpoint
 from multidiff.datasets.pointclouds import read_cloud
 from multidiff.tasks.points import Completer, Generator, save_clouds

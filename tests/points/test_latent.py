@@ -233,7 +233,7 @@ def tiny(tmp_path_factory):
 
 def test_train_save_load_gives_the_same_seeded_samples(tiny):
     gen, path = tiny
-    assert gen.train_result.steps == 3 and gen.prior_result.steps == 4
+    assert gen.train_result.optimizer_steps == 3 and gen.prior_result.optimizer_steps == 4
     samples = gen.sample(3, sampler_steps=5, seed=0)
     assert samples.shape == (3, 64, 3) and torch.isfinite(samples).all()
     again = points.LatentGenerator.load(path, device="cpu")
@@ -244,6 +244,24 @@ def test_train_save_load_gives_the_same_seeded_samples(tiny):
                            gen.sample(2, 4, sampler, seed=2, prior_sampler=sampler))
     meta = json.loads((path / "config.json").read_text())
     assert meta["kind"] == "points.latent" and meta["config"]["latent_dim"] == 16
+    # both schedules recorded; load checks the record against the settings
+    from multidiff.core.schedules import schedule_from_config
+
+    assert schedule_from_config(meta["config"]["schedule"]) == again.schedule == again.model.schedule
+    assert schedule_from_config(meta["config"]["prior_schedule"]) == again.prior_schedule
+    assert len(again.prior_schedule) == TINY.get("prior_num_train_steps", 1000)
+
+
+def test_a_checkpoint_whose_recorded_schedule_disagrees_is_refused(tiny, tmp_path):
+    import shutil
+
+    _, path = tiny
+    shutil.copytree(path, tmp_path / "g")
+    meta = json.loads((tmp_path / "g" / "config.json").read_text())
+    meta["config"]["prior_schedule"]["num_train_steps"] += 1
+    (tmp_path / "g" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="records the schedule"):
+        points.LatentGenerator.load(tmp_path / "g", device="cpu")
 
 
 def test_a_checkpoint_of_the_other_generator_names_its_loader(tiny, tmp_path):
@@ -293,11 +311,11 @@ def test_resume_continues_the_run_and_rng_is_left_alone(tmp_path):
     clouds = _clouds()  # 8 clouds in batches of 4: 2 steps per epoch
     state = torch.get_rng_state()
     first = points.LatentGenerator(max_steps=2, checkpoint_dir=str(tmp_path), **TINY).fit(clouds)
-    assert first.train_result.steps == 2
+    assert first.train_result.optimizer_steps == 2
     # another seed: a fresh run would start otherwise, the resumed one keeps the saved epoch
     more = points.LatentGenerator(max_steps=4, checkpoint_dir=str(tmp_path), **{**TINY, "seed": 1})
     more.fit(clouds, resume=True)
-    assert more.train_result.steps == 4 and len(more.train_result.history) == 2
+    assert more.train_result.optimizer_steps == 4 and len(more.train_result.history) == 2
     assert more.train_result.history[0] == first.train_result.history[0]
     fresh = points.LatentGenerator(max_steps=4, **{**TINY, "seed": 1}).fit(clouds)
     assert fresh.train_result.history[0] != first.train_result.history[0]
@@ -316,7 +334,7 @@ def test_a_snapshot_of_a_run_is_the_model_fit_returns(tmp_path):
     gen = points.LatentGenerator(max_steps=3, checkpoint_dir=str(tmp_path / "run"), **{**TINY, "seed": 3})
     gen.fit(tmp_path / "data", ["thing"])
     snap, loop = points.LatentGenerator.load_snapshot(tmp_path / "run", device="cpu")
-    assert loop["steps"] == 3 and snap.prior_result.steps == TINY["prior_max_steps"]
+    assert loop["steps"] == 3 and snap.prior_result.optimizer_steps == TINY["prior_max_steps"]
     assert torch.equal(snap.sample(2, 4, seed=0), gen.sample(2, 4, seed=0))
     # trained on an array: the snapshot needs the clouds to refit the prior
     arr = points.LatentGenerator(max_steps=3, checkpoint_dir=str(tmp_path / "arr"), **TINY).fit(clouds)
@@ -324,6 +342,39 @@ def test_a_snapshot_of_a_run_is_the_model_fit_returns(tmp_path):
         points.LatentGenerator.load_snapshot(tmp_path / "arr", device="cpu")
     snap, _ = points.LatentGenerator.load_snapshot(tmp_path / "arr", device="cpu", data=clouds)
     assert torch.equal(snap.sample(2, 4, seed=0), arr.sample(2, 4, seed=0))
+
+
+def test_fit_prior_refits_the_prior_alone(tiny):
+    """fit_prior trains the latent prior for prior_max_steps steps and leaves the encoder and the point
+    denoiser as they are; with prior_max_steps=0 it changes nothing."""
+    _, path = tiny
+    gen = points.LatentGenerator.load(path, device="cpu")
+    before = {k: v.clone() for k, v in gen.model.state_dict().items()}
+    assert gen.fit_prior(_clouds()) is gen and gen.prior_result.optimizer_steps == TINY["prior_max_steps"]
+    changed = {k for k, v in gen.model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith("prior.") for k in changed), changed
+    still = points.LatentGenerator(max_steps=1, **{**TINY, "prior_max_steps": 0}).fit(_clouds())
+    before = {k: v.clone() for k, v in still.model.state_dict().items()}
+    still.fit_prior(_clouds())
+    assert all(torch.equal(v, before[k]) for k, v in still.model.state_dict().items())
+
+
+def test_on_epoch_end_hands_a_snapshot_and_leaves_the_run_alone():
+    """After every epoch on_epoch_end gets a fitted copy with the EMA weights and the prior as trained so
+    far: the last one, its prior refitted by fit_prior, is the model fit returns; the run is the same
+    as without the callback."""
+    clouds = _clouds()  # 8 clouds in batches of 4: 2 steps per epoch
+    seen = []
+    gen = points.LatentGenerator(max_steps=4, **TINY).fit(clouds, on_epoch_end=lambda s, info: seen.append((s, info)))
+    plain = points.LatentGenerator(max_steps=4, **TINY).fit(clouds)
+    assert gen.train_result.history == plain.train_result.history
+    assert torch.equal(gen.sample(2, 4, seed=0), plain.sample(2, 4, seed=0))
+    assert [(info["epoch"], info["steps"]) for _, info in seen] == [(1, 2), (2, 4)]
+    snap = seen[-1][0]
+    assert isinstance(snap, points.LatentGenerator) and snap.fitted and snap.model is not gen.model
+    assert snap.clip == gen.clip
+    assert not torch.equal(snap.sample(2, 4, seed=0), gen.sample(2, 4, seed=0))  # the prior is not refitted yet
+    assert torch.equal(snap.fit_prior(clouds).sample(2, 4, seed=0), gen.sample(2, 4, seed=0))
 
 
 def _shape(kind: str, n: int, gen: torch.Generator) -> torch.Tensor:

@@ -73,6 +73,16 @@ def test_completion_keeps_the_scan_and_follows_its_units_and_axes(completer):
     assert not torch.allclose(completer.complete(scan, sampler_steps=5, seed=2), done)
 
 
+def test_on_epoch_end_snapshots_complete_as_the_fitted_model(completer):
+    """The snapshot of the last epoch (EMA weights, the training clip) completes as fit's model."""
+    seen = []
+    comp = points.LatentCompleter(max_steps=2, **TINY).fit(_spheres(4), on_epoch_end=lambda s, info: seen.append(s))
+    assert len(seen) == 2 and seen[-1].clip == comp.clip == completer.clip
+    scan = _spheres(1, seed=5)[0, :20]
+    assert torch.equal(seen[-1].complete(scan, sampler_steps=3, seed=0), comp.complete(scan, sampler_steps=3, seed=0))
+    assert torch.equal(comp.complete(scan, sampler_steps=3, seed=0), completer.complete(scan, sampler_steps=3, seed=0))
+
+
 def test_save_load_and_the_command_line(completer, tmp_path, capsys):
     completer.save(tmp_path / "lc")
     again = points.LatentCompleter.load(tmp_path / "lc", device="cpu")

@@ -72,6 +72,24 @@ def test_a_run_in_progress_can_be_read_and_resumed(tmp_path):
     assert loop["steps"] == 4 and loop["seconds"] > 0
     assert torch.equal(snap.sample(2, 3, "ddim", seed=1), gen.sample(2, 3, "ddim", seed=1))  # the EMA weights
     again = points.Generator(max_steps=6, **small).fit(clouds, resume=True)
-    assert again.train_result.steps == 6 and len(again.train_result.history) == 3  # 2 epochs before, 1 more
+    assert again.train_result.optimizer_steps == 6 and len(again.train_result.history) == 3  # 2 epochs before, 1 more
     with pytest.raises(ValueError, match="resume=True needs checkpoint_dir"):
         points.Generator(num_points=16, channels=8, layers=1, k=4, max_steps=1, progress=False).fit(clouds, resume=True)
+
+
+def test_on_epoch_end_gets_the_sampling_weights_and_leaves_the_run_alone():
+    """fit(on_epoch_end=) hands a fitted copy with the EMA weights after every epoch: the last one samples
+    as the model fit returns, and the run is the one without the callback."""
+    clouds = torch.randn(4, 16, 3, generator=torch.Generator().manual_seed(0))
+    small = dict(num_points=16, channels=8, layers=1, k=4, num_train_steps=20, batch_size=2, progress=False,
+                 device="cpu", max_steps=4)
+    seen = []
+    torch.manual_seed(0)  # the Generator's initial weights come from torch's global generator
+    gen = points.Generator(**small).fit(clouds, on_epoch_end=lambda snap, info: seen.append((snap, info)))
+    torch.manual_seed(0)
+    plain = points.Generator(**small).fit(clouds)
+    assert gen.train_result.history == plain.train_result.history
+    assert [(info["epoch"], info["steps"]) for _, info in seen] == [(1, 2), (2, 4)]
+    assert all(isinstance(snap, points.Generator) and snap.net is not gen.net for snap, _ in seen)
+    assert torch.equal(seen[-1][0].sample(2, 3, "ddim", seed=1), gen.sample(2, 3, "ddim", seed=1))
+    assert not torch.equal(seen[0][0].sample(2, 3, "ddim", seed=1), gen.sample(2, 3, "ddim", seed=1))

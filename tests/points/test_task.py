@@ -89,8 +89,7 @@ def test_completion_keeps_partial_points(completer, modelnet, monkeypatch):
     assert torch.equal(full[:40], partial) and torch.equal(partial, before)  # kept exactly, input untouched
     # the generated points land at the scale of the shape, not of the unit-variance noise
     assert full[40:].std() < 3 * cloud.std() and full[40:].std() > 0.1 * cloud.std()
-    with pytest.warns(DeprecationWarning, match="'n_steps' is deprecated"):  # the old keyword, for one release
-        many = completer.complete([partial, cloud[idx][:60]], n_steps=5, sampler="dpm_solver")
+    many = completer.complete([partial, cloud[idx][:60]], sampler_steps=5, sampler="dpm_solver")
     assert_held(5)
     assert many.shape == (2, 128, 3) and torch.equal(many[1, :60], cloud[idx][:60])
 
@@ -156,3 +155,20 @@ def test_the_public_classes_live_in_api_and_read_clouds_alike():
     assert all(c.read_clouds is points_model.PointModel.read_clouds for c in classes)
     assert all(torch.equal(r, read[0]) for r in read) and read[0].shape == (3, 32, 3)
 
+
+
+def test_the_initial_weights_follow_seed_not_the_global_generator():
+    """A run is fixed by its ``seed``: the initial weights do not depend on torch's global generator
+    (seeded at random in each process), and building a model leaves that generator as it was."""
+    from multidiff.tasks import points
+
+    def weights(global_seed, seed=0):
+        torch.manual_seed(global_seed)
+        gen = points.Generator(num_points=32, channels=8, layers=1, k=4, seed=seed, progress=False, device="cpu")
+        after = torch.rand(1)
+        torch.manual_seed(global_seed)
+        assert torch.equal(after, torch.rand(1))  # the caller's sequence is untouched
+        return torch.cat([p.detach().flatten() for p in gen.net.parameters()])
+
+    assert torch.equal(weights(1), weights(2))
+    assert not torch.equal(weights(1), weights(1, seed=1))

@@ -26,7 +26,7 @@ def test_attacks_raise_loss_and_stay_in_ball(name, norm):
     x, y = data()
     before = x.clone()
     for eps in (0.05, 0.3):
-        cfg = make_attack(name, eps, norm, steps=5)
+        cfg = make_attack(name, eps, norm, attack_steps=5)
         adv = run_attack(cfg, clf, x, y, generator=torch.Generator().manual_seed(0))
         d = (adv - x).flatten(1)
         size = d.abs().amax(1) if norm == "linf" else d.norm(dim=1)
@@ -39,16 +39,16 @@ def test_pgd_beats_fgsm_and_random_start_is_used():
     clf = LinearClassifier(16)
     x, y = data(12)
     f = run_attack(make_attack("fgsm", 0.1), clf, x, y)
-    p = run_attack(make_attack("pgd", 0.1, steps=10), clf, x, y, generator=torch.Generator().manual_seed(0))
+    p = run_attack(make_attack("pgd", 0.1, attack_steps=10), clf, x, y, generator=torch.Generator().manual_seed(0))
     assert loss(clf, p, y) >= loss(clf, f, y) - 1e-4  # FGSM is near-optimal for a linear model
-    assert make_attack("fgsm", 0.1, steps=50).steps == 1 and not make_attack("fgsm", 0.1).random_start
+    assert make_attack("fgsm", 0.1, attack_steps=50).attack_steps == 1 and not make_attack("fgsm", 0.1).random_start
 
 
 @pytest.fixture(scope="module")
 def tiny_purifier():
     torch.manual_seed(0)
     net = SmallUNet(1, base=4, mults=(1, 2), dims=2, time_dim=8).double().eval()
-    return Purifier(net, t_star=0.05, sampler_steps=2, sampler="sde")
+    return Purifier(net, t_start=0.05, sampler_steps=2, sampler="sde")
 
 
 @pytest.mark.parametrize("name", ["bpda-eot", "pgd-eot", "transfer"])
@@ -56,7 +56,7 @@ def test_purifier_attacks_stay_in_ball(tiny_purifier, name):
     clf = LinearClassifier(16).double()
     x, y = data(4)
     x = x.double()
-    adv = run_attack(make_attack(name, 0.1, steps=2, eot=2), clf, x, y, tiny_purifier, generator=torch.Generator().manual_seed(1))
+    adv = run_attack(make_attack(name, 0.1, attack_steps=2, eot=2), clf, x, y, tiny_purifier, generator=torch.Generator().manual_seed(1))
     check_perturbation(x, adv, 0.1, "linf", (0, 1))
     assert not torch.equal(adv, x)
 
@@ -87,14 +87,14 @@ def test_checkpointing_gives_the_same_gradient(tiny_purifier):
     x, y = data(2, seed=4)
     x = x.double()
     g1 = input_gradient(clf, x, y, tiny_purifier, "full", 2, torch.Generator().manual_seed(0))
-    plain = Purifier(tiny_purifier.model, t_star=0.05, sampler_steps=2, gradient_checkpointing=False)
+    plain = Purifier(tiny_purifier.model, t_start=0.05, sampler_steps=2, gradient_checkpointing=False)
     g2 = input_gradient(clf, x, y, plain, "full", 2, torch.Generator().manual_seed(0))
     assert torch.allclose(g1, g2, atol=1e-12)
 
 
 @pytest.mark.parametrize("kwargs,msg", [
     ({"eps": 0.0}, "eps must be"), ({"eps": -0.1}, "eps must be"), ({"eps": float("nan")}, "eps must be"),
-    ({"name": "cw"}, "unknown attack"), ({"norm": "l1"}, "norm must be"), ({"steps": 0}, "steps must be a whole number >= 1"),
+    ({"name": "cw"}, "unknown attack"), ({"norm": "l1"}, "norm must be"), ({"attack_steps": 0}, "attack_steps must be a whole number >= 1"),
     ({"eot": 1.5}, "eot must be a whole number"), ({"step_size": float("nan")}, "step_size must be"),
     ({"eps": 8, "data_range": (0.0, 1.0)}, r"spans the whole data range \[0, 1\]"),
 ])
@@ -116,7 +116,7 @@ def test_full_gradient_pgd_eot_raises_the_defended_loss(tiny_purifier):
     clf = LinearClassifier(16).double()
     x, y = data(8, seed=5)
     x = x.double()
-    adv = run_attack(make_attack("pgd-eot", 0.2, steps=3, eot=4), clf, x, y, tiny_purifier,
+    adv = run_attack(make_attack("pgd-eot", 0.2, attack_steps=3, eot=4), clf, x, y, tiny_purifier,
                      generator=torch.Generator().manual_seed(2))
 
     def expected_loss(z):  # over fresh purification noise, the same draws for both inputs

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+import multidiff.tasks.tts  # noqa: F401  (registers the kind whose loader the message names)
 from multidiff.core.checkpoint import CheckpointKindError, save_checkpoint
 from multidiff.core.training import TrainConfig
 from multidiff.nets.classifiers import ConvClassifier
 from multidiff.nets.unet_small import SmallUNet
-from multidiff.tasks.purify import Defended, Purifier, evaluate, load_models, save_models, train_classifier
+from multidiff.tasks.purify import Defended, PurificationModel, Purifier, evaluate, train_classifier
 
 
 @pytest.fixture(scope="module")
@@ -21,15 +22,17 @@ def ctx(tmp_path_factory):
     size was recorded (``older``)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        purifier = Purifier(SmallUNet(1, dims=2, time_scale=1000.0, base=8), t_star=0.05, sampler_steps=2)
+        purifier = Purifier(SmallUNet(1, dims=2, time_scale=1000.0, base=8), t_start=0.05, sampler_steps=2)
         defended = Defended(ConvClassifier(1, 10, width=8), purifier)
         x, y = torch.rand(8, 1, 8, 8), torch.arange(8) % 2
         trained = train_classifier(x, y, 2, TrainConfig(epochs=1, progress=False, seed=0), batch_size=4, width=8)
     tmp = tmp_path_factory.mktemp("purify_bad")
     save_checkpoint(tmp / "tts", {"w": torch.zeros(1)}, {}, kind="tts")
-    meta = {"data_range": [0.0, 1.0]}
-    save_models(tmp / "purifier", purifier.model, trained, meta)
-    save_models(tmp / "older", purifier.model, defended.classifier, meta)  # no input size, as before it was saved
+    # "older": a classifier with no input size, as checkpoints were written before it was saved
+    for folder, classifier in (("purifier", trained), ("older", defended.classifier)):
+        model = PurificationModel()
+        model.denoiser, model.classifier = purifier.model, classifier
+        model.save(tmp / folder)
     return SimpleNamespace(purifier=purifier, defended=defended, trained=trained, tmp=tmp)
 
 
@@ -48,7 +51,7 @@ def _identity(out):
 
 def _loaded_defended(c, folder, x):
     """``Defended`` around the classifier loaded from ``c.tmp / folder``, applied to ``x``."""
-    _, classifier, _ = load_models(c.tmp / folder, "cpu")
+    classifier = PurificationModel.load(c.tmp / folder, "cpu").classifier
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         return classifier, Defended(classifier, c.purifier)(x)
@@ -86,11 +89,11 @@ CASES = {
              raises=ValueError, words=["outside the declared data_range", "pixels/255"]),
         dict(id="nan", given="NaN in the batch", run=lambda c: c.purifier(_x(2, 1, 8, 8) * float("nan")),
              raises=ValueError, words=["NaN or inf"]),
-        dict(id="t-star-0", given="t_star=0 (purification off)",
-             run=lambda c: Purifier(c.purifier.model, t_star=0)(_x(2, 1, 8, 8)), returns="the input unchanged",
+        dict(id="t-start-0", given="t_start=0 (purification off)",
+             run=lambda c: Purifier(c.purifier.model, t_start=0)(_x(2, 1, 8, 8)), returns="the input unchanged",
              check=_identity),
-        dict(id="t-star-nan", given="t_star=nan", run=lambda c: Purifier(c.purifier.model, t_star=float("nan")),
-             raises=ValueError, words=["t_star", "(0, 1]"]),
+        dict(id="t-start-nan", given="t_start=nan", run=lambda c: Purifier(c.purifier.model, t_start=float("nan")),
+             raises=ValueError, words=["t_start", "(0, 1]"]),
         dict(id="data-range", given="data_range=(1, 0)", run=lambda c: Purifier(c.purifier.model, data_range=(1, 0)),
              raises=ValueError, words=["data_range", "high > low"]),
     ],
@@ -107,10 +110,10 @@ CASES = {
         dict(id="n-votes-0", given="n_votes=0", run=lambda c: Defended(c.defended.classifier, c.purifier, n_votes=0),
              raises=ValueError, words=["n_votes", ">= 1"]),
     ],
-    "load_models(directory)": [
-        dict(id="other-kind", given="a TTS checkpoint", run=lambda c: load_models(c.tmp / "tts", "cpu"),
+    "PurificationModel.load(directory)": [
+        dict(id="other-kind", given="a TTS checkpoint", run=lambda c: PurificationModel.load(c.tmp / "tts", "cpu"),
              raises=CheckpointKindError, words=["'tts' checkpoint", "multidiff.tasks.tts.load"]),
-        dict(id="missing", given="a folder that does not exist", run=lambda c: load_models(c.tmp / "nope", "cpu"),
+        dict(id="missing", given="a folder that does not exist", run=lambda c: PurificationModel.load(c.tmp / "nope", "cpu"),
              raises=FileNotFoundError, words=["nope"]),
         dict(id="other-size", given="16x16 images to a loaded classifier saved as trained on 8x8",
              run=lambda c: _loaded_defended(c, "purifier", _x(2, 1, 16, 16)), raises=ValueError, words=_OTHER_SIZE),

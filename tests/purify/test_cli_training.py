@@ -12,14 +12,17 @@ def test_train_save_load_roundtrip(tmp_path):
     d = load_digits()
     x, y = d.x_train[:64], d.y_train[:64]
     cfg = TrainConfig(epochs=1, max_steps=2, progress=False, device="cpu")
-    den = purify.train_denoiser(x, cfg, batch_size=32, base=8, time_dim=16)
-    clf = purify.train_classifier(x, y, 10, cfg, batch_size=32, width=8)
-    purify.save_models(tmp_path / "m", den, clf, {"dataset": "digits", "data_range": [0, 1]})
-    den2, clf2, meta = purify.load_models(tmp_path / "m", device="cpu")
+    model = purify.PurificationModel(d.data_range, cfg, cfg, batch_size=32, classifier_batch_size=32,
+                                     denoiser_net=dict(base=8, time_dim=16), classifier_net=dict(width=8),
+                                     meta={"dataset": "digits"}).fit(x, y, 10)
+    model.save(tmp_path / "m")
+    loaded = purify.PurificationModel.load(tmp_path / "m", device="cpu")
+    (den, clf), (den2, clf2) = (model.denoiser, model.classifier), (loaded.denoiser, loaded.classifier)
     t = torch.rand(4)
     with torch.no_grad():
         assert torch.equal(den(x[:4], t), den2(x[:4], t)) and torch.equal(clf(x[:4]), clf2(x[:4]))
-    assert meta["dataset"] == "digits"
+    assert loaded.meta == {"dataset": "digits", "data_range": [0.0, 1.0]} and loaded.data_range == (0.0, 1.0)
+    assert clf2.input_size == (8, 8)
 
 
 def test_cli_train_and_evaluate(tmp_path, capsys):
@@ -42,5 +45,5 @@ def test_cli_train_and_evaluate(tmp_path, capsys):
                  "--sampler-steps", "2", "--n-examples", "4", "--device", "cpu"]) == 0
     rep = json.loads((conv / "report.json").read_text())
     runs = [(r["attack_steps"], r["eot"]) for r in rep["convergence"]["runs"]]
-    assert runs[:2] == [(1, 1), (2, 1)] and rep["settings"]["attacks"]["pgd"]["steps"] == runs[-1][0]
+    assert runs[:2] == [(1, 1), (2, 1)] and rep["settings"]["attacks"]["pgd"]["attack_steps"] == runs[-1][0]
     assert (conv / "convergence.png").stat().st_size > 0

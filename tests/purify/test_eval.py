@@ -15,7 +15,7 @@ def setup():
     torch.manual_seed(0)
     d = load_digits()
     clf = ConvClassifier(1, 10, width=8).eval()
-    pur = Purifier(SmallUNet(1, base=8, time_dim=16).eval(), t_star=0.1, sampler_steps=2)
+    pur = Purifier(SmallUNet(1, base=8, time_dim=16).eval(), t_start=0.1, sampler_steps=2)
     return clf, pur, (d.x_test[:6], d.y_test[:6])
 
 
@@ -23,7 +23,7 @@ def setup():
 def report(setup):
     clf, pur, data = setup
     return evaluate(clf, pur, data, attacks=["fgsm", "pgd", "bpda-eot", "pgd-eot", "transfer"], eps=0.1,
-                    steps=1, eot=2, n_votes=2, batch_size=4, device="cpu", n_examples_kept=3)
+                    attack_steps=1, eot=2, n_votes=2, batch_size=4, device="cpu", n_examples_kept=3)
 
 
 def test_report_numbers_come_from_predictions(report, setup):
@@ -42,8 +42,8 @@ def test_report_numbers_come_from_predictions(report, setup):
     worst = rows[("worst-case", "defended")]["accuracy"]
     assert worst <= min(r["accuracy"] for (n, t), r in rows.items() if t == "defended" and n not in ("clean", "worst-case"))
     s = report.settings
-    assert s["attacks"]["pgd-eot"]["eot"] == 2 and s["attacks"]["fgsm"]["steps"] == 1
-    assert s["attacks"]["pgd"]["step_size"] == pytest.approx(2.5 * 0.1 / 1) and s["purifier"]["t_star"] == 0.1
+    assert s["attacks"]["pgd-eot"]["eot"] == 2 and s["attacks"]["fgsm"]["attack_steps"] == 1
+    assert s["attacks"]["pgd"]["step_size"] == pytest.approx(2.5 * 0.1 / 1) and s["purifier"]["t_start"] == 0.1
     assert report.timings["purify_and_classify_per_input"] > 0
 
 

@@ -32,7 +32,7 @@ def test_eps_beyond_the_data_range_is_rejected_with_the_range(setup):
     _, model, clf = setup
     with pytest.raises(ValueError, match=r"eps=8 \(linf\) spans the whole data range \[0, 1\].*pass 0.0313725"):
         make_attack("pgd", 8, data_range=(0.0, 1.0))
-    pur = Purifier(model, t_star=0.1, sampler_steps=2)
+    pur = Purifier(model, t_start=0.1, sampler_steps=2)
     with pytest.raises(ValueError, match=r"whole data range \[0, 1\]"):
         evaluate(clf, pur, data(setup, 4), attacks=["fgsm"], eps=8, device="cpu")
     with pytest.raises(ValueError, match=r"whole data range \[-1, 1\] \(width 2\)"):
@@ -49,7 +49,7 @@ def test_eps_beyond_the_data_range_is_rejected_with_the_range(setup):
 @pytest.mark.parametrize("kwargs,msg", [
     ({"eps": 0}, "eps must be a finite number > 0"), ({"eps": True}, "eps must be"), ({"eps": float("inf")}, "eps must be"),
     ({"norm": "l1"}, "norm must be 'linf' or 'l2'"), ({"attacks": ["cw"]}, "unknown attack.*torchattacks-apgd"),
-    ({"steps": 2.5}, "steps must be a whole number"), ({"eot": 0}, "eot must be a whole number >= 1"),
+    ({"attack_steps": 2.5}, "attack_steps must be a whole number"), ({"eot": 0}, "eot must be a whole number >= 1"),
     ({"step_size": -1.0}, "step_size must be"), ({"n_draws": 0}, "n_draws must be a whole number >= 1"),
     ({"converge": Convergence(), "step_size": 0.01}, "converge needs the automatic step size"),
 ])
@@ -57,7 +57,7 @@ def test_bad_evaluation_settings(setup, kwargs, msg):
     _, model, clf = setup
     args = {"attacks": ["pgd"], "eps": 0.1, "device": "cpu", **kwargs}
     with pytest.raises(ValueError, match=msg):
-        evaluate(clf, Purifier(model, t_star=0.1, sampler_steps=2), data(setup, 4), **args)
+        evaluate(clf, Purifier(model, t_start=0.1, sampler_steps=2), data(setup, 4), **args)
 
 
 @pytest.mark.parametrize("kwargs,msg", [
@@ -73,12 +73,12 @@ def test_bad_convergence_settings(kwargs, msg):
 
 def test_every_attack_sees_the_same_draw_so_the_worst_case_is_a_per_input_min(setup):
     _, model, clf = setup
-    pur = Purifier(model, t_star=0.5, sampler_steps=3)  # much noise: predictions change from draw to draw
+    pur = Purifier(model, t_start=0.5, sampler_steps=3)  # much noise: predictions change from draw to draw
     x, y = data(setup, 120)
     # attacks too weak to move anything: under a shared draw every row repeats the clean defended
     # predictions, so the worst case equals the clean accuracy. Under independent draws per attack it
     # would count the defence's own randomness as attack success and fall below it.
-    rep = evaluate(clf, pur, (x, y), attacks=["fgsm", "pgd", "pgd-eot"], eps=1e-7, steps=1, eot=1, device="cpu")
+    rep = evaluate(clf, pur, (x, y), attacks=["fgsm", "pgd", "pgd-eot"], eps=1e-7, attack_steps=1, eot=1, device="cpu")
     clean = rep.predictions["clean"]["defended"]
     assert all(rep.predictions[a]["defended"] == clean for a in ("fgsm", "pgd", "pgd-eot"))
     assert rep.accuracy("worst-case", "defended") == rep.accuracy("clean", "defended")
@@ -91,7 +91,7 @@ def test_every_attack_sees_the_same_draw_so_the_worst_case_is_a_per_input_min(se
 
 def test_worst_case_counts_an_input_only_if_it_survives_every_run(setup):
     _, model, clf = setup
-    rep = evaluate(clf, Purifier(model, t_star=0.1, sampler_steps=2), data(setup, 60), attacks=["fgsm", "pgd"],
+    rep = evaluate(clf, Purifier(model, t_start=0.1, sampler_steps=2), data(setup, 60), attacks=["fgsm", "pgd"],
                    eps=0.15, device="cpu", n_draws=2, converge=Convergence(attack_steps=(1, 2), eot=(1, 2), tol=0.0))
     for target in ("defended", "defended@1", "undefended"):
         runs = [r["predictions"][target] for r in rep.convergence["runs"]]
@@ -103,9 +103,9 @@ def test_worst_case_counts_an_input_only_if_it_survives_every_run(setup):
 
 def test_mean_over_draws_is_the_mean_of_each_draws_accuracy(setup):
     _, model, clf = setup
-    pur = Purifier(model, t_star=0.3, sampler_steps=3)
-    one = evaluate(clf, pur, data(setup, 80), attacks=["fgsm", "pgd"], eps=0.1, steps=2, device="cpu")
-    rep = evaluate(clf, pur, data(setup, 80), attacks=["fgsm", "pgd"], eps=0.1, steps=2, device="cpu", n_draws=4)
+    pur = Purifier(model, t_start=0.3, sampler_steps=3)
+    one = evaluate(clf, pur, data(setup, 80), attacks=["fgsm", "pgd"], eps=0.1, attack_steps=2, device="cpu")
+    rep = evaluate(clf, pur, data(setup, 80), attacks=["fgsm", "pgd"], eps=0.1, attack_steps=2, device="cpu", n_draws=4)
     assert rep.n_draws == 4 and one.n_draws == 1
     assert rep.predictions["pgd"]["defended"] == one.predictions["pgd"]["defended"]  # draw 0 unchanged by more draws
     assert rep.predictions["clean"]["defended@1"] != rep.predictions["clean"]["defended"]
@@ -124,7 +124,7 @@ def test_mean_over_draws_is_the_mean_of_each_draws_accuracy(setup):
 def test_convergence_raises_steps_then_eot_and_stops_by_the_rule(setup, tmp_path):
     _, model, clf = setup
     conv = Convergence(attack_steps=(1, 2, 4, 8), eot=(1, 2, 4), tol=0.01)
-    rep = evaluate(clf, Purifier(model, t_star=0.1, sampler_steps=2), data(setup, 100), attacks=["fgsm", "pgd", "pgd-eot"],
+    rep = evaluate(clf, Purifier(model, t_start=0.1, sampler_steps=2), data(setup, 100), attacks=["fgsm", "pgd", "pgd-eot"],
                    eps=0.1, device="cpu", converge=conv, n_draws=2)
     runs = rep.convergence["runs"]
     acc = lambda r: float(correct(r["predictions"]["defended"], rep.labels).mean())
@@ -148,7 +148,7 @@ def test_convergence_raises_steps_then_eot_and_stops_by_the_rule(setup, tmp_path
     h = rep.headline()
     assert (h["attack_steps"], h["eot"]) == (by_eot[-1]["attack_steps"], by_eot[-1]["eot"])
     assert rep.predictions["pgd-eot"] == by_eot[-1]["predictions"] and h["accuracy"] == acc(by_eot[-1])
-    assert rep.settings["attacks"]["pgd"]["steps"] == h["attack_steps"]
+    assert rep.settings["attacks"]["pgd"]["attack_steps"] == h["attack_steps"]
     assert rep.settings["attacks"]["pgd"]["step_size"] == pytest.approx(2.5 * 0.1 / h["attack_steps"])
     assert rep.settings["attacks"]["pgd-eot"]["eot"] == h["eot"]
     # the report keeps the curve, recomputes it from the predictions, and draws it
@@ -163,7 +163,7 @@ def test_convergence_raises_steps_then_eot_and_stops_by_the_rule(setup, tmp_path
 
 def test_a_loose_tolerance_stops_at_the_second_setting_and_the_budget_caps_the_runs(setup):
     _, model, clf = setup
-    pur = Purifier(model, t_star=0.1, sampler_steps=2)
+    pur = Purifier(model, t_start=0.1, sampler_steps=2)
     loose = evaluate(clf, pur, data(setup, 30), attacks=["pgd"], eps=0.1, device="cpu",
                      converge=Convergence(attack_steps=(1, 2, 4), eot=(1, 2, 4), tol=0.99))
     # 1 -> 2 steps moves by <= 0.99: 1 step is the converged count (2 checked it); EOT is raised at 1 step
@@ -190,23 +190,23 @@ def test_a_loose_tolerance_stops_at_the_second_setting_and_the_budget_caps_the_r
 def test_multidiff_pgd_eot_is_at_least_as_strong_as_torchattacks(setup):
     pytest.importorskip("torchattacks")
     _, model, clf = setup
-    pur = Purifier(model, t_star=0.1, sampler_steps=4)
+    pur = Purifier(model, t_start=0.1, sampler_steps=4)
     rep = evaluate(clf, pur, data(setup, 300), attacks=["pgd-eot", "torchattacks-eotpgd", "torchattacks-apgd"],
-                   eps=0.1, steps=10, eot=4, batch_size=150, device="cpu")
+                   eps=0.1, attack_steps=10, eot=4, batch_size=150, device="cpu")
     ours = rep.accuracy("pgd-eot", "defended")
     clean = rep.accuracy("clean", "defended")
     assert 0.2 < ours < clean - 0.15  # a meaningful setting: the attack works, but not on everything
     for ref in ("torchattacks-eotpgd", "torchattacks-apgd"):
         assert ours <= rep.accuracy(ref, "defended") + 0.02, ref
     s = rep.settings["attacks"]["torchattacks-eotpgd"]
-    assert s["library"].startswith("torchattacks ") and s["steps"] == 10 and s["eot"] == 4
+    assert s["library"].startswith("torchattacks ") and s["attack_steps"] == 10 and s["eot"] == 4
 
 
 def test_defended_is_a_plain_classifier_for_an_attack_library(setup):
     torchattacks = pytest.importorskip("torchattacks")
     _, model, clf = setup
     clf.train()
-    defended = Defended(clf, Purifier(model, t_star=0.1, sampler_steps=2))
+    defended = Defended(clf, Purifier(model, t_start=0.1, sampler_steps=2))
     assert not defended.training and not clf.training and defended.data_range == (0.0, 1.0)
     x, y = data(setup, 8)
     xg = x.clone().requires_grad_(True)
@@ -223,7 +223,7 @@ def test_reference_attacks_on_1d_signals_in_another_range(name, norm, eps):
     g = torch.Generator().manual_seed(0)
     x = (2 * torch.rand(6, 3, 16, generator=g) - 1) * 0.9
     y = torch.randint(0, 3, (6,), generator=g)
-    pur = Purifier(GaussianEps(torch.zeros(1, 3, 16), torch.ones(1, 3, 16)), t_star=0.1, sampler_steps=2,
+    pur = Purifier(GaussianEps(torch.zeros(1, 3, 16), torch.ones(1, 3, 16)), t_start=0.1, sampler_steps=2,
                    data_range=(-1.0, 1.0))
     defended = Defended(LinearClassifier(48), pur)
     before, rng = x.clone(), torch.get_rng_state()
@@ -238,7 +238,7 @@ def test_reference_attacks_on_1d_signals_in_another_range(name, norm, eps):
 
 
 def test_reference_attack_errors(monkeypatch):
-    pur = Purifier(GaussianEps(torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4)), t_star=0.1, sampler_steps=2)
+    pur = Purifier(GaussianEps(torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4)), t_start=0.1, sampler_steps=2)
     defended, x, y = Defended(LinearClassifier(16), pur), torch.rand(2, 1, 4, 4), torch.tensor([0, 1])
     with pytest.raises(ValueError, match="EOTPGD is Linf only"):
         reference_attack("torchattacks-eotpgd", defended, x, y, 0.5, "l2")

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from multidiff.audio.text import SYMBOLS, TextFrontend, normalize_text
+import multidiff.tasks.purify  # noqa: F401  (registers the kind whose loader the message names)
 from multidiff.core.checkpoint import CheckpointKindError, save_checkpoint
 from multidiff.nets.gradtts import GradTTSConfig, GradTTSNet
 from multidiff.tasks import tts
@@ -105,7 +106,7 @@ CASES = {
         dict(id="missing", given="a folder that does not exist", run=lambda c: tts.load(c.tmp / "nope"),
              raises=FileNotFoundError, words=["no checkpoint", "multidiff tts train"]),
         dict(id="other-kind", given="a purifier checkpoint", run=lambda c: tts.load(c.tmp / "purifier"),
-             raises=CheckpointKindError, words=["'purifier' checkpoint", "load_models"]),
+             raises=CheckpointKindError, words=["'purifier' checkpoint", "PurificationModel.load"]),
     ],
 }
 

@@ -44,6 +44,7 @@ def test_cli_errors_are_clear(tmp_path, capsys):
 def test_synthesize_with_a_checkpoint_of_another_kind_names_its_loader(tmp_path, capsys):
     import torch
 
+    import multidiff.tasks.points  # noqa: F401  (registers the kind whose loader the message names)
     from multidiff.core.checkpoint import save_checkpoint
     save_checkpoint(tmp_path / "gen", {"net": {"w": torch.ones(1)}}, {}, kind="points.generator")
     assert main(["tts", "synthesize", "--checkpoint", str(tmp_path / "gen"), "--text", "hi", "-o",

@@ -110,17 +110,17 @@ def test_learning_curve_points_every_n_minutes_and_resume_appends(trained, held_
     model, _ = trained
     bench = _bench()
     path = tmp_path / "curve.jsonl"
-    curve = bench.Curve(path, 15, held_out, StubRecognizer(), 2, "euler_ode", 1.5, 0, resume=False)
+    curve = bench.curve(path, 15, held_out, StubRecognizer(), 2, "euler_ode", 1.5, 0, resume=False)
     for epoch, minutes in enumerate([5, 14.9, 15.2, 20, 31, 44], 1):
         curve(model, {"epoch": epoch, "steps": 10 * epoch, "seconds": 60 * minutes, "train_loss": 1.0 / epoch})
     lines = [json.loads(ln) for ln in path.read_text().splitlines()]
     assert [ln["minutes"] for ln in lines] == [15.2, 31]  # the first epoch end past 15 and past 30 minutes
     assert lines[0]["steps"] == 30 and lines[0]["wer"] == pytest.approx(3 / 7) and "prior_mcd" in lines[0]
-    again = bench.Curve(path, 15, held_out, StubRecognizer(), 2, "euler_ode", 1.5, 0, resume=True)
+    again = bench.curve(path, 15, held_out, StubRecognizer(), 2, "euler_ode", 1.5, 0, resume=True)
     assert again.due == 45
     again(model, {"epoch": 7, "steps": 70, "seconds": 60 * 46, "train_loss": 0.1})
     assert [json.loads(ln)["minutes"] for ln in path.read_text().splitlines()] == [15.2, 31, 46]
-    bench.Curve(path, 15, held_out, StubRecognizer(), 2, "euler_ode", 1.5, 0, resume=False)
+    bench.curve(path, 15, held_out, StubRecognizer(), 2, "euler_ode", 1.5, 0, resume=False)
     assert not path.exists()  # a new run starts a new curve
 
 

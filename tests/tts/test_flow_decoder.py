@@ -7,6 +7,7 @@ import torch
 from multidiff.nets.gradtts import GradTTSConfig, GradTTSNet
 from multidiff.nets.mel_unet1d import MelUNet1d
 from multidiff.tasks import tts
+from multidiff.core.schedules import OTFlow, VPSDE
 from multidiff.tasks.tts.model import DiffusionConfig
 
 
@@ -42,6 +43,8 @@ def test_configs_round_trip_and_refuse_unknown_kinds():
         DiffusionConfig(objective="score")
     assert DiffusionConfig().default_sampler == "euler_ode"
     assert DiffusionConfig(objective="flow").default_sampler == "euler"
+    assert DiffusionConfig().schedule == VPSDE(0.05, 20.0)  # Grad-TTS'
+    assert DiffusionConfig(objective="flow", sigma_min=1e-3).schedule == OTFlow(1e-3)
 
 
 def test_decoder_stage_keeps_the_encoder_and_trains_a_flow_decoder(trained, short_clips):

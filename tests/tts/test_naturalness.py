@@ -161,7 +161,7 @@ def _bench():
 def test_benchmark_curve_lines_carry_dnsmos(trained, short_clips, judge, tmp_path):
     model, _ = trained
     path = tmp_path / "curve.jsonl"
-    curve = _bench().Curve(path, 15, short_clips, False, 2, "euler_ode", 1.5, 0, resume=False, mos=True)
+    curve = _bench().curve(path, 15, short_clips, False, 2, "euler_ode", 1.5, 0, resume=False, mos=True)
     curve(model, {"epoch": 1, "steps": 10, "seconds": 60 * 16, "train_loss": 1.0})
     line = json.loads(path.read_text())
     assert line["dnsmos_ovrl"] == 2.0 and line["prior_dnsmos_bak"] == 1.5

@@ -1,5 +1,4 @@
-"""TTS training settings: one TrainConfig route, today's numbers as the default, the old keywords
-still accepted (deprecated), checkpoint kinds."""
+"""TTS training settings: one TrainConfig route, today's numbers as the default, checkpoint kinds."""
 import inspect
 
 import numpy as np
@@ -55,23 +54,19 @@ def test_default_is_todays_numbers(clips, seen, max_steps, decay):
         assert defaults[name].default == getattr(tts.DEFAULT_TRAIN_CONFIG, name), name
 
 
-def test_train_config_and_the_deprecated_keywords(clips, seen, recwarn):
+def test_train_config_is_the_base_and_other_keywords_are_refused(clips, seen):
     from dataclasses import replace
 
     _train(clips, max_steps=300, train_config=replace(tts.DEFAULT_TRAIN_CONFIG, weight_decay=0.0, lr=3e-3))
     assert (seen[-1].weight_decay, seen[-1].lr, seen[-1].max_steps) == (0.0, 3e-3, 300)
-    assert not [w for w in recwarn if issubclass(w.category, DeprecationWarning)]
-    with pytest.warns(DeprecationWarning, match=r"tts.train\(..., ema_decay=, lr_schedule=\) is deprecated"):
-        _train(clips, max_steps=300, ema_decay=0.9999, lr_schedule="cosine")
-    # as before: an explicit ema_decay is used as given, not capped for the short run
-    assert (seen[-1].effective_ema_decay(), seen[-1].lr_schedule) == (0.9999, "cosine")
-    with pytest.raises(TypeError, match="not TrainConfig fields"):
-        _train(clips, not_a_field=1)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'ema_decay'"):
+        _train(clips, ema_decay=0.9999)  # TrainConfig fields go through train_config
 
 
 def test_loading_a_training_state_or_another_kind_names_the_loader(trained):
     _, out = trained
     from multidiff.core.checkpoint import save_checkpoint
+    import multidiff.tasks.points  # noqa: F401  (registers the kind whose loader the message names)
     import torch
     save_checkpoint(out / "other", {"net": {"w": torch.ones(1)}}, {}, kind="points.generator")
     with pytest.raises(CheckpointKindError, match=r"'points.generator' checkpoint.*reads 'tts'.*Generator.load"):

@@ -55,8 +55,7 @@ def test_samplers_and_seeds(trained):
     assert not torch.equal(a, model.synthesize_mel(TEXT, sampler_steps=4, seed=2))
     b = model.synthesize_mel(TEXT, sampler_steps=4, sampler="dpm_solver", seed=1)
     assert b.shape == a.shape and torch.isfinite(b).all()
-    with pytest.warns(DeprecationWarning, match="'n_steps' is deprecated"):  # the old keyword, for one release
-        batch = model.synthesize_mels([TEXT, "The press yard."], n_steps=2)
+    batch = model.synthesize_mels([TEXT, "The press yard."], sampler_steps=2)
     assert len(batch) == 2 and batch[0].shape == a.shape
     with pytest.raises(ValueError, match="sampler must be"):
         model.synthesize_mel(TEXT, sampler="heun")
@@ -72,6 +71,22 @@ def test_save_load_round_trip_gives_identical_mels(trained, tmp_path):
     assert torch.equal(again.synthesize_mel(TEXT, sampler_steps=3, seed=5), model.synthesize_mel(TEXT, sampler_steps=3, seed=5))
     trained_dir = tts.load(out, device="cpu")  # train()'s out folder resolves to out/final
     assert torch.equal(trained_dir.synthesize_mel(TEXT, sampler_steps=2), model.synthesize_mel(TEXT, sampler_steps=2))
+
+
+def test_a_saved_voice_records_its_schedule_and_a_disagreeing_record_is_refused(trained, tmp_path):
+    import json
+
+    from multidiff.core.schedules import VPSDE
+
+    model, _ = trained
+    model.save(tmp_path / "voice")
+    path = tmp_path / "voice" / "config.json"
+    config = json.loads(path.read_text())
+    assert config["config"]["schedule"] == model.diffusion.schedule.to_config() == VPSDE(0.05, 20.0).to_config()
+    config["config"]["schedule"] = VPSDE(0.1, 20.0).to_config()  # edited by hand: no longer the diffusion settings
+    path.write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="records the schedule VPSDE"):
+        tts.load(tmp_path / "voice", device="cpu")
 
 
 def test_clear_errors(trained, tmp_path, short_clips):
@@ -121,7 +136,7 @@ class OracleNet(torch.nn.Module):
 
 def _oracle_error(sampler, sampler_steps):
     diffusion = tts.DiffusionConfig()
-    model = tts.TTS(OracleNet(diffusion.alpha_bar_of), TextFrontend("char"), diffusion=diffusion, device="cpu")
+    model = tts.TTS(OracleNet(diffusion.schedule.alpha_bar_of), TextFrontend("char"), diffusion=diffusion, device="cpu")
     mu = torch.randn(2, 80, 16, generator=torch.Generator().manual_seed(0)) - 5
     mask = torch.ones(2, 16)
     mask[1, 10:] = 0
@@ -151,7 +166,7 @@ def test_decoder_takes_grad_tts_steps(steps, std):
     """Issue 14: the decoder runs Grad-TTS' Euler steps (beta(t) h at the step mid-points of a uniform
     grid from 1 to 0); the scheme before gave 0.724 / 0.605 for this spread (target 0.5)."""
     diffusion = tts.DiffusionConfig()
-    model = tts.TTS(GaussianOracleNet(diffusion.alpha_bar_of), TextFrontend("char"), diffusion=diffusion, device="cpu")
+    model = tts.TTS(GaussianOracleNet(diffusion.schedule.alpha_bar_of), TextFrontend("char"), diffusion=diffusion, device="cpu")
     mu = torch.randn(8, 80, 64, generator=torch.Generator().manual_seed(0))
     mel = model.decode(mu, torch.ones(8, 64), sampler_steps=steps, temperature=1.0, sampler="euler_ode")
     assert float((mel - mu).std()) == pytest.approx(std, abs=0.01)

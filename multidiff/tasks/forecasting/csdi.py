@@ -38,23 +38,25 @@ with warnings.catch_warnings():  # gluonts.json's import-time advert for orjson 
     from gluonts.model.predictor import Predictor
 
 from ...core import samplers
-from ...core.checkpoint import load_checkpoint, load_state_strict, save_checkpoint, write_json_atomic
+from ...core.checkpoint import load_checkpoint, load_state_strict, register_kind, save_checkpoint
 from ...core.conditioning import interpolate_masked, repeat_samples
 from ...core.denoiser import as_eps_model
 from ...core.device import resolve_device
+from ...core.io import write_json_atomic
 from ...core.losses import denoising_mse, draw_discrete_t
-from ...core.schedules import alpha_bars, make_betas
+from ...core.schedules import DiscreteSchedule, recorded_schedule
 from ...core.training import TrainConfig, TrainResult, fit, resolve_train_config
 from ...core.validate import check_whole
 from ...datasets.gluonts_adapters import check_dataset, period_freq, same_freq, shift_to_level
 from ...nets.csdi import CSDINet
 from .linear_base import fit_linear_base
 
-__all__ = ["DEFAULT_TRAIN_CONFIG", "calendar_features", "standardise", "step_scale", "naive_base", "choose_season", "CSDIForecastModel", "CSDIForecastEstimator", "CSDIForecastPredictor", "CSDI_SAMPLERS"]
+__all__ = ["DEFAULT_TRAIN_CONFIG", "calendar_features", "standardise", "step_scale", "naive_base", "choose_season", "CSDIForecastModel", "CSDIForecastEstimator", "CSDIForecastPredictor"]
 
-CSDI_SAMPLERS = samplers.names("discrete")
 BASES = ("linear", "naive")  # the base forecast the diffusion runs around
 _KIND = "forecasting.csdi"
+register_kind(_KIND, "multidiff.tasks.forecasting.CSDIForecastPredictor.deserialize(DIR/..) (the folder that holds "
+                     "gluonts-config.json)")
 # the imputation task's settings (AdamW 1e-3, weight decay 1e-6, clipping 1, no EMA), trained for
 # a time budget: 120 s by default, the issue-15 benchmarks use 600 s
 DEFAULT_TRAIN_CONFIG = TrainConfig(epochs=10**6, lr=1e-3, weight_decay=1e-6, lr_schedule="multistep", ema_decay=0.0,
@@ -182,15 +184,11 @@ class CSDIForecastModel(nn.Module):
                              persistent=keep)
         self.num_train_steps = num_train_steps
         self.net = CSDINet(target_dim, channels=channels, layers=layers, heads=heads, time_feature_dim=time_feature_dim)
-        betas = make_betas("quad", num_train_steps, beta_start, beta_end)
-        self.register_buffer("alpha_bars", alpha_bars(betas).float(), persistent=False)
+        self.schedule = DiscreteSchedule("quad", num_train_steps, beta_start, beta_end, dtype="float32")  # CSDI's
         length = context_length + prediction_length
         self.register_buffer("context_mask", (torch.arange(length) < context_length).float(), persistent=False)
         self.register_buffer("positions", torch.arange(length).float(), persistent=False)
         self.register_buffer("scale_floor", torch.zeros(target_dim))  # set from the training data
-
-    def alpha_bar_of(self, t: torch.Tensor) -> torch.Tensor:
-        return self.alpha_bars[t]
 
     def _condition(self, y: torch.Tensor):
         """Windows ``y`` (B, D, past_length + prediction_length) -> the network's (context +
@@ -224,7 +222,7 @@ class CSDIForecastModel(nn.Module):
         features = batch.get("time_features")  # (B, window, F): the network reads its last context + horizon
         features = None if features is None else features[:, -(self.context_length + self.prediction_length):]
         net = self._net(base, cond, features)
-        return denoising_mse(net, z - base, t, self.alpha_bar_of, "v", mask=target)
+        return denoising_mse(net, z - base, t, self.schedule.alpha_bar_of, "v", mask=target)
 
     @torch.no_grad()
     def sample(self, past: torch.Tensor, n_samples: int, sampler: str = "dpm_solver",
@@ -259,8 +257,8 @@ class CSDIForecastModel(nn.Module):
             m = min(per_call, n_samples - start)
             base_r, cond_r = repeat_samples(base, m), repeat_samples(cond, m)
             tf_r = None if time_features is None else repeat_samples(time_features.to(base), m)
-            model = as_eps_model(self._net(base_r, cond_r, tf_r), "v", self.alpha_bar_of)
-            x = samplers.run(model, sampler=sampler, sampler_steps=sampler_steps, alpha_bars=self.alpha_bars,
+            model = as_eps_model(self._net(base_r, cond_r, tf_r), "v", self.schedule.alpha_bar_of)
+            x = samplers.run(model, sampler=sampler, sampler_steps=sampler_steps, schedule=self.schedule,
                              shape=base_r.shape, dtype=base.dtype, device=base.device, generator=generator)
             out.append((x + base_r).reshape(m, *z.shape))
         samples = torch.cat(out)[..., self.context_length:]
@@ -271,13 +269,13 @@ _D = DEFAULT_TRAIN_CONFIG
 
 
 class _RandomWindows:
-    """``batches_per_epoch`` batches of windows drawn uniformly from all (entry, start) pairs;
+    """``num_batches_per_epoch`` batches of windows drawn uniformly from all (entry, start) pairs;
     the draws use torch's global generator, which :func:`multidiff.core.training.fit` seeds."""
 
-    def __init__(self, series: list[np.ndarray], length: int, batch_size: int, batches_per_epoch: int,
+    def __init__(self, series: list[np.ndarray], length: int, batch_size: int, num_batches_per_epoch: int,
                  features: Optional[list[np.ndarray]] = None):
         self.series, self.length, self.features = series, length, features  # features: (F, T) per entry
-        self.batch_size, self.batches = batch_size, batches_per_epoch
+        self.batch_size, self.batches = batch_size, num_batches_per_epoch
         self.counts = np.array([s.shape[1] - length + 1 for s in series])
         self.offsets = np.concatenate([[0], np.cumsum(self.counts)])
 
@@ -286,7 +284,7 @@ class _RandomWindows:
 
     def shard(self, rank: int, world_size: int, generator=None, even: bool = True) -> "_RandomWindows":
         """Data-parallel training: each process draws its own windows (``fit`` seeds each
-        process's generator apart), ``batches_per_epoch`` batches on every one."""
+        process's generator apart), ``num_batches_per_epoch`` batches on every one."""
         return self
 
     def __iter__(self) -> Iterator[dict]:
@@ -398,7 +396,8 @@ class CSDIForecastPredictor(Predictor):
         write_json_atomic(path / "gluonts-config.json", {"type": f"{type(self).__module__}.{type(self).__qualname__}"})
         settings = {"model": self.config, "freq": self.freq, "batch_size": self.batch_size,
                     "num_parallel_samples": self.num_parallel_samples, "sampler": self.sampler,
-                    "sampler_steps": self.sampler_steps, "spread": self.spread}
+                    "sampler_steps": self.sampler_steps, "spread": self.spread,
+                    "schedule": self.model.schedule.to_config()}
         save_checkpoint(path / "weights", {"model": self.model.state_dict()}, settings, kind=_KIND)
 
     @classmethod
@@ -410,6 +409,7 @@ class CSDIForecastPredictor(Predictor):
                                     "save one with predictor.serialize(path)")
         states, settings = load_checkpoint(path / "weights", kind=_KIND, max_kind_version=1)
         model = CSDIForecastModel(**settings["model"])
+        model.schedule = recorded_schedule(settings, model.schedule, str(path))
         load_state_strict(model, states["model"], str(path))
         return cls(model, settings["model"], settings["freq"], settings["batch_size"],
                    settings["num_parallel_samples"], settings["sampler"], settings["sampler_steps"],
@@ -426,8 +426,8 @@ class CSDIForecastEstimator:
     """CSDI forecasting estimator for multivariate GluonTS datasets (entries with target (D, T)).
 
     ``train(dataset)`` draws random windows of ``context_length + prediction_length`` steps and
-    trains for ``max_time`` seconds (or ``max_steps`` / ``epochs`` x ``batches_per_epoch``
-    batches, whichever ends first) through :func:`multidiff.core.training.fit`; it returns a
+    trains for ``max_time`` seconds (or ``max_steps`` / ``epochs`` x ``num_batches_per_epoch``
+    batches (GluonTS' word), whichever ends first) through :func:`multidiff.core.training.fit`; it returns a
     :class:`CSDIForecastPredictor`. ``train_config`` (default :data:`DEFAULT_TRAIN_CONFIG`) sets
     the rest of the optimisation; ``epochs``, ``max_steps``, ``max_time`` and ``lr`` override it
     when they differ from its values, and ``seed``, ``device`` and ``progress`` always do.
@@ -453,7 +453,7 @@ class CSDIForecastEstimator:
 
     def __init__(self, freq: str, prediction_length: int, target_dim: int, context_length: Optional[int] = None,
                  num_train_steps: int = 50, beta_start: float = 1e-4, beta_end: float = 0.5, channels: int = 32,
-                 layers: int = 2, heads: int = 4, batch_size: int = 16, batches_per_epoch: int = 100,
+                 layers: int = 2, heads: int = 4, batch_size: int = 16, num_batches_per_epoch: int = 100,
                  epochs: int = _D.epochs, max_steps: Optional[int] = _D.max_steps,
                  max_time: Optional[float] = _D.max_time, lr: float = _D.lr, num_parallel_samples: int = 100,
                  sampler: str = "dpm_solver", sampler_steps: Optional[int] = 10, seed: int = 0, device: str = "auto",
@@ -468,12 +468,12 @@ class CSDIForecastEstimator:
         context_length = check_whole("context_length", context_length,
                                      none="2 x prediction_length with the linear base, 4 x with the naive one")
         for name, value in (("num_train_steps", num_train_steps), ("channels", channels), ("layers", layers),
-                            ("heads", heads), ("batch_size", batch_size), ("batches_per_epoch", batches_per_epoch),
-                            ("num_parallel_samples", num_parallel_samples)):
+                            ("heads", heads), ("batch_size", batch_size),
+                            ("num_batches_per_epoch", num_batches_per_epoch), ("num_parallel_samples", num_parallel_samples)):
             check_whole(name, value)
         if channels % heads:
             raise ValueError(f"channels ({channels}) must be a multiple of heads ({heads})")
-        samplers.resolve(sampler, "discrete")
+        sampler = samplers.resolve(sampler, "discrete")
         check_whole("sampler_steps", sampler_steps, 1, num_train_steps, none="all training steps")
         self.freq, self.prediction_length, self.target_dim = freq, prediction_length, target_dim
         if base not in BASES:
@@ -503,7 +503,7 @@ class CSDIForecastEstimator:
         self.train_config = resolve_train_config(
             DEFAULT_TRAIN_CONFIG, train_config, {"epochs": epochs, "max_steps": max_steps, "max_time": max_time, "lr": lr},
             {"seed": seed, "device": device, "progress": progress})
-        self.batch_size, self.batches_per_epoch = batch_size, batches_per_epoch
+        self.batch_size, self.num_batches_per_epoch = batch_size, num_batches_per_epoch
         self.num_parallel_samples, self.sampler, self.sampler_steps = num_parallel_samples, sampler, sampler_steps
         self.seed, self.device, self.checkpoint_dir = seed, device, checkpoint_dir
         self.train_result_: Optional[TrainResult] = None
@@ -546,7 +546,7 @@ class CSDIForecastEstimator:
             self.train_result_ = None
         else:
             self.train_result_ = fit(model, lambda m, b: m.loss(b),
-                                     _RandomWindows(train, length, self.batch_size, self.batches_per_epoch, features),
+                                     _RandomWindows(train, length, self.batch_size, self.num_batches_per_epoch, features),
                                      self.train_config, val_batches=val, checkpoint_dir=self.checkpoint_dir,
                                      resume=resume, extra_config={"model": config})
         self.season_, self.lags_ = season, lags

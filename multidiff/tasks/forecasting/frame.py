@@ -17,7 +17,7 @@ from ...datasets.gluonts_adapters import frame_index, period_freq, series_level,
 from .csdi import CSDIForecastEstimator, CSDIForecastPredictor
 from .timegrad import TimeGradEstimator, TimeGradPredictor
 
-__all__ = ["forecast", "FrameForecast", "MODELS"]
+__all__ = ["forecast", "make_estimator", "FrameForecast", "MODELS"]
 
 MODELS = ("csdi", "timegrad")
 
@@ -95,8 +95,8 @@ def forecast(df: pd.DataFrame, horizon: int, n_samples: int = 100, quantiles: Se
     est = None
     if predictor is None:
         with _quiet_period_aliases():
-            est = _estimator(model, period_freq(freq), horizon, len(columns), max_time, seed, progress, verbose,
-                             estimator_kwargs)
+            est = make_estimator(model, period_freq(freq), horizon, len(columns), max_time, seed, progress, verbose,
+                                 **estimator_kwargs)
         context_length, kind = est.context_length, model
     else:
         if not isinstance(predictor, (CSDIForecastPredictor, TimeGradPredictor)):
@@ -142,24 +142,24 @@ def _quiet_period_aliases():
         yield
 
 
-def _estimator(model: str, freq: str, horizon: int, dim: int, max_time: Optional[float], seed: int, progress: bool,
-               verbose: bool, kwargs: dict):
-    """The estimator ``forecast`` trains; ``max_time`` bounds TimeGrad through Lightning's ``max_time``."""
+def make_estimator(model: str, freq: str, horizon: int, target_dim: int, max_time: Optional[float] = 40.0,
+                   seed: int = 0, progress: bool = False, verbose: bool = False, **kwargs):
+    """The estimator :func:`forecast` trains: ``model`` ``"csdi"`` or ``"timegrad"`` for ``target_dim``
+    series of frequency ``freq``, ``horizon`` steps ahead, trained for ``max_time`` seconds
+    (TimeGrad: with no epoch limit then, unless ``epochs`` is given; ``None``: the estimator's
+    own epochs); ``kwargs`` are the estimator's (both take the same words: ``epochs``,
+    ``num_batches_per_epoch``, ``batch_size``, ``sampler``, ``sampler_steps``, ``train_config`` ...)."""
     if model == "csdi":
         if verbose:
             kwargs = {**kwargs, "progress": True}
-        return CSDIForecastEstimator(freq=freq, prediction_length=horizon, target_dim=dim, seed=seed,
+        return CSDIForecastEstimator(freq=freq, prediction_length=horizon, target_dim=target_dim, seed=seed,
                                      max_time=max_time, **{"progress": progress, **kwargs})
     if model == "timegrad":
         if max_time == 0:
             raise ValueError("max_time=0 (no training: the linear base and its residuals) is for model='csdi'; "
                              "TimeGrad needs a training budget > 0")
-        if max_time is not None:
-            if not max_time > 0:
-                raise ValueError(f"max_time must be None or a number of seconds > 0, got {max_time!r}")
-            kwargs = dict(kwargs)
-            trainer_kwargs = {"max_time": {"seconds": float(max_time)}, **(kwargs.pop("trainer_kwargs", None) or {})}
-            kwargs = {"max_epochs": 10**6, **kwargs, "trainer_kwargs": trainer_kwargs}
-        return TimeGradEstimator(freq=freq, prediction_length=horizon, target_dim=dim, seed=seed,
+        if max_time is not None:  # the time budget binds, not TimeGrad's 20 epochs
+            kwargs = {"epochs": 10**6, **kwargs}
+        return TimeGradEstimator(freq=freq, prediction_length=horizon, target_dim=target_dim, seed=seed, max_time=max_time,
                                  progress=progress, verbose=verbose, **kwargs)
     raise ValueError(f"model must be one of {MODELS}, got {model!r}")

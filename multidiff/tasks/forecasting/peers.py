@@ -9,15 +9,25 @@ filled first, per series, by linear interpolation along time, the edges holding 
 observed value (pandas ``interpolate(limit_direction="both")``); a series with no value at all is
 refused. Randomness comes from a local ``np.random.default_rng(seed)``: the global NumPy and torch
 generators are neither used nor changed.
+
+:func:`deepar` is the trained peer: GluonTS' torch DeepAR (Salinas et al., IJF 2020), one
+univariate model over all series, trained on a GluonTS dataset and forecasting every window of a
+test set; it runs on the global generators seeded by ``seed`` and puts them back afterwards.
+:func:`~.evaluate.evaluate_peer` scores the history peers on a test set.
 """
 from __future__ import annotations
+
+import tempfile
+import time
+from typing import Optional
 
 import numpy as np
 import pandas as pd
 
+from ...core.device import seeded
 from ...core.validate import check_whole
 
-__all__ = ["ALPHAS", "MIN_WINDOWS", "fill_history", "seasonal_naive", "linear_forecast"]
+__all__ = ["ALPHAS", "MIN_WINDOWS", "fill_history", "seasonal_naive", "linear_forecast", "deepar"]
 
 # ridge penalties tried by the linear peer (RidgeCV's efficient leave-one-out), on standardised series
 ALPHAS = np.logspace(-2, 4, 13)
@@ -94,3 +104,44 @@ def linear_forecast(history, horizon: int, lags: int = 168, n_samples: int = 100
         mean = ridge.predict(z[-lags:][None])[0]
         paths[:, :, d] = (mean + spread * noise[:, :, d]) * scale + loc
     return paths
+
+
+def deepar(train, test, horizon: int, freq: str, max_time: float, n_samples: int = 100, seed: int = 0,
+           epochs: Optional[int] = None, validation=None) -> dict:
+    """GluonTS' torch DeepAR (Salinas et al., IJF 2020) with its defaults as a peer: one univariate
+    model over all series of ``train`` (GluonTS entries whose ``target`` is (D, T)), trained for
+    ``max_time`` seconds (Lightning's ``max_time``) or at most ``epochs`` epochs of 50 batches; with
+    ``validation`` (entries like ``train``) GluonTS' ``ModelCheckpoint`` monitors ``val_loss`` and
+    the best epoch's weights are restored. Then ``n_samples`` paths for the last ``horizon`` steps of
+    every entry of ``test``.
+
+    Returns ``samples`` (N, n_samples, horizon, D) for the N test entries, their ``targets``
+    (N, horizon, D), ``train_seconds`` and ``sampling_seconds``. Python's, NumPy's and torch's
+    global generators are seeded by ``seed`` for the run and put back afterwards."""
+    import torch
+    from gluonts.evaluation import make_evaluation_predictions
+    from gluonts.torch.model.deepar import DeepAREstimator
+
+    from ...datasets.gluonts_adapters import to_univariate
+
+    dim = np.asarray(next(iter(test))["target"]).shape[0]
+    with seeded(seed), tempfile.TemporaryDirectory() as tmp:  # tmp: Lightning's checkpoint folder
+        est = DeepAREstimator(freq=freq, prediction_length=horizon,
+                              trainer_kwargs={"max_epochs": epochs or 10**6, "max_time": {"seconds": max_time},
+                                              "logger": False, "enable_progress_bar": False,
+                                              "enable_model_summary": False, "default_root_dir": tmp})
+        t0 = time.perf_counter()
+        predictor = est.train(to_univariate(train),
+                              validation_data=None if validation is None else to_univariate(validation))
+        train_s = time.perf_counter() - t0
+        torch.manual_seed(seed)
+        fc_it, ts_it = make_evaluation_predictions(to_univariate(test), predictor, num_samples=n_samples)
+        t0 = time.perf_counter()
+        forecasts = list(fc_it)
+        sample_s = time.perf_counter() - t0
+        series = list(ts_it)
+    s = np.stack([f.samples for f in forecasts])                       # (N * D, S, H)
+    y = np.stack([np.asarray(ts).ravel()[-horizon:] for ts in series])
+    return {"samples": s.reshape(-1, dim, n_samples, horizon).transpose(0, 2, 3, 1),
+            "targets": y.reshape(-1, dim, horizon).transpose(0, 2, 1),
+            "train_seconds": train_s, "sampling_seconds": sample_s}

@@ -42,22 +42,26 @@ with warnings.catch_warnings():  # gluonts.json's import-time advert for orjson 
                                    ExpectedNumInstanceSampler, InstanceSplitter, MapTransformation, TestSplitSampler,
                                    ValidationSplitSampler, VstackFeatures)
 
-from ...core.checkpoint import check_kind, load_checkpoint, save_checkpoint, write_json_atomic, write_text_atomic
-from ...core.deprecation import rename_keys, renamed_kwargs
+from ...core.checkpoint import check_kind, load_checkpoint, register_kind, save_checkpoint
 from ...core.device import resolve_device, seeded
+from ...core.schedules import recorded_schedule
+from ...core.io import write_json_atomic, write_text_atomic
 from ...core.validate import check_whole
 from ...datasets.gluonts_adapters import LevelShifted, check_dataset, period_freq, same_freq, shift_to_level
-from .timegrad_model import RENAMED, SAMPLER_NAMES, TimeGradModel
+from ...core import samplers
+from ...core.training import TrainConfig, resolve_train_config
+from .timegrad_model import TimeGradModel
 
 __all__ = ["TimeGradEstimator", "TimeGradPredictor", "TimeGradLightningModule", "CheckMultivariate",
-           "default_lags", "PAPER_SETTINGS"]
+           "default_lags", "PAPER_SETTINGS", "DEFAULT_TRAIN_CONFIG"]
 
 # GluonTS builds pd.Period objects; pandas 2.x deprecates them for business days ("B", exchange_rate)
 warnings.filterwarnings("ignore", message=r".*(BDay|PeriodDtype\[B\]).*deprecated", category=FutureWarning)
 
-# 2: num_train_steps / sampler_steps in predictor.json and the weights' config; 1 (still read): diff_steps /
-# sampling_steps. Version 1 readers refuse version 2 with "written by a newer multidiff".
+# 2: num_train_steps / sampler_steps in predictor.json and the weights' config.
 _KIND_VERSION = 2
+register_kind("forecasting.timegrad", "multidiff.tasks.forecasting.TimeGradPredictor.deserialize(DIR/..) (the folder "
+                                      "that holds predictor.json)")
 PREDICTION_INPUT_NAMES = ["past_target", "past_observed_values", "past_time_feat", "future_time_feat"]
 TRAINING_INPUT_NAMES = PREDICTION_INPUT_NAMES + ["future_target", "future_observed_values"]
 _VALIDATION_SEED = 12345  # the fixed draws of the validation loss (see TimeGradLightningModule.validation_step)
@@ -66,7 +70,7 @@ _VALIDATION_SEED = 12345  # the fixed draws of the validation loss (see TimeGrad
 _WHOLE_ARGS = {"prediction_length": (1, None), "target_dim": (1, None), "context_length": (1, "prediction_length"),
                "num_layers": (1, None), "hidden_size": (1, None), "num_train_steps": (1, None),
                "residual_layers": (1, None), "residual_channels": (1, None), "dilation_cycle": (1, None),
-               "batch_size": (1, None), "num_batches_per_epoch": (1, None), "max_epochs": (1, None),
+               "batch_size": (1, None), "num_batches_per_epoch": (1, None), "epochs": (1, None), "max_steps": (1, "no limit"),
                "num_parallel_samples": (1, None), "sampler_steps": (1, "the full grid"), "seed": (0, "no seeding")}
 
 
@@ -84,22 +88,6 @@ def _check_whole_args(init):
                 if name == "context_length" and isinstance(value, numbers.Integral) and value == 0:
                     value = None  # 0 also means the default
                 check_whole(name, value, low, none=none)
-        return init(self, *args, **kwargs)
-
-    return wrapper
-
-
-def _renamed_model_kwargs(init):
-    """Translate ``model_kwargs`` written before the vocabulary rename (``diff_steps``,
-    ``sampling_steps``: a predictor.json saved by an older release) to the new names *before*
-    GluonTS' ``@validated()`` records the arguments, so the predictor serializes the new names.
-    Silently: the file chose those names, not the caller."""
-    @functools.wraps(init)
-    def wrapper(self, *args, **kwargs):
-        if "model_kwargs" in kwargs:
-            kwargs["model_kwargs"] = rename_keys(RENAMED, kwargs["model_kwargs"], "model_kwargs", warn=False)
-        elif args:
-            args = (rename_keys(RENAMED, args[0], "model_kwargs", warn=False),) + args[1:]
         return init(self, *args, **kwargs)
 
     return wrapper
@@ -151,12 +139,22 @@ class _BestWeights(pl.Callback):
             self._update(trainer, module)
 
 
+# TimeGrad's optimisation (Rasul et al. 2021, pytorch-ts): Adam 1e-3 at a constant rate, weight decay
+# 1e-8, gradient clipping at 10, no EMA, 20 epochs; trained by Lightning's Trainer (see
+# TimeGradEstimator), which honours these fields of TrainConfig and refuses the others when changed
+DEFAULT_TRAIN_CONFIG = TrainConfig(epochs=20, lr=1e-3, weight_decay=1e-8, lr_schedule="constant", ema_decay=0.0,
+                                   grad_clip=10.0, progress=False)
+_D = DEFAULT_TRAIN_CONFIG
+# TrainConfig fields Lightning's Trainer here does not implement: they must keep these values
+_UNSUPPORTED = {"lr_schedule": "constant", "warmup_steps": 0, "ema_decay": 0.0, "ema_min_windows": 0.0, "patience": 0,
+                "precision": "auto"}
+
 # Rasul et al. 2021 (Sec. 4 and the pytorch-ts reference): the estimator's defaults are these
 # already; the preset names them so a run can ask for the paper explicitly, e.g. next to
 # forecast()'s time-bounded default (max_time=120 s).
 PAPER_SETTINGS = dict(num_layers=2, hidden_size=40, dropout_rate=0.1, num_train_steps=100, beta_start=1e-4, beta_end=0.1,
                       residual_layers=8, residual_channels=8, dilation_cycle=2, lr=1e-3, batch_size=64,
-                      num_batches_per_epoch=100, max_epochs=20, num_parallel_samples=100, sampler="ddpm")
+                      num_batches_per_epoch=100, epochs=20, num_parallel_samples=100, sampler="ddpm")
 
 
 def default_lags(freq: str) -> List[int]:
@@ -175,6 +173,7 @@ class CheckMultivariate(MapTransformation):
         self.min_train_length, self.min_predict_length = min_train_length, min_predict_length
 
     def map_transform(self, data: Dict[str, Any], is_train: bool) -> Dict[str, Any]:
+        """Return ``data`` unchanged, or raise ``ValueError`` naming the entry that TimeGrad cannot take."""
         target = np.asarray(data[FieldName.TARGET])
         item = data.get(FieldName.ITEM_ID, "?")
         if target.ndim != 2:
@@ -199,7 +198,6 @@ class CheckMultivariate(MapTransformation):
 class TimeGradLightningModule(pl.LightningModule):
     """Lightning wrapper of :class:`TimeGradModel`: the model owns its loss; Adam as TimeGrad."""
 
-    @_renamed_model_kwargs
     @validated()
     def __init__(self, model_kwargs: dict, lr: float = 1e-3, weight_decay: float = 1e-8) -> None:
         super().__init__()
@@ -207,6 +205,7 @@ class TimeGradLightningModule(pl.LightningModule):
         self.lr, self.weight_decay = lr, weight_decay
 
     def forward(self, *args, **kwargs):
+        """The wrapped :class:`TimeGradModel` (GluonTS calls it to sample)."""
         return self.model(*args, **kwargs)
 
     def _loss(self, batch, name: str):
@@ -215,9 +214,11 @@ class TimeGradLightningModule(pl.LightningModule):
         return loss
 
     def training_step(self, batch, batch_idx: int):
+        """Lightning hook: the batch's diffusion loss, logged as ``train_loss``."""
         return self._loss(batch, "train_loss")
 
     def validation_step(self, batch, batch_idx: int):
+        """Lightning hook: the batch's diffusion loss with fixed noise, logged as ``val_loss``."""
         # the same diffusion times and noise every epoch, as core.training validates: the epochs' losses
         # then differ by their weights only (a fresh draw varies the loss by ~30 % on exchange_rate's
         # 5 windows, which would pick the best epoch at random); forked, so training draws as without it
@@ -227,6 +228,7 @@ class TimeGradLightningModule(pl.LightningModule):
             return self._loss(batch, "val_loss")
 
     def configure_optimizers(self):
+        """Lightning hook: Adam with the estimator's ``lr`` and ``weight_decay``."""
         return torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
 
@@ -238,9 +240,19 @@ class TimeGradPredictor(PyTorchPredictor):
 
     @property
     def model(self) -> TimeGradModel:
+        """The trained :class:`TimeGradModel` (network, schedule, sampler settings)."""
         return self.prediction_net.model
 
-    @renamed_kwargs(sampling_steps="sampler_steps")
+    @property
+    def sampler(self) -> str:
+        """The sampler's registered name (:func:`multidiff.core.samplers.resolve`); set it with :meth:`set_sampler`."""
+        return self.model.sampler
+
+    @property
+    def sampler_steps(self) -> Optional[int]:
+        """The sampler's steps (``None``: every diffusion step); set them with :meth:`set_sampler`."""
+        return self.model.sampler_steps
+
     def set_sampler(self, sampler: str, sampler_steps: Optional[int] = None) -> "TimeGradPredictor":
         """``"ddpm"`` (all 100 steps: TimeGrad), or ``"ddim"`` / ``"dpm_solver"`` with 10-20 steps."""
         self.model.set_sampler(sampler, sampler_steps)
@@ -277,6 +289,7 @@ class TimeGradPredictor(PyTorchPredictor):
             model.num_parallel_samples = saved
 
     def serialize(self, path: str | os.PathLike) -> None:
+        """Write the predictor to the folder ``path``: GluonTS' JSON and a safetensors checkpoint, no pickle."""
         import gluonts
 
         path = _as_path(path)
@@ -285,8 +298,9 @@ class TimeGradPredictor(PyTorchPredictor):
                 "type": f"{type(self).__module__}.{type(self).__qualname__}"}
         write_json_atomic(path / "gluonts-config.json", meta)
         write_text_atomic(path / "predictor.json", dump_json(self))
-        sampler = {"sampler": self.model.sampler, "sampler_steps": self.model.sampler_steps}
-        save_checkpoint(path / "weights", {"prediction_net": self.prediction_net.state_dict()}, sampler,
+        settings = {"sampler": self.sampler, "sampler_steps": self.sampler_steps,
+                    "schedule": self.model.schedule.to_config()}
+        save_checkpoint(path / "weights", {"prediction_net": self.prediction_net.state_dict()}, settings,
                         kind="forecasting.timegrad", kind_version=_KIND_VERSION)
 
     @classmethod
@@ -302,8 +316,8 @@ class TimeGradPredictor(PyTorchPredictor):
         if not isinstance(predictor, cls):
             raise ValueError(f"{path} holds a {type(predictor).__name__}, not a {cls.__name__}")
         states, config = load_checkpoint(path / "weights", kind="forecasting.timegrad", max_kind_version=_KIND_VERSION)
-        config = rename_keys(RENAMED, config, f"{path / 'weights'}", warn=False)  # sampling_steps, before the rename
         predictor.prediction_net.load_state_dict(states["prediction_net"])
+        predictor.model.schedule = recorded_schedule(config, predictor.model.schedule, str(path))
         predictor.set_sampler(config["sampler"], config["sampler_steps"])
         return predictor.to(resolve_device(device or "auto"))
 
@@ -314,13 +328,39 @@ def _as_path(path) -> Path:
     return Path(path)
 
 
+def _trainer_kwargs(cfg: TrainConfig, verbose: bool) -> Dict[str, Any]:
+    """``lightning.Trainer``'s arguments for the :class:`TrainConfig` ``cfg``, quiet unless ``verbose``."""
+    accelerator = cfg.accelerator if cfg.accelerator != "auto" else \
+        "cpu" if resolve_device(cfg.device).type == "cpu" else "auto"
+    kwargs = {"max_epochs": cfg.epochs, "gradient_clip_val": cfg.grad_clip or None, "accelerator": accelerator,
+              "logger": False, "enable_checkpointing": False, "enable_progress_bar": bool(cfg.progress),
+              "enable_model_summary": bool(verbose)}
+    if cfg.max_steps is not None:
+        kwargs["max_steps"] = cfg.max_steps
+    if cfg.max_time is not None:
+        kwargs["max_time"] = {"seconds": float(cfg.max_time)}
+    for name, default in (("devices", 1), ("num_nodes", 1), ("strategy", "auto")):
+        if getattr(cfg, name) != default:
+            kwargs[name] = getattr(cfg, name)
+    return kwargs
+
+
 class TimeGradEstimator(PyTorchLightningEstimator):
     """TimeGrad estimator (Rasul et al. 2021) for multivariate GluonTS datasets.
 
     Defaults are TimeGrad's: 2-layer LSTM with 40 cells, context = prediction length, 100
     diffusion steps with linear betas 1e-4..0.1, 8 residual blocks of 8 channels, Adam 1e-3,
-    batch 64. ``trainer_kwargs`` go to ``lightning.Trainer`` (``accelerator``, ``devices``,
-    ``strategy`` for multi-GPU) and override the defaults below.
+    batch 64, ``num_batches_per_epoch`` 100 (GluonTS' word), 20 epochs.
+
+    The optimisation comes, as in every task, from a :class:`~multidiff.core.training.TrainConfig`:
+    ``train_config`` (default :data:`DEFAULT_TRAIN_CONFIG`); ``epochs``, ``max_steps``,
+    ``max_time`` and ``lr`` override it when they differ from its values, and ``seed``, ``device``
+    and ``progress`` always do. Lightning's ``Trainer`` runs it: ``epochs`` -> ``max_epochs``,
+    ``max_steps``, ``max_time``, ``grad_clip`` -> ``gradient_clip_val``, ``accelerator``,
+    ``devices``, ``num_nodes``, ``strategy``; Adam takes ``lr`` and ``weight_decay``. A config
+    that asks for what this loop lacks (a learning-rate schedule, warm-up, EMA, early stopping,
+    a precision) is refused. ``trainer_kwargs`` go to ``lightning.Trainer`` as they are and
+    override all of that.
 
     Training is quiet by default: no logger, no model summary, no checkpoint files (the weights
     of the epoch with the lowest loss, on ``validation_data`` when ``train`` gets it and on the
@@ -330,29 +370,33 @@ class TimeGradEstimator(PyTorchLightningEstimator):
     summary.
     """
 
-    @renamed_kwargs(**RENAMED)  # first: @validated records (and predictors serialize) the new names only
     @_check_whole_args
     @validated()
     def __init__(self, freq: Optional[str], prediction_length: int, target_dim: int, context_length: Optional[int] = None,
                  lags_seq: Optional[List[int]] = None, cell_type: str = "lstm", num_layers: int = 2,
                  hidden_size: int = 40, dropout_rate: float = 0.1, num_train_steps: int = 100, beta_start: float = 1e-4,
                  beta_end: float = 0.1, residual_layers: int = 8, residual_channels: int = 8,
-                 dilation_cycle: int = 2, scaling: bool = True, lr: float = 1e-3, weight_decay: float = 1e-8,
-                 batch_size: int = 64, num_batches_per_epoch: int = 100, max_epochs: int = 20,
-                 num_parallel_samples: int = 100, sampler: str = "ddpm", sampler_steps: Optional[int] = None,
-                 seed: Optional[int] = None, device: str = "auto", progress: bool = False, verbose: bool = False,
-                 trainer_kwargs: Optional[Dict[str, Any]] = None) -> None:
+                 dilation_cycle: int = 2, scaling: bool = True, batch_size: int = 64,
+                 num_batches_per_epoch: int = 100, epochs: int = _D.epochs, max_steps: Optional[int] = _D.max_steps,
+                 max_time: Optional[float] = _D.max_time, lr: float = _D.lr, num_parallel_samples: int = 100,
+                 sampler: str = "ddpm", sampler_steps: Optional[int] = None, seed: Optional[int] = None,
+                 device: str = "auto", progress: bool = False, verbose: bool = False,
+                 train_config: Optional[TrainConfig] = None, trainer_kwargs: Optional[Dict[str, Any]] = None) -> None:
         if not freq:
             raise ValueError("freq is required (e.g. 'h', 'D', 'B'); for a DataFrame, "
                              "multidiff.datasets.gluonts_adapters.frame_to_dataset infers it")
         freq = period_freq(freq)  # GluonTS dates entries by periods: "ME" is the period "M"
-        if sampler not in SAMPLER_NAMES:
-            raise ValueError(f"sampler must be one of {', '.join(SAMPLER_NAMES)}, got {sampler!r}")
-        accelerator = "cpu" if resolve_device(device).type == "cpu" else "auto"
-        kwargs = {"max_epochs": max_epochs, "gradient_clip_val": 10.0, "accelerator": accelerator,
-                  "logger": False, "enable_checkpointing": False, "enable_progress_bar": bool(progress),
-                  "enable_model_summary": bool(verbose)}
-        super().__init__(trainer_kwargs={**kwargs, **(trainer_kwargs or {})})
+        sampler = samplers.resolve(sampler, "discrete")
+        cfg = resolve_train_config(DEFAULT_TRAIN_CONFIG, train_config,
+                                   {"epochs": epochs, "max_steps": max_steps, "max_time": max_time, "lr": lr},
+                                   {"device": device, "progress": bool(progress),
+                                    **({} if seed is None else {"seed": seed})})
+        changed = [f"{k}={getattr(cfg, k)!r}" for k, v in _UNSUPPORTED.items() if getattr(cfg, k) != v]
+        if changed:
+            raise ValueError(f"TimeGrad trains through Lightning with Adam at a constant rate: {', '.join(changed)} "
+                             f"is not supported; keep {', '.join(f'{k}={v!r}' for k, v in _UNSUPPORTED.items())}")
+        self.train_config = cfg
+        super().__init__(trainer_kwargs={**_trainer_kwargs(cfg, verbose), **(trainer_kwargs or {})})
         self.verbose = bool(verbose)
         self.freq, self.prediction_length, self.target_dim = freq, prediction_length, target_dim
         self.context_length = context_length or prediction_length
@@ -366,7 +410,7 @@ class TimeGradEstimator(PyTorchLightningEstimator):
             residual_channels=residual_channels, dilation_cycle=dilation_cycle,
             num_parallel_samples=num_parallel_samples, sampler=sampler, sampler_steps=sampler_steps,
             scaling=scaling)
-        self.lr, self.weight_decay, self.batch_size = lr, weight_decay, batch_size
+        self.lr, self.weight_decay, self.batch_size = cfg.lr, cfg.weight_decay, batch_size
         self.num_batches_per_epoch, self.seed, self.device = num_batches_per_epoch, seed, device
 
     # -------------------------------------------------------- GluonTS hooks
@@ -375,6 +419,7 @@ class TimeGradEstimator(PyTorchLightningEstimator):
                                  self.context_length)
 
     def create_transformation(self) -> Chain:
+        """GluonTS hook: check the entries, then add the observed mask, time and age features."""
         return Chain([
             self._checker(),
             AsNumpyArray(field=FieldName.TARGET, expected_ndim=2),
@@ -399,20 +444,24 @@ class TimeGradEstimator(PyTorchLightningEstimator):
             time_series_fields=[FieldName.FEAT_TIME, FieldName.OBSERVED_VALUES])
 
     def create_lightning_module(self) -> TimeGradLightningModule:
+        """GluonTS hook: a fresh :class:`TimeGradLightningModule` with this estimator's settings."""
         return TimeGradLightningModule(model_kwargs=self.model_kwargs, lr=self.lr, weight_decay=self.weight_decay)
 
     def create_training_data_loader(self, data, module, shuffle_buffer_length=None, **kwargs):
+        """GluonTS hook: ``num_batches_per_epoch`` stacked batches of random training windows per epoch."""
         instances = self._splitter("training").apply(Cyclic(data).stream(), is_train=True)
         return as_stacked_batches(instances, batch_size=self.batch_size, shuffle_buffer_length=shuffle_buffer_length,
                                   field_names=TRAINING_INPUT_NAMES, output_type=torch.tensor,
                                   num_batches_per_epoch=self.num_batches_per_epoch)
 
     def create_validation_data_loader(self, data, module, **kwargs):
+        """GluonTS hook: the last window of each validation entry, stacked in batches."""
         instances = self._splitter("validation").apply(data, is_train=True)
         return as_stacked_batches(instances, batch_size=self.batch_size, field_names=TRAINING_INPUT_NAMES,
                                   output_type=torch.tensor)
 
     def create_predictor(self, transformation, module) -> TimeGradPredictor:
+        """GluonTS hook: a :class:`TimeGradPredictor` over the trained ``module``."""
         return TimeGradPredictor(
             input_transform=transformation + self._splitter("test"), input_names=PREDICTION_INPUT_NAMES,
             prediction_net=module, batch_size=self.batch_size, prediction_length=self.prediction_length,
@@ -487,3 +536,7 @@ class TimeGradEstimator(PyTorchLightningEstimator):
                                         cache_data=cache_data, ckpt_path=ckpt_path).predictor
         finally:
             self.trainer_kwargs = saved
+
+
+# GluonTS' @validated model reads the annotations as strings (``from __future__ import annotations``)
+TimeGradEstimator.__init__.Model.update_forward_refs(TrainConfig=TrainConfig)

@@ -15,15 +15,10 @@ import torch
 from torch import nn
 
 from ...core import conditioning, losses, samplers, schedules
-from ...core.deprecation import renamed_attribute, renamed_kwargs
 from ...core.validate import check_whole
 from ...nets.timegrad import EpsilonTheta
 
-__all__ = ["TimeGradModel", "SAMPLER_NAMES", "RENAMED"]
-
-SAMPLER_NAMES = samplers.names("discrete")  # TimeGrad's schedule is a discrete table
-# keywords renamed to the package's vocabulary (old -> new): accepted, deprecated, until the next release
-RENAMED = {"diff_steps": "num_train_steps", "sampling_steps": "sampler_steps"}
+__all__ = ["TimeGradModel"]
 
 
 class TimeGradModel(nn.Module):
@@ -37,7 +32,6 @@ class TimeGradModel(nn.Module):
     batch's default scale, see :meth:`_scale`).
     """
 
-    @renamed_kwargs(**RENAMED)
     def __init__(self, target_dim: int, context_length: int, prediction_length: int, num_time_features: int,
                  lags_seq: Sequence[int] = (1,), cell_type: str = "lstm", num_layers: int = 2,
                  hidden_size: int = 40, dropout_rate: float = 0.1, embed_dim: int = 1, num_train_steps: int = 100,
@@ -62,19 +56,15 @@ class TimeGradModel(nn.Module):
                        batch_first=True)
         self.eps_net = EpsilonTheta(target_dim, hidden_size, residual_layers=residual_layers,
                                     residual_channels=residual_channels, dilation_cycle=dilation_cycle)
-        betas = schedules.linear_betas(num_train_steps, beta_start, beta_end)
-        self.register_buffer("alpha_bars", schedules.alpha_bars(betas), persistent=False)
+        self.schedule = schedules.DiscreteSchedule("linear", num_train_steps, beta_start, beta_end)
 
     # ----------------------------------------------------------------- helpers
-    @renamed_kwargs(sampling_steps="sampler_steps")
     def set_sampler(self, sampler: str, sampler_steps: Optional[int] = None) -> None:
         """Choose the sampler: ``"ddpm"`` over the full grid is TimeGrad's; ``"ddim"`` /
         ``"dpm_solver"`` with 10-20 steps are the fast options."""
-        samplers.resolve(sampler, "discrete")
+        sampler = samplers.resolve(sampler, "discrete")  # TimeGrad's schedule is a discrete table
         sampler_steps = check_whole("sampler_steps", sampler_steps, none="the full grid")
         self.sampler, self.sampler_steps = sampler, sampler_steps
-
-    sampling_steps = renamed_attribute("sampler_steps")  # the old name, deprecated
 
     def _scale(self, past_target, past_observed):
         """Mean |value| of each series over its context window, (B, 1, D).
@@ -121,13 +111,13 @@ class TimeGradModel(nn.Module):
         x0 = seq[:, start:start + length].reshape(-1, self.target_dim)
         mask = obs[:, start:start + length].reshape(-1, self.target_dim)
         cond = out.reshape(-1, out.shape[-1])
-        t = losses.draw_discrete_t(x0.shape[0], len(self.alpha_bars), device=x0.device)
-        return losses.eps_mse(self._eps_model(cond), x0, t, lambda s: self.alpha_bars[s], mask=mask)
+        t = losses.draw_discrete_t(x0.shape[0], len(self.schedule), device=x0.device)
+        return losses.eps_mse(self._eps_model(cond), x0, t, self.schedule.alpha_bar_of, mask=mask)
 
     # ---------------------------------------------------------------- sampling
     def grid(self) -> samplers.Grid:
         """The core's grid for this sampler (``sampler_steps=None``: every diffusion step)."""
-        return samplers.make_grid(self.sampler, self.sampler_steps, alpha_bars=self.alpha_bars)
+        return samplers.make_grid(self.sampler, self.sampler_steps, schedule=self.schedule)
 
     @torch.no_grad()
     def forward(self, past_target, past_observed_values, past_time_feat, future_time_feat,
@@ -145,7 +135,7 @@ class TimeGradModel(nn.Module):
             pos = self.past_length + k
             out, state = self.rnn(self._inputs(seq, feats[:, k:k + 1], pos, 1), state)
             x = samplers.run(self._eps_model(out[:, 0]), sampler=self.sampler, sampler_steps=self.sampler_steps,
-                             alpha_bars=self.alpha_bars, shape=(seq.shape[0], self.target_dim), dtype=seq.dtype,
+                             schedule=self.schedule, shape=(seq.shape[0], self.target_dim), dtype=seq.dtype,
                              device=seq.device, generator=generator)
             seq = torch.cat([seq, x.unsqueeze(1)], dim=1)
         paths = seq[:, self.past_length:] * rep(scale)  # (n*B, H, D), sample-major

@@ -23,11 +23,11 @@ from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 from sklearn.utils.validation import check_array
 
 from ...core.checkpoint import (checkpoint_identity, decode_labels, encode_labels, load_checkpoint,
-                                load_state_strict, save_checkpoint)
-from ...core.deprecation import rename_keys, renamed_attribute, renamed_kwargs
+                                load_state_strict, register_kind, save_checkpoint)
 from ...core.device import resolve_device
 from ...core import samplers
-from ...core.samplers import rowwise_randn
+from ...core.schedules import recorded_schedule
+from ...core.task import register_task
 from ...core.training import TrainConfig, TrainResult, fit, resolve_train_config
 from ...core.validate import check_whole
 from ...datasets.frames import NumericFrame, numeric_frame, with_values
@@ -35,7 +35,8 @@ from .masks import STRATEGIES
 from .model import CSDIModel
 from . import network as network_engine
 from .selfcheck import check_mask, self_check_report
-from .windows import WindowBatches, interpolate_series, stitch, window_owners, window_seed as _window_seed, window_starts
+from .sampling import WindowSampler
+from .windows import WindowBatches
 
 __all__ = ["Imputer", "ImputationResult", "impute", "NotFittedError", "DEFAULT_TRAIN_CONFIG"]
 
@@ -51,17 +52,15 @@ _TRAIN_KEYWORDS = ("epochs", "max_steps", "lr", "max_time", "patience", "ema_dec
 
 _MODEL_KEYS = ("num_train_steps", "schedule", "beta_start", "beta_end", "channels", "layers", "heads", "mask_strategy",
                "prediction", "base")
-_RENAMED = {"num_steps": "num_train_steps"}  # old parameter names, accepted until the next release
 _PREDICTIONS = ("eps", "x0", "v")
 _BASES = ("interpolation", None)
-_TOKENS_PER_CALL = 40_000  # grid cells per network call when sampling: small calls stay in cache and
-                           # reuse memory (measured 2x faster per window on 2 cores than 10x larger calls)
 _SCHEDULES = ("linear", "quad", "cosine")
 KIND, KIND_VERSION = "imputer", 4  # 4: the parameter pretrained (None for older ones), a network's config and
                                   #    blend weights;
                                   # 3: the parameter num_train_steps (2, still read: num_steps);
                                   # 2: labels encoded by core.checkpoint.encode_labels, input columns stored;
                                   # 1 (still read): plain JSON labels, no input columns
+register_kind(KIND, "multidiff.tasks.imputation.Imputer.load(DIR) (command line: multidiff impute --model DIR)")
 _CONFIG_KEYS = ("params", "columns", "mean", "std", "low", "high")
 # check_array spells "allow NaN" ensure_all_finite from scikit-learn 1.6 on, force_all_finite before
 _ALLOW_NAN = {("ensure_all_finite" if "ensure_all_finite" in inspect.signature(check_array).parameters
@@ -74,6 +73,8 @@ class NotFittedError(_SklearnNotFittedError, RuntimeError):
 
 @dataclass
 class ImputationResult:
+    """What :func:`impute` gives with ``return_result=True``: the filled frame, its quantiles and samples, and
+    the self-check."""
     filled: pd.DataFrame                        # input with NaNs of numeric columns replaced by the point estimate
     quantiles: dict = field(default_factory=dict)  # q -> DataFrame (observed values kept as they are)
     samples: Optional[np.ndarray] = None        # (n_samples, rows, numeric columns), when asked for
@@ -124,9 +125,18 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     (when those are all strings), ``mean_``/``std_`` (per-column normalisation), ``low_``/``high_``
     (normalised training range), ``model_`` and ``train_result_``. A fit that raises leaves them
     as they were.
+
+    The task contract (:mod:`multidiff.core.task`): ``fit(df)``, ``sample(values, n_samples, seed=)``,
+    ``save``/``load``, ``kind`` and :meth:`default_train_config`.
     """
 
-    @renamed_kwargs(num_steps="num_train_steps")
+    kind = KIND  # the checkpoint kind save() writes and load() reads
+
+    @classmethod
+    def default_train_config(cls) -> TrainConfig:
+        """:data:`DEFAULT_TRAIN_CONFIG`: what ``fit`` trains with from scratch unless ``train_config=`` replaces it."""
+        return DEFAULT_TRAIN_CONFIG
+
     def __init__(self, window: Optional[int] = None, stride: Optional[int] = None, train_stride: int = 1, epochs: int = _D.epochs,
                  max_steps: Optional[int] = _D.max_steps, batch_size: int = 16, lr: Optional[float] = None,
                  num_train_steps: int = 50, schedule: str = "quad", beta_start: float = 1e-4, beta_end: float = 0.5,
@@ -147,15 +157,6 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.progress, self.checkpoint_dir, self.clip, self.max_time = progress, checkpoint_dir, clip, max_time
         self.prediction, self.base, self.context, self.self_check = prediction, base, context, self_check
         self.train_config, self.pretrained = train_config, pretrained
-
-    num_steps = renamed_attribute("num_train_steps", settable=True)  # the old name, deprecated
-
-    def set_params(self, **params) -> "Imputer":
-        """scikit-learn's ``set_params``; the old name ``num_steps`` still works (deprecated)."""
-        return super().set_params(**rename_keys(_RENAMED, params, "Imputer.set_params()", stacklevel=2))
-
-    def __setstate__(self, state: dict) -> None:  # an Imputer pickled before num_steps was renamed
-        super().__setstate__(rename_keys(_RENAMED, state, "Imputer", warn=False))
 
     # ------------------------------------------------------------------ checks
     def _check_params(self) -> None:
@@ -355,7 +356,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         model = model.cpu().eval()
         fitted = {**common, "model_": model, "train_result_": result, "check_": None}
         if held is not None and any(h.any() for h in held):
-            draws = [self._sample_normalised(model, t, min(self.n_samples, 10), self.seed, fitted["low_"],
+            draws = [self.window_sampler().sample(model, t, min(self.n_samples, 10), self.seed, fitted["low_"],
                                              fitted["high_"], rows=np.flatnonzero(h.any(1))) if h.any() else None
                      for t, h in zip(train, held)]
             fitted["check_"] = self_check_report(normalised, train, held, draws, std)
@@ -385,8 +386,26 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         else:
             self.__dict__.pop("feature_names_in_", None)
 
-    def _normalise(self, values: np.ndarray) -> np.ndarray:
+    def normalise(self, values: np.ndarray) -> np.ndarray:
+        """(rows, K) values in original units (NaN = missing) -> per-column z-scores with the fitted
+        ``mean_`` and ``std_``: the units the model and :meth:`window_sampler` work in."""
         return (values - self.mean_) / self.std_
+
+    def numeric_frame(self, X) -> NumericFrame:
+        """``X``'s numeric columns as :meth:`impute` reads them, in the order fitted
+        (:class:`~multidiff.datasets.frames.NumericFrame`): ``ValueError`` unless they are the numeric
+        columns seen in fit (in any order) with evenly spaced timestamps; warns about columns left
+        as they are (not numeric). Fill them back with :func:`~multidiff.datasets.frames.with_values`."""
+        self._check_fitted()
+        return self._frame(X, fitting=False)
+
+    def check_ready(self) -> "Imputer":
+        """Raise unless the imputer can sample: :class:`NotFittedError` when not fitted,
+        ``ValueError`` for a hyper-parameter set to an invalid value since (``set_params``).
+        Returns the imputer."""
+        self._check_fitted()
+        self._check_params()
+        return self
 
     # ------------------------------------------------------------------ sampling
     def __sklearn_is_fitted__(self) -> bool:
@@ -396,13 +415,13 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         if not hasattr(self, "model_"):
             raise NotFittedError("this Imputer is not fitted yet; call fit(df) first or use Imputer.load(path)")
 
-    def sample_array(self, values: np.ndarray, n_samples: int, generator_seed: Optional[int] = None) -> np.ndarray:
-        """(rows, K) array with NaN -> (n_samples, rows, K) samples in original units; observed
-        entries are returned as given (:meth:`impute_array`'s samples).
+    def sample(self, values: np.ndarray, n_samples: Optional[int] = None, seed: Optional[int] = None) -> np.ndarray:
+        """(rows, K) array with NaN -> (n_samples, rows, K) samples in original units (None: the
+        imputer's ``n_samples``); observed entries are returned as given (:meth:`impute_array`'s samples).
 
         Window ``w`` draws all its noise (initial and per step) from its own generator seeded with
-        ``(generator_seed or seed, w)``, so the samples do not depend on ``sample_batch_size``."""
-        return self.impute_array(values, n_samples, generator_seed)[1]
+        ``(seed, w)`` (None: the imputer's ``seed``), so the samples do not depend on ``sample_batch_size``."""
+        return self.impute_array(values, self.n_samples if n_samples is None else n_samples, seed)[1]
 
     def impute_array(self, values: np.ndarray, n_samples: int,
                      generator_seed: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
@@ -410,26 +429,25 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         original units, observed entries as given. The point estimate is the median of the samples
         (``pretrained=None``) or the self-checked blend of interpolation, regression and network
         around which the samples are centred (a pretrained network; see :mod:`.network`)."""
-        self._check_fitted()
-        self._check_params()
+        self.check_ready()
         check_whole("n_samples", n_samples, 1)
         values = np.asarray(values, dtype=np.float64)
         if values.ndim != 2 or values.shape[1] != len(self.columns_) or len(values) == 0:
             raise ValueError(f"values must be a (rows >= 1, {len(self.columns_)}) array, got shape {values.shape}")
         seed = self.seed if generator_seed is None else generator_seed
-        z = self._normalise(values).astype(np.float32)
+        z = self.normalise(values).astype(np.float32)
         missing = np.isnan(values)
-        low, high = self._observed_range(z)
+        low, high = self.observed_range(z)
         if self.pretrained is not None:
             point, samples = network_engine.impute_series(self, z, n_samples, seed)
             point = np.where(missing, point * self.std_ + self.mean_, values)
         else:
-            samples = self._sample_normalised(self.model_, z, n_samples, seed, low, high)
+            samples = self.window_sampler().sample(self.model_, z, n_samples, seed, low, high)
             point = None
         samples = np.where(missing[None], samples * self.std_ + self.mean_, values[None])
         return (np.median(samples, axis=0) if point is None else point), samples
 
-    def _observed_range(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def observed_range(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The range of each column the samples may reach (before ``clip`` widens it): what fit
         saw, widened to the observed values of ``z`` (normalised) so that no imputed value is
         held below or above the values observed around it; warns when those lie far (more than
@@ -449,97 +467,15 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                           "data like these for trustworthy values", UserWarning, stacklevel=4)
         return np.fmin(self.low_, lo), np.fmax(self.high_, hi)
 
-    def _sample_normalised(self, model: CSDIModel, z: np.ndarray, n_samples: int, seed: int, low: np.ndarray,
-                           high: np.ndarray, rows: Optional[np.ndarray] = None) -> np.ndarray:
-        """Samples (n_samples, rows, K) of a normalised series ``z`` (NaN = missing). The series
-        is cut into windows every ``stride`` rows (by default non-overlapping, as CSDI
-        evaluates), the interpolation base is computed over the whole series, and all samples of
-        several windows go through the network in one call. ``rows`` restricts the work to the
-        windows that hold those rows (the others come back as NaN)."""
-        n_rows, k = z.shape
-        starts, length, per_call = self._window_plan(n_rows, k, n_samples)
-        windows = np.arange(len(starts))
-        if rows is not None:  # only windows that own one of the rows
-            windows = np.unique(np.searchsorted(starts, rows, side="right") - 1)
-        base = interpolate_series(z) if self.base is not None else None
-        calls = [windows[i:i + per_call] for i in range(0, len(windows), per_call)]
-        out = self._sample_windows(model, z, base, 0, starts, length, calls, n_samples, seed, low, high)
-        return stitch(out, starts, n_rows) if rows is None else _place([out], starts[windows], n_rows)
-
-    def _window_plan(self, n_rows: int, k: int, n_samples: int) -> tuple[np.ndarray, int, int]:
-        """The inference windows of a series of ``n_rows`` rows and K = ``k`` columns: their start
-        rows, their length, and how many windows go through the network per call."""
-        length = min(self._window(), n_rows)
-        starts = window_starts(n_rows, length, self.stride or length)
-        if self.sample_batch_size is not None:
-            per_call = max(1, self.sample_batch_size // n_samples)
-        else:
-            per_call = max(1, _TOKENS_PER_CALL // (k * length * n_samples))
-        return starts, length, per_call
-
-    def _sample_windows(self, model: CSDIModel, z: np.ndarray, base: Optional[np.ndarray], first_row: int,
-                        starts: np.ndarray, length: int, calls: list, n_samples: int, seed: int, low: np.ndarray,
-                        high: np.ndarray) -> np.ndarray:
-        """Samples (windows, n_samples, length, K) of the windows listed in ``calls`` (one array of
-        window numbers per network call), in that order. ``z`` and ``base`` hold the rows from
-        ``first_row`` on of the series whose windows start at ``starts``; window ``w`` draws its
-        noise from its own generator seeded with ``(seed, w)``."""
-        device = resolve_device(self.device)
-        model = model.to(device).eval()
-        k = z.shape[1]
-        bounds = None
-        if self.clip is not None:
-            width = (high - low) * self.clip
-            bounds = tuple(torch.tensor(b, dtype=torch.float32, device=device)[:, None]
-                           for b in (low - width, high + width))
-        pos = torch.arange(length, device=device, dtype=torch.float32)
-        values, obs = np.nan_to_num(z), ~np.isnan(z)
-        out = []
-        for call in calls:
-            local = starts[call] - first_row
-            cut = lambda a: torch.as_tensor(np.stack([a[s:s + length].T for s in local]), dtype=torch.float32,
-                                            device=device)
-            v, m = cut(values), cut(obs)
-            gens = [torch.Generator(device=device).manual_seed(_window_seed(seed, int(w))) for w in call]
-            s = model.impute(v, m, pos.expand(len(v), length), n_samples, sampler=self.sampler,
-                             sampler_steps=self.sampler_steps, x0_bounds=bounds,
-                             base=cut(base) if base is not None else None, randn=rowwise_randn(gens, n_samples))
-            out.append(s.permute(1, 0, 3, 2).float().cpu().numpy())  # (windows, S, L, K)
-        return np.concatenate(out) if out else np.zeros((0, n_samples, length, k), np.float32)
-
-    def _segment_overlap(self, n_rows: int, n_samples: int) -> int:
-        """Rows that :meth:`_sample_segment` needs on each side of a segment of a series of
-        ``n_rows`` rows: the windows that own the segment's rows reach ``length - 1`` rows past
-        it, and the network calls they share (whole groups of ``per_call`` consecutive windows,
-        as a single-machine run makes them) up to ``per_call - 1`` windows further."""
-        starts, length, per_call = self._window_plan(n_rows, len(self.columns_), n_samples)
-        return length - 1 + (per_call - 1) * (self.stride or length)
-
-    def _sample_segment(self, z: np.ndarray, base: Optional[np.ndarray], first_row: int, n_rows: int,
-                        own: tuple[int, int], n_samples: int, low: np.ndarray, high: np.ndarray) -> np.ndarray:
-        """Samples (n_samples, own rows, K) of the rows ``own = (a, b)`` (global numbers, end
-        excluded) of a normalised series of ``n_rows`` rows, of which ``z`` holds the rows from
-        ``first_row`` on (and ``base`` its interpolation over the whole series).
-
-        They equal rows a..b of :meth:`_sample_normalised` over the whole series: the windows,
-        their seeds and the groups of windows that share a network call are those of the whole
-        series (float32 matmuls of other shapes could round differently), so ``z`` must reach
-        :meth:`_segment_overlap` rows past the segment (less at the ends of the series); ``low`` and
-        ``high`` are the whole series' :meth:`_observed_range`."""
-        starts, length, per_call = self._window_plan(n_rows, z.shape[1], n_samples)
-        a, b = own
-        owners = window_owners(np.arange(a, b), starts, length)
-        first, last = owners.min() // per_call * per_call, min(len(starts), (owners.max() // per_call + 1) * per_call)
-        if starts[first] < first_row or starts[last - 1] + length > first_row + len(z):
-            raise ValueError(f"rows {a}..{b - 1} need the rows {starts[first]}..{starts[last - 1] + length - 1} of the "
-                             f"series, but the segment holds rows {first_row}..{first_row + len(z) - 1}")
-        windows = np.arange(first, last)
-        calls = [windows[i:i + per_call] for i in range(0, len(windows), per_call)]
-        out = self._sample_windows(self.model_, z, base, first_row, starts, length, calls, n_samples, self.seed,
-                                   low, high)
-        rows = np.arange(a, b)
-        picked = out[owners - first, :, rows - starts[owners], :]  # (own rows, S, K)
-        return np.ascontiguousarray(picked.transpose(1, 0, 2))
+    def window_sampler(self) -> WindowSampler:
+        """The windowed sampler of a CSDI imputer (``pretrained=None``; :mod:`.sampling`) with this
+        imputer's window, stride, sampler, sampler steps, clip, base, sample batch size and device:
+        what :meth:`impute` samples the fitted ``model_`` with (seeded by ``seed``), and what
+        :mod:`.dask` uses to sample a series split across partitions (``segment_overlap``,
+        ``sample_segment``). Hyper-parameters are checked by :meth:`check_ready`, not here."""
+        return WindowSampler(window=self._window(), stride=self.stride, sampler=self.sampler,
+                             sampler_steps=self.sampler_steps, clip=self.clip, base=self.base,
+                             sample_batch_size=self.sample_batch_size, device=self.device)
 
     def impute(self, X, n_samples: Optional[int] = None, quantiles: Sequence[float] = (0.05, 0.5, 0.95),
                return_result: bool = False, return_samples: bool = False):
@@ -606,6 +542,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         if self.pretrained is not None:
             params["pretrained"] = str(params["pretrained"])
             config.update(network=self.model_.config, blend_weights=self.blend_weights_.tolist(), check=self.check_)
+        config["schedule"] = self.model_.schedule.to_config()
         return save_checkpoint(path, {"model": self.model_.state_dict()}, config, kind=KIND, kind_version=KIND_VERSION)
 
     @classmethod
@@ -622,8 +559,6 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             raise ValueError(f"the config.json of {path} lacks the keys {missing}: the checkpoint is incomplete or "
                              "was not written by Imputer.save; save it again from a fitted Imputer")
         params = config["params"]
-        if isinstance(params, dict):  # written before the vocabulary rename: num_steps
-            params = rename_keys(_RENAMED, params, f"the config of {path}", warn=False)
         if isinstance(params, dict) and version < 4:  # written before pretrained networks: CSDI
             params = {**params, "pretrained": None}
         unknown = sorted(set(params) - set(cls._get_param_names())) if isinstance(params, dict) else ["?"]
@@ -660,9 +595,13 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             except TypeError as e:
                 raise ValueError(f"{path} has a network config this multidiff does not know ({e})") from None
             fitted.update(blend_weights_=weights, check_=config.get("check"))
+        model.schedule = recorded_schedule(config, model.schedule, f"checkpoint {path}")
         fitted["model_"] = load_state_strict(model, states["model"], f"checkpoint {path}").eval()
         imp._commit(fitted)
         return imp
+
+
+register_task(Imputer)
 
 
 def _real(name: str, value, low: float, high: float = math.inf, low_open: bool = False,
@@ -719,7 +658,7 @@ def _names_mismatch(fitted: np.ndarray, names: np.ndarray) -> str:
     return message
 
 
-_SKIPPED = "are not numeric and are left as they are"
+SKIPPED = "are not numeric and are left as they are"  # the words of the warning about such columns
 
 
 def _check_even_spacing(frame: NumericFrame) -> None:
@@ -744,17 +683,8 @@ def _warn_skipped(frame: NumericFrame, stacklevel: int) -> None:
     """Say which columns are not imputed because they hold no numbers (the time column aside)."""
     skipped = [c for c in frame.skipped if c != frame.time_column]
     if skipped:
-        warnings.warn(f"columns {skipped[:10]}{' ...' if len(skipped) > 10 else ''} {_SKIPPED} (not imputed); "
+        warnings.warn(f"columns {skipped[:10]}{' ...' if len(skipped) > 10 else ''} {SKIPPED} (not imputed); "
                       "convert them to numbers to have them imputed", UserWarning, stacklevel=stacklevel)
-
-
-def _place(out: list, starts: np.ndarray, n_rows: int) -> np.ndarray:
-    """Windows (W, S, L, K) put at their rows of an (S, n_rows, K) array of NaN (the rows of no window)."""
-    windows = np.concatenate(out)
-    placed = np.full((windows.shape[1], n_rows, windows.shape[3]), np.nan, dtype=windows.dtype)
-    for w, start in zip(windows, starts):
-        placed[:, start:start + windows.shape[2]] = w
-    return placed
 
 
 def impute(df: pd.DataFrame, n_samples: int = 20, quantiles: Sequence[float] = (0.05, 0.5, 0.95),
@@ -775,7 +705,7 @@ def impute(df: pd.DataFrame, n_samples: int = 20, quantiles: Sequence[float] = (
     if not np.isnan(frame.values).any() and not return_result:
         return df.copy()  # nothing to fill: no training needed
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=f".*{_SKIPPED}", category=UserWarning)  # said once above
+        warnings.filterwarnings("ignore", message=f".*{SKIPPED}", category=UserWarning)  # said once above
         imp.fit(df)
         return imp.impute(df, n_samples=n_samples, quantiles=quantiles, return_result=return_result,
                           return_samples=return_samples)

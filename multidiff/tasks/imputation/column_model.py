@@ -25,11 +25,12 @@ import torch
 from torch import nn
 
 from ...core import samplers
+from ...core.checkpoint import register_kind
 from ...core.conditioning import interpolate_masked, pchip_masked, repeat_samples
 from ...core.denoiser import as_eps_model
 from ...core.losses import denoising_mse, draw_discrete_t
 from ...core.samplers import rowwise_randn
-from ...core.schedules import alpha_bars, make_betas
+from ...core.schedules import DiscreteSchedule, recorded_schedule
 from ...nets.column_agnostic import ColumnAgnosticEncoder, DiffusionHead
 from .frame_regression import frame_regression
 from .masks import hybrid_target_mask
@@ -100,10 +101,8 @@ class ColumnAgnosticModel(nn.Module):
         self.num_train_steps = num_train_steps
         self.encoder = ColumnAgnosticEncoder(channels, layers, heads, ff)
         self.head = DiffusionHead(channels, head_channels, head_layers)
-        self.register_buffer("alpha_bars", alpha_bars(make_betas("quad", num_train_steps, beta_start, beta_end)).float())
-
-    def alpha_bar_of(self, t: torch.Tensor) -> torch.Tensor:
-        return self.alpha_bars[t]
+        # CSDI's quadratic table, float32 as CSDI's; no buffer: the state dict holds weights only
+        self.schedule = DiscreteSchedule("quad", num_train_steps, beta_start, beta_end, dtype="float32")
 
     def encode(self, values: torch.Tensor, given: torch.Tensor, interp: torch.Tensor, pchip: torch.Tensor,
                regression: torch.Tensor, skill: torch.Tensor) -> dict:
@@ -147,10 +146,11 @@ class ColumnAgnosticModel(nn.Module):
         free = 1 - given  # every cell the head fills at sampling time
         t = draw_discrete_t(values.shape[0], self.num_train_steps, values.device, generator)
         head = lambda x_t, tt: self.head(x_t, tt, free, enc["context"])  # noqa: E731
-        diffusion = denoising_mse(head, y, t, self.alpha_bar_of, "v", mask=target)
+        diffusion = denoising_mse(head, y, t, self.schedule.alpha_bar_of, "v", mask=target)
         return {"point": point, "diffusion": diffusion}
 
     def loss(self, batch: dict, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+        """The training loss: :meth:`loss_terms`' point term plus ``diffusion_weight`` x its diffusion term."""
         terms = self.loss_terms(batch, generator)
         return terms["point"] + self.diffusion_weight * terms["diffusion"]
 
@@ -164,21 +164,24 @@ class ColumnAgnosticModel(nn.Module):
         free = repeat_samples(1 - given.to(enc["point"].dtype), n_samples)
         context = repeat_samples(enc["context"], n_samples)
         net = lambda x_t, t: self.head(x_t, t, free, context)  # noqa: E731
-        model = as_eps_model(net, "v", self.alpha_bar_of)
-        y = samplers.run(model, sampler=sampler, sampler_steps=sampler_steps, alpha_bars=self.alpha_bars,
+        model = as_eps_model(net, "v", self.schedule.alpha_bar_of)
+        y = samplers.run(model, sampler=sampler, sampler_steps=sampler_steps, schedule=self.schedule,
                          shape=free.shape, dtype=free.dtype, device=free.device, generator=generator, randn=randn)
         y = (y * free).reshape(n_samples, b, *given.shape[1:])
         return enc["point"][None] + enc["scale"][None] * y
 
 
 NETWORK_KIND, NETWORK_KIND_VERSION = "imputation.network", 2  # 2: the frame regression's two inputs
+register_kind(NETWORK_KIND, "multidiff.tasks.imputation.column_model.load_network(DIR) (a pretrained column-agnostic "
+                            "network; Imputer(pretrained=DIR) imputes with it)")
 
 
 def save_network(model: ColumnAgnosticModel, path, about: Optional[dict] = None):
     """Write ``model`` (weights + its constructor arguments, and ``about``: how it was trained) to
     the checkpoint folder ``path``, atomically."""
     from ...core.checkpoint import save_checkpoint
-    return save_checkpoint(path, {"model": model.state_dict()}, {"model": model.config, "about": about or {}},
+    return save_checkpoint(path, {"model": model.state_dict()},
+                           {"model": model.config, "schedule": model.schedule.to_config(), "about": about or {}},
                            kind=NETWORK_KIND, kind_version=NETWORK_KIND_VERSION)
 
 
@@ -196,6 +199,7 @@ def load_network(path, widen: bool = False) -> tuple[ColumnAgnosticModel, dict]:
         model = ColumnAgnosticModel(**config["model"])
     except TypeError as e:
         raise ValueError(f"{path} has a network config this multidiff does not know ({e})") from None
+    model.schedule = recorded_schedule(config, model.schedule, f"network {path}")
     state = dict(states["model"])
     w = state.get("encoder.input_proj.weight")
     n_in = model.encoder.input_proj.in_features

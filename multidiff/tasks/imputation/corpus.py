@@ -120,6 +120,8 @@ def synthetic_windows(bank: torch.Tensor, n: int, k: int, length: int, generator
 
 @dataclass
 class RealSeries:
+    """A real data set of the pretraining corpus: its series and its share of the real windows."""
+
     name: str
     series: list          # (rows, columns) float32 arrays, normalised per column, NaN for missing
     weight: float         # share of the real windows drawn from this data set
@@ -175,7 +177,8 @@ class CorpusBatches(Batches):
     def __len__(self) -> int:
         return self.batches_per_pass
 
-    def gather(self, idx):  # not used: batches are drawn, not indexed
+    def gather(self, idx):
+        """Not used: the corpus draws its batches (:meth:`__iter__`) rather than indexing items."""
         raise NotImplementedError
 
     def __iter__(self):

@@ -39,8 +39,8 @@ except ImportError as e:  # an optional dependency: say how to get it
                       f"(dask[dataframe] and distributed); {e}") from e
 
 from ...core.validate import check_whole
-from ...datasets.frames import NumericFrame, _is_number_dtype, with_values
-from .api import _SKIPPED, Imputer, NotFittedError
+from ...datasets.frames import NumericFrame, is_number_dtype, with_values
+from .api import SKIPPED, Imputer, NotFittedError
 from .windows import interpolate_series
 
 __all__ = ["impute", "impute_groups", "shippable"]
@@ -62,7 +62,7 @@ def impute(ddf, imputer: ImputerLike, by=None, n_samples: Optional[int] = None, 
     defaults to the imputer's; the fill is the median of the samples.
 
     ``by=None`` (an ``Imputer(pretrained=None)`` only): ``ddf`` is one series in time order across its partitions (known divisions, each
-    partition at least ``Imputer._segment_overlap`` rows: about ``window`` times the windows of
+    partition at least ``imputer.window_sampler().segment_overlap(...)`` rows: about ``window`` times the windows of
     one network call). Before returning, one pass over the data (computed now) counts the rows
     of each partition and finds the observations nearest to its edges; the imputation itself runs
     when the result is computed and equals ``imputer.impute(ddf.compute(), n_samples)``.
@@ -90,7 +90,7 @@ def impute(ddf, imputer: ImputerLike, by=None, n_samples: Optional[int] = None, 
     _check_columns(ddf._meta, imp, [by] if drop_by else [])
     skipped = [c for c in columns if c not in imp.columns_ and c != imp.time_column and c != by]
     if skipped:
-        warnings.warn(f"columns {skipped[:10]}{' ...' if len(skipped) > 10 else ''} {_SKIPPED} (not imputed); "
+        warnings.warn(f"columns {skipped[:10]}{' ...' if len(skipped) > 10 else ''} {SKIPPED} (not imputed); "
                       "convert them to numbers to have them imputed", UserWarning, stacklevel=2)
     ship = _Ship(shippable(imp) if isinstance(imputer, Imputer) else str(Path(imputer).resolve()))
     meta = _output_meta(ddf._meta, imp)
@@ -124,7 +124,7 @@ def shippable(imputer: Imputer) -> Imputer:
     hyper-parameters and the normalisation travel with it). The imputer itself is not modified."""
     if not isinstance(imputer, Imputer):
         raise TypeError(f"expected a fitted Imputer, got {type(imputer).__name__}")
-    imputer._check_fitted()
+    imputer.check_ready()
     light = copy.copy(imputer)
     light.__dict__.pop("train_result_", None)
     if any(p.device.type != "cpu" for p in imputer.model_.parameters()):
@@ -159,13 +159,9 @@ def _load_saved(path: str, stamp: str) -> Imputer:
 
 def _client_imputer(imputer: ImputerLike) -> Imputer:
     if isinstance(imputer, Imputer):
-        imputer._check_fitted()
-        imputer._check_params()
-        return imputer
+        return imputer.check_ready()
     if isinstance(imputer, (str, os.PathLike)):
-        imp = Imputer.load(imputer)
-        imp._check_params()
-        return imp
+        return Imputer.load(imputer).check_ready()
     raise TypeError(f"imputer must be a fitted Imputer or the directory of a saved one, got {type(imputer).__name__}")
 
 
@@ -175,7 +171,7 @@ def _check_columns(meta: pd.DataFrame, imp: Imputer, skip: list) -> None:
     seen by the workers, which raise for them."""
     columns = [c for c in meta.columns if c not in skip]
     missing = [c for c in imp.columns_ if c not in columns]
-    extra = [c for c in columns if c not in imp.columns_ and c != imp.time_column and _is_number_dtype(meta[c].dtype)]
+    extra = [c for c in columns if c not in imp.columns_ and c != imp.time_column and is_number_dtype(meta[c].dtype)]
     if missing or extra:
         raise ValueError(f"the frame's numeric columns differ from those the imputer was fitted on: missing "
                          f"{missing[:5]}, unexpected {extra[:5]}; pass the fitted ones (imputer.columns_: "
@@ -194,7 +190,7 @@ def _output_meta(meta: pd.DataFrame, imp: Imputer) -> pd.DataFrame:
 def _quiet():
     """Inside a task: the warning about columns left as they are was given once on the client."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=f".*{_SKIPPED}", category=UserWarning)
+        warnings.filterwarnings("ignore", message=f".*{SKIPPED}", category=UserWarning)
         yield
 
 
@@ -219,15 +215,16 @@ def _time_split(ddf, imp: Imputer, ship, n: int, meta: pd.DataFrame):
     stats = dask.compute(*[dask.delayed(_edge_stats)(part, shipped, i) for i, part in enumerate(ddf.to_delayed())])
     sizes = np.array([s["rows"] for s in stats])
     total = int(sizes.sum())
-    if total <= imp._window() or ddf.npartitions == 1:  # one window, or nothing to split: one task
+    sampler = imp.window_sampler()
+    if total <= sampler.window or ddf.npartitions == 1:  # one window, or nothing to split: one task
         one = ddf.repartition(npartitions=1) if ddf.npartitions > 1 else ddf
         return one.map_partitions(_impute_one, shipped, n_samples=n, meta=meta)
-    overlap = imp._segment_overlap(total, n)
+    overlap = sampler.segment_overlap(total, len(imp.columns_), n)
     small = np.flatnonzero(sizes < overlap)
     if len(small):
-        i, per_call = int(small[0]), imp._window_plan(total, len(imp.columns_), n)[2]
+        i, per_call = int(small[0]), sampler.plan(total, len(imp.columns_), n)[2]
         raise ValueError(f"partition {i} has {sizes[i]} rows, fewer than the {overlap} rows that a partition borrows "
-                         f"from each neighbour (the windows of {imp._window()} rows that reach across its edges, in "
+                         f"from each neighbour (the windows of {sampler.window} rows that reach across its edges, in "
                          f"network calls of {per_call} windows as on one machine); repartition into fewer, larger "
                          f"partitions (ddf.repartition(npartitions={max(1, total // (10 * overlap))})), or lower the "
                          "imputer's sample_batch_size")
@@ -243,7 +240,7 @@ def _time_split(ddf, imp: Imputer, ship, n: int, meta: pd.DataFrame):
         warnings.simplefilter("ignore", RuntimeWarning)  # columns with no observation in a partition
         seen = np.stack([np.nanmin([s["low"] for s in stats if s["rows"]], axis=0),
                          np.nanmax([s["high"] for s in stats if s["rows"]], axis=0)])
-    bounds = imp._observed_range(imp._normalise(seen).astype(np.float32))  # as the whole series', warned here
+    bounds = imp.observed_range(imp.normalise(seen).astype(np.float32))  # as the whole series', warned here
     return prepared.map_overlap(_impute_chunk, overlap, overlap, ship=ship, offsets=offsets, overlap=overlap,
                                 n_samples=n, bounds=bounds, meta=meta)
 
@@ -260,7 +257,7 @@ def _edge_stats(part: pd.DataFrame, ship, i: int) -> dict:
         return {"rows": 0}
     with _quiet():
         try:
-            values = ship.get()._frame(part, fitting=False).values
+            values = ship.get().numeric_frame(part).values
         except Exception as e:
             _reraise(e, f"partition {i}")
     obs = ~np.isnan(values)
@@ -278,7 +275,7 @@ def _edges(stats, offsets: tuple, imp: Imputer) -> list:
     """For each partition, per column the nearest observation before its first row and after its
     last, as :func:`interpolate_series` takes them: (distance in rows or 0 for none, normalised value)."""
     k, parts = len(imp.columns_), len(stats)
-    norm = lambda v: imp._normalise(v[None]).astype(np.float32)[0]  # as the whole series is normalised
+    norm = lambda v: imp.normalise(v[None]).astype(np.float32)[0]  # as the whole series is normalised
 
     def running(order, key):  # nearest observation (global row, raw value) up to and including each partition
         row, val, out = np.full(k, -1), np.zeros(k), [None] * parts
@@ -312,7 +309,7 @@ def _prepare(part: pd.DataFrame, ship, edges: list, offsets: tuple, partition_in
         if imp.base is None:
             return out
         with _quiet():
-            z = imp._normalise(imp._frame(part, fitting=False).values).astype(np.float32)
+            z = imp.normalise(imp.numeric_frame(part).values).astype(np.float32)
     except Exception as e:
         _reraise(e, f"partition {i}")
     base = interpolate_series(z, *edges[i])
@@ -346,16 +343,17 @@ def _fill(data: pd.DataFrame, ship, i: int, start: int, own: tuple, total: int, 
     try:
         imp = ship.get()
         with _quiet():
-            frame = imp._frame(data, fitting=False)
+            frame = imp.numeric_frame(data)
         values = frame.values
         mine = values[a - start:b - start]
         filled = values.copy()
         if np.isnan(mine).any():
-            z = imp._normalise(values).astype(np.float32)
+            z = imp.normalise(values).astype(np.float32)
             if base is None and imp.base is not None:
                 base = interpolate_series(z)
-            low, high = imp._observed_range(z) if bounds is None else bounds
-            samples = imp._sample_segment(z, base, start, total, own, n_samples, low, high)
+            low, high = imp.observed_range(z) if bounds is None else bounds
+            samples = imp.window_sampler().sample_segment(imp.model_, z, base, start, total, own, n_samples, imp.seed,
+                                                          low, high)
             draws = np.where(np.isnan(mine)[None], samples * imp.std_ + imp.mean_, mine[None])
             filled[a - start:b - start] = np.median(draws, axis=0)
         return with_values(data, frame, filled)

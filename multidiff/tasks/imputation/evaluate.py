@@ -18,7 +18,7 @@ from ...metrics.tables import markdown_table
 from . import peers as peer_lib
 from .api import Imputer
 
-__all__ = ["run_aqi36", "run_physionet", "format_table", "format_row", "DEFAULT_SAMPLERS"]
+__all__ = ["run_aqi36", "run_physionet", "score_imputation", "format_table", "format_row", "DEFAULT_SAMPLERS"]
 
 # sampler settings compared by default: CSDI's 50-step ancestral sampler and the fast default
 DEFAULT_SAMPLERS = (("ddpm", 50), ("ddim", 10), ("ddim", 5))
@@ -29,7 +29,10 @@ def _interpolate(values: np.ndarray) -> np.ndarray:
     return peer_lib.interpolation([values], [values])[0][0]
 
 
-def _score(point, samples, target, mask) -> dict:
+def score_imputation(point, samples, target, mask) -> dict:
+    """One row of the protocol's table: ``MAE`` and ``RMSE`` of the point imputation ``point`` (T, D)
+    against ``target`` (T, D) on the entries where ``mask`` (T, D) is 1 (the hidden ones), and with
+    ``samples`` (S, T, D) (None: none) their ``CRPS``, CSDI's quantile approximation (Tashiro et al. 2021)."""
     row = {"MAE": masked_mae(point, target, mask), "RMSE": masked_rmse(point, target, mask)}
     if samples is not None:
         row["CRPS"] = crps_quantile(samples, target, mask)
@@ -58,7 +61,7 @@ def _evaluate(imp: Imputer, train: Sequence[np.ndarray], inputs: Sequence[np.nda
             keep[f"{name}-{steps}"] = samples
         rows.append({"method": f"multidiff {name}-{steps}", "NFE": steps, "NFE %": 100.0 * steps / nfe_reference,
                      "train_s": imp.train_result_.seconds, "sample_s": secs,
-                     **_score(point, samples, target, mask)})
+                     **score_imputation(point, samples, target, mask)})
         report(rows[-1])
     runs = {name: peer_lib.PEERS[name] for name in peers}
     if pypots and peer_lib.pypots_available():
@@ -70,7 +73,8 @@ def _evaluate(imp: Imputer, train: Sequence[np.ndarray], inputs: Sequence[np.nda
         points, samples, info = run(list(train), list(inputs), budget_s)
         point = np.concatenate([tr(p) for p in points])
         smp = np.concatenate([tr(s) for s in samples], axis=1) if samples is not None else None
-        rows.append({"method": name, "wall_s": time.perf_counter() - t0, **info, **_score(point, smp, target, mask)})
+        rows.append({"method": name, "wall_s": time.perf_counter() - t0, **info,
+                     **score_imputation(point, smp, target, mask)})
         report(rows[-1])
     return rows
 
@@ -110,7 +114,7 @@ def run_aqi36(path=None, n_samples: int = 100, samplers=DEFAULT_SAMPLERS, valid_
     kept: dict = {}
     rows = _evaluate(imp, [f.to_numpy() for f in train], inputs, targets, masks, n_samples, samplers,
                      keep=kept if keep_samples else None, peers=peers, pypots=pypots, budget_s=train_s, report=report)
-    result = {"dataset": "AQI-36", "train_s": train_s, "steps": imp.train_result_.steps,
+    result = {"dataset": "AQI-36", "train_s": train_s, "steps": imp.train_result_.optimizer_steps,
               "stopped_by": imp.train_result_.stopped_by, "eval_entries": int(sum(m.sum() for m in masks)),
               "rows": rows, "params": params, "n_samples": n_samples}
     if keep_samples:
@@ -143,7 +147,7 @@ def run_physionet(path=None, missing_ratio: float = 0.1, n_samples: int = 100, s
                      list(hidden[test]), n_samples, samplers, transform=normalise, peers=peers, pypots=pypots,
                      budget_s=train_s, report=report)
     return {"dataset": f"PhysioNet 2012 ({int(missing_ratio * 100)} % hidden)", "train_s": train_s,
-            "steps": imp.train_result_.steps, "stopped_by": imp.train_result_.stopped_by,
+            "steps": imp.train_result_.optimizer_steps, "stopped_by": imp.train_result_.stopped_by,
             "eval_entries": int(hidden[test].sum()), "rows": rows, "params": params, "n_samples": n_samples}
 
 

@@ -24,9 +24,8 @@ from torch import nn
 from ...core import samplers
 from ...core.conditioning import interpolate_masked, repeat_samples
 from ...core.denoiser import as_eps_model, clip_denoised
-from ...core.deprecation import rename_keys, renamed_attribute, renamed_kwargs
 from ...core.losses import PREDICTIONS, denoising_mse, draw_discrete_t
-from ...core.schedules import alpha_bars, make_betas
+from ...core.schedules import DiscreteSchedule
 from ...nets.csdi import CSDINet
 from .masks import training_cond_mask
 
@@ -39,7 +38,6 @@ class CSDIModel(nn.Module):
     """Conditional imputation model over (batch, K features, L times) grids, on a discrete
     schedule of ``num_train_steps`` steps (CSDI: 50, quadratic betas)."""
 
-    @renamed_kwargs(num_steps="num_train_steps")
     def __init__(self, n_features: int, num_train_steps: int = 50, schedule: str = "quad", beta_start: float = 1e-4,
                  beta_end: float = 0.5, channels: int = 64, layers: int = 4, heads: int = 8,
                  mask_strategy: str = "mix", prediction: str = "eps", base: Optional[str] = None,
@@ -52,15 +50,8 @@ class CSDIModel(nn.Module):
         self.num_train_steps, self.mask_strategy = num_train_steps, mask_strategy  # schedule length; self-supervised masks
         self.prediction, self.base, self.context = prediction, base, int(context)
         self.net = CSDINet(n_features, channels=channels, layers=layers, heads=heads)
-        self.register_buffer("alpha_bars", alpha_bars(make_betas(schedule, num_train_steps, beta_start, beta_end)).float())
-
-    num_steps = renamed_attribute("num_train_steps")  # the old name, deprecated
-
-    def __setstate__(self, state: dict) -> None:  # a model pickled before num_steps was renamed
-        super().__setstate__(rename_keys({"num_steps": "num_train_steps"}, state, "CSDIModel", warn=False))
-
-    def alpha_bar_of(self, t: torch.Tensor) -> torch.Tensor:
-        return self.alpha_bars[t]
+        # CSDI's table is float32; the schedule is no buffer: the state dict holds weights only
+        self.schedule = DiscreteSchedule(schedule, num_train_steps, beta_start, beta_end, dtype="float32")
 
     def _net(self, cond_input: torch.Tensor, cond_mask: torch.Tensor, positions: torch.Tensor) -> Callable:
         """The network as ``net(x_t, t)`` (predicting ``self.prediction``) with the conditioning
@@ -89,9 +80,8 @@ class CSDIModel(nn.Module):
             values, observed, cond, base, cond_input = (a[..., c] for a in (values, observed, cond, base, cond_input))
         t = draw_discrete_t(values.shape[0], self.num_train_steps, values.device, generator)
         net = self._net(cond_input, cond, batch["positions"])
-        return denoising_mse(net, values - base, t, self.alpha_bar_of, self.prediction, mask=observed - cond)
+        return denoising_mse(net, values - base, t, self.schedule.alpha_bar_of, self.prediction, mask=observed - cond)
 
-    @renamed_kwargs(n_steps="sampler_steps")
     @torch.no_grad()
     def impute(self, values: torch.Tensor, cond_mask: torch.Tensor, positions: torch.Tensor, n_samples: int,
                sampler: str = "ddpm", sampler_steps: Optional[int] = None,
@@ -113,11 +103,11 @@ class CSDIModel(nn.Module):
             own_base, cond_input = base, base
         obs, cond, pos, base_r, inp = (repeat_samples(v, n_samples) for v in (values, cond_mask, positions,
                                                                              own_base, cond_input))
-        model = as_eps_model(self._net(inp, cond, pos), self.prediction, self.alpha_bar_of)
+        model = as_eps_model(self._net(inp, cond, pos), self.prediction, self.schedule.alpha_bar_of)
         if x0_bounds is not None:
             low, high = x0_bounds
-            model = clip_denoised(model, self.alpha_bar_of, low - base_r, high - base_r)
-        out = samplers.run(model, sampler=sampler, sampler_steps=sampler_steps, alpha_bars=self.alpha_bars,
+            model = clip_denoised(model, self.schedule.alpha_bar_of, low - base_r, high - base_r)
+        out = samplers.run(model, sampler=sampler, sampler_steps=sampler_steps, schedule=self.schedule,
                            shape=obs.shape, dtype=obs.dtype, device=obs.device, generator=generator,
                            randn=randn) + base_r
         out = cond * obs + (1 - cond) * out

@@ -119,7 +119,7 @@ def fit_network(imp, normalised: list[np.ndarray], std: np.ndarray, val: Optiona
         folds = [held]
         train = [np.where(h, np.nan, z) for z, h in zip(normalised, held)]
     if zero_shot:
-        result = TrainResult(history=[], steps=0, seconds=0.0, stopped_by="max_time=0 (zero-shot)")
+        result = TrainResult(history=[], optimizer_steps=0, seconds=0.0, stopped_by="max_time=0 (zero-shot)")
     else:
         result = _fine_tune(model, train, imp, val)
     model = model.cpu().eval()

@@ -39,6 +39,7 @@ def regression(train, inputs, budget_s=None):
 
 
 def column_mean(train, inputs, budget_s=None):
+    """Each column's mean over the training series, in every missing entry."""
     mean = np.nanmean(np.concatenate(train), axis=0)
     return [np.where(np.isnan(x), mean, x) for x in inputs], None, {}
 
@@ -65,6 +66,7 @@ def iterative(train, inputs, budget_s=None):
 
 
 def pypots_available() -> bool:
+    """Whether PyPOTS imports (``pip install multidiff[bench]``), for the SAITS and CSDI peers."""
     try:
         import pypots  # noqa: F401
     except ImportError:

@@ -137,6 +137,7 @@ class WindowBatches(Batches):
 
     @property
     def n_items(self) -> int:
+        """The number of training windows (those with more than one observed value in their centre)."""
         return len(self.starts)
 
     def gather(self, idx: torch.Tensor) -> dict:

@@ -6,7 +6,6 @@ code of the scan, the missing points drawn given it, linear in points) complete 
 :func:`evaluate` runs the benchmark protocol, :func:`save_clouds` / :func:`load_clouds` / :func:`render` handle cloud
 files (``Generator.save`` / ``.load`` handle checkpoints).
 """
-from ...core.deprecation import moved
 from .api import (UP_AXES, Completer, Generator, LatentCompleter, LatentGenerator, completion_pairs, load_clouds,
                   save_clouds, up_rotation)
 from .evaluate import evaluate, reference_rows, retrieve
@@ -17,6 +16,3 @@ from .plot import render
 __all__ = ["Generator", "LatentGenerator", "Completer", "LatentCompleter", "evaluate", "save_clouds", "load_clouds",
            "render", "completion_pairs", "retrieve", "DEFAULT_TRAIN_CONFIG", "DEFAULT_LATENT_TRAIN_CONFIG",
            "up_rotation", "UP_AXES", "reference_rows"]
-
-# old names, until the next release: points.save / points.load wrote and read clouds, not checkpoints
-__getattr__ = moved(__name__, {"save": f"{__name__}:save_clouds", "load": f"{__name__}:load_clouds"})

@@ -13,8 +13,7 @@
 * :class:`LatentCompleter`: completion linear in points: a PointNet code of the scan, then the missing
   points drawn one by one given it by Luo & Hu's point-wise denoiser (:mod:`.latent_completion`).
 * :func:`save_clouds` / :func:`load_clouds`: one cloud as ``.ply``/``.pcd`` (open3d) or ``.npy``
-  (``Generator.save`` / ``.load`` write and read checkpoints). ``save`` / ``load`` are their old
-  names, deprecated.
+  (``Generator.save`` / ``.load`` write and read checkpoints).
 
 Every public class of the task is here; the models they train are in :mod:`.model`, :mod:`.latent` and
 :mod:`.latent_completion`, the benchmark protocol (:func:`~.evaluate.evaluate`,
@@ -23,17 +22,19 @@ Every public class of the task is here; the models they train are in :mod:`.mode
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
-from ...core.checkpoint import load_checkpoint, load_state_strict, write_atomic
+from ...core.checkpoint import load_checkpoint, load_state_strict, register_kind
 from ...core.conditioning import replace_known
-from ...core.deprecation import moved, renamed_kwargs
 from ...core.device import resolve_device
+from ...core.io import write_atomic
 from ...core.losses import draw_discrete_t, eps_mse
 from ...core.samplers import resolve as resolve_sampler
+from ...core.schedules import DiscreteSchedule
+from ...core.task import register_task
 from ...core.training import Batches, TrainConfig, TrainResult, fit as train_loop, resolve_train_config
 from ...core.validate import check_whole
 from ...datasets.pointclouds import (NORMALIZATIONS, Normalization, PointCloudFolder, check_points, normalize,
@@ -46,29 +47,41 @@ from .model import PointModel, _PointDiffusion, check_training_args
 __all__ = ["Generator", "Completer", "LatentGenerator", "LatentCompleter", "save_clouds", "load_clouds",
            "completion_pairs", "up_rotation", "UP_AXES", "scan_list", "prepare_scans", "restore_scan"]
 
-# the module-level cloud readers/writers were called save/load, like the checkpoint methods
-__getattr__ = moved(__name__, {"save": f"{__name__}:save_clouds", "load": f"{__name__}:load_clouds"})
+# the checkpoint kinds of the classes below (their attribute ``kind``) and what loads each
+_SAMPLE, _COMPLETE = "multidiff points sample DIR OUT", "multidiff points complete DIR PARTIAL... --out OUT"
+register_kind("points.generator", f"multidiff.tasks.points.Generator.load(DIR) (command line: {_SAMPLE})")
+register_kind("points.completer", f"multidiff.tasks.points.Completer.load(DIR) (command line: {_COMPLETE})")
+register_kind("points.latent", f"multidiff.tasks.points.LatentGenerator.load(DIR) (command line: {_SAMPLE})")
+register_kind("points.latent_completer",
+              f"multidiff.tasks.points.LatentCompleter.load(DIR) (command line: {_COMPLETE})")
 
 
 class Generator(_PointDiffusion):
-    """Unconditional point-cloud DDPM (PVD's schedule; network: :class:`PointDenoiser`)."""
+    """Unconditional point-cloud DDPM (PVD's schedule; network: :class:`~multidiff.nets.point_denoiser.PointDenoiser`)."""
 
     kind = "points.generator"
 
     def fit(self, data, classes: Optional[Sequence[str]] = None, split: str = "train",
-            max_shapes: Optional[int] = None, resume: bool = False) -> "Generator":
+            max_shapes: Optional[int] = None, resume: bool = False,
+            on_epoch_end: Optional[Callable[["Generator", dict], None]] = None) -> "Generator":
         """Train on a folder ``data/CLASS/split/*`` (or a (S, N, 3) array of clouds); ``resume=True``
-        continues the run saved in ``checkpoint_dir`` (its steps, time and optimizer state)."""
+        continues the run saved in ``checkpoint_dir`` (its steps, time and optimizer state).
+
+        ``on_epoch_end(snapshot, info)`` runs after every epoch with ``snapshot`` a fitted copy of this
+        object holding the weights sampling would use (EMA) and ``info`` the epoch's row of the history
+        with ``steps`` and ``seconds`` of training (:func:`multidiff.core.training.fit`). Its time is not
+        training time and it changes neither the run nor its seeded numbers: e.g. a learning curve,
+        ``on_epoch_end=EveryMinutes(30, score)`` (:class:`~multidiff.core.training.EveryMinutes`)."""
         folder = self.read_clouds(data, classes, split, max_shapes)
         self.num_shapes_ = len(folder)
 
         def loss_fn(net, batch):
             x0 = batch["x0"]
-            return eps_mse(net, x0, draw_discrete_t(len(x0), self.num_train_steps, x0.device), self._alpha_bar_of)
+            return eps_mse(net, x0, draw_discrete_t(len(x0), self.num_train_steps, x0.device),
+                           self.schedule.alpha_bar_of)
 
-        return self._train({"x0": folder.points}, loss_fn, resume)
+        return self._train({"x0": folder.points}, loss_fn, resume, on_epoch_end)
 
-    @renamed_kwargs(n_steps="sampler_steps")
     @torch.no_grad()
     def sample(self, n: int, sampler_steps: int = 50, sampler: str = "ddpm", seed: Optional[int] = None,
                batch_size: int = 256) -> torch.Tensor:
@@ -93,12 +106,6 @@ _LATENT_HPARAMS = ("num_points", "latent_dim", "num_train_steps", "beta_start", 
 LATENT_KIND_VERSION = 1
 
 
-def _hparams(cfg: dict) -> dict:
-    """The constructor's settings from a checkpoint's config; checkpoints written before the prior
-    predicted ``v`` have no ``prior_prediction`` and hold an eps-predicting prior."""
-    return {k: cfg.get(k, "eps") if k == "prior_prediction" else cfg[k] for k in _LATENT_HPARAMS}
-
-
 class LatentGenerator(PointModel):
     """Point-cloud generation as Luo & Hu (CVPR 2021): a shape latent from a prior, then every point
     denoised on its own given it (model: :class:`~.latent.LatentPointDiffusion`).
@@ -118,8 +125,9 @@ class LatentGenerator(PointModel):
     reads it while it runs.
     """
 
-    kind = "points.latent"  # the checkpoint kind of core.checkpoint.KINDS
-    kind_version, hparam_names, default_train_config = LATENT_KIND_VERSION, _LATENT_HPARAMS, DEFAULT_LATENT_TRAIN_CONFIG
+    kind = "points.latent"
+    kind_version, hparam_names, DEFAULT_TRAIN_CONFIG = LATENT_KIND_VERSION, _LATENT_HPARAMS, DEFAULT_LATENT_TRAIN_CONFIG
+    schedule_names = ("schedule", "prior_schedule")
 
     def __init__(self, num_points: int = 2048, latent_dim: int = 256, num_train_steps: int = 100,
                  beta_start: float = 1e-4, beta_end: float = 0.02, time_features: str = "signal",
@@ -161,12 +169,33 @@ class LatentGenerator(PointModel):
         self.train_result: Optional[TrainResult] = None
         self.prior_result: Optional[TrainResult] = None
 
+    @classmethod
+    def hparams_from_config(cls, cfg: dict) -> dict:
+        """The constructor's settings (``hparam_names``) recorded in the config of a checkpoint or of a
+        training snapshot (the second value of :func:`~multidiff.core.checkpoint.load_checkpoint`);
+        configs written before the prior predicted ``v`` have no ``prior_prediction``: their prior predicts eps."""
+        return {k: cfg.get(k, "eps") if k == "prior_prediction" else cfg[k] for k in _LATENT_HPARAMS}
+
+    @property
+    def schedule(self) -> DiscreteSchedule:
+        """The points' schedule (its model's)."""
+        return self.model.schedule
+
+    @property
+    def prior_schedule(self) -> DiscreteSchedule:
+        """The latent prior's schedule (its model's)."""
+        return self.model.prior_schedule
+
     def fit(self, data, classes: Optional[Sequence[str]] = None, split: str = "train",
-            max_shapes: Optional[int] = None, resume: bool = False) -> "LatentGenerator":
-        """Train on a folder ``data/CLASS/split/*`` (or a (S, N, 3) array of clouds), then refit the prior.
+            max_shapes: Optional[int] = None, resume: bool = False,
+            on_epoch_end: Optional[Callable[["LatentGenerator", dict], None]] = None) -> "LatentGenerator":
+        """Train on a folder ``data/CLASS/split/*`` (or a (S, N, 3) array of clouds), then refit the prior
+        (:meth:`fit_prior`).
 
         ``resume=True`` continues the run kept in ``checkpoint_dir`` (its weights, optimizer, steps and
-        time spent), e.g. after an interruption or with a larger ``train_config.max_time``."""
+        time spent), e.g. after an interruption or with a larger ``train_config.max_time``.
+        ``on_epoch_end`` as :meth:`Generator.fit`; its snapshot holds the prior as trained so far with the
+        encoder: ``snapshot.fit_prior(data)`` refits it as ``fit`` ends."""
         if resume and self.checkpoint_dir is None:
             raise ValueError("resume=True needs checkpoint_dir= (the folder whose last/ checkpoint training "
                              "continues from)")
@@ -187,16 +216,25 @@ class LatentGenerator(PointModel):
                    "max_shapes": max_shapes, "seed": self.seed} if isinstance(data, (str, Path)) else None)
         self.train_result = train_loop(self.model, loss_fn, loader, self._train_config(),
                                        checkpoint_dir=self.checkpoint_dir, resume=resume,
-                                       extra_config={**self.config(), "train_data": source})
-        self._fit_prior(x)
+                                       extra_config={**self.config(), "train_data": source},
+                                       on_epoch_end=self._snapshots(on_epoch_end))
+        self.fit_prior(folder)
         self.model.cpu().eval()
         self.fitted = True
         return self
 
-    def _fit_prior(self, x: torch.Tensor) -> None:
-        """Refit the latent prior on the posteriors the final encoder gives the training clouds ``x``."""
+    def fit_prior(self, data, classes: Optional[Sequence[str]] = None, split: str = "train",
+                  max_shapes: Optional[int] = None) -> "LatentGenerator":
+        """Refit the latent prior on the posteriors the encoder gives the clouds ``data`` names, as
+        :meth:`fit` does after its main run: ``prior_max_steps`` optimizer steps of
+        :data:`~.latent.PRIOR_TRAIN_CONFIG` (seeded by ``seed + 1``); ``prior_result`` holds their
+        :class:`~multidiff.core.training.TrainResult`. The encoder and the point denoiser stay as they
+        are (the prior learns from gradient-stopped latents, so it can be refitted after the fact).
+        ``data`` (with ``classes``, ``split``, ``max_shapes``) as :meth:`read_clouds` reads it: the
+        training clouds. Nothing happens when ``prior_max_steps`` is 0. Returns self."""
         if self.prior_max_steps == 0:
-            return
+            return self
+        x = self.read_clouds(data, classes, split, max_shapes).points
         cfg = self._train_config()
         device = resolve_device(cfg.device)
         model = self.model.to(device).eval()
@@ -208,6 +246,8 @@ class LatentGenerator(PointModel):
         prior_cfg = resolve_train_config(PRIOR_TRAIN_CONFIG, None, {}, {
             "seed": self.seed + 1, "progress": cfg.progress, "device": cfg.device, "max_steps": self.prior_max_steps})
         self.prior_result = train_loop(model.prior, lambda _, b: model.prior_loss(*b), loader, prior_cfg)
+        model.cpu().eval()
+        return self
 
     @torch.no_grad()
     def sample(self, n: int, sampler_steps: Optional[int] = None, sampler: str = "ddpm", seed: Optional[int] = None,
@@ -244,7 +284,8 @@ class LatentGenerator(PointModel):
         trained on an array needs ``data``. ``prior_max_steps=0`` models keep the prior as it is."""
         states, cfg = load_checkpoint(Path(checkpoint_dir) / "last", kind="training")
         source = cfg.get("train_data") or {}
-        obj = cls(**_hparams(cfg), device=device, progress=False, seed=source.get("seed", 0))
+        obj = cls(**cls.hparams_from_config(cfg), device=device, progress=False, seed=source.get("seed", 0))
+        obj._check_schedules(cfg, f"snapshot {checkpoint_dir}")
         weights = states["ema"] if "ema" in states else states["model"]
         load_state_strict(obj.model, weights, f"snapshot {checkpoint_dir}")
         obj.clip = cfg.get("clip")
@@ -255,7 +296,7 @@ class LatentGenerator(PointModel):
             if data is None:
                 data, classes, split, max_shapes = (source["data"], source["classes"], source["split"],
                                                     source["max_shapes"])
-            obj._fit_prior(obj.read_clouds(data, classes, split, max_shapes).points)
+            obj.fit_prior(data, classes, split, max_shapes)
         obj.model.cpu().eval()
         obj.fitted = True
         return obj, cfg["loop"]
@@ -265,7 +306,8 @@ class LatentGenerator(PointModel):
         """Rebuild a model saved with :meth:`save`; a checkpoint of another kind raises
         :class:`~multidiff.core.checkpoint.CheckpointKindError` naming the loader that fits."""
         states, cfg = load_checkpoint(directory, kind=cls.kind, max_kind_version=LATENT_KIND_VERSION)
-        obj = cls(**_hparams(cfg), device=device, progress=False)
+        obj = cls(**cls.hparams_from_config(cfg), device=device, progress=False)
+        obj._check_schedules(cfg, f"checkpoint {directory}")
         load_state_strict(obj.model, states["model"], f"checkpoint {directory}")
         obj.model.eval()
         obj.clip = cfg.get("clip")
@@ -309,9 +351,11 @@ class Completer(_PointDiffusion):
     in_features = 1  # the known-point flag
 
     def fit(self, data, classes: Optional[Sequence[str]] = None, split: str = "train",
-            max_shapes: Optional[int] = None, resume: bool = False) -> "Completer":
+            max_shapes: Optional[int] = None, resume: bool = False,
+            on_epoch_end: Optional[Callable[["Completer", dict], None]] = None) -> "Completer":
         """Train on ``views`` hidden-point-removal scans of every shape of the folder (or array);
-        ``resume=True`` continues the run saved in ``checkpoint_dir``."""
+        ``resume=True`` continues the run saved in ``checkpoint_dir``; ``on_epoch_end`` as
+        :meth:`Generator.fit`."""
         folder = self.read_clouds(data, classes, split, max_shapes)
         pairs = completion_pairs(folder, self.views, self.max_known, self.seed)
         self.num_shapes_ = len(folder)
@@ -320,11 +364,10 @@ class Completer(_PointDiffusion):
             x0, known = batch["x0"], batch["known"]
             model = _hold(net, x0, known)
             t = draw_discrete_t(len(x0), self.num_train_steps, x0.device)
-            return eps_mse(model, x0, t, self._alpha_bar_of, mask=(1 - known).expand_as(x0))
+            return eps_mse(model, x0, t, self.schedule.alpha_bar_of, mask=(1 - known).expand_as(x0))
 
-        return self._train({"x0": pairs["x0"], "known": pairs["known"]}, loss_fn, resume)
+        return self._train({"x0": pairs["x0"], "known": pairs["known"]}, loss_fn, resume, on_epoch_end)
 
-    @renamed_kwargs(n_steps="sampler_steps")
     @torch.no_grad()
     def complete(self, partial, sampler_steps: int = 50, sampler: str = "ddpm", seed: Optional[int] = None,
                  batch_size: int = 64, up_axis: str = "z"):
@@ -357,6 +400,8 @@ class Completer(_PointDiffusion):
         result = torch.stack(out)
         return result[0] if single else result
 
+    sample = complete  # the task contract's draw (multidiff.core.task)
+
 
 _LATENT_COMPLETER_HPARAMS = ("num_points", "latent_dim", "num_train_steps", "beta_start", "beta_end",
                              "time_features", "train_points", "encoder_points", "encoder_widths", "decoder_widths",
@@ -377,9 +422,9 @@ class LatentCompleter(PointModel):
     a neighbour graph. Training settings as :class:`LatentGenerator` (Luo & Hu's Adam, EMA).
     """
 
-    kind = "points.latent_completer"  # the checkpoint kind of core.checkpoint.KINDS
+    kind = "points.latent_completer"
     kind_version, hparam_names = LATENT_COMPLETER_KIND_VERSION, _LATENT_COMPLETER_HPARAMS
-    default_train_config = DEFAULT_LATENT_TRAIN_CONFIG
+    DEFAULT_TRAIN_CONFIG = DEFAULT_LATENT_TRAIN_CONFIG
 
     def __init__(self, num_points: int = 2048, latent_dim: int = 256, num_train_steps: int = 200,
                  beta_start: float = 1e-4, beta_end: float = 0.05, time_features: str = "signal",
@@ -412,10 +457,17 @@ class LatentCompleter(PointModel):
         self.clip: Optional[float] = None  # |x0| bound for sampling (in the scans' frames), set by fit
         self.train_result: Optional[TrainResult] = None
 
+    @property
+    def schedule(self) -> DiscreteSchedule:
+        """The missing points' schedule (its model's)."""
+        return self.model.schedule
+
     def fit(self, data, classes: Optional[Sequence[str]] = None, split: str = "train",
-            max_shapes: Optional[int] = None, resume: bool = False) -> "LatentCompleter":
+            max_shapes: Optional[int] = None, resume: bool = False,
+            on_epoch_end: Optional[Callable[["LatentCompleter", dict], None]] = None) -> "LatentCompleter":
         """Train on ``views`` scans of every shape of a folder ``data/CLASS/split/*`` (or a (S, N, 3)
-        array); ``resume=True`` continues the run kept in ``checkpoint_dir``."""
+        array); ``resume=True`` continues the run kept in ``checkpoint_dir``; ``on_epoch_end`` as
+        :meth:`Generator.fit`."""
         if resume and self.checkpoint_dir is None:
             raise ValueError("resume=True needs checkpoint_dir= (the folder whose last/ checkpoint training "
                              "continues from)")
@@ -424,12 +476,14 @@ class LatentCompleter(PointModel):
             raise ValueError("no training clouds")
         pairs = completion_pairs(folder, self.views, self.max_known, self.seed)
         x0, known = pairs["x0"], pairs["known"]
-        clip = 1.1 * float(x0.abs().max())  # range of the points seen in training, in the scans' frames
+        # range of the points seen in training, in the scans' frames (set now for on_epoch_end's snapshots)
+        self.clip = clip = 1.1 * float(x0.abs().max())
         loader = Batches(len(x0), self.batch_size, lambda idx: (x0[idx], known[idx]), shuffle=True,
                          generator=torch.Generator().manual_seed(self.seed))
         result = train_loop(self.model, lambda m, b: m.loss(*b, self.train_points, self.encoder_points), loader,
                             self._train_config(), checkpoint_dir=self.checkpoint_dir, resume=resume,
-                            extra_config={**self.config(), "clip": clip})
+                            extra_config={**self.config(), "clip": clip},
+                            on_epoch_end=self._snapshots(on_epoch_end))
         self.model.cpu().eval()
         self.num_shapes_, self.clip, self.train_result, self.fitted = len(folder), clip, result, True
         return self
@@ -475,10 +529,17 @@ class LatentCompleter(PointModel):
         :class:`~multidiff.core.checkpoint.CheckpointKindError` naming the loader that fits."""
         states, cfg = load_checkpoint(directory, kind=cls.kind, max_kind_version=LATENT_COMPLETER_KIND_VERSION)
         obj = cls(**{k: cfg[k] for k in _LATENT_COMPLETER_HPARAMS}, device=device, progress=False)
+        obj._check_schedules(cfg, f"checkpoint {directory}")
         load_state_strict(obj.model, states["model"], f"checkpoint {directory}")
         obj.model.eval()
         obj.clip, obj.fitted = cfg["clip"], True
         return obj
+
+    sample = complete  # the task contract's draw (multidiff.core.task)
+
+
+for _task in (Generator, Completer, LatentGenerator, LatentCompleter):
+    register_task(_task)
 
 
 def scan_list(partial) -> tuple[list, bool]:

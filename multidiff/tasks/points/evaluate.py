@@ -10,7 +10,6 @@ from typing import Optional, Sequence
 
 import torch
 
-from ...core.deprecation import renamed_kwargs
 from ...datasets.pointclouds import PointCloudFolder, check_points, load_folder, normalize
 from ...metrics import points as M
 from .api import Completer, Generator, LatentCompleter, LatentGenerator, completion_pairs
@@ -120,7 +119,6 @@ def reference_rows(data, classes: Optional[Sequence[str]] = None, num_points: in
     return out
 
 
-@renamed_kwargs(n_steps="sampler_steps")
 def evaluate(model, data, classes: Optional[Sequence[str]] = None, split: str = "test", sampler_steps: int = 50,
              sampler: str = "ddpm", max_shapes: Optional[int] = None, n_samples: Optional[int] = None,
              metrics: Sequence[str] = ("cd", "emd"), emd_points: Optional[int] = None, threshold: float = 0.05,

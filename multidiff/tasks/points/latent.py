@@ -31,7 +31,7 @@ from torch import nn
 from ...core.denoiser import as_eps_model, clip_denoised
 from ...core.losses import PREDICTIONS, denoising_mse, draw_discrete_t, eps_mse
 from ...core.samplers import run as run_sampler
-from ...core.schedules import alpha_bars, linear_betas
+from ...core.schedules import DiscreteSchedule
 from ...core.training import TrainConfig
 from ...nets.pointnet import PointNetEncoder
 from ...nets.pointwise import PointwiseDenoiser
@@ -95,21 +95,13 @@ class LatentPointDiffusion(nn.Module):
         self.encoder = PointNetEncoder(latent_dim, widths=encoder_widths)
         self.decoder = PointwiseDenoiser(latent_dim, time_dim=3, widths=decoder_widths)
         self.prior = VectorDenoiser(latent_dim, prior_width, prior_layers)
-        # schedules are plain tensors, not buffers: the state dict (and the EMA) holds weights only
-        self.betas = linear_betas(num_train_steps, beta_start, beta_end)
-        self.alpha_bars = alpha_bars(self.betas)
-        self.prior_alpha_bars = alpha_bars(linear_betas(prior_num_train_steps))
-
-    # -- schedules
-    def alpha_bar_of(self, t: torch.Tensor) -> torch.Tensor:
-        return self.alpha_bars.to(t.device)[t.long()]
-
-    def prior_alpha_bar_of(self, t: torch.Tensor) -> torch.Tensor:
-        return self.prior_alpha_bars.to(t.device)[t.long()]
+        # schedules are not buffers: the state dict (and the EMA) holds weights only
+        self.schedule = DiscreteSchedule("linear", num_train_steps, beta_start, beta_end)
+        self.prior_schedule = DiscreteSchedule("linear", prior_num_train_steps)
 
     def time_features(self, t: torch.Tensor) -> torch.Tensor:
         """Step indices (any shape) -> the denoiser's time features ``t.shape + (3,)`` (float32)."""
-        return time_features(self.time_feature_kind, t, self.betas, self.alpha_bars)
+        return time_features(self.time_feature_kind, t, self.schedule)
 
     # -- training
     def loss(self, x: torch.Tensor, kl_weight: float, train_points: int, encoder_points: int) -> torch.Tensor:
@@ -135,11 +127,11 @@ class LatentPointDiffusion(nn.Module):
         kl = 0.5 * (mean ** 2 + logvar.exp() - logvar - 1).sum(-1).mean()
         # one step per cloud, as Luo & Hu: the denoiser then folds each cloud's context into its weights
         # (one batched matmul per layer); a step per point was no better per second on a toy set
-        t = draw_discrete_t(b, len(self.alpha_bars), x.device)
+        t = draw_discrete_t(b, len(self.schedule), x.device)
         points = eps_mse(lambda x_t, t: self.decoder(x_t, self.time_features(t), z), _subset(x, train_points), t,
-                         self.alpha_bar_of)
-        prior = denoising_mse(self.prior, z.detach(), draw_discrete_t(b, len(self.prior_alpha_bars), x.device),
-                              self.prior_alpha_bar_of, self.prior_prediction)
+                         self.schedule.alpha_bar_of)
+        prior = denoising_mse(self.prior, z.detach(), draw_discrete_t(b, len(self.prior_schedule), x.device),
+                              self.prior_schedule.alpha_bar_of, self.prior_prediction)
         return {"points": points, "kl": kl, "prior": prior}, mean, logvar
 
     @torch.no_grad()
@@ -159,8 +151,8 @@ class LatentPointDiffusion(nn.Module):
     def prior_loss(self, mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
         """The prior's loss on posterior samples of ``(mean, logvar)`` (B, latent_dim) each."""
         z = mean + (0.5 * logvar).exp() * torch.randn_like(mean)
-        return denoising_mse(self.prior, z, draw_discrete_t(len(z), len(self.prior_alpha_bars), z.device),
-                             self.prior_alpha_bar_of, self.prior_prediction)
+        return denoising_mse(self.prior, z, draw_discrete_t(len(z), len(self.prior_schedule), z.device),
+                             self.prior_schedule.alpha_bar_of, self.prior_prediction)
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor, encoder_points: int, generator: Optional[torch.Generator] = None):
@@ -173,8 +165,8 @@ class LatentPointDiffusion(nn.Module):
     def sample_latents(self, n: int, sampler: str, sampler_steps: Optional[int], generator: torch.Generator,
                        device) -> torch.Tensor:
         """``n`` latents (n, latent_dim) from the prior through ``core.samplers.run``."""
-        prior = as_eps_model(self.prior, self.prior_prediction, self.prior_alpha_bar_of)
-        return run_sampler(prior, sampler=sampler, sampler_steps=sampler_steps, alpha_bars=self.prior_alpha_bars,
+        prior = as_eps_model(self.prior, self.prior_prediction, self.prior_schedule.alpha_bar_of)
+        return run_sampler(prior, sampler=sampler, sampler_steps=sampler_steps, schedule=self.prior_schedule,
                            shape=(n, self.latent_dim), device=device, generator=generator)
 
     @torch.no_grad()
@@ -184,36 +176,36 @@ class LatentPointDiffusion(nn.Module):
 
         ``clip`` bounds the implied clean points (DDPM's ``clip_denoised``) so that few-step samplers
         stay in the range of the training clouds."""
-        return sample_points(self.decoder, z, num_points, self.time_features, self.alpha_bars, sampler, sampler_steps,
+        return sample_points(self.decoder, z, num_points, self.time_features, self.schedule, sampler, sampler_steps,
                              generator, clip)
 
 
-def sample_points(decoder: PointwiseDenoiser, z: torch.Tensor, num_points: int, features, alpha_bars: torch.Tensor,
-                  sampler: str, sampler_steps: Optional[int], generator: torch.Generator,
+def sample_points(decoder: PointwiseDenoiser, z: torch.Tensor, num_points: int, features,
+                  schedule: DiscreteSchedule, sampler: str, sampler_steps: Optional[int], generator: torch.Generator,
                   clip: Optional[float] = None) -> torch.Tensor:
     """``num_points`` points (B, num_points, 3) drawn independently given each code of ``z`` (B, latent_dim)
-    by the point-wise ``decoder`` through ``core.samplers.run`` on the schedule ``alpha_bars``;
+    by the point-wise ``decoder`` through ``core.samplers.run`` on ``schedule``;
     ``features`` maps step indices to the decoder's time features. ``clip`` bounds the implied clean
     points (DDPM's ``clip_denoised``)."""
     def model(x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return decoder(x_t, features(t), z)
 
     if clip is not None:
-        model = clip_denoised(model, lambda t: alpha_bars.to(t.device)[t.long()], -clip, clip)
-    return run_sampler(model, sampler=sampler, sampler_steps=sampler_steps, alpha_bars=alpha_bars,
+        model = clip_denoised(model, schedule.alpha_bar_of, -clip, clip)
+    return run_sampler(model, sampler=sampler, sampler_steps=sampler_steps, schedule=schedule,
                        shape=(len(z), num_points, 3), device=z.device, generator=generator)
 
 
-def time_features(kind: str, t: torch.Tensor, betas: torch.Tensor, alpha_bars: torch.Tensor) -> torch.Tensor:
+def time_features(kind: str, t: torch.Tensor, schedule: DiscreteSchedule) -> torch.Tensor:
     """Step indices ``t`` (any shape) -> the point denoiser's time features ``t.shape + (3,)`` (float32)
-    of :data:`TIME_FEATURES` ``kind`` for the schedule ``betas`` / ``alpha_bars``."""
+    of :data:`TIME_FEATURES` ``kind`` for ``schedule``."""
     t = t.long()
     if kind == "luo_hu":
-        beta = betas.to(t.device)[t]
+        beta = schedule.betas.to(t.device)[t]
         feats = [beta, beta.sin(), beta.cos()]
     else:
-        ab = alpha_bars.to(t.device)[t]
-        feats = [ab.sqrt(), (1 - ab).sqrt(), (t + 1).double() / len(alpha_bars)]
+        ab = schedule.alpha_bar_of(t)
+        feats = [ab.sqrt(), (1 - ab).sqrt(), (t + 1).double() / len(schedule)]
     return torch.stack(feats, dim=-1).float()
 
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ...core.losses import draw_discrete_t, eps_mse
-from ...core.schedules import alpha_bars, linear_betas
+from ...core.schedules import DiscreteSchedule
 from ...nets.pointnet import PointNetEncoder
 from ...nets.pointwise import PointwiseDenoiser
 from .latent import DECODER_WIDTHS, ENCODER_WIDTHS, TIME_FEATURES, sample_points, time_features
@@ -43,14 +43,11 @@ class ScanCompletionDiffusion(nn.Module):
         self.time_feature_kind = time_features
         self.encoder = PointNetEncoder(latent_dim, widths=encoder_widths)
         self.decoder = PointwiseDenoiser(latent_dim, time_dim=3, widths=decoder_widths)
-        self.betas = linear_betas(num_train_steps, beta_start, beta_end)  # plain tensors: not in the state dict
-        self.alpha_bars = alpha_bars(self.betas)
-
-    def alpha_bar_of(self, t: torch.Tensor) -> torch.Tensor:
-        return self.alpha_bars.to(t.device)[t.long()]
+        self.schedule = DiscreteSchedule("linear", num_train_steps, beta_start, beta_end)  # not in the state dict
 
     def time_features(self, t: torch.Tensor) -> torch.Tensor:
-        return time_features(self.time_feature_kind, t, self.betas, self.alpha_bars)
+        """Step indices (any shape) -> the denoiser's time features ``t.shape + (3,)`` (float32)."""
+        return time_features(self.time_feature_kind, t, self.schedule)
 
     def code(self, scan: torch.Tensor) -> torch.Tensor:
         """The code (B, latent_dim) of scans (B, M, 3): the encoder's mean (no prior to sample it from,
@@ -66,14 +63,15 @@ class ScanCompletionDiffusion(nn.Module):
         scan = _rows(x0, torch.zeros_like(n_known), n_known, encoder_points)
         missing = _rows(x0, n_known, torch.full_like(n_known, n), train_points)
         z = self.code(scan)
-        t = draw_discrete_t(len(x0), len(self.alpha_bars), x0.device)
-        return eps_mse(lambda x_t, t: self.decoder(x_t, self.time_features(t), z), missing, t, self.alpha_bar_of)
+        t = draw_discrete_t(len(x0), len(self.schedule), x0.device)
+        return eps_mse(lambda x_t, t: self.decoder(x_t, self.time_features(t), z), missing, t,
+                       self.schedule.alpha_bar_of)
 
     @torch.no_grad()
     def decode(self, z: torch.Tensor, num_points: int, sampler: str, sampler_steps: Optional[int],
                generator: torch.Generator, clip: Optional[float] = None) -> torch.Tensor:
         """``num_points`` missing points (B, num_points, 3) for each code of ``z``."""
-        return sample_points(self.decoder, z, num_points, self.time_features, self.alpha_bars, sampler, sampler_steps,
+        return sample_points(self.decoder, z, num_points, self.time_features, self.schedule, sampler, sampler_steps,
                              generator, clip)
 
 

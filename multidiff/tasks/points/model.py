@@ -7,19 +7,20 @@ model (how it reads clouds, its training settings, its config and ``save``). The
 :class:`~.api.LatentCompleter`) are in :mod:`.api`."""
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
 from ...core.checkpoint import load_checkpoint, save_checkpoint
 from ...core.denoiser import clip_denoised
-from ...core.deprecation import rename_keys, renamed_attribute, renamed_kwargs
+from ...core.device import seeded
 from ...core.samplers import run as run_sampler
-from ...core.schedules import alpha_bars, linear_betas
+from ...core.schedules import DiscreteSchedule, recorded_schedule
 from ...core.validate import check_whole
 from ...core.training import Batches, TrainConfig, TrainResult, fit as train_loop, resolve_train_config
 from ...datasets.pointclouds import NORMALIZATIONS, PointCloudFolder, check_points, load_folder, normalize, resample
@@ -37,8 +38,7 @@ _TRAIN_KEYWORDS = ("epochs", "max_steps", "lr", "ema_decay")
 
 _HPARAMS = ("num_points", "channels", "layers", "k", "num_train_steps", "beta_start", "beta_end", "normalization",
             "max_known", "views")
-_RENAMED = {"num_steps": "num_train_steps"}  # old hyper-parameter names, accepted until the next release
-KIND_VERSION = 2  # 2: the hyper-parameter num_train_steps; 1 (still read): num_steps
+KIND_VERSION = 2  # 2: the hyper-parameter num_train_steps
 
 
 def check_training_args(batch_size, views, epochs, max_steps, lr) -> None:
@@ -55,16 +55,22 @@ def check_training_args(batch_size, views, epochs, max_steps, lr) -> None:
 
 class PointModel:
     """What every point-cloud model shares: :meth:`read_clouds` (its ``num_points``, ``normalization`` and
-    ``seed``); its :class:`TrainConfig` from ``default_train_config`` and the keywords ``epochs``,
+    ``seed``); its :class:`TrainConfig` from :meth:`default_train_config` and the keywords ``epochs``,
     ``max_steps``, ``lr``, ``ema_decay`` (replacing its fields when set to other values than its own) with
     ``seed``, ``device`` and ``progress``; its config (``clip`` and the settings named by ``hparam_names``);
     and :meth:`save` of the module in attribute ``weights_key`` as ``kind``."""
 
-    kind = ""  # the checkpoint kind of core.checkpoint.KINDS that save() writes and load() reads
+    kind = ""  # the checkpoint kind (core.checkpoint.register_kind) that save() writes and load() reads
     kind_version = 1
     hparam_names: tuple = ()
+    schedule_names: tuple = ("schedule",)  # the attributes holding its schedules, recorded by config()
     weights_key = "model"
-    default_train_config: TrainConfig
+    DEFAULT_TRAIN_CONFIG: TrainConfig  # what fit trains with unless train_config= replaces it
+
+    @classmethod
+    def default_train_config(cls) -> TrainConfig:
+        """The class's ``DEFAULT_TRAIN_CONFIG`` (the task contract, :mod:`multidiff.core.task`)."""
+        return cls.DEFAULT_TRAIN_CONFIG
 
     def read_clouds(self, data, classes: Optional[Sequence[str]] = None, split: str = "train",
                     max_shapes: Optional[int] = None) -> PointCloudFolder:
@@ -96,8 +102,7 @@ class PointModel:
         self.lr, self.ema_decay = lr, ema_decay
         self.device, self.seed, self.progress, self.checkpoint_dir = device, seed, progress, checkpoint_dir
         self.train_config = train_config
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(seed)
+        with seeded(seed):
             self.model = build()
         self.fitted = False
 
@@ -106,14 +111,35 @@ class PointModel:
             name = type(self).__name__
             raise RuntimeError(f"this {name} is not fitted; call fit(...) or {name}.load(dir)")
 
+    def _snapshots(self, on_epoch_end: Optional[Callable]) -> Optional[Callable]:
+        """``on_epoch_end`` as ``core.training.fit`` calls it: ``on_epoch_end(obj, info)`` with ``obj`` a fitted
+        shallow copy of this object holding the loop's copy of the weights (EMA); None stays None."""
+        if on_epoch_end is None:
+            return None
+
+        def call(module, info: dict) -> None:
+            obj = copy.copy(self)
+            setattr(obj, self.weights_key, module)
+            obj.fitted = True
+            on_epoch_end(obj, info)
+        return call
+
     def _train_config(self) -> TrainConfig:
         """The :class:`TrainConfig` ``fit`` trains with."""
-        return resolve_train_config(self.default_train_config, self.train_config,
+        return resolve_train_config(self.default_train_config(), self.train_config,
                                     {k: getattr(self, k) for k in _TRAIN_KEYWORDS},
                                     {"seed": self.seed, "progress": self.progress, "device": self.device})
 
     def config(self) -> dict:
-        return {"clip": self.clip, **{k: getattr(self, k) for k in self.hparam_names}}
+        """``clip``, the settings named by ``hparam_names`` and the schedules (``schedule_names``, as
+        ``to_config()``), as checkpoints record them."""
+        return {"clip": self.clip, **{k: getattr(self, k) for k in self.hparam_names},
+                **{k: getattr(self, k).to_config() for k in self.schedule_names}}
+
+    def _check_schedules(self, cfg: dict, what: str) -> None:
+        """``ValueError`` unless the schedules a checkpoint's ``cfg`` records are those its settings built."""
+        for name in self.schedule_names:
+            recorded_schedule(cfg, getattr(self, name), what, key=name)
 
     def save(self, directory: str | Path) -> Path:
         """Write the (EMA) weights and hyper-parameters atomically (safetensors + JSON)."""
@@ -131,9 +157,8 @@ class _PointDiffusion(PointModel):
     """
 
     in_features = 0
-    kind_version, hparam_names, weights_key, default_train_config = KIND_VERSION, _HPARAMS, "net", DEFAULT_TRAIN_CONFIG
+    kind_version, hparam_names, weights_key, DEFAULT_TRAIN_CONFIG = KIND_VERSION, _HPARAMS, "net", DEFAULT_TRAIN_CONFIG
 
-    @renamed_kwargs(num_steps="num_train_steps")
     def __init__(self, num_points: int = 1024, channels: int = 128, layers: int = 4, k: int = 16,
                  num_train_steps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02,
                  normalization: str = "unit_std", epochs: int = _D.epochs, max_steps: Optional[int] = _D.max_steps,
@@ -154,21 +179,18 @@ class _PointDiffusion(PointModel):
         self.seed, self.progress, self.checkpoint_dir = seed, progress, checkpoint_dir
         self.max_known = max_known if max_known is not None else num_points // 2
         self.views, self.train_config = views, train_config
-        self.alpha_bars = alpha_bars(linear_betas(num_train_steps, beta_start, beta_end))
-        self.net = self._build()
+        self.schedule = DiscreteSchedule("linear", num_train_steps, beta_start, beta_end)
+        with seeded(seed):  # the initialisation fixed by seed, the caller's generators untouched
+            self.net = self._build()
         self.fitted = False
         self.clip: Optional[float] = None  # |x0| bound for sampling, set by fit
         self.train_result: Optional[TrainResult] = None
 
-    num_steps = renamed_attribute("num_train_steps")  # the old name, deprecated
-
     def _build(self) -> PointDenoiser:
         return PointDenoiser(self.channels, self.layers, self.k, in_features=self.in_features)
 
-    def _alpha_bar_of(self, t: torch.Tensor) -> torch.Tensor:
-        return self.alpha_bars.to(t.device)[t.long()]
-
-    def _train(self, batches: dict, loss_fn, resume: bool = False) -> "_PointDiffusion":
+    def _train(self, batches: dict, loss_fn, resume: bool = False,
+               on_epoch_end: Optional[Callable] = None) -> "_PointDiffusion":
         self.clip = 1.1 * float(batches["x0"].abs().max())  # range of clean coordinates seen in training
         n = len(batches["x0"])
         if n == 0:
@@ -178,7 +200,8 @@ class _PointDiffusion(PointModel):
         if resume and self.checkpoint_dir is None:
             raise ValueError("resume=True needs checkpoint_dir= (the folder whose last/ checkpoint training continues from)")
         self.train_result = train_loop(self.net, loss_fn, loader, self._train_config(), checkpoint_dir=self.checkpoint_dir,
-                                       resume=resume, extra_config=self.config())
+                                       resume=resume, extra_config=self.config(),
+                                       on_epoch_end=self._snapshots(on_epoch_end))
         self.net.cpu()
         self.fitted = True
         return self
@@ -188,12 +211,12 @@ class _PointDiffusion(PointModel):
         ``clip_denoised``, Ho et al. 2020): keeps few-step samplers stable."""
         if self.clip is None:
             return model
-        return clip_denoised(model, self._alpha_bar_of, -self.clip, self.clip)
+        return clip_denoised(model, self.schedule.alpha_bar_of, -self.clip, self.clip)
 
     def _run(self, model, shape, sampler_steps, sampler, generator, device, project=None):
         """Samples of ``shape`` from noise through the core's entry point (its grid for ``sampler``)."""
         return run_sampler(self._clipped(model), sampler=sampler, sampler_steps=sampler_steps,
-                           alpha_bars=self.alpha_bars, shape=shape, device=device, generator=generator,
+                           schedule=self.schedule, shape=shape, device=device, generator=generator,
                            project=project)
 
     @classmethod
@@ -203,8 +226,8 @@ class _PointDiffusion(PointModel):
         (``steps``, ``seconds`` of training, ``epoch``). Reads a run in progress, e.g. to draw a
         learning curve from another process."""
         states, cfg = load_checkpoint(Path(checkpoint_dir) / "last", kind="training")
-        cfg = rename_keys(_RENAMED, cfg, f"the config of {checkpoint_dir}", warn=False)
         obj = cls(**{k: cfg[k] for k in _HPARAMS}, device=device)
+        obj._check_schedules(cfg, f"snapshot {checkpoint_dir}")
         obj.net.load_state_dict(states["ema"] if "ema" in states else states["model"])
         obj.clip = cfg.get("clip")
         obj.net.eval()
@@ -216,8 +239,8 @@ class _PointDiffusion(PointModel):
         """Rebuild a model saved with :meth:`save`; a checkpoint of another kind raises
         :class:`~multidiff.core.checkpoint.CheckpointKindError` naming the loader that fits."""
         states, cfg = load_checkpoint(directory, kind=cls.kind, max_kind_version=KIND_VERSION)
-        cfg = rename_keys(_RENAMED, cfg, f"the config of {directory}", warn=False)  # num_steps, before the rename
         obj = cls(**{k: cfg[k] for k in _HPARAMS}, device=device)
+        obj._check_schedules(cfg, f"checkpoint {directory}")
         obj.net.load_state_dict(states["net"])
         obj.clip = cfg.get("clip")
         obj.net.eval()

@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ...core.checkpoint import write_atomic
+from ...core.io import write_atomic
 from ...datasets.pointclouds import check_points
 
 __all__ = ["render"]

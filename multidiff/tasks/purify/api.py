@@ -1,23 +1,25 @@
-"""Purify, then classify (:class:`Defended`), and the two networks DiffPure needs: training
-(:func:`train_denoiser`, :func:`train_classifier`, through ``core.training.fit``) and one
-checkpoint for both (:func:`save_models`, :func:`load_models`)."""
+"""Purify, then classify (:class:`Defended`), and the two networks DiffPure needs: trained
+(:func:`train_denoiser`, :func:`train_classifier`, through ``core.training.fit``), saved and loaded
+together as one :class:`PurificationModel` (the task contract of :mod:`multidiff.core.task`)."""
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 from typing import Optional
 
 import torch
 from torch import nn
 
+from ...core.checkpoint import register_kind
+from ...core.device import seeded
 from ...core.samplers import Randn
-from ...core.schedules import vp_alpha_bar
+from ...core.schedules import VPSDE, schedule_from_config
+from ...core.task import register_task
 from ...core.training import Batches, TrainConfig, fit, resolve_train_config
 from ...core.validate import check_whole
 from .model import Purifier, check_input, check_range
 
-__all__ = ["Defended", "train_denoiser", "train_classifier", "save_models", "load_models",
+__all__ = ["Defended", "PurificationModel", "train_denoiser", "train_classifier",
            "DEFAULT_DENOISER_TRAIN_CONFIG", "DEFAULT_CLASSIFIER_TRAIN_CONFIG"]
 
 # How the two networks train unless told otherwise (``train_config=``): AdamW lr 2e-3 (weight decay
@@ -27,6 +29,8 @@ DEFAULT_DENOISER_TRAIN_CONFIG = TrainConfig(epochs=50, lr=2e-3, weight_decay=1e-
                                             ema_decay=0.999, grad_clip=1.0, progress=False)
 DEFAULT_CLASSIFIER_TRAIN_CONFIG = TrainConfig(epochs=30, lr=2e-3, weight_decay=1e-6, lr_schedule="cosine",
                                               ema_decay=0.99, grad_clip=1.0, progress=False)
+register_kind("purifier", "multidiff.tasks.purify.PurificationModel.load(DIR) (command line: multidiff purify evaluate "
+                          "--checkpoint DIR)")
 
 
 class Defended(nn.Module):
@@ -59,6 +63,8 @@ class Defended(nn.Module):
 
     def forward(self, x: torch.Tensor, generator: Optional[torch.Generator] = None,
                 randn: Optional[Randn] = None) -> torch.Tensor:
+        """Logits of the purified ``x``, differentiable through the purification (log mean softmax over
+        ``n_votes`` runs)."""
         logits = self._logits(x, generator, randn)
         if self.n_votes == 1:
             return logits[0]
@@ -67,6 +73,7 @@ class Defended(nn.Module):
     @torch.no_grad()
     def predict(self, x: torch.Tensor, generator: Optional[torch.Generator] = None,
                 randn: Optional[Randn] = None) -> torch.Tensor:
+        """Labels ``(batch,)``: the majority vote over ``n_votes`` purification runs, without gradients."""
         logits = self._logits(x, generator, randn)
         votes = torch.nn.functional.one_hot(logits.argmax(-1), logits.shape[-1]).sum(0).float()
         return (votes + 1e-3 * logits.softmax(-1).mean(0)).argmax(-1)
@@ -80,37 +87,26 @@ def _batches(tensors, batch_size: int, seed: int) -> Batches:
                    generator=torch.Generator().manual_seed(seed), drop_last=True)
 
 
-def _train_config(default: TrainConfig, train_config: Optional[TrainConfig], net_kwargs: dict,
-                  caller: str) -> TrainConfig:
-    """``train_config`` (None: ``default``); the former keyword ``config=`` still works for one release."""
-    if "config" in net_kwargs:
-        warnings.warn(f"{caller}(config=...) is deprecated and will be removed in the next release; pass "
-                      "train_config=...", DeprecationWarning, stacklevel=3)
-        if train_config is not None:
-            raise TypeError(f"{caller}() got both train_config and config (its deprecated name); pass train_config")
-        train_config = net_kwargs.pop("config")
-    return resolve_train_config(default, train_config)
-
-
 def train_denoiser(x_train: torch.Tensor, train_config: Optional[TrainConfig] = None,
                    data_range: tuple[float, float] = (0.0, 1.0), batch_size: int = 128,
-                   val: Optional[torch.Tensor] = None, **net_kwargs) -> nn.Module:
-    """Train a :class:`~multidiff.nets.unet_small.SmallUNet` as a continuous VP-SDE eps-model
-    (Song et al. 2021; DiffPure's score model) on clean data rescaled to [-1, 1], via ``core.training.fit``,
-    with ``train_config`` (None: :data:`DEFAULT_DENOISER_TRAIN_CONFIG`)."""
+                   val: Optional[torch.Tensor] = None, schedule: VPSDE = VPSDE(), **net_kwargs) -> nn.Module:
+    """Train a :class:`~multidiff.nets.unet_small.SmallUNet` as an eps-model of the continuous VP-SDE
+    ``schedule`` (Song et al. 2021; DiffPure's score model, ``VPSDE(0.1, 20)``) on clean data rescaled to
+    [-1, 1], via ``core.training.fit``, with ``train_config`` (None: :data:`DEFAULT_DENOISER_TRAIN_CONFIG`)."""
     from ...core.losses import draw_continuous_t, eps_mse
     from ...nets.unet_small import SmallUNet
 
     check_range(x_train, data_range, "x_train")
-    config = _train_config(DEFAULT_DENOISER_TRAIN_CONFIG, train_config, net_kwargs, "train_denoiser")
+    config = resolve_train_config(DEFAULT_DENOISER_TRAIN_CONFIG, train_config)
     lo, hi = data_range
     scaled = lambda x: (x.float() - lo) / (hi - lo) * 2 - 1
     dims = x_train.dim() - 2
-    net = SmallUNet(x_train.shape[1], dims=dims, time_scale=1000.0, **net_kwargs)
+    with seeded(config.seed):  # the initialisation fixed by the config's seed, the caller's generators untouched
+        net = SmallUNet(x_train.shape[1], dims=dims, time_scale=1000.0, **net_kwargs)
 
     def loss_fn(model, batch):
         x0 = batch[0]
-        return eps_mse(model, x0, draw_continuous_t(len(x0), device=x0.device), vp_alpha_bar)
+        return eps_mse(model, x0, draw_continuous_t(len(x0), device=x0.device), schedule.alpha_bar_of)
 
     val_batches = None if val is None else [(v,) for v in scaled(val).split(batch_size)]
     fit(net, loss_fn, _batches([scaled(x_train)], batch_size, config.seed), config, val_batches=val_batches)
@@ -122,7 +118,7 @@ def train_classifier(x_train: torch.Tensor, y_train: torch.Tensor, n_classes: in
     """Train a :class:`~multidiff.nets.classifiers.ConvClassifier` with cross-entropy through
     ``core.training.fit``, with ``train_config`` (None: :data:`DEFAULT_CLASSIFIER_TRAIN_CONFIG`).
     The network records the input size it was trained on (``net.input_size``, e.g. ``(8, 8)``;
-    saved by :func:`save_models`): :class:`Defended` and ``evaluate`` refuse inputs of other sizes,
+    saved by :meth:`PurificationModel.save`): :class:`Defended` and ``evaluate`` refuse inputs of other sizes,
     which its adaptive pooling would otherwise take without a word."""
     from ...nets.classifiers import ConvClassifier
 
@@ -132,43 +128,128 @@ def train_classifier(x_train: torch.Tensor, y_train: torch.Tensor, n_classes: in
                         "with torch.as_tensor(y, dtype=torch.long)")
     if y_train.shape != (len(x_train),):
         raise ValueError(f"y_train must have shape ({len(x_train)},), got {tuple(y_train.shape)}")
-    config = _train_config(DEFAULT_CLASSIFIER_TRAIN_CONFIG, train_config, net_kwargs, "train_classifier")
-    net = ConvClassifier(x_train.shape[1], n_classes, dims=x_train.dim() - 2, **net_kwargs)
+    config = resolve_train_config(DEFAULT_CLASSIFIER_TRAIN_CONFIG, train_config)
+    with seeded(config.seed):  # as train_denoiser
+        net = ConvClassifier(x_train.shape[1], n_classes, dims=x_train.dim() - 2, **net_kwargs)
     net.input_size = tuple(x_train.shape[2:])
     loss_fn = lambda model, batch: nn.functional.cross_entropy(model(batch[0]), batch[1])
     fit(net, loss_fn, _batches([x_train.float(), y_train.long()], batch_size, config.seed), config)
     return net
 
 
-def save_models(directory: str | Path, denoiser: nn.Module, classifier: nn.Module, meta: dict) -> Path:
-    """Write both networks and their hyper-parameters as one atomic safetensors checkpoint (with the
-    classifier's ``input_size`` when it records one)."""
-    from ...core.checkpoint import save_checkpoint
+class PurificationModel:
+    """DiffPure's two networks as one object: a VP-SDE eps-model of the clean data (Song et al. 2021;
+    DiffPure, Nie et al. 2022) and the classifier it defends, on inputs in ``data_range``.
 
-    size = getattr(classifier, "input_size", None)
-    extra = {} if size is None else {"classifier_input_size": [int(n) for n in size]}
-    return save_checkpoint(directory, {"denoiser": denoiser.state_dict(), "classifier": classifier.state_dict()},
-                           {"denoiser": denoiser.config, "classifier": classifier.config, **meta, **extra},
-                           kind="purifier")
+    ``fit(x, y)`` trains the classifier (:func:`train_classifier` with ``classifier_train_config``,
+    ``classifier_batch_size`` and the ``classifier_net`` keywords of
+    :class:`~multidiff.nets.classifiers.ConvClassifier`), then the denoiser (:func:`train_denoiser` with
+    ``train_config``, ``batch_size`` and the ``denoiser_net`` keywords of
+    :class:`~multidiff.nets.unet_small.SmallUNet`). ``sample(x, t_start, seed=)`` purifies ``x``;
+    :meth:`purifier` gives the :class:`Purifier` that :class:`Defended` and ``evaluate`` take. ``meta``
+    is saved with the weights (``data_range``, and what the caller adds: dataset, classes ...).
+    The task contract (:mod:`multidiff.core.task`): ``kind``, fit, sample, save, load, default_train_config.
+    """
+
+    kind = "purifier"  # the checkpoint kind save() writes and load() reads
+
+    def __init__(self, data_range: tuple[float, float] = (0.0, 1.0), train_config: Optional[TrainConfig] = None,
+                 classifier_train_config: Optional[TrainConfig] = None, batch_size: int = 128,
+                 classifier_batch_size: int = 64, denoiser_net: Optional[dict] = None,
+                 classifier_net: Optional[dict] = None, meta: Optional[dict] = None):
+        self.data_range = (float(data_range[0]), float(data_range[1]))
+        self.train_config, self.classifier_train_config = train_config, classifier_train_config
+        self.batch_size, self.classifier_batch_size = batch_size, classifier_batch_size
+        self.denoiser_net, self.classifier_net = dict(denoiser_net or {}), dict(classifier_net or {})
+        self.meta = {**(meta or {}), "data_range": list(self.data_range)}
+        self.denoiser: Optional[nn.Module] = None
+        self.classifier: Optional[nn.Module] = None
+        self.schedule = VPSDE()  # the denoiser's: DiffPure's VP-SDE (0.1, 20), recorded by save
+
+    @classmethod
+    def default_train_config(cls) -> TrainConfig:
+        """:data:`DEFAULT_DENOISER_TRAIN_CONFIG`, the diffusion model's (the classifier's:
+        :data:`DEFAULT_CLASSIFIER_TRAIN_CONFIG`)."""
+        return DEFAULT_DENOISER_TRAIN_CONFIG
+
+    def fit(self, x: torch.Tensor, y: torch.Tensor, n_classes: Optional[int] = None,
+            val: Optional[torch.Tensor] = None) -> "PurificationModel":
+        """Train the classifier on ``(x, y)`` (``n_classes`` None: ``y.max() + 1``), then the denoiser
+        on ``x`` (``val``: clean inputs for its validation loss); returns ``self``."""
+        if n_classes is None:
+            n_classes = int(torch.as_tensor(y).max()) + 1
+        classifier = train_classifier(x, y, n_classes, self.classifier_train_config, self.classifier_batch_size,
+                                      **self.classifier_net)
+        denoiser = train_denoiser(x, self.train_config, self.data_range, self.batch_size, val, self.schedule,
+                                  **self.denoiser_net)
+        self.classifier, self.denoiser = classifier, denoiser
+        return self
+
+    def _check_fitted(self) -> None:
+        if self.denoiser is None or self.classifier is None:
+            raise RuntimeError("this PurificationModel is not fitted; call fit(x, y) or PurificationModel.load(dir)")
+
+    def purifier(self, t_start: float = 0.1, sampler_steps: Optional[int] = None,
+                 sampler: Optional[str] = None) -> Purifier:
+        """The :class:`Purifier` of the denoiser on ``data_range``: diffuse to ``t_start``, then ``sampler``
+        back to 0 in ``sampler_steps`` steps (DiffPure: ``"euler_sde"``, t* x 1000 steps)."""
+        self._check_fitted()
+        return Purifier(self.denoiser, t_start, sampler_steps=sampler_steps, sampler=sampler,
+                        schedule=self.schedule, data_range=self.data_range)
+
+    @torch.no_grad()
+    def sample(self, x: torch.Tensor, t_start: float = 0.1, sampler_steps: Optional[int] = None,
+               sampler: Optional[str] = None, seed: Optional[int] = None) -> torch.Tensor:
+        """``x`` purified (same shape and range) by :meth:`purifier`; ``seed`` fixes the noise (None: fresh)."""
+        purifier = self.purifier(t_start, sampler_steps, sampler)
+        device = next(self.denoiser.parameters()).device
+        generator = torch.Generator(device=device)
+        if seed is None:
+            generator.seed()  # fresh entropy, without touching the global RNG
+        else:
+            generator.manual_seed(seed)
+        return purifier(x.to(device), generator=generator)
+
+    def save(self, directory: str | Path) -> Path:
+        """Both networks and ``meta`` (with the classifier's ``input_size`` when it records one) as one
+        atomic safetensors checkpoint."""
+        from ...core.checkpoint import save_checkpoint
+
+        self._check_fitted()
+        size = getattr(self.classifier, "input_size", None)
+        extra = {} if size is None else {"classifier_input_size": [int(n) for n in size]}
+        return save_checkpoint(directory, {"denoiser": self.denoiser.state_dict(),
+                                           "classifier": self.classifier.state_dict()},
+                               {"denoiser": self.denoiser.config, "classifier": self.classifier.config,
+                                "schedule": self.schedule.to_config(), **self.meta, **extra}, kind=self.kind)
+
+    @classmethod
+    def load(cls, directory: str | Path, device: str = "auto") -> "PurificationModel":
+        """The model :meth:`save` wrote, both networks in eval mode on ``device``; a checkpoint of another
+        kind raises :class:`~multidiff.core.checkpoint.CheckpointKindError`. The classifier gets back the
+        ``input_size`` it was trained on (checkpoints written before it was recorded load without one:
+        inputs of any size are then taken)."""
+        from ...core.checkpoint import load_checkpoint
+        from ...core.device import resolve_device
+        from ...nets.classifiers import ConvClassifier
+        from ...nets.unet_small import SmallUNet
+
+        states, config = load_checkpoint(directory, kind=cls.kind, max_kind_version=1)
+        dn = config["denoiser"]
+        denoiser = SmallUNet(**{**dn, "mults": tuple(dn["mults"])})
+        classifier = ConvClassifier(**config["classifier"])
+        denoiser.load_state_dict(states["denoiser"])
+        classifier.load_state_dict(states["classifier"])
+        if config.get("classifier_input_size") is not None:
+            classifier.input_size = tuple(config["classifier_input_size"])
+        meta = {k: v for k, v in config.items()
+                if k not in ("denoiser", "classifier", "classifier_input_size", "schedule")}
+        model = cls(data_range=tuple(meta.get("data_range", (0.0, 1.0))), meta=meta)
+        if "schedule" in config:  # checkpoints written before it was recorded hold DiffPure's VP-SDE
+            model.schedule = schedule_from_config(config["schedule"])
+        dev = resolve_device(device)
+        model.denoiser, model.classifier = denoiser.to(dev).eval(), classifier.to(dev).eval()
+        return model
 
 
-def load_models(directory: str | Path, device: str = "auto") -> tuple[nn.Module, nn.Module, dict]:
-    """Inverse of :func:`save_models`: ``(denoiser, classifier, meta)`` in eval mode on ``device``;
-    a checkpoint of another kind raises :class:`~multidiff.core.checkpoint.CheckpointKindError`.
-    The classifier gets back the ``input_size`` it was trained on (checkpoints written before it was
-    recorded load without one: inputs of any size are then taken)."""
-    from ...core.checkpoint import load_checkpoint
-    from ...core.device import resolve_device
-    from ...nets.classifiers import ConvClassifier
-    from ...nets.unet_small import SmallUNet
-
-    states, meta = load_checkpoint(directory, kind="purifier", max_kind_version=1)
-    dn = meta["denoiser"]
-    denoiser = SmallUNet(**{**dn, "mults": tuple(dn["mults"])})
-    classifier = ConvClassifier(**meta["classifier"])
-    denoiser.load_state_dict(states["denoiser"])
-    classifier.load_state_dict(states["classifier"])
-    if meta.get("classifier_input_size") is not None:
-        classifier.input_size = tuple(meta["classifier_input_size"])
-    dev = resolve_device(device)
-    return denoiser.to(dev).eval(), classifier.to(dev).eval(), meta
+register_task(PurificationModel)

@@ -39,17 +39,19 @@ ATTACKS = {
 
 @dataclass(frozen=True)
 class AttackConfig:
+    """One attack of the threat model (Madry et al. 2018 for PGD; Athalye et al. 2018 for BPDA and EOT)."""
     name: str                 # one of ATTACKS
     eps: float                # radius of the threat model, in input units
     norm: str = "linf"        # "linf" or "l2"
-    steps: int = 10           # PGD iterations (1 for FGSM)
-    step_size: float = 0.0    # per-step size; 0 means 2.5 eps / steps (Madry et al. 2018)
+    attack_steps: int = 10    # PGD iterations (1 for FGSM)
+    step_size: float = 0.0    # per-step size; 0 means 2.5 eps / attack_steps (Madry et al. 2018)
     eot: int = 1              # gradient samples of the purifier's randomness per step
     random_start: bool = True  # start from a uniform point in the eps ball
 
     @property
     def alpha(self) -> float:
-        return self.step_size if self.step_size > 0 else 2.5 * self.eps / self.steps
+        """The PGD step size: ``step_size``, or 2.5 eps / attack_steps when it is 0 (Madry et al. 2018)."""
+        return self.step_size if self.step_size > 0 else 2.5 * self.eps / self.attack_steps
 
 
 def check_eps(eps: float, norm: str, data_range: tuple[float, float], n_features: Optional[int] = None) -> None:
@@ -74,7 +76,7 @@ def check_eps(eps: float, norm: str, data_range: tuple[float, float], n_features
                          f"range [{lo:g}, {hi:g}]^{n_features}: every input is reachable; eps is in input units")
 
 
-def make_attack(name: str, eps: float, norm: str = "linf", steps: int = 10, step_size: float = 0.0,
+def make_attack(name: str, eps: float, norm: str = "linf", attack_steps: int = 10, step_size: float = 0.0,
                 eot: int = 4, random_start: bool = True,
                 data_range: Optional[tuple[float, float]] = None) -> AttackConfig:
     """Validated settings of attack ``name`` (FGSM: one step of size eps, no random start; the
@@ -83,14 +85,15 @@ def make_attack(name: str, eps: float, norm: str = "linf", steps: int = 10, step
     if name not in ATTACKS:
         raise ValueError(f"unknown attack {name!r}; choose from {', '.join(ATTACKS)}")
     check_eps(eps, norm, data_range if data_range is not None else (-math.inf, math.inf))
-    steps, eot = check_whole("steps", steps), check_whole("eot", eot)
+    attack_steps, eot = check_whole("attack_steps", attack_steps), check_whole("eot", eot)
     if (isinstance(step_size, bool) or not isinstance(step_size, numbers.Real)
             or not (step_size >= 0 and math.isfinite(step_size))):
-        raise ValueError(f"step_size must be a finite number >= 0 (0: 2.5 eps / steps), got {step_size!r}")
+        raise ValueError(f"step_size must be a finite number >= 0 (0: 2.5 eps / attack_steps), got {step_size!r}")
     mode, uses_eot, one_step = ATTACKS[name]
     if one_step:
         return AttackConfig(name, float(eps), norm, 1, float(eps), 1, False)
-    return AttackConfig(name, float(eps), norm, int(steps), float(step_size), int(eot) if uses_eot else 1, random_start)
+    return AttackConfig(name, float(eps), norm, int(attack_steps), float(step_size), int(eot) if uses_eot else 1,
+                        random_start)
 
 
 def settings(cfg: AttackConfig) -> dict:
@@ -166,7 +169,7 @@ def pgd(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: AttackConf
     x = x.detach()
     delta = _random_start(x, cfg.eps, cfg.norm, generator) if cfg.random_start else torch.zeros_like(x)
     delta = (x + delta).clamp(lo, hi) - x
-    for _ in range(cfg.steps):
+    for _ in range(cfg.attack_steps):
         g = input_gradient(classifier, x + delta, y, purifier, mode, cfg.eot, generator)
         step = g.sign() if cfg.norm == "linf" else g / _flat_norm(g)
         delta = _project(delta + cfg.alpha * step, cfg.eps, cfg.norm)

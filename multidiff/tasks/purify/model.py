@@ -9,7 +9,7 @@ evaluation (Lee & Kim, ICCV 2023: full-gradient PGD-EOT through every purificati
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import torch
 from torch import nn
@@ -18,8 +18,7 @@ from torch.utils.checkpoint import checkpoint
 from ...core import samplers
 from ...core.conditioning import repeat_samples
 from ...core.samplers import Randn
-from ...core.deprecation import ignored_kwargs, renamed_attribute, renamed_kwargs
-from ...core.schedules import VPSDE
+from ...core.schedules import DiscreteSchedule, VPSDE
 from ...core.validate import check_whole
 
 __all__ = ["Purifier", "check_range", "check_input"]
@@ -30,7 +29,7 @@ def check_input(x, what: str = "input", net: Optional[nn.Module] = None) -> None
     ``torch.Tensor`` with a batch axis, shaped as ``net`` takes it when ``net`` records its input
     (``net.config["in_channels"]`` and ``["dims"]``, as multidiff's networks do, and
     ``net.input_size``, the image size or signal length a classifier was trained on, which
-    :func:`~multidiff.tasks.purify.api.train_classifier` and ``load_models`` set)."""
+    :func:`~multidiff.tasks.purify.api.train_classifier` and ``PurificationModel.load`` set)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{what} must be a torch.Tensor, got {type(x).__name__}; convert it with "
                         "torch.as_tensor(x, dtype=torch.float32)")
@@ -81,53 +80,48 @@ class Purifier(nn.Module):
     """DiffPure purification ``x -> x_pur`` (same shape, dtype and value range).
 
     ``model(x_t, t) -> eps`` is a diffusion model on the classifier's input space, rescaled from
-    ``data_range`` to [-1, 1]. With ``alpha_bars=None`` it is a continuous VP-SDE model (time in
-    [0, 1], ``beta(t) = beta0 + t (beta1 - beta0)``); with ``alpha_bars`` (a discrete DDPM table) it
-    takes step indices. Purification is a partial run of the core's entry point
-    (:func:`multidiff.core.samplers.run` with ``x_start=x, t_start=t_star``): the input is
-    forward-noised to ``t_star`` and ``sampler`` walks the core's grid back to 0. ``sampler``
-    defaults to ``"sde"`` (``euler_sde``: Euler-Maruyama on the reverse VP-SDE, DiffPure) for a
+    ``data_range`` to [-1, 1], on the noise ``schedule``: a :class:`~multidiff.core.schedules.VPSDE`
+    (the model takes times in [0, 1]; DiffPure's ``VPSDE(0.1, 20)`` by default) or a
+    :class:`~multidiff.core.schedules.DiscreteSchedule` (a DDPM table: the model takes step indices).
+    Purification is a partial run of the core's entry point (:func:`multidiff.core.samplers.run`
+    with ``x_start=x``): the input is forward-noised to ``t_start`` (DiffPure's t*) and ``sampler``
+    walks the core's grid back to 0. ``sampler``
+    defaults to ``"euler_sde"`` (Euler-Maruyama on the reverse VP-SDE, DiffPure) for a
     VP-SDE model and ``"ddpm"`` (its discrete counterpart) for a table; any method the core
-    registers for the model's kind is accepted.
-    ``t_star`` is the fraction of the diffusion run (0 turns purification off: identity).
+    registers for the model's kind is accepted (and stored by its registered name).
+    ``t_start`` is the fraction of the diffusion run (0 turns purification off: identity).
     ``sampler_steps`` defaults to DiffPure's dt = 1e-3 (t* x 1000 steps; every table step from t* for
     a table). ``gradient_checkpointing`` recomputes each network call in the backward pass, so
-    full-gradient attacks fit in memory. ``n_steps`` (keyword and attribute) is the old name of
-    ``sampler_steps``; ``n_train_steps`` no longer has an effect (both deprecated).
+    full-gradient attacks fit in memory.
     """
 
-    @renamed_kwargs(n_steps="sampler_steps")
-    @ignored_kwargs(n_train_steps="every sampler runs on the VP-SDE's continuous grid")
-    def __init__(self, model: Callable, t_star: float = 0.1, sampler_steps: Optional[int] = None,
-                 sampler: Optional[str] = None, alpha_bars: Optional[torch.Tensor] = None, beta0: float = 0.1,
-                 beta1: float = 20.0, data_range: tuple[float, float] = (0.0, 1.0),
+    def __init__(self, model: Callable, t_start: float = 0.1, sampler_steps: Optional[int] = None,
+                 sampler: Optional[str] = None, schedule: Union[VPSDE, DiscreteSchedule] = VPSDE(),
+                 data_range: tuple[float, float] = (0.0, 1.0),
                  gradient_checkpointing: bool = True):
         super().__init__()
-        t_star = float(t_star)
-        if not (math.isfinite(t_star) and 0 <= t_star <= 1):
-            raise ValueError(f"t_star must lie in (0, 1] (a fraction of the diffusion time; DiffPure uses 0.1), "
-                             f"or be 0 to turn purification off; got {t_star}")
-        self.discrete = alpha_bars is not None
-        if self.discrete:
-            self.schedule = {"alpha_bars": alpha_bars.detach().to(torch.float64).cpu()}
-        else:
-            self.schedule = {"sde": VPSDE(beta0, beta1)}
-        sampler = sampler if sampler is not None else ("ddpm" if self.discrete else "sde")
-        samplers.resolve(sampler, "discrete" if self.discrete else "continuous")
+        t_start = float(t_start)
+        if not (math.isfinite(t_start) and 0 <= t_start <= 1):
+            raise ValueError(f"t_start must lie in (0, 1] (a fraction of the diffusion time; DiffPure's t* = 0.1), "
+                             f"or be 0 to turn purification off; got {t_start}")
+        if not isinstance(schedule, (VPSDE, DiscreteSchedule)):
+            raise TypeError(f"schedule must be a VPSDE or a DiscreteSchedule (multidiff.core.schedules), got "
+                            f"{type(schedule).__name__}")
+        self.discrete, self.schedule = isinstance(schedule, DiscreteSchedule), schedule
+        sampler = sampler if sampler is not None else ("ddpm" if self.discrete else "euler_sde")
+        sampler = samplers.resolve(sampler, "discrete" if self.discrete else "continuous")
         lo, hi = map(float, data_range)
         if not hi > lo:
             raise ValueError(f"data_range must be (low, high) with high > low, got {data_range}")
         self.model = model  # registered as a submodule when it is an nn.Module (moves with .to())
-        self.t_star, self.sampler, self.data_range = t_star, sampler, (lo, hi)
+        self.t_start, self.sampler, self.data_range = t_start, sampler, (lo, hi)
         self.gradient_checkpointing = gradient_checkpointing
-        total = len(alpha_bars) if self.discrete else 1000
-        default = max(1, round(t_star * total))
-        sampler_steps = check_whole("sampler_steps", sampler_steps, none=f"t_star x {total} = {default}")
+        total = len(schedule) if self.discrete else 1000
+        default = max(1, round(t_start * total))
+        sampler_steps = check_whole("sampler_steps", sampler_steps, none=f"t_start x {total} = {default}")
         self.sampler_steps = default if sampler_steps is None else sampler_steps
-        self.grid = (samplers.make_grid(sampler, self.sampler_steps, t_start=t_star, **self.schedule)
-                     if t_star > 0 else None)
-
-    n_steps = renamed_attribute("sampler_steps")  # the old name, deprecated
+        self.grid = (samplers.make_grid(sampler, self.sampler_steps, t_start=t_start, schedule=schedule)
+                     if t_start > 0 else None)
 
     @property
     def level(self) -> float:
@@ -153,7 +147,7 @@ class Purifier(nn.Module):
         work = param.dtype if param is not None and param.is_floating_point() else torch.float32
         z = ((x.to(work) - lo) / (hi - lo)) * 2 - 1
         z = samplers.run(self._denoiser, sampler=self.sampler, sampler_steps=self.sampler_steps, x_start=z,
-                         t_start=self.t_star, generator=generator, randn=randn, **self.schedule)
+                         t_start=self.t_start, generator=generator, randn=randn, schedule=self.schedule)
         return ((z.clamp(-1, 1) + 1) / 2 * (hi - lo) + lo).to(x.dtype)
 
     def purify_many(self, x: torch.Tensor, n: int, generator: Optional[torch.Generator] = None,

@@ -6,8 +6,8 @@
 from .api import (CPU_TRAIN_CONFIG, DEFAULT_TRAIN_CONFIG, DEFAULT_VOICE, PRESETS, TRAINING_PRESETS, TTS, load, prepare,
                   preset_settings, train)
 from .evaluate import EvalResult, curve_point, evaluate
-from .model import SAMPLERS, DiffusionConfig, collate, gradtts_loss
+from .model import DiffusionConfig, collate, gradtts_loss
 
 __all__ = ["DiffusionConfig", "PRESETS", "TRAINING_PRESETS", "TTS", "gradtts_loss", "collate", "prepare", "train", "load",
-           "preset_settings", "evaluate", "curve_point", "EvalResult", "SAMPLERS", "DEFAULT_TRAIN_CONFIG",
+           "preset_settings", "evaluate", "curve_point", "EvalResult", "DEFAULT_TRAIN_CONFIG",
            "CPU_TRAIN_CONFIG", "DEFAULT_VOICE"]

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -40,9 +39,10 @@ from ...audio.mel import MelConfig, mel_spectrogram
 from ...audio.text import TextFrontend
 from ...audio.vocoder import GriffinLim, Vocoder
 from ...core import samplers
-from ...core.checkpoint import load_checkpoint, save_checkpoint
-from ...core.deprecation import renamed_kwargs
+from ...core.checkpoint import load_checkpoint, register_kind, save_checkpoint
 from ...core.device import resolve_device
+from ...core.schedules import recorded_schedule
+from ...core.task import register_task
 from ...core.training import Batches, TrainConfig, TrainResult, fit, global_rank, resolve_train_config
 from ...core.validate import check_whole
 from ...nets.gradtts import GradTTSConfig, GradTTSNet, fit_length, sequence_mask
@@ -118,6 +118,7 @@ def preset_settings(preset: Optional[str] = None, size: Optional[str] = None, ba
 # The voice shipped with the package (a TTS checkpoint folder: weights.safetensors, config.json, and
 # voice.json saying how it was trained); `load()` without a folder reads it.
 DEFAULT_VOICE = Path(__file__).resolve().parent / "pretrained"
+register_kind("tts", "multidiff.tasks.tts.load(DIR) (command line: multidiff tts synthesize --checkpoint DIR)")
 
 
 def _check_positive(name: str, value, what: str) -> float:
@@ -132,7 +133,11 @@ class TTS:
     """A trained Grad-TTS voice: text -> mel (diffusion decoder) -> waveform (``vocoder``).
 
     ``vocoder`` is any ``log_mel -> waveform`` callable (:mod:`multidiff.audio.vocoder`); Griffin-Lim by default.
+    The task contract (:mod:`multidiff.core.task`): :meth:`build` a voice, :meth:`fit` it on utterances,
+    ``sample`` (:meth:`synthesize_mels`), :meth:`save` / :meth:`load`, ``kind``, :meth:`default_train_config`.
     """
+
+    kind = "tts"  # the checkpoint kind save() writes and load() reads
 
     def __init__(self, net: GradTTSNet, frontend: TextFrontend, mel: MelConfig = MelConfig(),
                  diffusion: DiffusionConfig = DiffusionConfig(), vocoder: Optional[Vocoder] = None,
@@ -142,10 +147,11 @@ class TTS:
         self.frontend, self.mel, self.diffusion = frontend, mel, diffusion
         self.vocoder = vocoder if vocoder is not None else GriffinLim(mel)
         self.history: list[dict] = []
-        self.trained: dict = {}  # train(): {"steps", "seconds" (training time, summed over resumes), "stopped_by"}
+        self.trained: dict = {}  # fit(): {"steps", "seconds" (training time, summed over resumes), "stopped_by"}
 
     @property
     def sample_rate(self) -> int:
+        """Samples per second of the waveforms (the mel settings')."""
         return self.mel.sample_rate
 
     @torch.no_grad()
@@ -167,7 +173,6 @@ class TTS:
         mu_y = torch.einsum("bfi,bij->bfj", mu_x, attn)
         return mu_y, sequence_mask(y_len, frames).to(mu_y.dtype), y_len
 
-    @renamed_kwargs(n_steps="sampler_steps")
     @torch.no_grad()
     def decode(self, mu_y: torch.Tensor, y_mask: torch.Tensor, sampler_steps: int = 10,
                temperature: Optional[float] = None, sampler: Optional[str] = None, seed: Optional[int] = 0) -> torch.Tensor:
@@ -187,12 +192,11 @@ class TTS:
         mask = y_mask.unsqueeze(1)
         model = lambda y_t, t: self.net.denoise(y_t, y_mask, mu_y, t.to(mu_y.dtype))
         y0 = samplers.run(model, sampler=sampler or self.diffusion.default_sampler, sampler_steps=sampler_steps,
-                          **self.diffusion.schedule(), shape=mu_y.shape, dtype=mu_y.dtype, device=mu_y.device,
-                          noise_scale=1 / temperature,
+                          schedule=self.diffusion.schedule, shape=mu_y.shape, dtype=mu_y.dtype,
+                          device=mu_y.device, temperature=temperature,
                           generator=gen, project=lambda y, ab: y * mask)  # Grad-TTS masks after every step
         return (y0 + mu_y) * mask
 
-    @renamed_kwargs(n_steps="sampler_steps")
     def synthesize_mels(self, texts: Sequence[str], sampler_steps: int = 10, temperature: Optional[float] = None,
                         sampler: Optional[str] = None, length_scale: float = 1.0, seed: Optional[int] = 0,
                         return_prior: bool = False):
@@ -206,7 +210,6 @@ class TTS:
         out = [m[:, :n].cpu() for m, n in zip(mels, y_len.tolist())]
         return (out, [m[:, :n].cpu() for m, n in zip(mu_y, y_len.tolist())]) if return_prior else out
 
-    @renamed_kwargs(n_steps="sampler_steps")
     def synthesize_mel(self, text: str, sampler_steps: int = 10, temperature: Optional[float] = None,
                        sampler: Optional[str] = None,
                        length_scale: float = 1.0, seed: Optional[int] = 0) -> torch.Tensor:
@@ -214,10 +217,11 @@ class TTS:
         return self.synthesize_mels([text], sampler_steps, temperature, sampler, length_scale, seed)[0]
 
     def vocode(self, mel: torch.Tensor, vocoder: Optional[Vocoder] = None) -> np.ndarray:
+        """A waveform (NumPy, float32) of the log-mel ``mel`` by ``vocoder``, or by the voice's own (Griffin-Lim
+        unless given)."""
         wav = (vocoder or self.vocoder)(mel.to(self.device))
         return wav.detach().float().cpu().numpy()
 
-    @renamed_kwargs(n_steps="sampler_steps")
     def synthesize(self, text: str, sampler_steps: int = 10, temperature: Optional[float] = None,
                    sampler: Optional[str] = None,
                    length_scale: float = 1.0, seed: Optional[int] = 0,
@@ -226,15 +230,103 @@ class TTS:
         mel = self.synthesize_mel(text, sampler_steps, temperature, sampler, length_scale, seed)
         return self.vocode(mel, vocoder), self.sample_rate
 
+    sample = synthesize_mels  # the task contract's draw (multidiff.core.task)
+
+    # -- training ----------------------------------------------------------------------------------
+    @classmethod
+    def default_train_config(cls) -> TrainConfig:
+        """:data:`DEFAULT_TRAIN_CONFIG`: what :meth:`fit` trains with unless ``train_config=`` replaces it."""
+        return DEFAULT_TRAIN_CONFIG
+
+    @classmethod
+    def build(cls, size: str = "gradtts", net: Optional[dict] = None, diffusion: Optional[dict] = None,
+              frontend: str = "auto", init: Optional[str | Path] = None, seed: int = 0,
+              device: str | torch.device = "auto") -> "TTS":
+        """A voice to :meth:`fit`: the :data:`PRESETS` network ``size`` (``net`` / ``diffusion`` override
+        :class:`GradTTSConfig` / :class:`DiffusionConfig` fields) with the text ``frontend``, its initial
+        weights fixed by ``seed`` (the caller's random generators untouched). ``init`` starts from a
+        saved voice instead (a folder, or ``"shipped"`` for :data:`DEFAULT_VOICE`): its frontend, mel
+        settings and weights, ``net`` / ``diffusion`` overriding its settings (a decoder of another kind
+        or size starts fresh)."""
+        base = None if init is None else cls.load(None if str(init) == "shipped" else init, device="cpu")
+        if base is None:
+            fe, mel_cfg = TextFrontend(frontend), MelConfig()
+            diff_cfg = DiffusionConfig(**(diffusion or {}))
+            if size not in PRESETS:
+                raise ValueError(f"size must be one of {', '.join(PRESETS)}, got {size!r}")
+            netcfg = GradTTSConfig(n_vocab=fe.n_symbols, n_feats=mel_cfg.n_mels, **{**PRESETS[size], **(net or {})})
+        else:
+            fe, mel_cfg = base.frontend, base.mel
+            diff_cfg = replace(base.diffusion, **(diffusion or {}))
+            netcfg = replace(base.net.cfg, **(net or {}))
+        with torch.random.fork_rng(devices=[]):  # `seed` fixes the initial weights; the caller's RNG stays as it was
+            torch.default_generator.manual_seed(seed)
+            network = GradTTSNet(netcfg)
+        if base is not None:
+            _load_matching(network, base.net)
+        return cls(network, fe, mel_cfg, diff_cfg, device=device)
+
+    def fit(self, data: str | Path | Sequence, out: Optional[str | Path] = None,
+            max_steps: Optional[int] = _D.max_steps, epochs: int = _D.epochs, batch_size: int = 16, lr: float = _D.lr,
+            holdout: int = 20, progress: bool = True, seed: int = 0, resume: bool = False,
+            train_config: Optional[TrainConfig] = None, on_epoch_end: Optional[Callable[["TTS", dict], None]] = None,
+            stage: str = "all") -> "TTS":
+        """Train this voice on an LJ Speech-style folder (or a list of ``Utterance``); returns it.
+
+        The last ``holdout`` utterances are kept out (validation loss; evaluation). Training settings:
+        ``train_config`` (None: :data:`DEFAULT_TRAIN_CONFIG`); ``max_steps``, ``epochs`` and ``lr``
+        replace its fields when set to other values than their defaults (those of
+        :data:`DEFAULT_TRAIN_CONFIG`), ``seed`` (batch order), ``progress`` and the voice's device always
+        do. With ``out`` the core writes ``out/last`` (resumable: a run killed and resumed with
+        ``resume=True`` ends bit-identical to one left alone) and the voice is saved to ``out/final``.
+        ``on_epoch_end(voice, info)`` gets a :class:`TTS` with the EMA weights after every epoch
+        (``info``: the epoch's losses, ``steps``, ``seconds`` of training so far; its own time is not
+        counted), e.g. to write a learning curve. ``stage="decoder"`` trains the decoder alone on the
+        frozen encoder's means, aligned once (training in stages: the prior converges first).
+        """
+        if stage not in ("all", "decoder"):
+            raise ValueError(f"stage must be 'all' or 'decoder', got {stage!r}")
+        from ...datasets.ljspeech import locate_ljspeech, read_metadata, split_holdout
+
+        items = list(data) if not isinstance(data, (str, Path)) else read_metadata(locate_ljspeech(data))
+        train_items, val_items = split_holdout(items, holdout)
+        fe, mel_cfg, diff_cfg = self.frontend, self.mel, self.diffusion
+        train_pairs, val_pairs = prepare(train_items, fe, mel_cfg), prepare(val_items, fe, mel_cfg)
+        loss = lambda m, b: gradtts_loss(m, b, diff_cfg)
+        if stage == "decoder":
+            for part in (self.net.encoder, self.net.duration):
+                part.requires_grad_(False)
+            train_pairs, val_pairs = align(self.net, train_pairs), align(self.net, val_pairs)
+            loss = lambda m, b: decoder_stage_loss(m, b, diff_cfg)
+        cfg = resolve_train_config(DEFAULT_TRAIN_CONFIG, train_config,
+                                   {"epochs": epochs, "lr": lr, "max_steps": max_steps},
+                                   {"device": str(self.device), "seed": seed, "progress": progress})
+        callback = None
+        if on_epoch_end is not None:
+            callback = lambda net, info: on_epoch_end(TTS(net, fe, mel_cfg, diff_cfg, device=self.device), info)
+        gather = collate_aligned if stage == "decoder" else collate
+        val_batches = _batches(val_pairs, batch_size, False, seed, gather) if val_pairs else None
+        result: TrainResult = fit(self.net, loss, _batches(train_pairs, batch_size, True, seed, gather), cfg,
+                                  val_batches=val_batches,
+                                  checkpoint_dir=Path(out) if out else None, resume=resume,
+                                  extra_config={"net": self.net.cfg.to_dict()}, on_epoch_end=callback)
+        self.net.eval()
+        self.history = result.history
+        self.trained = {"steps": result.optimizer_steps, "seconds": result.seconds, "stopped_by": result.stopped_by}
+        if out and global_rank() == 0:  # data-parallel training: every process holds the voice, one writes it
+            self.save(Path(out) / "final")
+        return self
+
     # -- persistence -------------------------------------------------------------------------------
     def config(self) -> dict:
+        """The settings a checkpoint records: network, text frontend, mel, diffusion, training history."""
         return {"net": self.net.cfg.to_dict(), "frontend": self.frontend.config(),
-                "mel": self.mel.to_dict(), "diffusion": self.diffusion.__dict__, "history": self.history,
-                "trained": self.trained}
+                "mel": self.mel.to_dict(), "diffusion": self.diffusion.__dict__,
+                "schedule": self.diffusion.schedule.to_config(), "history": self.history, "trained": self.trained}
 
     def save(self, directory: str | Path) -> Path:
         """Atomic safetensors + JSON checkpoint (core.checkpoint)."""
-        return save_checkpoint(directory, {"model": self.net.state_dict()}, self.config(), kind="tts")
+        return save_checkpoint(directory, {"model": self.net.state_dict()}, self.config(), kind=self.kind)
 
     @classmethod
     def load(cls, directory: Optional[str | Path] = None, device: str | torch.device = "auto",
@@ -248,15 +340,20 @@ class TTS:
                                     f"{directory}` or tts.train(..., out=...)")
         if not (directory / "config.json").is_file() and (directory / "final" / "config.json").is_file():
             directory = directory / "final"
-        states, cfg = load_checkpoint(directory, kind="tts", max_kind_version=1)
+        states, cfg = load_checkpoint(directory, kind=cls.kind, max_kind_version=1)
         net = GradTTSNet(GradTTSConfig.from_dict(cfg["net"]))
         net.load_state_dict(states["model"])
         frontend = TextFrontend(**cfg["frontend"])
         mel = MelConfig(**cfg["mel"])
-        model = cls(net, frontend, mel, DiffusionConfig(**cfg["diffusion"]), vocoder, device)
+        diffusion = DiffusionConfig(**cfg["diffusion"])
+        recorded_schedule(cfg, diffusion.schedule, f"checkpoint {directory}")  # the shipped voice's: in "diffusion"
+        model = cls(net, frontend, mel, diffusion, vocoder, device)
         model.history = cfg.get("history", [])
         model.trained = cfg.get("trained", {})  # absent in voices saved before issue 14
         return model
+
+
+register_task(TTS)
 
 
 def load(directory: Optional[str | Path] = None, device: str | torch.device = "auto",
@@ -325,97 +422,21 @@ def align(net: GradTTSNet, pairs, batch_size: int = 16) -> list[tuple[torch.Tens
     return out
 
 
-def _train_config(train_config: Optional[TrainConfig], keywords: dict, task_wide: dict, legacy: dict) -> TrainConfig:
-    """:data:`DEFAULT_TRAIN_CONFIG` (or ``train_config``) with the keywords of :func:`train` put in,
-    then the deprecated extra keywords (``legacy``) as before: an explicit ``ema_decay`` is not capped."""
-    cfg = resolve_train_config(DEFAULT_TRAIN_CONFIG, train_config, keywords, task_wide)
-    if not legacy:
-        return cfg
-    warnings.warn(f"tts.train(..., {', '.join(f'{k}=' for k in legacy)}) is deprecated and will be removed in the next "
-                  "release; pass train_config=dataclasses.replace(tts.DEFAULT_TRAIN_CONFIG, ...) instead",
-                  DeprecationWarning, stacklevel=3)
-    if "ema_decay" in legacy:
-        legacy = {"ema_min_windows": 0.0, **legacy}
-    try:
-        cfg = replace(cfg, **legacy)
-    except TypeError:
-        raise TypeError(f"train() got unexpected keyword arguments {sorted(legacy)}: they are not TrainConfig "
-                        "fields") from None
-    cfg.validate()
-    return cfg
-
-
 def train(data: str | Path | Sequence, out: Optional[str | Path] = None, max_steps: Optional[int] = _D.max_steps,
           device: str = "auto", epochs: int = _D.epochs, batch_size: int = 16, lr: float = _D.lr, holdout: int = 20,
           size: str = "gradtts", net: Optional[dict] = None, diffusion: Optional[dict] = None, frontend: str = "auto",
           progress: bool = True, seed: int = 0, resume: bool = False, train_config: Optional[TrainConfig] = None,
           on_epoch_end: Optional[Callable[["TTS", dict], None]] = None, init: Optional[str | Path] = None,
-          stage: str = "all", **train_kwargs) -> TTS:
-    """Train a Grad-TTS voice on an LJ Speech-style folder (or a list of ``Utterance``).
+          stage: str = "all") -> TTS:
+    """Train a Grad-TTS voice on an LJ Speech-style folder (or a list of ``Utterance``):
+    ``TTS.build(size, net, diffusion, frontend, init, seed, device).fit(data, ...)`` (:meth:`TTS.build`
+    sets up the voice, :meth:`TTS.fit` trains it; the other arguments are :meth:`TTS.fit`'s).
 
-    The last ``holdout`` utterances are kept out (validation loss; evaluation). ``size`` picks a
-    :data:`PRESETS` network; ``net`` / ``diffusion`` override :class:`GradTTSConfig` / :class:`DiffusionConfig`
-    fields. Training settings: ``train_config`` (None: :data:`DEFAULT_TRAIN_CONFIG`); ``max_steps``,
-    ``epochs`` and ``lr`` replace its fields when set to other values than their defaults (those of
-    :data:`DEFAULT_TRAIN_CONFIG`), ``seed``, ``device`` and ``progress`` always do. Other keywords
-    (TrainConfig fields) still work but are deprecated. With ``out`` the core writes ``out/last``
-    (resumable: a run killed and resumed with ``resume=True`` ends bit-identical to one left alone)
-    and the voice is saved to ``out/final``. ``on_epoch_end(voice, info)`` gets a :class:`TTS` with
-    the EMA weights after every epoch (``info``: the epoch's losses, ``steps``, ``seconds`` of
-    training so far; its own time is not counted), e.g. to write a learning curve. Grad-TTS: Adam
-    lr 1e-4, batch 16, 1.7 M iterations on LJ Speech; :data:`TRAINING_PRESETS` holds a CPU setting.
-
-    ``init`` starts from a saved voice (a folder, or ``"shipped"`` for :data:`DEFAULT_VOICE`): its
-    frontend, mel settings and weights, ``net`` / ``diffusion`` overriding its settings (a decoder of
-    another kind or size starts fresh). ``stage="decoder"`` (needs ``init``) trains the decoder alone
-    on the frozen encoder's means, aligned once (training in stages: the prior converges first).
+    ``stage="decoder"`` needs ``init`` (a trained voice whose frozen encoder the decoder learns from).
+    Grad-TTS: Adam lr 1e-4, batch 16, 1.7 M iterations on LJ Speech; :data:`TRAINING_PRESETS` holds a CPU setting.
     """
-    if stage not in ("all", "decoder"):
-        raise ValueError(f"stage must be 'all' or 'decoder', got {stage!r}")
     if stage == "decoder" and init is None:
         raise ValueError("stage='decoder' trains a decoder on a trained encoder: give init= (a voice folder, or "
                          "'shipped')")
-    from ...datasets.ljspeech import locate_ljspeech, read_metadata, split_holdout
-
-    items = list(data) if not isinstance(data, (str, Path)) else read_metadata(locate_ljspeech(data))
-    train_items, val_items = split_holdout(items, holdout)
-    base = None if init is None else TTS.load(None if str(init) == "shipped" else init, device="cpu")
-    if base is None:
-        fe, mel_cfg = TextFrontend(frontend), MelConfig()
-        diff_cfg = DiffusionConfig(**(diffusion or {}))
-        if size not in PRESETS:
-            raise ValueError(f"size must be one of {', '.join(PRESETS)}, got {size!r}")
-        netcfg = GradTTSConfig(n_vocab=fe.n_symbols, n_feats=mel_cfg.n_mels, **{**PRESETS[size], **(net or {})})
-    else:
-        fe, mel_cfg = base.frontend, base.mel
-        diff_cfg = replace(base.diffusion, **(diffusion or {}))
-        netcfg = replace(base.net.cfg, **(net or {}))
-    with torch.random.fork_rng(devices=[]):  # `seed` fixes the initial weights too; the caller's RNG stays as it was
-        torch.default_generator.manual_seed(seed)
-        net = GradTTSNet(netcfg)
-    if base is not None:
-        _load_matching(net, base.net)
-    model = TTS(net, fe, mel_cfg, diff_cfg, device=device)
-    train_pairs, val_pairs = prepare(train_items, fe, mel_cfg), prepare(val_items, fe, mel_cfg)
-    loss = lambda m, b: gradtts_loss(m, b, diff_cfg)
-    if stage == "decoder":
-        for part in (model.net.encoder, model.net.duration):
-            part.requires_grad_(False)
-        train_pairs, val_pairs = align(model.net, train_pairs), align(model.net, val_pairs)
-        loss = lambda m, b: decoder_stage_loss(m, b, diff_cfg)
-    cfg = _train_config(train_config, {"epochs": epochs, "lr": lr, "max_steps": max_steps},
-                        {"device": str(model.device), "seed": seed, "progress": progress}, train_kwargs)
-    callback = None
-    if on_epoch_end is not None:
-        callback = lambda net, info: on_epoch_end(TTS(net, fe, mel_cfg, diff_cfg, device=model.device), info)
-    gather = collate_aligned if stage == "decoder" else collate
-    result: TrainResult = fit(model.net, loss, _batches(train_pairs, batch_size, True, seed, gather), cfg,
-                              val_batches=_batches(val_pairs, batch_size, False, seed, gather) if val_pairs else None,
-                              checkpoint_dir=Path(out) if out else None, resume=resume,
-                              extra_config={"net": netcfg.to_dict()}, on_epoch_end=callback)
-    model.net.eval()
-    model.history = result.history
-    model.trained = {"steps": result.steps, "seconds": result.seconds, "stopped_by": result.stopped_by}
-    if out and global_rank() == 0:  # data-parallel training: every process holds the voice, one writes it
-        model.save(Path(out) / "final")
-    return model
+    return TTS.build(size, net, diffusion, frontend, init, seed, device).fit(
+        data, out, max_steps, epochs, batch_size, lr, holdout, progress, seed, resume, train_config, on_epoch_end, stage)

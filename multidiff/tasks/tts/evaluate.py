@@ -13,7 +13,7 @@ import torch
 
 from ...audio.mel import mel_spectrogram
 from ...audio.vocoder import Vocoder
-from ...core.deprecation import renamed_kwargs
+from ...core.samplers import resolve
 from ...metrics.tables import markdown_table
 from .api import TTS
 
@@ -26,6 +26,7 @@ MOS_KEYS = ("dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak")  # with mos=True: DNSMOS 
 
 @dataclass
 class EvalResult:
+    """What :func:`evaluate` returns: one row of metrics per sampler setting, example mels and transcripts."""
     rows: list[dict] = field(default_factory=list)  # one row per setting, averaged over clips (WER/CER pooled)
     examples: dict = field(default_factory=dict)      # first clip: {"ground truth", "prior mu", setting: mel}
     transcripts: dict = field(default_factory=dict)   # with asr: {"reference": [...], setting: [what the recogniser heard]}
@@ -86,7 +87,6 @@ def _row(name: str, n: Optional[int], items, wavs, refs, sample_rate: int, with_
     return row
 
 
-@renamed_kwargs(steps="sampler_steps")
 def evaluate(model: TTS, items, sampler_steps: Sequence[int] = (4, 10, 50), sampler: Optional[str] = None,
              temperature: Optional[float] = None, with_f0: bool = True, vocoder: Optional[Vocoder] = None,
              seed: int = 0, progress: Optional[Callable[[str], None]] = None, asr=False, ceiling: bool = False,
@@ -103,8 +103,7 @@ def evaluate(model: TTS, items, sampler_steps: Sequence[int] = (4, 10, 50), samp
     ``dnsmos_sig`` and ``dnsmos_bak`` averaged over the clips (DNSMOS P.835 naturalness,
     :mod:`multidiff.metrics.naturalness`; needs speechmos). RTF = synthesis time / audio duration,
     decoder only and end to end (text -> waveform, vocoder included), one clip at a time;
-    the vocoder row's end-to-end RTF is the vocoder's. ``steps`` is the old name of
-    ``sampler_steps`` (deprecated)."""
+    the vocoder row's end-to-end RTF is the vocoder's."""
     from ...datasets.ljspeech import load_audio
     from ...metrics.audio import speech_features
 
@@ -137,7 +136,7 @@ def evaluate(model: TTS, items, sampler_steps: Sequence[int] = (4, 10, 50), samp
             wavs.append(model.vocode(mel, vocoder))
             spent += time.perf_counter() - t0
         report(score(VOCODED, None, wavs, (None, spent)))
-    sampler = sampler or model.diffusion.default_sampler
+    sampler = resolve(sampler) if sampler else model.diffusion.default_sampler  # stored by its registered name
     settings = ([("prior", 0)] if prior else []) + [(f"{sampler}-{n}", n) for n in sampler_steps]
     for name, n in settings:
         wavs, dec_t, e2e_t = [], 0.0, 0.0
@@ -170,7 +169,8 @@ def curve_point(model: TTS, items, asr=True, sampler_steps: int = 10, sampler: O
     res = evaluate(model, items, (sampler_steps,), sampler, temperature, with_f0=False, vocoder=vocoder, seed=seed,
                    asr=asr, mos=mos)
     prior, decoder = res.rows
-    out = {"clips": len(items), "sampler": sampler or model.diffusion.default_sampler, "sampler_steps": sampler_steps}
+    out = {"clips": len(items), "sampler": resolve(sampler) if sampler else model.diffusion.default_sampler,
+           "sampler_steps": sampler_steps}
     out.update({k: decoder[k] for k in ("wer", "cer", "mcd", "rtf_decoder", *MOS_KEYS) if k in decoder})
     out.update({f"prior_{k}": prior[k] for k in ("wer", "cer", "mcd", *MOS_KEYS) if k in prior})
     out["eval_seconds"] = time.perf_counter() - t0

@@ -3,7 +3,7 @@ the VP-SDE (beta0 = 0.05, beta1 = 20; Grad-TTS) or an OT conditional flow from `
 (Matcha-TTS, Mehta et al. 2024; Lipman et al. 2023). The loss is ``duration + prior + decoder``
 (durations by monotonic alignment search), or the decoder term alone when the encoder is frozen
 (:func:`decoder_stage_loss`). :class:`~.api.TTS` samples it through :func:`multidiff.core.samplers.run`
-with ``DiffusionConfig.schedule()``."""
+with the voice's ``DiffusionConfig.schedule``."""
 from __future__ import annotations
 
 import math
@@ -13,21 +13,21 @@ from typing import Optional, Sequence
 import torch
 
 from ...audio.alignment import maximum_path
-from ...core import losses, samplers
-from ...core.deprecation import renamed_attribute
-from ...core.schedules import OTFlow, VPSDE, vp_alpha_bar
+from ...core import losses
+from ...core.schedules import OTFlow, VPSDE
 from ...nets.gradtts import GradTTSNet, fit_length, sequence_mask
 
-__all__ = ["DiffusionConfig", "gradtts_loss", "decoder_stage_loss", "alignment", "collate", "collate_aligned", "SAMPLERS",
+__all__ = ["DiffusionConfig", "gradtts_loss", "decoder_stage_loss", "alignment", "collate", "collate_aligned",
            "OBJECTIVES"]
 
 OBJECTIVES = {"vp": "continuous", "flow": "flow"}  # objective -> the kind of model the core's samplers see
-SAMPLERS = samplers.names("continuous")  # the core's methods for a VP-SDE model (the registry decides)
 _LOG_2PI = math.log(2 * math.pi)
 
 
 @dataclass
 class DiffusionConfig:
+    """The decoder's diffusion: Grad-TTS' VP-SDE (Popov et al. 2021) or OT flow matching (Matcha-TTS, Mehta et
+    al. 2024)."""
     beta0: float = 0.05         # VP-SDE beta(0) (Grad-TTS)
     beta1: float = 20.0         # VP-SDE beta(1) (Grad-TTS)
     segment_frames: int = 172   # random mel segment the decoder trains on (Grad-TTS: 2 s = 172 frames)
@@ -47,20 +47,11 @@ class DiffusionConfig:
         """What a voice samples with unless told: Grad-TTS' Euler ODE steps, or Euler steps of the flow."""
         return "euler" if self.objective == "flow" else "euler_ode"
 
-    def schedule(self) -> dict:
-        """The keyword :func:`multidiff.core.samplers.run` takes for this objective (``sde=`` or ``flow=``)."""
-        return {"flow": OTFlow(self.sigma_min)} if self.objective == "flow" else {"sde": self.sde}
-
-    def alpha_bar_of(self, t: torch.Tensor) -> torch.Tensor:
-        """Signal level of the decoder's VP-SDE at times ``t``."""
-        return vp_alpha_bar(t, self.beta0, self.beta1)
-
-    alpha_bar = renamed_attribute("alpha_bar_of")  # the old name, deprecated
-
     @property
-    def sde(self) -> VPSDE:
-        """The decoder's VP-SDE, as :func:`multidiff.core.samplers.run` takes it."""
-        return VPSDE(self.beta0, self.beta1)
+    def schedule(self) -> VPSDE | OTFlow:
+        """The decoder's schedule object, as :func:`multidiff.core.samplers.run` takes it:
+        ``VPSDE(beta0, beta1)``, or ``OTFlow(sigma_min)`` for the flow objective."""
+        return OTFlow(self.sigma_min) if self.objective == "flow" else VPSDE(self.beta0, self.beta1)
 
 
 def collate(items: Sequence[tuple[list[int], torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -100,9 +91,9 @@ def _decoder_loss(net, y_seg, mu_seg, seg_mask, diffusion: DiffusionConfig) -> t
     mask = seg_mask.unsqueeze(1).expand_as(y_seg)
     if diffusion.objective == "flow":
         t = torch.rand(len(y_seg), device=y_seg.device)
-        return losses.flow_mse(model, y_seg - mu_seg, t, OTFlow(diffusion.sigma_min), mask=mask)
+        return losses.flow_mse(model, y_seg - mu_seg, t, diffusion.schedule, mask=mask)
     t = losses.draw_continuous_t(len(y_seg), device=y_seg.device, t_min=1e-5, t_max=1 - 1e-5)
-    return losses.eps_mse(model, y_seg - mu_seg, t, diffusion.alpha_bar_of, mask=mask)
+    return losses.eps_mse(model, y_seg - mu_seg, t, diffusion.schedule.alpha_bar_of, mask=mask)
 
 
 def _crop(y: torch.Tensor, mu_y: torch.Tensor, y_len: torch.Tensor, size: int):
