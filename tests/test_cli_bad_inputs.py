@@ -271,3 +271,20 @@ def test_points(case, check_case, ctx):
 def test_purify(case, check_case, ctx):
     check_case(case, ctx)
     assert not (ctx / "pur").exists()
+
+
+def test_another_tasks_checkpoint_names_its_loader_in_a_fresh_process():
+    """The command line imports only the task it runs; given another task's checkpoint, it still
+    names that checkpoint's exact loader (the tasks register their kinds when imported)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import multidiff
+
+    shipped = Path(multidiff.__file__).parent / "tasks" / "imputation" / "pretrained"
+    out = subprocess.run([sys.executable, "-m", "multidiff", "tts", "synthesize", "--checkpoint", str(shipped),
+                          "--text", "Hello."], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2, out.stderr
+    assert "holds a 'imputation.network' checkpoint" in out.stderr
+    assert "column_model.load_network(" in out.stderr, out.stderr

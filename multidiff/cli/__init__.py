@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
+
+from ..core.checkpoint import CheckpointKindError
 
 TASKS = ["impute", "forecast", "tts", "points", "purify"]
 
@@ -33,8 +36,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (ValueError, TypeError, FileNotFoundError, KeyError, RuntimeError, ImportError) as err:
+        if isinstance(err, CheckpointKindError):
+            _import_tasks()  # each task registers its checkpoint kinds on import: the message names the loader
         print(f"multidiff {args.task}: error: {err}", file=sys.stderr)
         return 2
+
+
+def _import_tasks() -> None:
+    """Import every task package that this installation can (a task whose extras are missing is skipped)."""
+    for info in pkgutil.iter_modules(importlib.import_module("multidiff.tasks").__path__, "multidiff.tasks."):
+        if info.ispkg:
+            try:
+                importlib.import_module(info.name)
+            except ImportError:
+                pass
 
 
 if __name__ == "__main__":

@@ -146,8 +146,25 @@ def save_checkpoint(directory: str | os.PathLike, states: dict[str, Any], config
 
 
 class CheckpointKindError(ValueError):
-    """A checkpoint holds another kind of object than the loader reads (the message names the
-    kind found and the loader that fits)."""
+    """A checkpoint in ``directory`` holds the kind ``found``, not one of the kinds ``wanted`` its
+    loader reads. The message names the loader of ``found`` when a task has registered it by the
+    time the message is read (it is composed then: a command line that imports every task before
+    printing names the exact loader)."""
+
+    def __init__(self, directory: Path, found: str, wanted: tuple[str, ...]):
+        super().__init__(directory, found, wanted)
+        self.directory, self.found, self.wanted = directory, found, wanted
+
+    def __str__(self) -> str:
+        name = self.found
+        if name in _KINDS:
+            fits = f"load it with {_KINDS[name].replace('DIR', str(self.directory))}"
+        else:  # its task is not imported (it registers its kinds on import), or a newer multidiff wrote it
+            fits = (f"load it with the loader of the task package (multidiff.tasks.<task>) that saves {name!r} "
+                    f"checkpoints; that kind is not registered here (its task is not imported, or a newer "
+                    f"multidiff wrote it)")
+        return (f"{self.directory} holds a {name!r} checkpoint, but this loader reads "
+                f"{' or '.join(map(repr, self.wanted))} checkpoints; {fits}")
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
@@ -198,15 +215,7 @@ def _check_identity(directory: Path, found: tuple[str, int], kind, max_kind_vers
     wanted = (kind,) if isinstance(kind, str) else tuple(kind)
     name, version = found
     if name not in wanted:
-        if name in _KINDS:
-            fits = f"load it with {_KINDS[name].replace('DIR', str(directory))}"
-        else:  # its task is not imported (it registers its kinds on import), or a newer multidiff wrote it
-            fits = (f"load it with the loader of the task package (multidiff.tasks.<task>) that saves {name!r} "
-                    f"checkpoints; that kind is not registered here (its task is not imported, or a newer "
-                    f"multidiff wrote it)")
-        raise CheckpointKindError(
-            f"{directory} holds a {name!r} checkpoint, but this loader reads {' or '.join(map(repr, wanted))} "
-            f"checkpoints; {fits}")
+        raise CheckpointKindError(directory, name, wanted)
     if max_kind_version is not None and version > max_kind_version:
         raise ValueError(f"{directory} holds a {name!r} checkpoint of version {version}, but this multidiff reads "
                          f"up to version {max_kind_version}: it was written by a newer multidiff; upgrade "

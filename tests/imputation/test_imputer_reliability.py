@@ -197,6 +197,11 @@ def test_checkpoint_problems_get_clear_errors(tmp_path, fitted):
     _edit_config(tmp_path / "m", lambda c: c["params"].update(not_a_parameter=1))
     with pytest.raises(ValueError, match="does not know"):
         Imputer.load(tmp_path / "m")
+    fitted.save(tmp_path / "m")  # an imputer of an earlier version (its weights carried the alpha-bar table)
+    meta = json.loads((tmp_path / "m" / "config.json").read_text())
+    (tmp_path / "m" / "config.json").write_text(json.dumps({**meta, "kind_version": 4}))
+    with pytest.raises(ValueError, match="version 4, written by an earlier multidiff.*fit it again"):
+        Imputer.load(tmp_path / "m")
 
 
 # ------------------------------------------------------------------ 7. batching does not change samples

@@ -55,11 +55,11 @@ _MODEL_KEYS = ("num_train_steps", "schedule", "beta_start", "beta_end", "channel
 _PREDICTIONS = ("eps", "x0", "v")
 _BASES = ("interpolation", None)
 _SCHEDULES = ("linear", "quad", "cosine")
-KIND, KIND_VERSION = "imputer", 4  # 4: the parameter pretrained (None for older ones), a network's config and
-                                  #    blend weights;
-                                  # 3: the parameter num_train_steps (2, still read: num_steps);
-                                  # 2: labels encoded by core.checkpoint.encode_labels, input columns stored;
-                                  # 1 (still read): plain JSON labels, no input columns
+KIND, KIND_VERSION = "imputer", 5  # 5: the schedule recorded in the config, no alpha-bar table among the weights
+                                  #    (earlier versions are refused: their weights carry that table);
+                                  # 4: the parameter pretrained, a network's config and blend weights;
+                                  # 3: the parameter num_train_steps; 2: labels encoded by
+                                  # core.checkpoint.encode_labels, input columns stored; 1: plain JSON labels
 register_kind(KIND, "multidiff.tasks.imputation.Imputer.load(DIR) (command line: multidiff impute --model DIR)")
 _CONFIG_KEYS = ("params", "columns", "mean", "std", "low", "high")
 # check_array spells "allow NaN" ensure_all_finite from scikit-learn 1.6 on, force_all_finite before
@@ -547,20 +547,21 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: Optional[str] = None) -> "Imputer":
-        """Read an imputer written by :meth:`save` (kind ``"imputer"``, versions 1 to 4);
+        """Read an imputer written by :meth:`save` (kind ``"imputer"``, version 5);
         ``device`` overrides the saved one. A checkpoint that does not match raises ``ValueError``
         (:class:`~multidiff.core.checkpoint.CheckpointKindError` for another kind of checkpoint)."""
         states, config = load_checkpoint(path, kind=KIND, max_kind_version=KIND_VERSION)
         version = checkpoint_identity(path)[1]
+        if version < KIND_VERSION:
+            raise ValueError(f"{path} holds an imputer of version {version}, written by an earlier multidiff before "
+                             f"the schedule was recorded (this one reads version {KIND_VERSION}): fit it again and save it")
         if not isinstance(config, dict):
             raise ValueError(f"the config.json of {path} holds no config object; save it again from a fitted Imputer")
-        missing = [k for k in _CONFIG_KEYS + (("input_columns",) if version >= 2 else ()) if k not in config]
+        missing = [k for k in _CONFIG_KEYS + ("input_columns",) if k not in config]
         if missing:
             raise ValueError(f"the config.json of {path} lacks the keys {missing}: the checkpoint is incomplete or "
                              "was not written by Imputer.save; save it again from a fitted Imputer")
         params = config["params"]
-        if isinstance(params, dict) and version < 4:  # written before pretrained networks: CSDI
-            params = {**params, "pretrained": None}
         unknown = sorted(set(params) - set(cls._get_param_names())) if isinstance(params, dict) else ["?"]
         if unknown:
             raise ValueError(f"{path} has parameters this Imputer does not know ({unknown[:5]}): it was written by "
@@ -571,11 +572,7 @@ class Imputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         if device is not None:
             imp.device = device
         imp._check_params()
-        if version == 1:  # plain JSON labels: tuples came back as lists, and lists are no labels
-            columns = [tuple(c) if isinstance(c, list) else c for c in config["columns"]]
-            input_columns = columns
-        else:
-            columns, input_columns = decode_labels(config["columns"]), decode_labels(config["input_columns"])
+        columns, input_columns = decode_labels(config["columns"]), decode_labels(config["input_columns"])
         arrays = {k: np.asarray(config[k], dtype=np.float64) for k in ("mean", "std", "low", "high")}
         bad = [k for k, a in arrays.items() if a.shape != (len(columns),)]
         if bad or "model" not in states:

@@ -172,9 +172,12 @@ class LatentGenerator(PointModel):
     @classmethod
     def hparams_from_config(cls, cfg: dict) -> dict:
         """The constructor's settings (``hparam_names``) recorded in the config of a checkpoint or of a
-        training snapshot (the second value of :func:`~multidiff.core.checkpoint.load_checkpoint`);
-        configs written before the prior predicted ``v`` have no ``prior_prediction``: their prior predicts eps."""
-        return {k: cfg.get(k, "eps") if k == "prior_prediction" else cfg[k] for k in _LATENT_HPARAMS}
+        training snapshot (the second value of :func:`~multidiff.core.checkpoint.load_checkpoint`)."""
+        missing = [k for k in _LATENT_HPARAMS if k not in cfg]
+        if missing:
+            raise ValueError(f"the checkpoint's config lacks {missing}: it was not written by this version of "
+                             f"{cls.__name__}.save (or by fit's checkpoints); train and save it again")
+        return {k: cfg[k] for k in _LATENT_HPARAMS}
 
     @property
     def schedule(self) -> DiscreteSchedule:

@@ -348,8 +348,7 @@ class TTS:
         diffusion = DiffusionConfig(**cfg["diffusion"])
         recorded_schedule(cfg, diffusion.schedule, f"checkpoint {directory}")  # the shipped voice's: in "diffusion"
         model = cls(net, frontend, mel, diffusion, vocoder, device)
-        model.history = cfg.get("history", [])
-        model.trained = cfg.get("trained", {})  # absent in voices saved before issue 14
+        model.history, model.trained = cfg["history"], cfg["trained"]
         return model
 
 
