@@ -44,8 +44,8 @@ Project = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Randn = Callable[[torch.Tensor], torch.Tensor]  # like -> standard normal noise of like's shape, dtype, device
 
 __all__ = ["Grid", "discrete_grid", "continuous_grid", "flow_grid", "make_grid", "ddim", "ddpm",
-           "dpm_solver_pp_2m", "euler_ode", "euler_sde", "flow_euler", "flow_midpoint", "OTFlow", "sample", "run", "Method", "METHODS", "ALIASES", "resolve",
-           "names", "Randn", "rowwise_randn", "VPSDE", "DiscreteSchedule"]
+           "dpm_solver_pp_2m", "euler_ode", "euler_sde", "flow_euler", "flow_midpoint", "sample", "run", "Method", "METHODS",
+           "ALIASES", "resolve", "names", "Randn", "rowwise_randn"]  # the schedules are core.schedules' names
 
 
 @dataclass(frozen=True)
